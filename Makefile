@@ -1,0 +1,29 @@
+# The two front-door commands: `make run` starts the whole system, `make test` tests it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint bench clean-data lock
+
+$(INSTALLED): requirements.lock
+	@bash deploy/bootstrap.sh "$(PYTHON)" "$(VENV)"
+	@touch $(INSTALLED)
+
+run: $(INSTALLED)
+	$(PY) -m deploy.local_stack
+
+test: $(INSTALLED)
+	$(PY) -m pytest
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared services deploy
+
+clean-data:
+	rm -rf .local
+
+lock: $(INSTALLED)
+	{ echo "# Every dependency, transitive ones included, pinned. Regenerate with: make lock"; \
+	  $(VENV)/bin/pip freeze --exclude-editable; } > requirements.lock

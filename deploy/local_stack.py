@@ -1,0 +1,215 @@
+"""`make run`: the whole system on one machine, embedded broker and store included.
+
+Starts the embedded Kafka-protocol broker and the MongoDB-protocol store unless
+KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI point at real ones, then the four services; waits until
+each answers /readyz; on Ctrl-C or SIGTERM stops everything it started, services first.
+The test suite starts the same stack on free ports through `LocalStack`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {"orders": 8001, "inventory": 8002, "fulfillment": 8003, "notifications": 8004}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+
+
+def is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class LocalStack:
+    """The processes of a local system; ports of 0 mean 'pick free ones' (tests)."""
+
+    data_dir: Path = ROOT / ".local"
+    kafka_port: int = 9092
+    mongo_port: int = 27017
+    service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
+    persistent_store: bool = True
+    use_environment: bool = True  # honour KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI if set
+    extra_env: dict[str, str] = field(default_factory=dict)
+    children: list[Child] = field(default_factory=list)
+    kafka_bootstrap: str = ""
+    mongodb_uri: str = ""
+
+    def start_infrastructure(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.kafka_bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "") if self.use_environment else ""
+        if not self.kafka_bootstrap:
+            port = self.kafka_port or free_port()
+            self._spawn("kafka", [sys.executable, "-m", "deploy.embedded_kafka", "--port", str(port)])
+            wait_for_port("127.0.0.1", port, 30)
+            self.kafka_bootstrap = f"127.0.0.1:{port}"
+        self.mongodb_uri = os.environ.get("MONGODB_URI", "") if self.use_environment else ""
+        if not self.mongodb_uri:
+            port = self.mongo_port or free_port()
+            store = self.data_dir / "mongo"
+            store.mkdir(parents=True, exist_ok=True)
+            self._spawn("mongo", [
+                sys.executable, "-m", "nx_27017.nx_27017", "--host", "127.0.0.1", "--port", str(port),
+                "--data-dir", str(store) if self.persistent_store else "memory",
+                "--log-file", str(self.log_dir / "mongo-server.log"),
+                "--pid-file", str(self.data_dir / f"mongo-{port}.pid"),
+            ])  # fmt: skip
+            wait_for_port("127.0.0.1", port, 30)
+            self.mongodb_uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def service_env(self, name: str, port: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "MONGODB_URI": self.mongodb_uri,
+            "HTTP_PORT": str(port),
+            "HTTP_HOST": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+    def start_services(self) -> None:
+        for name, port in list(self.service_ports.items()):
+            port = port or free_port()
+            self.service_ports[name] = port
+            self.start_service(name)
+
+    def start_service(self, name: str) -> Child:
+        port = self.service_ports[name]
+        return self._spawn(name, [sys.executable, "-m", f"services.{name}"], self.service_env(name, port))
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.service_ports[name]}"
+
+    def wait_until_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(self.service_ports)
+        while pending and time.monotonic() < deadline:
+            for child in self.children:
+                if child.process.poll() is not None:
+                    raise RuntimeError(f"{child.name} exited with {child.process.returncode}; see {child.log_path}")
+            pending = {name for name in pending if not is_ready(self.url(name) + "/readyz")}
+            if pending:
+                time.sleep(0.2)
+        if pending:
+            raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        log_path = self.log_dir / f"{name}.log"
+        with open(log_path, "ab") as log:
+            # A session of its own: Ctrl-C reaches only us, and we stop children in order.
+            process = subprocess.Popen(
+                argv, cwd=ROOT, env=env or dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    def stop_child(self, child: Child, timeout: float = 15) -> None:
+        if child.process.poll() is None:
+            os.killpg(child.process.pid, signal.SIGTERM)
+            try:
+                child.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+        if child in self.children:
+            self.children.remove(child)
+
+    def kill_child(self, child: Child) -> None:
+        """Like a crash: no shutdown hooks run."""
+        if child.process.poll() is None:
+            os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+        self.children.remove(child)
+
+    def stop(self) -> None:
+        # Services first (they drain their outbox), then the store and the broker.
+        for child in sorted(self.children, key=lambda c: c.name in ("kafka", "mongo")):
+            self.stop_child(child)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ready-timeout", type=float, default=60)
+    args = parser.parse_args()
+
+    stack = LocalStack()
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    started = time.monotonic()
+    try:
+        stack.start_infrastructure()
+        stack.start_services()
+        stack.wait_until_ready(args.ready_timeout)
+        print(f"all services ready in {time.monotonic() - started:.1f}s (logs in {stack.log_dir})", flush=True)
+        print(f"  kafka          {stack.kafka_bootstrap}", flush=True)
+        print(f"  mongodb        {stack.mongodb_uri}", flush=True)
+        for name in stack.service_ports:
+            print(f"  {name:<14} {stack.url(name)}  (/docs, /asyncapi, /metrics)", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        while not stopping:
+            for child in stack.children:
+                if child.process.poll() is not None:
+                    print(f"{child.name} exited with {child.process.returncode}; see {child.log_path}", flush=True)
+                    stopping = True
+            time.sleep(0.3)
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"local stack failed to start: {exc}", file=sys.stderr, flush=True)
+        stack.stop()
+        sys.exit(1)
+    finally:
+        if stack.children:
+            print("stopping...", flush=True)
+            stack.stop()
+    print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Composition root of the orders service: system of record for orders and their timeline."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.orders.api import build_router
+from services.orders.handlers import build_subscriptions
+from shared.runtime import ServiceRuntime
+from shared.settings import ServiceSettings
+
+
+class OrdersSettings(ServiceSettings):
+    service_name: str = "orders"
+    http_port: int = 8001
+
+
+def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
+    settings = settings or OrdersSettings()
+    runtime = ServiceRuntime(
+        settings,
+        collections=["orders"],
+        description="Orders: placing, paying and cancelling orders; the order's fulfillment status and timeline.",
+    )
+    orders = runtime.store("orders")
+    runtime.subscribe(build_subscriptions(orders))
+    return runtime, runtime.http_app(build_router(orders))
+
+
+def main() -> None:
+    runtime, app = build()
+    runtime.serve(app)

@@ -1,0 +1,279 @@
+"""The v1 event catalog: every event type, the topic it travels on and the shape of its data.
+
+Other teams subscribe to these topics, so names are stable: fields may be added, never
+renamed. Events carry full snapshots (event-carried state) so that no consumer needs to read
+another service's database. Consumers ignore fields they do not know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.topics import (
+    FULFILLMENT_EVENTS,
+    INVENTORY_EVENTS,
+    NOTIFICATIONS_EVENTS,
+    ORDERS_EVENTS,
+    Topic,
+)
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- orders ---------------------------------------------------------------------------
+
+
+class FinancialStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    VOIDED = "voided"
+
+
+class DisplayFulfillmentStatus(StrEnum):
+    UNFULFILLED = "UNFULFILLED"
+    PARTIALLY_FULFILLED = "PARTIALLY_FULFILLED"
+    FULFILLED = "FULFILLED"
+    IN_PROGRESS = "IN_PROGRESS"
+    ON_HOLD = "ON_HOLD"
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    REQUEST_DECLINED = "REQUEST_DECLINED"
+
+
+class Customer(Contract):
+    email: str
+    name: str
+
+
+class LineItem(Contract):
+    id: str
+    sku: str
+    title: str
+    quantity: int
+    unit_price: Decimal
+    requires_shipping: bool = True
+    digital_asset_url: str | None = None
+
+
+class OrderSnapshot(Contract):
+    id: str
+    customer: Customer
+    shipping_address: dict[str, str | None] | None = None
+    currency: str
+    financial_status: FinancialStatus
+    fulfillment_status: DisplayFulfillmentStatus = DisplayFulfillmentStatus.UNFULFILLED
+    line_items: list[LineItem]
+    post_purchase_pending: bool = False
+    created_at: str
+    cancelled_at: str | None = None
+    cancel_reason: str | None = None
+
+
+class OrderCreated(Contract):
+    order: OrderSnapshot
+
+
+class OrderPaid(Contract):
+    order: OrderSnapshot
+
+
+class OrderCancelled(Contract):
+    order: OrderSnapshot
+    refund: Literal["now", "later", "none"]
+    refunded: bool
+    restock: bool
+    notify_customer: bool
+    reason: str
+
+
+class OrderPostPurchaseCompleted(Contract):
+    order: OrderSnapshot
+
+
+class OrderFulfillmentStatusChanged(Contract):
+    order_id: str
+    fulfillment_status: DisplayFulfillmentStatus
+
+
+# --- fulfillment ----------------------------------------------------------------------
+
+
+class FulfillmentOrderStatus(StrEnum):
+    OPEN = "OPEN"
+    SCHEDULED = "SCHEDULED"
+    ON_HOLD = "ON_HOLD"
+    IN_PROGRESS = "IN_PROGRESS"
+    INCOMPLETE = "INCOMPLETE"
+    CLOSED = "CLOSED"
+    CANCELLED = "CANCELLED"
+
+
+class RequestStatus(StrEnum):
+    UNSUBMITTED = "UNSUBMITTED"
+    SUBMITTED = "SUBMITTED"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    CANCELLATION_REQUESTED = "CANCELLATION_REQUESTED"
+    CANCELLATION_ACCEPTED = "CANCELLATION_ACCEPTED"
+    CANCELLATION_REJECTED = "CANCELLATION_REJECTED"
+    CLOSED = "CLOSED"
+
+
+class HoldReason(StrEnum):
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"
+    HIGH_RISK_OF_FRAUD = "HIGH_RISK_OF_FRAUD"
+    INCORRECT_ADDRESS = "INCORRECT_ADDRESS"
+    INVENTORY_OUT_OF_STOCK = "INVENTORY_OUT_OF_STOCK"
+    POST_PURCHASE_UPSELL = "POST_PURCHASE_UPSELL"
+    UNKNOWN_DELIVERY_DATE = "UNKNOWN_DELIVERY_DATE"
+    OTHER = "OTHER"
+
+
+class Hold(Contract):
+    reason: HoldReason
+    note: str = ""
+    held_at: str | None = None
+
+
+class FulfillmentOrderLine(Contract):
+    line_item_id: str
+    sku: str
+    quantity: int
+    fulfilled_quantity: int = 0
+    requires_shipping: bool = True
+
+
+class FulfillmentOrderSnapshot(Contract):
+    id: str
+    order_id: str
+    location_id: str | None
+    status: FulfillmentOrderStatus
+    request_status: RequestStatus = RequestStatus.UNSUBMITTED
+    fulfill_at: str | None = None
+    fulfill_by: str | None = None
+    holds: list[Hold] = []
+    line_items: list[FulfillmentOrderLine]
+    routing_reason: str = ""
+    created_at: str
+    updated_at: str
+
+
+class FulfillmentOrderChanged(Contract):
+    """Every fulfillment_order.* event: the fulfillment order as it is after the change."""
+
+    fulfillment_order: FulfillmentOrderSnapshot
+    order: OrderSnapshot | None = None
+    reason: str = ""
+
+
+# --- inventory ------------------------------------------------------------------------
+
+
+class StockLine(Contract):
+    sku: str
+    quantity: int
+
+
+class Shortage(Contract):
+    sku: str
+    requested: int
+    available: int
+
+
+class InventoryReservation(Contract):
+    """Every inventory.reserved / released / committed / restocked event."""
+
+    order_id: str
+    fulfillment_order_id: str
+    location_id: str
+    lines: list[StockLine]
+
+
+class InventoryReservationFailed(Contract):
+    order_id: str
+    fulfillment_order_id: str
+    location_id: str
+    lines: list[StockLine]
+    shortages: list[Shortage]
+
+
+class InventoryLevel(Contract):
+    sku: str
+    location_id: str
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class Location(Contract):
+    id: str
+    name: str
+    priority: int
+    active: bool = True
+    fulfillment_service: str | None = None
+
+
+# --- notifications --------------------------------------------------------------------
+
+
+class NotificationRecord(Contract):
+    id: str
+    order_id: str
+    type: str
+    to: str
+    subject: str
+    status: Literal["pending", "sent", "failed"]
+    sent_at: str | None = None
+    error: str | None = None
+
+
+class NotificationOutcome(Contract):
+    notification: NotificationRecord
+
+
+# --- the catalog ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str
+    topic: Topic
+    model: type[Contract]
+
+
+_FULFILLMENT_ORDER_TYPES = (
+    "created", "scheduled", "opened", "placed_on_hold", "hold_released", "moved",
+    "fulfill_by_changed", "cancelled", "closed", "incomplete",
+)  # fmt: skip
+
+_SPECS: list[EventSpec] = [
+    EventSpec("order.created", ORDERS_EVENTS, OrderCreated),
+    EventSpec("order.paid", ORDERS_EVENTS, OrderPaid),
+    EventSpec("order.cancelled", ORDERS_EVENTS, OrderCancelled),
+    EventSpec("order.post_purchase_completed", ORDERS_EVENTS, OrderPostPurchaseCompleted),
+    EventSpec("order.fulfillment_status_changed", ORDERS_EVENTS, OrderFulfillmentStatusChanged),
+    *(
+        EventSpec(f"fulfillment_order.{name}", FULFILLMENT_EVENTS, FulfillmentOrderChanged)
+        for name in _FULFILLMENT_ORDER_TYPES
+    ),
+    EventSpec("inventory.reserved", INVENTORY_EVENTS, InventoryReservation),
+    EventSpec("inventory.reservation_failed", INVENTORY_EVENTS, InventoryReservationFailed),
+    EventSpec("inventory.released", INVENTORY_EVENTS, InventoryReservation),
+    EventSpec("inventory.committed", INVENTORY_EVENTS, InventoryReservation),
+    EventSpec("inventory.restocked", INVENTORY_EVENTS, InventoryReservation),
+    EventSpec("inventory.level_changed", INVENTORY_EVENTS, InventoryLevel),
+    EventSpec("location.updated", INVENTORY_EVENTS, Location),
+    EventSpec("notification.sent", NOTIFICATIONS_EVENTS, NotificationOutcome),
+    EventSpec("notification.failed", NOTIFICATIONS_EVENTS, NotificationOutcome),
+]
+
+CATALOG: dict[str, EventSpec] = {spec.type: spec for spec in _SPECS}

@@ -1,0 +1,85 @@
+"""The CloudEvents 1.0 envelope (structured JSON mode) every Kafka message value uses.
+
+The envelope is the public contract: `id` is the de-duplication key consumers rely on and
+`subject` is the aggregate id, also used as the Kafka message key so that one aggregate's
+events stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.catalog import CATALOG, EventSpec
+
+
+class EnvelopeError(ValueError):
+    """A message value that is not a CloudEvent this platform understands."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CloudEvent(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    time: datetime = Field(default_factory=utcnow)
+    subject: str = Field(min_length=1)
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+    @property
+    def spec(self) -> EventSpec:
+        return spec_for(self.type)
+
+    def payload(self) -> BaseModel:
+        """The data validated against the catalog model of this event's type."""
+        return self.spec.model.model_validate(self.data)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def spec_for(event_type: str) -> EventSpec:
+    try:
+        return CATALOG[event_type]
+    except KeyError:
+        raise EnvelopeError(f"unknown event type {event_type!r}: not in the v1 catalog") from None
+
+
+def new_event(source: str, event_type: str, subject: str, data: BaseModel) -> CloudEvent:
+    """Wrap a catalog payload in an envelope, checking it is the model its type carries."""
+    spec = spec_for(event_type)
+    if not isinstance(data, spec.model):
+        raise EnvelopeError(f"{event_type} carries {spec.model.__name__}, not {type(data).__name__}")
+    return CloudEvent(source=source, type=event_type, subject=subject, data=data.model_dump(mode="json"))
+
+
+def parse_event(raw: bytes | str) -> CloudEvent:
+    """Parse and validate one message value: envelope first, then the data of its type.
+
+    Raises EnvelopeError with a message that names what is wrong, for the dead-letter record.
+    """
+    try:
+        event = CloudEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        raise EnvelopeError(f"not a CloudEvents 1.0 envelope: {_describe(exc)}") from None
+    try:
+        event.payload()
+    except ValidationError as exc:
+        raise EnvelopeError(f"{event.type} data is invalid: {_describe(exc)}") from None
+    return event
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
+    )

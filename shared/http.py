@@ -1,0 +1,63 @@
+"""HTTP conventions shared by every service's API: one error shape, never a 500 for bad input.
+
+Errors are `{"error": {"code", "message", "details"}}`; a validation error names each field
+and the reason in `details`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    """A request the service understood but refuses; status says which kind of 4xx."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class NotFound(ApiError):
+    def __init__(self, what: str, identifier: str) -> None:
+        super().__init__(404, "not_found", f"{what} {identifier!r} does not exist")
+
+
+class Conflict(ApiError):
+    """The action is not allowed in the resource's current state; the message says why."""
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(409, "conflict", message, details)
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "reason": err["msg"]}
+            for err in exc.errors()
+        ]
+        fields = ", ".join(d["field"] for d in details[:5])
+        return JSONResponse(
+            error_body("invalid_request", f"invalid request: {fields}", details), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)

@@ -1,0 +1,195 @@
+"""Kafka, decided once: how the broker is built, how events go out and how they come in.
+
+- Producer: idempotent, acks=all, the message key is the event's subject (aggregate id).
+- Consumer: one consumer group per service; the offset is committed only after the handler
+  finished (FastStream's Kafka default commits first, which can lose messages).
+- A message that cannot be processed goes to `<topic>.dlq` with the error in its headers
+  and the consumer carries on. A failure of our own infrastructure (store or broker
+  unreachable) is not the message's fault: it is not dead-lettered but redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from prometheus_client import CollectorRegistry
+from pymongo.errors import ConnectionFailure
+
+from shared.events import CloudEvent, EnvelopeError, parse_event, spec_for
+from shared.observability import ServiceMetrics
+from shared.settings import ServiceSettings
+from shared.store import ConcurrencyConflict
+from shared.topics import Topic
+
+log = logging.getLogger(__name__)
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
+
+# Failures of our own infrastructure: retried by redelivery, never dead-lettered.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionFailure,
+    ConcurrencyConflict,
+    KafkaError,
+    OSError,
+    TimeoutError,
+)
+
+Handler = Callable[[CloudEvent], Awaitable[None]]
+
+
+def build_security(settings: ServiceSettings) -> BaseSecurity | None:
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    use_ssl = protocol in ("SSL", "SASL_SSL")
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+        username = settings.kafka_sasl_username or ""
+        mechanism = (settings.kafka_sasl_mechanism or "PLAIN").upper()
+        sasl: dict[str, type[SASLPlaintext] | type[SASLScram256] | type[SASLScram512]] = {
+            "PLAIN": SASLPlaintext,
+            "SCRAM-SHA-256": SASLScram256,
+            "SCRAM-SHA-512": SASLScram512,
+        }
+        if mechanism not in sasl:
+            raise ValueError(f"KAFKA_SASL_MECHANISM {mechanism!r} is not one of {sorted(sasl)}")
+        return sasl[mechanism](username, password, use_ssl=use_ssl)
+    import ssl
+
+    return BaseSecurity(ssl_context=ssl.create_default_context(), use_ssl=use_ssl)
+
+
+def build_broker(settings: ServiceSettings, registry: CollectorRegistry) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=settings.service_name,
+        enable_idempotence=True,
+        acks="all",
+        # Topics are provisioned from the catalog (shared/topics.py), never on first use.
+        allow_auto_create_topics=False,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        security=build_security(settings),
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)],
+        logger=logging.getLogger(f"{settings.service_name}.broker"),
+    )
+
+
+async def publish_event(broker: KafkaBroker, event: CloudEvent) -> None:
+    await broker.publish(
+        event.to_bytes(),
+        topic=event.spec.topic.name,
+        key=event.subject.encode(),
+        headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, "ce_type": event.type},
+    )
+
+
+class EventSubscriptions:
+    """A service's event handlers by type, attached to the broker with retries and a DLQ.
+
+    Event types a service does not handle are acknowledged and ignored: producers may add
+    types to a topic without breaking its consumers.
+    """
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+        self.topics: dict[str, Topic] = {}
+
+    def on(self, *event_types: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for event_type in event_types:
+                spec = spec_for(event_type)
+                self.handlers[event_type] = handler
+                self.topics[spec.topic.name] = spec.topic
+            return handler
+
+        return register
+
+    def attach(self, broker: KafkaBroker, settings: ServiceSettings, metrics: ServiceMetrics) -> None:
+        """One consumer for all the service's topics: one group member, one rebalance."""
+        if not self.topics:
+            return
+        consumer = _Consumer(self, broker, settings, metrics)
+        broker.subscriber(
+            *self.topics,
+            group_id=settings.service_name,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            title=f"{settings.service_name} consumer",
+            description="CloudEvents handled: " + ", ".join(sorted(self.handlers)),
+        )(consumer.consume)
+
+
+class _Consumer:
+    def __init__(
+        self,
+        subscriptions: EventSubscriptions,
+        broker: KafkaBroker,
+        settings: ServiceSettings,
+        metrics: ServiceMetrics,
+    ) -> None:
+        self.subscriptions = subscriptions
+        self.broker = broker
+        self.settings = settings
+        self.metrics = metrics
+
+    async def consume(self, message: KafkaMessage) -> None:
+        raw: bytes = message.body
+        try:
+            event = parse_event(raw)
+        except EnvelopeError as exc:
+            await self.dead_letter(message, "malformed", str(exc))
+            return
+        handler = self.subscriptions.handlers.get(event.type)
+        if handler is None:
+            return
+        await self.handle_with_retries(message, handler, event)
+
+    async def handle_with_retries(self, message: KafkaMessage, handler: Handler, event: CloudEvent) -> None:
+        attempts = self.settings.handler_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                await handler(event)
+                return
+            except TRANSIENT_ERRORS:
+                # Not the message's fault: back off, then let Kafka redeliver it.
+                log.warning("transient failure handling %s %s; will be redelivered", event.type, event.id)
+                await asyncio.sleep(self.settings.handler_backoff_seconds * 10)
+                raise
+            except Exception as exc:  # noqa: BLE001 - anything else is this message's problem
+                if attempt == attempts:
+                    await self.dead_letter(message, "handler_failed", f"{type(exc).__name__}: {exc}", event)
+                    return
+                self.metrics.retried.labels(event.type).inc()
+                log.warning("handling %s %s failed (attempt %d/%d): %s", event.type, event.id, attempt, attempts, exc)
+                await asyncio.sleep(self.settings.handler_backoff_seconds * 2 ** (attempt - 1))
+
+    async def dead_letter(
+        self, message: KafkaMessage, reason: str, error: str, event: CloudEvent | None = None
+    ) -> None:
+        record: Any = message.raw_message
+        headers = {
+            "x-dlq-reason": reason,
+            "x-dlq-error": error[:2000],
+            "x-dlq-original-topic": record.topic,
+            "x-dlq-original-partition": str(record.partition),
+            "x-dlq-original-offset": str(record.offset),
+            "x-dlq-consumer-group": self.settings.service_name,
+        }
+        if event is not None:
+            headers["ce_type"] = event.type
+        await self.broker.publish(message.body, topic=f"{record.topic}.dlq", key=record.key, headers=headers)
+        self.metrics.dead_lettered.labels(record.topic, reason).inc()
+        log.error(
+            "dead-lettered message from %s partition %s offset %s: %s: %s",
+            record.topic, record.partition, record.offset, reason, error[:300],
+        )  # fmt: skip

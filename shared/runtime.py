@@ -1,0 +1,138 @@
+"""The frame every service process runs in: broker, store, outbox relay and HTTP app.
+
+A service's composition root (`services/<name>/app.py`) gives it its settings, event
+subscriptions, collections and routes; everything about running lives here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.site import get_asyncapi_html
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from shared.events import CloudEvent
+from shared.http import error_body, install_error_handlers
+from shared.messaging import EventSubscriptions, build_broker, publish_event
+from shared.observability import ServiceMetrics, configure_logging
+from shared.settings import ServiceSettings
+from shared.store import AggregateStore, OutboxRelay, build_mongo_client
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        collections: Iterable[str],
+        description: str,
+        version: str = "1.0.0",
+    ) -> None:
+        self.settings = settings
+        self.description = description
+        self.version = version
+        self.registry = CollectorRegistry()
+        self.metrics = ServiceMetrics(self.registry)
+        self.broker = build_broker(settings, self.registry)
+        self.mongo = build_mongo_client(settings)
+        self.database = self.mongo[settings.database_name]
+        self.relay = OutboxRelay(
+            [self.database[name] for name in collections], self._publish, settings.outbox_poll_seconds
+        )
+
+    def subscribe(self, subscriptions: EventSubscriptions) -> None:
+        subscriptions.attach(self.broker, self.settings, self.metrics)
+
+    def store(self, collection: str) -> AggregateStore:
+        return AggregateStore(self.database[collection], self.relay.wake)
+
+    async def _publish(self, event: CloudEvent) -> None:
+        await publish_event(self.broker, event)
+        self.metrics.outbox_published.labels(event.type).inc()
+
+    @asynccontextmanager
+    async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        await self.broker.start()
+        self.relay.start()
+        log.info("%s started", self.settings.service_name)
+        try:
+            yield
+        finally:
+            await self.relay.stop()
+            await self.broker.stop()
+            await self.mongo.close()
+            log.info("%s stopped", self.settings.service_name)
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(self.database.command("ping"), timeout=2)
+            checks["mongodb"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks["mongodb"] = f"unreachable: {type(exc).__name__}"
+        checks["kafka"] = "ok" if await self.broker.ping(timeout=2) else "unreachable"
+        return checks
+
+    def asyncapi(self) -> Any:
+        spec = AsyncAPI(
+            self.broker,
+            title=f"{self.settings.service_name} service",
+            version=self.version,
+            description=self.description,
+        )
+        return spec.to_specification()
+
+    def http_app(self, *routers: APIRouter) -> FastAPI:
+        app = FastAPI(
+            title=f"{self.settings.service_name} service",
+            description=self.description,
+            version=self.version,
+            lifespan=self.lifespan,
+        )
+        install_error_handlers(app)
+
+        @app.get("/healthz", tags=["operations"])
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @app.get("/readyz", tags=["operations"])
+        async def readyz() -> JSONResponse:
+            checks = await self.readiness()
+            ready = all(v == "ok" for v in checks.values())
+            body = {"status": "ready", "checks": checks} if ready else error_body("not_ready", "not ready", checks)
+            return JSONResponse(body, status_code=200 if ready else 503)
+
+        @app.get("/metrics", tags=["operations"])
+        async def metrics() -> Response:
+            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+        @app.get("/asyncapi", tags=["operations"])
+        async def asyncapi_document() -> JSONResponse:
+            return JSONResponse(self.asyncapi().to_jsonable())
+
+        @app.get("/asyncapi/ui", tags=["operations"], response_class=HTMLResponse)
+        async def asyncapi_ui() -> str:
+            return get_asyncapi_html(self.asyncapi(), try_it_out_path=None)
+
+        for router in routers:
+            app.include_router(router)
+        return app
+
+    def serve(self, app: FastAPI) -> None:
+        configure_logging(self.settings.service_name, self.settings.log_level)
+        uvicorn.run(
+            app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+        )

@@ -1,0 +1,224 @@
+"""MongoDB persistence shared by every service: one document per aggregate, written whole.
+
+Delivery semantics live here, decided once:
+
+- Optimistic concurrency: every aggregate document carries a `version`; a write replaces the
+  document only if the version is still the one that was read, otherwise it re-reads and
+  re-applies the rule. No multi-document transactions (the local store does not isolate them).
+- Inbox: the ids of the events already applied to an aggregate are kept in the aggregate
+  (`inbox`), so a redelivered or duplicated event changes nothing twice.
+- Outbox: the events a change emits are written in the same document write (`outbox`), and
+  the relay publishes them afterwards; a crash between the two loses nothing and at worst
+  publishes an event twice, which consumers absorb by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from shared.events import CloudEvent
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+
+
+def build_mongo_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(
+        settings.mongodb_uri,
+        serverSelectionTimeoutMS=5_000,
+        connectTimeoutMS=5_000,
+        tz_aware=True,
+        appname=settings.service_name,
+    )
+
+
+def now_iso() -> str:
+    """Times are stored as RFC 3339 strings in UTC: they sort as they compare."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class ConcurrencyConflict(RuntimeError):
+    """The aggregate kept changing under us; the caller's retry policy decides what next."""
+
+
+@dataclass
+class Change:
+    """What a rule decided: the aggregate as it should be now and the events to emit."""
+
+    document: Document
+    events: list[CloudEvent] = field(default_factory=list)
+
+
+Rule = Callable[[Document | None], Change | None]
+
+
+class AggregateStore:
+    """One collection of aggregates, each written whole with its inbox and outbox."""
+
+    MAX_CONFLICT_RETRIES = 50
+
+    def __init__(self, collection: AsyncCollection[Document], wake_relay: Callable[[], None]) -> None:
+        self.collection = collection
+        self._wake_relay = wake_relay
+
+    async def get(self, aggregate_id: str) -> Document | None:
+        doc = await self.collection.find_one({"_id": aggregate_id})
+        return _public(doc) if doc else None
+
+    async def find(
+        self,
+        query: Document,
+        sort: list[tuple[str, int]] | None = None,
+        skip: int = 0,
+        limit: int = 0,
+    ) -> list[Document]:
+        cursor = self.collection.find(query, {"inbox": 0, "outbox": 0})
+        if sort:
+            cursor = cursor.sort(sort)
+        if skip:
+            cursor = cursor.skip(skip)
+        if limit:
+            cursor = cursor.limit(limit)
+        return [_public(doc) async for doc in cursor]
+
+    async def apply(self, aggregate_id: str, rule: Rule, *, event_id: str | None = None) -> Document | None:
+        """Apply `rule` to the aggregate (None if it does not exist yet) and save the result.
+
+        The rule is pure: it gets the current document and returns a Change, or None when
+        there is nothing to do. With `event_id`, an event already applied is skipped.
+        Returns the saved document, or None when nothing changed.
+        """
+        for _ in range(self.MAX_CONFLICT_RETRIES):
+            current = await self.collection.find_one({"_id": aggregate_id})
+            if current is not None and event_id is not None and event_id in current.get("inbox", {}):
+                return None
+            change = rule(_public(current) if current else None)
+            if change is None:
+                return None
+            saved = await self._save(aggregate_id, current, change, event_id)
+            if saved is not None:
+                if change.events:
+                    self._wake_relay()
+                return _public(saved)
+        raise ConcurrencyConflict(f"{self.collection.name}/{aggregate_id} kept changing")
+
+    async def _save(
+        self, aggregate_id: str, current: Document | None, change: Change, event_id: str | None
+    ) -> Document | None:
+        version = current["version"] if current else 0
+        doc = dict(change.document)
+        doc["_id"] = aggregate_id
+        doc["version"] = version + 1
+        doc["inbox"] = dict(current.get("inbox", {})) if current else {}
+        if event_id is not None:
+            doc["inbox"][event_id] = now_iso()
+        outbox = dict(current.get("outbox", {})) if current else {}
+        for index, event in enumerate(change.events):
+            outbox[event.id] = {"seq": doc["version"] * 1000 + index, "event": event.model_dump(mode="json")}
+        doc["outbox"] = outbox
+        doc["outbox_pending"] = bool(outbox)
+        doc.pop("id", None)
+        if current is None:
+            try:
+                await self.collection.insert_one(doc)
+            except DuplicateKeyError:
+                return None  # someone created it first: re-read and re-apply
+            return doc
+        result = await self.collection.replace_one({"_id": aggregate_id, "version": version}, doc)
+        return doc if result.modified_count == 1 else None
+
+
+def _public(doc: Document) -> Document:
+    """The aggregate without its delivery bookkeeping, with `id` instead of `_id`."""
+    out = {k: v for k, v in doc.items() if k not in ("_id", "inbox", "outbox", "outbox_pending")}
+    return {"id": doc["_id"], **out}
+
+
+Publish = Callable[[CloudEvent], Awaitable[None]]
+
+
+class OutboxRelay:
+    """Publishes what aggregates left in their outbox, in order per aggregate, then clears it.
+
+    Several replicas may relay at once; an event may then go out twice, never zero times.
+    """
+
+    def __init__(self, collections: Iterable[AsyncCollection[Document]], publish: Publish, poll_seconds: float) -> None:
+        self.collections = list(collections)
+        self.publish = publish
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        # One last pass so that what was just written is not left waiting for a restart.
+        try:
+            await asyncio.wait_for(self.relay_once(), timeout=5)
+        except Exception:  # noqa: BLE001 - shutting down; the next start relays it
+            log.warning("outbox not fully relayed at shutdown; it will be at next start")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay pass failed; retrying")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def relay_once(self) -> int:
+        sent = 0
+        for collection in self.collections:
+            async for doc in collection.find({"outbox_pending": True}, {"outbox": 1}):
+                sent += await self._relay_document(collection, doc)
+        return sent
+
+    async def _relay_document(self, collection: AsyncCollection[Document], doc: Document) -> int:
+        entries = sorted(doc.get("outbox", {}).items(), key=lambda item: item[1]["seq"])
+        for event_id, entry in entries:
+            await self.publish(CloudEvent.model_validate(entry["event"]))
+            # Bumping the version makes a writer holding the older copy re-read, so it
+            # does not put the published event back into the outbox.
+            await collection.update_one(
+                {"_id": doc["_id"]}, {"$unset": {f"outbox.{event_id}": ""}, "$inc": {"version": 1}}
+            )
+            self.published += 1
+        await collection.update_one(
+            {"_id": doc["_id"], "$expr": {"$eq": [{"$size": {"$objectToArray": "$outbox"}}, 0]}},
+            {"$set": {"outbox_pending": False}, "$inc": {"version": 1}},
+        )
+        return len(entries)
+
+
+async def ping(database: AsyncDatabase[Document]) -> None:
+    await database.command("ping")

@@ -1,0 +1,68 @@
+"""Session fixtures: the embedded broker and store on free ports, and the four services.
+
+Free ports keep the tests clear of a `make run` on the same machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from deploy.local_stack import LocalStack
+
+T = TypeVar("T")
+
+TEST_ENV = {
+    "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+    "OUTBOX_POLL_SECONDS": "0.2",
+    "HANDLER_BACKOFF_SECONDS": "0.05",
+    "LOG_LEVEL": "INFO",
+}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    data_dir: Path = tmp_path_factory.mktemp("stack")
+    local = LocalStack(
+        data_dir=data_dir,
+        kafka_port=0,
+        mongo_port=0,
+        service_ports=dict.fromkeys(("orders", "inventory", "fulfillment", "notifications"), 0),
+        persistent_store=False,
+        use_environment=False,
+        extra_env=TEST_ENV,
+    )
+    try:
+        local.start_infrastructure()
+        local.start_services()
+        local.wait_until_ready(90)
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+async def http(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+async def eventually(probe: Callable[[], Any], timeout: float = 20, interval: float = 0.1) -> Any:
+    """Wait until `probe()` (sync or async) returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
