@@ -168,11 +168,61 @@ class FulfillmentOrderSnapshot(Contract):
 
 
 class FulfillmentOrderChanged(Contract):
-    """Every fulfillment_order.* event: the fulfillment order as it is after the change."""
+    """Every fulfillment_order.* event: the fulfillment order as it is after the change.
+
+    Inventory reacts to these: created (with a location) asks it to reserve the lines there,
+    moved releases at `previous_location_id` and reserves at the new one, cancelled releases
+    what is still reserved.
+    """
 
     fulfillment_order: FulfillmentOrderSnapshot
     order: OrderSnapshot | None = None
     reason: str = ""
+    previous_location_id: str | None = None
+
+
+class Tracking(Contract):
+    numbers: list[str] = []
+    company: str | None = None
+    urls: list[str] = []
+
+
+class LabelStatus(StrEnum):
+    NONE = "NONE"
+    PURCHASED = "PURCHASED"
+    VOIDED = "VOIDED"
+
+
+class FulfillmentLine(Contract):
+    line_item_id: str
+    sku: str
+    quantity: int
+    digital_asset_url: str | None = None
+
+
+class FulfillmentSnapshot(Contract):
+    """A shipment (or a delivery of digital goods) out of one fulfillment order."""
+
+    id: str
+    order_id: str
+    fulfillment_order_id: str
+    location_id: str | None
+    status: Literal["SUCCESS", "CANCELLED"]
+    line_items: list[FulfillmentLine]
+    tracking: Tracking = Tracking()
+    notify_customer: bool = False
+    label_status: LabelStatus = LabelStatus.NONE
+    created_at: str
+    updated_at: str
+
+
+class FulfillmentChanged(Contract):
+    """Every fulfillment.* event. Inventory commits stock on created and puts it back to
+    reserved on cancelled; notifications emails the buyer when notify_customer is set."""
+
+    fulfillment: FulfillmentSnapshot
+    fulfillment_order: FulfillmentOrderSnapshot
+    order: OrderSnapshot
 
 
 # --- inventory ------------------------------------------------------------------------
@@ -190,7 +240,10 @@ class Shortage(Contract):
 
 
 class InventoryReservation(Contract):
-    """Every inventory.reserved / released / committed / restocked event."""
+    """Every inventory.reserved / released / committed / restocked event (keyed by order id).
+
+    `lines` are the quantities this event moved, not running totals.
+    """
 
     order_id: str
     fulfillment_order_id: str
@@ -265,6 +318,9 @@ _SPECS: list[EventSpec] = [
         EventSpec(f"fulfillment_order.{name}", FULFILLMENT_EVENTS, FulfillmentOrderChanged)
         for name in _FULFILLMENT_ORDER_TYPES
     ),
+    EventSpec("fulfillment.created", FULFILLMENT_EVENTS, FulfillmentChanged),
+    EventSpec("fulfillment.tracking_updated", FULFILLMENT_EVENTS, FulfillmentChanged),
+    EventSpec("fulfillment.cancelled", FULFILLMENT_EVENTS, FulfillmentChanged),
     EventSpec("inventory.reserved", INVENTORY_EVENTS, InventoryReservation),
     EventSpec("inventory.reservation_failed", INVENTORY_EVENTS, InventoryReservationFailed),
     EventSpec("inventory.released", INVENTORY_EVENTS, InventoryReservation),

@@ -16,6 +16,7 @@ from shared.catalog import (
     FulfillmentOrderStatus,
     HoldReason,
     OrderCreated,
+    OrderFulfillmentStatusChanged,
     OrderPaid,
     OrderSnapshot,
 )
@@ -72,11 +73,16 @@ def record_fulfillment_order(order: Document, event: CloudEvent, now: str) -> Ch
     snapshot = FulfillmentOrderSnapshot.model_validate(event.data["fulfillment_order"])
     known = dict(order.get("fulfillment_orders", {}))
     known[snapshot.id] = snapshot.model_dump(mode="json")
+    before = order.get("fulfillment_status")
     order = {**order, "fulfillment_orders": known}
     order["fulfillment_status"] = display_fulfillment_status(
         [FulfillmentOrderSnapshot.model_validate(fo) for fo in known.values()]
     ).value
-    return record_on_timeline(order, event, now)
+    change = record_on_timeline(order, event, now)
+    if order["fulfillment_status"] != before:
+        status = OrderFulfillmentStatusChanged(order_id=order["id"], fulfillment_status=order["fulfillment_status"])
+        change.events.append(new_event(SOURCE, "order.fulfillment_status_changed", order["id"], status))
+    return change
 
 
 def record_on_timeline(order: Document, event: CloudEvent, now: str) -> Change:

@@ -9,9 +9,11 @@ from shared.messaging import EventSubscriptions
 from shared.store import AggregateStore, Document, now_iso
 
 FULFILLMENT_ORDER_EVENTS = [
-    f"fulfillment_order.{name}"
-    for name in ("created", "scheduled", "opened", "placed_on_hold", "hold_released", "moved",
-                 "fulfill_by_changed", "cancelled", "closed", "incomplete")
+    *(f"fulfillment_order.{name}"
+      for name in ("created", "scheduled", "opened", "placed_on_hold", "hold_released", "moved",
+                   "fulfill_by_changed", "cancelled", "closed", "incomplete")),
+    # fulfillment.* events carry the fulfillment order after the shipment, too.
+    "fulfillment.created", "fulfillment.tracking_updated", "fulfillment.cancelled",
 ]  # fmt: skip
 
 TIMELINE_ONLY_EVENTS = [
