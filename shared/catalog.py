@@ -298,7 +298,7 @@ class NotificationOutcome(Contract):
 
 @dataclass(frozen=True)
 class EventSpec:
-    type: str
+    event_type: str
     topic: Topic
     model: type[Contract]
 
@@ -332,4 +332,4 @@ _SPECS: list[EventSpec] = [
     EventSpec("notification.failed", NOTIFICATIONS_EVENTS, NotificationOutcome),
 ]
 
-CATALOG: dict[str, EventSpec] = {spec.type: spec for spec in _SPECS}
+CATALOG: dict[str, EventSpec] = {spec.event_type: spec for spec in _SPECS}

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.catalog import CATALOG, EventSpec
+from shared.catalog import CATALOG, Contract, EventSpec
 
 
 class EnvelopeError(ValueError):
@@ -40,9 +40,10 @@ class CloudEvent(BaseModel):
     def spec(self) -> EventSpec:
         return spec_for(self.type)
 
-    def payload(self) -> BaseModel:
+    def payload(self) -> Contract:
         """The data validated against the catalog model of this event's type."""
-        return self.spec.model.model_validate(self.data)
+        model: type[Contract] = self.spec.model
+        return model.model_validate(self.data)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -80,6 +81,4 @@ def parse_event(raw: bytes | str) -> CloudEvent:
 
 
 def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
-    )
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors())

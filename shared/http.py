@@ -53,9 +53,7 @@ def install_error_handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         fields = ", ".join(d["field"] for d in details[:5])
-        return JSONResponse(
-            error_body("invalid_request", f"invalid request: {fields}", details), status_code=422
-        )
+        return JSONResponse(error_body("invalid_request", f"invalid request: {fields}", details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

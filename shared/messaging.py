@@ -165,7 +165,7 @@ class _Consumer:
                 log.warning("transient failure handling %s %s; will be redelivered", event.type, event.id)
                 await asyncio.sleep(self.settings.handler_backoff_seconds * 10)
                 raise
-            except Exception as exc:  # noqa: BLE001 - anything else is this message's problem
+            except Exception as exc:
                 if attempt == attempts:
                     await self.dead_letter(message, "handler_failed", f"{type(exc).__name__}: {exc}", event)
                     return

@@ -77,7 +77,7 @@ class ServiceRuntime:
         try:
             await asyncio.wait_for(self.database.command("ping"), timeout=2)
             checks["mongodb"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        except Exception as exc:
             checks["mongodb"] = f"unreachable: {type(exc).__name__}"
         checks["kafka"] = "ok" if await self.broker.ping(timeout=2) else "unreachable"
         return checks

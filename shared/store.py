@@ -15,6 +15,7 @@ Delivery semantics live here, decided once:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -172,14 +173,12 @@ class OutboxRelay:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         # One last pass so that what was just written is not left waiting for a restart.
         try:
             await asyncio.wait_for(self.relay_once(), timeout=5)
-        except Exception:  # noqa: BLE001 - shutting down; the next start relays it
+        except Exception:
             log.warning("outbox not fully relayed at shutdown; it will be at next start")
 
     async def _run(self) -> None:
@@ -190,10 +189,8 @@ class OutboxRelay:
                 raise
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def relay_once(self) -> int:

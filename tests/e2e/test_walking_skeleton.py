@@ -49,7 +49,8 @@ async def test_pay_flows_through_every_service(stack: LocalStack, http: httpx.As
 
         # fulfillment consumed order.paid and emitted fulfillment_order.created
         await eventually(lambda: "fulfillment_order.created" in kafka.types(order_id))
-        listed = (await http.get(stack.url("fulfillment") + "/fulfillment-orders", params={"order_id": order_id})).json()
+        reply = await http.get(stack.url("fulfillment") + "/fulfillment-orders", params={"order_id": order_id})
+        listed = reply.json()
         assert [fo["status"] for fo in listed["items"]] == ["OPEN"]
         assert listed["items"][0]["line_items"][0]["quantity"] == 2
 
