@@ -124,6 +124,7 @@ class EventSubscriptions:
             auto_offset_reset="earliest",
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             title=f"{settings.service_name} consumer",
             description="CloudEvents handled: " + ", ".join(sorted(self.handlers)),
         )(consumer.consume)

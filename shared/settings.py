@@ -23,6 +23,8 @@ class ServiceSettings(BaseSettings):
     # Short enough that a replaced replica's partitions move on quickly.
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 1_000
+    # How long a fetch may wait for data; the embedded broker always waits it out.
+    kafka_fetch_max_wait_ms: int = 100
 
     mongodb_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     mongodb_database: str | None = None
