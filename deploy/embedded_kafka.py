@@ -4,11 +4,12 @@ It is librdkafka's built-in mock cluster (shipped inside the confluent-kafka whe
 through ctypes) behind a small TCP forwarder that gives it a fixed, advertised address.
 
 Limits: one broker, data in memory only, no CreateTopics (every topic in the catalog is
-pre-created), and a rebalance of a live consumer group takes about session.timeout.ms
-minus one second. The forwarder also works around a mock bug: a group leader's SyncGroup
-that reaches the mock before its followers' completes the sync on its own, and the
-followers then get INVALID_REQUEST. So the leader's SyncGroup is held until the
-followers' have been forwarded (or a timeout passes).
+pre-created), a rebalance of a live consumer group takes about session.timeout.ms minus one
+second, and every member of a group must list the same partition assignor first (else
+librdkafka aborts the whole process). Produce responses carry a fake append time (1234).
+The forwarder also works around a mock bug: a group leader's SyncGroup (v0-v3) that reaches
+the mock before its followers' completes the sync alone, and the followers then get
+INVALID_REQUEST; so it holds the leader's SyncGroup until the followers' have gone through.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import contextlib
 import ctypes
 import importlib.util
 import signal
+import socket
 import struct
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 
 from shared.topics import all_topic_partitions
 
@@ -65,6 +68,29 @@ def _librdkafka() -> ctypes.CDLL:
         func = getattr(lib, name)
         func.argtypes, func.restype = argtypes, restype
     return lib
+
+
+@contextlib.contextmanager
+def _nudging(mock_addr: tuple[str, int]) -> Iterator[None]:
+    """Wake the mock's thread every 10 ms while control calls (topic create, destroy) run.
+
+    The mock can lose the wakeup for a control call (it drains its wakeup pipe after serving
+    its op queue), which stalls the call until its 1 s poll timeout; any socket event ends it.
+    """
+    done = threading.Event()
+
+    def nudge() -> None:
+        while not done.wait(0.01):
+            with contextlib.suppress(OSError):
+                socket.create_connection(mock_addr, timeout=1).close()
+
+    thread = threading.Thread(target=nudge, name="embedded-kafka-nudge", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _read_str(frame: bytes, pos: int) -> tuple[bytes, int]:
@@ -141,7 +167,8 @@ class EmbeddedKafka:
         self._loop = self._thread = None
         lib = _librdkafka()
         if self._mcluster is not None:
-            lib.rd_kafka_mock_cluster_destroy(self._mcluster)
+            with _nudging(self._mock_addr):
+                lib.rd_kafka_mock_cluster_destroy(self._mcluster)
             self._mcluster = None
         if self._rk is not None:
             lib.rd_kafka_destroy(self._rk)
@@ -151,12 +178,7 @@ class EmbeddedKafka:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def _start_cluster(self) -> None:
@@ -171,15 +193,16 @@ class EmbeddedKafka:
         self._mcluster = lib.rd_kafka_mock_cluster_new(self._rk, 1)
         if not self._mcluster:
             raise RuntimeError("rd_kafka_mock_cluster_new failed")
-        lib.rd_kafka_mock_set_controller_id(self._mcluster, BROKER_ID)  # else aiokafka admin fails
-        lib.rd_kafka_mock_group_initial_rebalance_delay_ms(self._mcluster, 0)
-        for name, partitions in self.topics.items():
-            err = lib.rd_kafka_mock_topic_create(self._mcluster, name.encode(), partitions, 1)
-            if err:
-                raise RuntimeError(f"cannot create topic {name!r}: librdkafka error {err}")
         bootstraps = lib.rd_kafka_mock_cluster_bootstraps(self._mcluster).decode()
         mock_host, _, mock_port = bootstraps.rpartition(":")
         self._mock_addr = (mock_host, int(mock_port))
+        with _nudging(self._mock_addr):
+            lib.rd_kafka_mock_set_controller_id(self._mcluster, BROKER_ID)  # else aiokafka's admin fails
+            lib.rd_kafka_mock_group_initial_rebalance_delay_ms(self._mcluster, 0)
+            for name, partitions in self.topics.items():
+                err = lib.rd_kafka_mock_topic_create(self._mcluster, name.encode(), partitions, 1)
+                if err:
+                    raise RuntimeError(f"cannot create topic {name!r}: librdkafka error {err}")
 
     async def _listen(self) -> None:
         self._synced = asyncio.Condition()
@@ -244,7 +267,7 @@ class EmbeddedKafka:
                     async with self._synced:
                         self._follower_syncs[sync[0]] += 1
                         self._synced.notify_all()
-        except (asyncio.IncompleteReadError, OSError):
+        except (asyncio.IncompleteReadError, OSError, ValueError):  # ValueError: negative frame size
             pass
 
     async def _await_followers(self, key: GroupGeneration, members: int) -> None:
