@@ -19,10 +19,10 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -130,6 +130,8 @@ class AggregateStore:
             outbox[event.id] = {"seq": doc["version"] * 1000 + index, "event": event.model_dump(mode="json")}
         doc["outbox"] = outbox
         doc["outbox_pending"] = bool(outbox)
+        if current and "relay_lease_until" in current:
+            doc["relay_lease_until"] = current["relay_lease_until"]
         doc.pop("id", None)
         if current is None:
             try:
@@ -141,9 +143,12 @@ class AggregateStore:
         return doc if result.modified_count == 1 else None
 
 
+_BOOKKEEPING = ("_id", "inbox", "outbox", "outbox_pending", "relay_lease_until")
+
+
 def _public(doc: Document) -> Document:
     """The aggregate without its delivery bookkeeping, with `id` instead of `_id`."""
-    out = {k: v for k, v in doc.items() if k not in ("_id", "inbox", "outbox", "outbox_pending")}
+    out = {k: v for k, v in doc.items() if k not in _BOOKKEEPING}
     return {"id": doc["_id"], **out}
 
 
@@ -153,8 +158,12 @@ Publish = Callable[[CloudEvent], Awaitable[None]]
 class OutboxRelay:
     """Publishes what aggregates left in their outbox, in order per aggregate, then clears it.
 
-    Several replicas may relay at once; an event may then go out twice, never zero times.
+    Several replicas relay at once: each claims an aggregate with a short lease before
+    publishing its outbox, so they seldom publish the same event; when they do (a lease ran
+    out mid-publish), consumers absorb the duplicate by event id. Never zero times.
     """
+
+    LEASE_SECONDS = 10.0
 
     def __init__(self, collections: Iterable[AsyncCollection[Document]], publish: Publish, poll_seconds: float) -> None:
         self.collections = list(collections)
@@ -183,6 +192,7 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()
             try:
                 await self.relay_once()
             except asyncio.CancelledError:
@@ -191,14 +201,27 @@ class OutboxRelay:
                 log.exception("outbox relay pass failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            self._wake.clear()
 
     async def relay_once(self) -> int:
         sent = 0
         for collection in self.collections:
-            async for doc in collection.find({"outbox_pending": True}, {"outbox": 1}):
-                sent += await self._relay_document(collection, doc)
+            pending = [doc["_id"] async for doc in collection.find({"outbox_pending": True}, {"_id": 1})]
+            for aggregate_id in pending:
+                doc = await self._claim(collection, aggregate_id)
+                if doc is not None:
+                    sent += await self._relay_document(collection, doc)
         return sent
+
+    async def _claim(self, collection: AsyncCollection[Document], aggregate_id: Any) -> Document | None:
+        now = datetime.now(UTC)
+        lease_until = (now + timedelta(seconds=self.LEASE_SECONDS)).isoformat(timespec="microseconds")
+        claimable = {"$or": [{"relay_lease_until": {"$exists": False}}, {"relay_lease_until": {"$lt": now_iso()}}]}
+        return await collection.find_one_and_update(
+            {"_id": aggregate_id, "outbox_pending": True, **claimable},
+            {"$set": {"relay_lease_until": lease_until}},
+            projection={"outbox": 1},
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def _relay_document(self, collection: AsyncCollection[Document], doc: Document) -> int:
         entries = sorted(doc.get("outbox", {}).items(), key=lambda item: item[1]["seq"])
@@ -214,6 +237,7 @@ class OutboxRelay:
             {"_id": doc["_id"], "$expr": {"$eq": [{"$size": {"$objectToArray": "$outbox"}}, 0]}},
             {"$set": {"outbox_pending": False}, "$inc": {"version": 1}},
         )
+        await collection.update_one({"_id": doc["_id"]}, {"$unset": {"relay_lease_until": ""}})
         return len(entries)
 
 

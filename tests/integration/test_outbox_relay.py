@@ -1,0 +1,85 @@
+"""The outbox relay against the real embedded store: order per aggregate, nothing lost,
+and two relays racing over the same outbox do not both publish it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+
+from deploy.local_stack import LocalStack
+from shared.catalog import OrderFulfillmentStatusChanged
+from shared.events import CloudEvent, new_event
+from shared.store import AggregateStore, Change, Document, OutboxRelay
+
+
+@pytest.fixture
+async def collection(stack: LocalStack) -> AsyncIterator[AsyncCollection[Document]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(stack.mongodb_uri)
+    yield client["relay_tests"][f"aggregates_{uuid.uuid4().hex}"]
+    await client.close()
+
+
+def status_event(order_id: str, status: str) -> CloudEvent:
+    data = OrderFulfillmentStatusChanged(order_id=order_id, fulfillment_status=status)
+    return new_event("orders", "order.fulfillment_status_changed", order_id, data)
+
+
+async def test_events_are_published_in_the_order_they_were_written(collection: AsyncCollection[Document]) -> None:
+    published: list[CloudEvent] = []
+
+    async def publish(event: CloudEvent) -> None:
+        published.append(event)
+
+    relay = OutboxRelay([collection], publish, poll_seconds=60)
+    store = AggregateStore(collection, relay.wake)
+    statuses = ["IN_PROGRESS", "PARTIALLY_FULFILLED", "FULFILLED"]
+    for status in statuses:
+        await store.apply("o-1", lambda doc, s=status: Change({**(doc or {}), "s": s}, [status_event("o-1", s)]))
+    assert await relay.relay_once() == 3
+    assert [e.data["fulfillment_status"] for e in published] == statuses
+    assert await relay.relay_once() == 0, "a relayed event is not relayed again"
+    stored = await collection.find_one({"_id": "o-1"})
+    assert stored is not None and stored["outbox"] == {} and not stored["outbox_pending"]
+
+
+async def test_a_failed_publish_keeps_the_event_for_the_next_pass(collection: AsyncCollection[Document]) -> None:
+    attempts: list[str] = []
+
+    async def flaky_publish(event: CloudEvent) -> None:
+        attempts.append(event.id)
+        if len(attempts) == 1:
+            raise ConnectionError("broker away")
+
+    relay = OutboxRelay([collection], flaky_publish, poll_seconds=60)
+    relay.LEASE_SECONDS = -1.0  # an expired lease: the next pass may reclaim at once
+    store = AggregateStore(collection, relay.wake)
+    event = status_event("o-2", "FULFILLED")
+    await store.apply("o-2", lambda _: Change({"s": 1}, [event]))
+    with pytest.raises(ConnectionError):
+        await relay.relay_once()
+    assert await relay.relay_once() == 1
+    assert attempts == [event.id, event.id]
+
+
+async def test_two_relays_racing_publish_each_event_once(collection: AsyncCollection[Document]) -> None:
+    published: list[str] = []
+
+    async def publish(event: CloudEvent) -> None:
+        await asyncio.sleep(0.001)
+        published.append(event.id)
+
+    first = OutboxRelay([collection], publish, poll_seconds=60)
+    second = OutboxRelay([collection], publish, poll_seconds=60)
+    store = AggregateStore(collection, first.wake)
+    written = []
+    for i in range(30):
+        event = status_event(f"o-{i}", "FULFILLED")
+        written.append(event.id)
+        await store.apply(f"o-{i}", lambda _, e=event: Change({"s": 1}, [e]))
+    await asyncio.gather(first.relay_once(), second.relay_once())
+    assert sorted(published) == sorted(written)
