@@ -48,10 +48,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "reason": err["msg"]}
-            for err in exc.errors()
-        ]
+        details = [_validation_detail(err) for err in exc.errors()]
         fields = ", ".join(d["field"] for d in details[:5])
         return JSONResponse(error_body("invalid_request", f"invalid request: {fields}", details), status_code=422)
 
@@ -59,3 +56,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+
+def _validation_detail(err: Any) -> dict[str, str]:
+    """One invalid field and the reason; a body that is not JSON at all is named as the body."""
+    if err.get("type") == "json_invalid":
+        position = err["loc"][-1] if len(err["loc"]) > 1 else "?"
+        reason = f"not valid JSON at character {position}: {err.get('ctx', {}).get('error', err['msg'])}"
+        return {"field": "body", "reason": reason}
+    return {"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "reason": err["msg"]}

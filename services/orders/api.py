@@ -1,19 +1,46 @@
-"""HTTP routes of the orders service: translate a request into a rule, answer with the order."""
+"""HTTP routes of the orders service: translate a request into a rule, answer with the order.
+
+Request models check the shape (types, sizes, formats) and name the field that is wrong;
+the merchant-facing rules live in domain.py. Unknown ids are 404, state conflicts 409.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, model_validator
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 
 from services.orders import domain
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
 from shared.http import ApiError, Conflict, NotFound
-from shared.store import AggregateStore, Document, now_iso
+from shared.store import AggregateStore, Change, Document, now_iso
+
+MAX_BODY_BYTES = 1_000_000
+MAX_LINES = 250
 
 Text = Annotated[str, Field(min_length=1, max_length=255)]
+OptionalText = Annotated[str, Field(max_length=255)]
+Quantity = Annotated[int, Field(strict=True, gt=0, le=100_000)]
+
+
+def _plain_decimal(value: Decimal) -> Decimal:
+    """Money as the merchant wrote it, minus exponent notation, negative zero and noise digits."""
+    value = Decimal(format(value, "f")) + 0
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4:
+        value = value.quantize(Decimal("0.0001"))
+    return value
+
+
+Money = Annotated[
+    Decimal,
+    Field(ge=0, le=Decimal("1000000000"), max_digits=14, decimal_places=4, description="decimal string, e.g. 99.50"),
+    AfterValidator(_plain_decimal),
+]
 
 
 class Strict(BaseModel):
@@ -26,69 +53,101 @@ class CustomerIn(Strict):
 
 
 class AddressIn(Strict):
-    name: Text | None = None
-    address1: Text | None = None
-    address2: Annotated[str, Field(max_length=255)] | None = None
-    city: Text | None = None
-    province: Annotated[str, Field(max_length=255)] | None = None
+    name: OptionalText | None = None
+    address1: OptionalText | None = None
+    address2: OptionalText | None = None
+    city: OptionalText | None = None
+    province: OptionalText | None = None
     zip: Annotated[str, Field(max_length=32)] | None = None
-    country_code: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    country_code: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. SE")] | None = None
     phone: Annotated[str, Field(max_length=32)] | None = None
 
 
 class LineItemIn(Strict):
     sku: Annotated[str, Field(min_length=1, max_length=64)]
     title: Text
-    quantity: Annotated[int, Field(gt=0, le=10_000)]
-    unit_price: Annotated[Decimal, Field(ge=0, le=Decimal("1e9"), max_digits=14, decimal_places=4)]
-    requires_shipping: bool = True
-    digital_asset_url: HttpUrl | None = None
-
-    @model_validator(mode="after")
-    def digital_lines_have_an_asset_and_no_shipping(self) -> LineItemIn:
-        if self.digital_asset_url is not None and self.requires_shipping:
-            raise ValueError("a line with a digital_asset_url is digital and must have requires_shipping false")
-        if not self.requires_shipping and self.digital_asset_url is None:
-            raise ValueError("a line that requires no shipping is digital and needs a digital_asset_url")
-        return self
+    quantity: Quantity
+    unit_price: Money
+    requires_shipping: Annotated[bool, Field(strict=True)] = True
+    digital_asset_url: Annotated[HttpUrl, Field(description="digital downloads and gift cards")] | None = None
 
 
 class OrderIn(Strict):
     customer: CustomerIn
     shipping_address: AddressIn | None = None
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. SEK")]
+    currency: Annotated[str, Field(min_length=3, max_length=3, description="ISO 4217 code, e.g. SEK")]
     financial_status: Literal["pending", "paid"] = "pending"
-    post_purchase_pending: bool = False
-    line_items: Annotated[list[LineItemIn], Field(min_length=1, max_length=250)]
+    post_purchase_pending: Annotated[bool, Field(strict=True)] = False
+    line_items: Annotated[list[LineItemIn], Field(min_length=1, max_length=MAX_LINES)]
 
-    @model_validator(mode="after")
-    def shipped_lines_need_an_address(self) -> OrderIn:
-        if any(line.requires_shipping for line in self.line_items) and self.shipping_address is None:
-            raise ValueError("shipping_address is required when a line requires shipping")
-        return self
+
+class CancelIn(Strict):
+    refund: domain.Refund = Field(description="now: refund a paid order now; later / none: do not refund now")
+    restock: Annotated[bool, Field(strict=True)]
+    notify_customer: Annotated[bool, Field(strict=True)] = False
+    reason: domain.CancelReason
+
+
+OrderSort = Literal["fulfill_by", "created_at", "-created_at"]
+
+SORTS: dict[str, list[tuple[str, int]]] = {
+    # Earliest deadline first; orders without one last (domain.NO_DEADLINE), oldest first.
+    "fulfill_by": [("fulfill_by_sort", 1), ("created_at", 1), ("_id", 1)],
+    "created_at": [("created_at", 1), ("_id", 1)],
+    "-created_at": [("created_at", -1), ("_id", -1)],
+}
+LIST_PARAMETERS = frozenset({"financial_status", "fulfillment_status", "sort", "limit", "offset"})
 
 
 def order_view(order: Document) -> dict[str, Any]:
     """The order as the API shows it: timeline newest first, no internal bookkeeping."""
-    view = {k: v for k, v in order.items() if k not in ("fulfillment_orders", "version")}
+    view = {k: v for k, v in order.items() if k not in ("fulfillment_orders", "fulfill_by_sort", "version")}
     view["timeline"] = list(reversed(order.get("timeline", [])))
     view["fulfillment_orders"] = list(order.get("fulfillment_orders", {}).values())
     return view
+
+
+async def limit_body_size(request: Request) -> None:
+    """Refuse an oversized body before reading it."""
+    length = request.headers.get("content-length", "0")
+    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", f"the request body must be at most {MAX_BODY_BYTES} bytes")
+
+
+async def only_known_list_parameters(request: Request) -> None:
+    """A misspelt filter would otherwise silently list every order."""
+    unknown = sorted(set(request.query_params) - LIST_PARAMETERS)
+    if unknown:
+        details = [{"field": f"query.{name[:64]}", "reason": "unknown query parameter"} for name in unknown[:5]]
+        message = "invalid request: " + ", ".join(d["field"] for d in details)
+        raise ApiError(422, "invalid_request", message, details)
 
 
 def build_router(orders: AggregateStore) -> APIRouter:
     router = APIRouter(tags=["orders"])
 
     async def load(order_id: str) -> Document:
-        order = await orders.get(order_id)
+        order = await orders.get(_known_id(order_id))
         if order is None:
             raise NotFound("order", order_id)
         return order
 
-    @router.post("/orders", status_code=201)
+    async def change(order_id: str, rule: Callable[[Document], Change | None]) -> dict[str, Any]:
+        """Apply a rule to an existing order; a rule violation is a conflict with its reason."""
+        await load(order_id)
+        try:
+            saved = await orders.apply(order_id, lambda order: rule(_exists(order, order_id)))
+        except domain.OrderRuleViolation as exc:
+            raise Conflict(str(exc)) from None
+        return order_view(saved or await load(order_id))
+
+    @router.post("/orders", status_code=201, dependencies=[Depends(limit_body_size)])
     async def create_order(body: OrderIn) -> dict[str, Any]:
-        change = domain.place(body.model_dump(mode="json"), now_iso())
-        saved = await orders.apply(change.document["id"], lambda _: change)
+        try:
+            placed = domain.place(body.model_dump(mode="json"), now_iso())
+        except domain.InvalidOrder as exc:
+            raise _invalid(exc.problems) from None
+        saved = await orders.apply(placed.document["id"], lambda _: placed)
         assert saved is not None
         return order_view(saved)
 
@@ -96,34 +155,64 @@ def build_router(orders: AggregateStore) -> APIRouter:
     async def get_order(order_id: str) -> dict[str, Any]:
         return order_view(await load(order_id))
 
-    @router.get("/orders")
+    @router.get("/orders", dependencies=[Depends(only_known_list_parameters)])
     async def list_orders(
         financial_status: FinancialStatus | None = None,
         fulfillment_status: DisplayFulfillmentStatus | None = None,
+        sort: OrderSort = "fulfill_by",
         limit: Annotated[int, Query(ge=1, le=250)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> dict[str, Any]:
+        """Orders by earliest fulfill-by deadline (those without one last), or by creation time."""
         query: Document = {}
         if financial_status:
             query["financial_status"] = financial_status.value
         if fulfillment_status:
             query["fulfillment_status"] = fulfillment_status.value
-        found = await orders.find(query, sort=[("created_at", -1)], skip=offset, limit=limit)
-        return {"items": [order_view(o) for o in found]}
+        found = await orders.find(query, sort=SORTS[sort], skip=offset, limit=limit)
+        total = await orders.collection.count_documents(query)
+        return {"items": [order_view(o) for o in found], "total": total, "limit": limit, "offset": offset}
 
     @router.post("/orders/{order_id}/pay")
     async def pay_order(order_id: str) -> dict[str, Any]:
-        await load(order_id)
-        try:
-            saved = await orders.apply(order_id, lambda order: domain.pay(_exists(order), now_iso()))
-        except domain.OrderRuleViolation as exc:
-            raise Conflict(str(exc)) from None
-        return order_view(saved or await load(order_id))
+        """Paying a paid order again changes nothing and emits nothing."""
+        return await change(order_id, lambda order: domain.pay(order, now_iso()))
+
+    @router.post("/orders/{order_id}/cancel", dependencies=[Depends(limit_body_size)])
+    async def cancel_order(order_id: str, body: CancelIn) -> dict[str, Any]:
+        """Cancel; a refund is only issued for a paid order. A fully fulfilled order is 409."""
+        return await change(
+            order_id,
+            lambda order: domain.cancel(
+                order, refund=body.refund, restock=body.restock, notify_customer=body.notify_customer,
+                reason=body.reason, now=now_iso(),
+            ),
+        )  # fmt: skip
+
+    @router.post("/orders/{order_id}/post-purchase/complete")
+    async def complete_post_purchase(order_id: str) -> dict[str, Any]:
+        """The post-purchase upsell window closed: announce it so fulfillment can proceed."""
+        return await change(order_id, lambda order: domain.complete_post_purchase(order, now_iso()))
 
     return router
 
 
-def _exists(order: Document | None) -> Document:
+def _known_id(order_id: str) -> str:
+    """Order ids are UUIDs; anything else cannot be an order (404, without a lookup)."""
+    try:
+        if str(uuid.UUID(order_id)) == order_id:
+            return order_id
+    except ValueError:
+        pass
+    raise NotFound("order", order_id if len(order_id) <= 64 else order_id[:64] + "…")
+
+
+def _exists(order: Document | None, order_id: str) -> Document:
     if order is None:
-        raise ApiError(404, "not_found", "order does not exist")
+        raise NotFound("order", order_id)
     return order
+
+
+def _invalid(problems: list[domain.Problem]) -> ApiError:
+    details = [{"field": p.field, "reason": p.reason} for p in problems]
+    return ApiError(422, "invalid_request", "invalid request: " + ", ".join(p.field for p in problems[:5]), details)

@@ -4,17 +4,19 @@ status and timeline. Each handler is idempotent by event id (the store's inbox).
 from __future__ import annotations
 
 from services.orders import domain
+from shared.catalog import CATALOG
 from shared.events import CloudEvent
 from shared.messaging import EventSubscriptions
 from shared.store import AggregateStore, Document, now_iso
+from shared.topics import FULFILLMENT_EVENTS
 
-FULFILLMENT_ORDER_EVENTS = [
-    *(f"fulfillment_order.{name}"
-      for name in ("created", "scheduled", "opened", "placed_on_hold", "hold_released", "moved",
-                   "fulfill_by_changed", "cancelled", "closed", "incomplete")),
-    # fulfillment.* events carry the fulfillment order after the shipment, too.
-    "fulfillment.created", "fulfillment.tracking_updated", "fulfillment.cancelled",
-]  # fmt: skip
+# Every fulfillment event that carries the fulfillment order as it is now (fulfillment_order.*,
+# fulfillment.*, fulfillment_request.*, ...): taken from the catalog so that none is missed.
+FULFILLMENT_ORDER_EVENTS = sorted(
+    event_type
+    for event_type, spec in CATALOG.items()
+    if spec.topic == FULFILLMENT_EVENTS and "fulfillment_order" in spec.model.model_fields
+)
 
 TIMELINE_ONLY_EVENTS = [
     "inventory.reserved",
