@@ -117,6 +117,12 @@ class LocalStack:
         port = self.service_ports[name]
         return self._spawn(name, [sys.executable, "-m", f"services.{name}"], self.service_env(name, port))
 
+    def start_replica(self, service: str, replica: str) -> Child:
+        """Another process of `service` in the same consumer group, on a port of its own."""
+        self.service_ports[replica] = free_port()
+        env = self.service_env(replica, self.service_ports[replica])
+        return self._spawn(replica, [sys.executable, "-m", f"services.{service}"], env)
+
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.service_ports[name]}"
 
