@@ -31,7 +31,9 @@ async def test_two_orders_replicas_split_the_work(stack: LocalStack, http: httpx
     replica = stack.start_replica("orders", "orders-2")
     try:
         stack.wait_until_ready()
-        before = {name: received((await http.get(stack.url(name) + "/metrics")).text) for name in ("orders", "orders-2")}
+        before = {
+            name: received((await http.get(stack.url(name) + "/metrics")).text) for name in ("orders", "orders-2")
+        }
         snapshots = []
         for _ in range(24):
             reply = await http.post(stack.url("orders") + "/orders", json=order)
