@@ -69,6 +69,8 @@ class LocalStack:
     children: list[Child] = field(default_factory=list)
     kafka_bootstrap: str = ""
     mongodb_uri: str = ""
+    smtp_port: int = 1025  # the local SMTP sink's, started when no SMTP_HOST is configured
+    smtp_sink: str = ""  # host:port of the sink this stack started, if any
 
     def start_infrastructure(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -91,10 +93,23 @@ class LocalStack:
             ])  # fmt: skip
             wait_for_port("127.0.0.1", port, 30)
             self.mongodb_uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        configured = self.extra_env.get("SMTP_HOST") or (os.environ.get("SMTP_HOST") if self.use_environment else "")
+        if not configured:
+            port = self.smtp_port or free_port()
+            self._spawn("smtp-sink", [
+                sys.executable, "-m", "deploy.smtp_sink", "--port", str(port), "--dir", str(self.mail_dir),
+            ])  # fmt: skip
+            wait_for_port("127.0.0.1", port, 30)
+            self.smtp_sink = f"127.0.0.1:{port}"
 
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where the local SMTP sink keeps every email as a .eml file."""
+        return self.data_dir / "mail"
 
     def service_env(self, name: str, port: int) -> dict[str, str]:
         return {
@@ -104,8 +119,15 @@ class LocalStack:
             "HTTP_PORT": str(port),
             "HTTP_HOST": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
+            **self._smtp_env(),
             **self.extra_env,
         }
+
+    def _smtp_env(self) -> dict[str, str]:
+        if not self.smtp_sink:
+            return {}
+        host, _, port = self.smtp_sink.rpartition(":")
+        return {"SMTP_HOST": host, "SMTP_PORT": port, "SMTP_STARTTLS": "false"}
 
     def start_services(self) -> None:
         for name, port in list(self.service_ports.items()):
@@ -170,8 +192,8 @@ class LocalStack:
         self.children.remove(child)
 
     def stop(self) -> None:
-        # Services first (they drain their outbox), then the store and the broker.
-        for child in sorted(self.children, key=lambda c: c.name in ("kafka", "mongo")):
+        # Services first (they drain their outbox), then the store, the broker and the mail sink.
+        for child in sorted(self.children, key=lambda c: c.name in ("kafka", "mongo", "smtp-sink")):
             self.stop_child(child)
 
 
@@ -197,6 +219,8 @@ def main() -> None:
         print(f"all services ready in {time.monotonic() - started:.1f}s (logs in {stack.log_dir})", flush=True)
         print(f"  kafka          {stack.kafka_bootstrap}", flush=True)
         print(f"  mongodb        {stack.mongodb_uri}", flush=True)
+        if stack.smtp_sink:
+            print(f"  smtp sink      {stack.smtp_sink}  (each email as a .eml file in {stack.mail_dir}/)", flush=True)
         for name in stack.service_ports:
             print(f"  {name:<14} {stack.url(name)}  (/docs, /asyncapi, /metrics)", flush=True)
         print("Ctrl-C stops everything.", flush=True)

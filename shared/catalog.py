@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.topics import (
     FULFILLMENT_EVENTS,
+    FULFILLMENT_REQUESTS,
     INVENTORY_EVENTS,
     NOTIFICATIONS_EVENTS,
     ORDERS_EVENTS,
@@ -142,6 +143,7 @@ class Hold(Contract):
     reason: HoldReason
     note: str = ""
     held_at: str | None = None
+    release_at: str | None = None  # when the platform releases it by itself (post-purchase holds)
 
 
 class FulfillmentOrderLine(Contract):
@@ -223,6 +225,24 @@ class FulfillmentChanged(Contract):
     fulfillment: FulfillmentSnapshot
     fulfillment_order: FulfillmentOrderSnapshot
     order: OrderSnapshot
+
+
+class FulfillmentRequestChanged(Contract):
+    """Every fulfillment_request.* event: a request to a location's fulfillment service."""
+
+    fulfillment_order: FulfillmentOrderSnapshot
+    order: OrderSnapshot
+    fulfillment_service: str
+    message: str = ""
+
+
+class FulfillmentServiceRequest(Contract):
+    """What a third-party fulfillment service reads on fulfillment.requests.v1 (keyed by its id)."""
+
+    fulfillment_order: FulfillmentOrderSnapshot
+    order: OrderSnapshot
+    fulfillment_service: str
+    message: str = ""
 
 
 # --- inventory ------------------------------------------------------------------------
@@ -321,6 +341,12 @@ _SPECS: list[EventSpec] = [
     EventSpec("fulfillment.created", FULFILLMENT_EVENTS, FulfillmentChanged),
     EventSpec("fulfillment.tracking_updated", FULFILLMENT_EVENTS, FulfillmentChanged),
     EventSpec("fulfillment.cancelled", FULFILLMENT_EVENTS, FulfillmentChanged),
+    EventSpec("fulfillment.label_voided", FULFILLMENT_EVENTS, FulfillmentChanged),
+    *(
+        EventSpec(f"fulfillment_request.{name}", FULFILLMENT_EVENTS, FulfillmentRequestChanged)
+        for name in ("submitted", "accepted", "rejected")
+    ),
+    EventSpec("fulfillment_service.fulfillment_requested", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
     EventSpec("inventory.reserved", INVENTORY_EVENTS, InventoryReservation),
     EventSpec("inventory.reservation_failed", INVENTORY_EVENTS, InventoryReservationFailed),
     EventSpec("inventory.released", INVENTORY_EVENTS, InventoryReservation),

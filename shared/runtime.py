@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -48,9 +48,16 @@ class ServiceRuntime:
         self.relay = OutboxRelay(
             [self.database[name] for name in collections], self._publish, settings.outbox_poll_seconds
         )
+        self._background: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
 
     def subscribe(self, subscriptions: EventSubscriptions) -> None:
         subscriptions.attach(self.broker, self.settings, self.metrics)
+
+    def background(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `run()` as a task while the service is up (started after the broker, cancelled
+        first at shutdown): periodic work such as a sweep. It should loop and handle its errors."""
+        self._background[name] = run
 
     def store(self, collection: str) -> AggregateStore:
         return AggregateStore(self.database[collection], self.relay.wake)
@@ -63,10 +70,14 @@ class ServiceRuntime:
     async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
         await self.broker.start()
         self.relay.start()
+        self._tasks = [asyncio.create_task(run(), name=name) for name, run in self._background.items()]
         log.info("%s started", self.settings.service_name)
         try:
             yield
         finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.relay.stop()
             await self.broker.stop()
             await self.mongo.close()

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from deploy.local_stack import LocalStack
+from deploy.local_stack import LocalStack, free_port
+from deploy.smtp_sink import SmtpSink
 
 T = TypeVar("T")
 
@@ -24,11 +25,31 @@ TEST_ENV = {
     "OUTBOX_POLL_SECONDS": "0.2",
     "HANDLER_BACKOFF_SECONDS": "0.05",
     "LOG_LEVEL": "INFO",
+    # notifications: quick retries and sweeps, a known link secret, a small download cap
+    "DOWNLOAD_LINK_SECRET": "test-download-link-secret-0123456789",
+    "DOWNLOAD_LINK_MAX_DOWNLOADS": "3",
+    "NOTIFY_MAX_ATTEMPTS": "8",
+    "NOTIFY_RETRY_BACKOFF_SECONDS": "0.5",
+    "NOTIFY_RETRY_MAX_BACKOFF_SECONDS": "2",
+    "NOTIFY_SWEEP_SECONDS": "0.25",
+    "NOTIFY_CLAIM_SECONDS": "5",
+    "SMTP_TIMEOUT_SECONDS": "3",
 }
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) inside the test process; the stack's emails go to it."""
+    sink = SmtpSink(port=free_port())
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Iterator[LocalStack]:
     data_dir: Path = tmp_path_factory.mktemp("stack")
     local = LocalStack(
         data_dir=data_dir,
@@ -37,7 +58,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         service_ports=dict.fromkeys(("orders", "inventory", "fulfillment", "notifications"), 0),
         persistent_store=False,
         use_environment=False,
-        extra_env=TEST_ENV,
+        extra_env={**TEST_ENV, "SMTP_HOST": smtp_sink.host, "SMTP_PORT": str(smtp_sink.port)},
     )
     try:
         local.start_infrastructure()

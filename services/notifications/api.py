@@ -1,20 +1,97 @@
-"""HTTP routes of the notifications service."""
+"""HTTP routes of the notifications service: what was sent to whom, and the download links."""
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel
 
-from shared.store import AggregateStore
+from services.notifications import domain
+from services.notifications.delivery import DeliveryMetrics, utcnow
+from services.notifications.tokens import DownloadTokens, ExpiredDownloadToken, InvalidDownloadToken
+from shared.http import ApiError
+from shared.store import AggregateStore, Document
 
 
-def build_router(notifications: AggregateStore) -> APIRouter:
+class NotificationView(BaseModel):
+    id: str
+    type: str
+    to: str
+    subject: str
+    status: Literal["pending", "sent", "failed"]
+    sent_at: str | None
+    created_at: str
+    failed_at: str | None = None
+    attempts: int
+    error: str | None = None
+    trigger_event_id: str
+
+
+class NotificationList(BaseModel):
+    items: list[NotificationView]
+
+
+class ErrorBody(BaseModel):
+    error: dict[str, str | None]
+
+
+def view(notification: Document) -> NotificationView:
+    return NotificationView.model_validate(notification)
+
+
+def build_router(
+    notifications: AggregateStore, downloads: AggregateStore, tokens: DownloadTokens, metrics: DeliveryMetrics
+) -> APIRouter:
     router = APIRouter(tags=["notifications"])
 
-    @router.get("/notifications")
-    async def list_notifications(order_id: str) -> dict[str, Any]:
-        found = await notifications.find({"order_id": order_id}, sort=[("recorded_at", 1)])
-        return {"items": [{k: v for k, v in n.items() if k != "version"} for n in found]}
+    @router.get("/notifications", response_model=NotificationList)
+    async def list_notifications(order_id: Annotated[str, Query(min_length=1)]) -> NotificationList:
+        """The emails about an order: sent, failed, or still pending; oldest first."""
+        found = await notifications.find({"order_id": order_id}, sort=[("created_at", 1)])
+        return NotificationList(items=[view(n) for n in found])
+
+    @router.get(
+        "/downloads/{token}",
+        status_code=302,
+        response_class=RedirectResponse,
+        responses={
+            302: {"description": "A valid link: redirects to the asset, and counts the download."},
+            403: {"model": ErrorBody, "description": "The link was altered or not issued by this shop."},
+            404: {"model": ErrorBody, "description": "A genuine link the shop has no record of."},
+            410: {"model": ErrorBody, "description": "The link expired, or its downloads ran out."},
+        },
+    )
+    async def download(token: Annotated[str, Path(max_length=2048)]) -> RedirectResponse:
+        """Follow a download link from a download-links email."""
+        try:
+            claims = tokens.verify(token, utcnow())
+        except InvalidDownloadToken:
+            metrics.downloads.labels("invalid").inc()
+            raise ApiError(
+                403, "invalid_download_link",
+                "This download link is not valid: it was changed or was not issued by this shop. "
+                "Use the link exactly as it appears in your email.",
+            ) from None  # fmt: skip
+        except ExpiredDownloadToken as expired:
+            metrics.downloads.labels("expired").inc()
+            when = expired.claims.expires_at.strftime("%d %B %Y, %H:%M UTC")
+            raise ApiError(
+                410, "download_link_expired",
+                f"This download link expired on {when}. Ask the shop for a new one.",
+                {"expired_at": expired.claims.expires_at.isoformat()},
+            ) from None  # fmt: skip
+        try:
+            grant = await downloads.apply(claims.jti, partial(domain.count_download, claims=claims, now=utcnow()))
+        except domain.DownloadRefused as refused:
+            metrics.downloads.labels(refused.code).inc()
+            raise ApiError(refused.status, refused.code, refused.message) from None
+        assert grant is not None  # count_download always changes the grant or refuses
+        metrics.downloads.labels("redirected").inc()
+        return RedirectResponse(
+            grant["asset_url"], status_code=302, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        )
 
     return router

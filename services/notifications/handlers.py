@@ -1,22 +1,29 @@
-"""Notifications' reactions to order and fulfillment events: one entry per triggering event."""
+"""Notifications' reactions to order and fulfillment events: decide the emails, record them.
+
+Recording is idempotent by triggering event (see delivery.py); sending happens apart from
+the consumer, so a slow mail server never holds a partition.
+"""
 
 from __future__ import annotations
 
 from services.notifications import domain
-from shared.catalog import FulfillmentOrderChanged
+from services.notifications.delivery import Delivery, utcnow
+from shared.catalog import FulfillmentChanged, OrderCancelled
 from shared.events import CloudEvent
 from shared.messaging import EventSubscriptions
-from shared.store import AggregateStore, now_iso
 
 
-def build_subscriptions(notifications: AggregateStore) -> EventSubscriptions:
+def build_subscriptions(delivery: Delivery, links: domain.LinkPolicy) -> EventSubscriptions:
     subscriptions = EventSubscriptions()
 
-    @subscriptions.on("fulfillment_order.created")
-    async def on_fulfillment_order_created(event: CloudEvent) -> None:
-        changed = FulfillmentOrderChanged.model_validate(event.data)
-        change = domain.record_fulfillment_order_notice(event.id, changed, now_iso())
-        # Keyed by the triggering event: a redelivery finds the entry already there.
-        await notifications.apply(event.id, lambda existing: change if existing is None else None)
+    @subscriptions.on("fulfillment.created", "fulfillment.tracking_updated")
+    async def on_fulfillment(event: CloudEvent) -> None:
+        changed = FulfillmentChanged.model_validate(event.data)
+        await delivery.record(domain.emails_for_fulfillment(event, changed, links, utcnow()))
+
+    @subscriptions.on("order.cancelled")
+    async def on_order_cancelled(event: CloudEvent) -> None:
+        draft = domain.email_for_cancellation(event, OrderCancelled.model_validate(event.data))
+        await delivery.record([draft] if draft else [])
 
     return subscriptions

@@ -1,0 +1,238 @@
+"""Getting each email out: recorded before it is sent, sent at least once, retried with backoff.
+
+Why this way (the crash between sending and recording):
+1. A Kafka handler only *records* the emails an event asks for: a `pending` notification
+   whose id is derived from the triggering event id and the kind of email (and, for
+   download links, the download grants). A redelivered event finds the notification there
+   and records nothing new. The handler never waits on SMTP, so a slow or absent mail
+   server does not hold up the partition.
+2. The sender (workers fed by the handler and by a periodic sweep of due `pending`
+   notifications) *claims* an attempt by moving the notification's `next_attempt_at`
+   forward by the claim time and counting the attempt, in one optimistic-concurrency write:
+   one replica, one attempt. Then it sends, with a Message-ID derived from the
+   notification id. Then it records `sent` (or the failure) and, in the same document
+   write, the notification.sent / notification.failed event through the store's outbox.
+3. A crash after the SMTP server accepted the message but before `sent` was recorded
+   leaves the notification pending; when the claim runs out the sweep sends it again.
+   So delivery to the SMTP server is **at least once**, never zero times: a buyer would
+   rather get a rare duplicate shipping confirmation or download link than none, and the
+   duplicate has the same Message-ID and Date, so mail systems and people can tell it is
+   the same message. The window is the few milliseconds between the server's 250 and our
+   write (plus retries of that write), not the whole send.
+
+Retries: a passing failure (4xx, connection refused or dropped, timeout) is retried with
+exponential backoff by the sweep, up to NOTIFY_MAX_ATTEMPTS; a permanent refusal (5xx) is
+not retried. Either way a notification that will not be sent is recorded `failed` and
+notification.failed is emitted. An email that cannot be rendered never gets this far: the
+handler fails and the message goes to the dead-letter topic; the consumer carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import partial
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pymongo.errors import PyMongoError
+
+from services.notifications import domain
+from services.notifications.domain import EmailDraft, RetryPolicy
+from services.notifications.mailer import Mailer, SendFailed, build_message
+from services.notifications.templates import EmailTemplates
+from shared.store import AggregateStore, ConcurrencyConflict, Document, Rule
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeliveryMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.recorded = Counter(
+            "notifications_recorded", "Emails recorded for sending, by type.", ["type"], registry=registry
+        )
+        self.attempts = Counter(
+            "notification_send_attempts",
+            "SMTP send attempts by type and outcome (sent, retry, failed).",
+            ["type", "outcome"],
+            registry=registry,
+        )
+        self.send_seconds = Histogram(
+            "notification_send_seconds", "Time to hand one email to the SMTP server.", registry=registry
+        )
+        self.downloads = Counter(
+            "downloads", "Download link requests by outcome (redirected, invalid, expired, ...).", ["outcome"],
+            registry=registry,
+        )  # fmt: skip
+
+
+class Delivery:
+    """Records the emails events ask for and sends them; see the module docstring for why so."""
+
+    SWEEP_BATCH = 500
+
+    def __init__(
+        self,
+        notifications: AggregateStore,
+        downloads: AggregateStore,
+        templates: EmailTemplates,
+        mailer: Mailer,
+        policy: RetryPolicy,
+        metrics: DeliveryMetrics,
+        *,
+        concurrency: int = 4,
+        sweep_seconds: float = 5.0,
+    ) -> None:
+        self.notifications = notifications
+        self.downloads = downloads
+        self.templates = templates
+        self.mailer = mailer
+        self.policy = policy
+        self.metrics = metrics
+        self.concurrency = concurrency
+        self.sweep_seconds = sweep_seconds
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._workers: list[asyncio.Task[None]] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    # --- recording (called by the Kafka handlers) -------------------------------------
+
+    async def record(self, drafts: Iterable[EmailDraft]) -> None:
+        """Make each email durable as `pending` (once per triggering event), then queue it."""
+        now = utcnow()
+        for draft in drafts:
+            for grant in draft.grants:
+                await self.downloads.apply(grant.token_id, partial(domain.open_grant, grant=grant, now=now))
+            rendered = self.templates.render(draft.kind, draft.context)
+            message_id = domain.message_id(draft.notification_id, self.mailer.config.sender_domain)
+            created = await self.notifications.apply(
+                draft.notification_id,
+                partial(domain.record_pending, draft=draft, rendered=rendered, msg_id=message_id, now=now),
+            )
+            if created is not None:
+                self.metrics.recorded.labels(draft.kind.value).inc()
+            # Queued even when it already existed: a redelivery after a crash speeds it up.
+            self.enqueue(draft.notification_id)
+
+    def enqueue(self, notification_id: str) -> None:
+        if notification_id not in self._queued:
+            self._queued.add(notification_id)
+            self._queue.put_nowait(notification_id)
+
+    # --- sending ----------------------------------------------------------------------
+
+    async def deliver(self, notification_id: str) -> Document | None:
+        """One attempt at one notification, if it is due and nobody else is at it.
+        Returns the notification as recorded after the attempt, or None if there was none."""
+        claimed = await self.notifications.apply(
+            notification_id, partial(domain.claim, now=utcnow(), policy=self.policy)
+        )
+        if claimed is None:
+            return None  # sent, failed, not due yet, or another sender holds the attempt
+        kind = claimed["type"]
+        started = asyncio.get_running_loop().time()
+        try:
+            await self.mailer.send(build_message(self.mailer.config, claimed))
+        except SendFailed as failure:
+            saved = await self._record(
+                notification_id,
+                partial(domain.record_failure, error=failure.reason, permanent=failure.permanent, now=utcnow(),
+                        policy=self.policy),
+            )  # fmt: skip
+            outcome = saved["status"] if saved else "unknown"
+            outcome = "retry" if outcome == "pending" else outcome
+            self.metrics.attempts.labels(kind, outcome).inc()
+            log.warning(
+                "notification %s (%s, order %s) attempt %d not sent, %s: %s",
+                notification_id, kind, claimed["order_id"], claimed["attempts"], outcome, failure.reason,
+            )  # fmt: skip
+            return saved
+        self.metrics.send_seconds.observe(asyncio.get_running_loop().time() - started)
+        saved = await self._record(notification_id, partial(domain.record_sent, now=utcnow()))
+        self.metrics.attempts.labels(kind, "sent").inc()
+        log.info("notification %s (%s, order %s) sent", notification_id, kind, claimed["order_id"])
+        return saved
+
+    async def _record(self, notification_id: str, rule: Rule) -> Document | None:
+        """Record an attempt's outcome, trying hard: until it is recorded, a crash resends."""
+        for attempt in range(5):
+            try:
+                return await self.notifications.apply(notification_id, rule)
+            except (PyMongoError, ConcurrencyConflict):
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
+        return None  # pragma: no cover - the loop returns or raises
+
+    async def sweep_once(self) -> int:
+        """Queue the pending notifications whose next attempt is due (retries, and any a
+        crashed process left behind)."""
+        cursor = self.notifications.collection.find(
+            {"status": "pending", "next_attempt_at": {"$lt": domain.iso(utcnow())}}, {"_id": 1}
+        )
+        due = [doc["_id"] async for doc in cursor.sort("next_attempt_at", 1).limit(self.SWEEP_BATCH)]
+        for notification_id in due:
+            self.enqueue(notification_id)
+        return len(due)
+
+    # --- running alongside the service -------------------------------------------------
+
+    async def run(self) -> None:
+        """Send until cancelled (the runtime runs this as a background task); when cancelled,
+        let the sends under way finish and be recorded, so a shutdown resends nothing."""
+        self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    def start(self) -> None:
+        self._workers = [asyncio.create_task(self._work(), name=f"email-sender-{n}") for n in range(self.concurrency)]
+        self._workers.append(asyncio.create_task(self._sweep(), name="email-sweep"))
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Let the sends under way finish (so they get recorded), then stop."""
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._in_flight:
+            _, late = await asyncio.wait(self._in_flight, timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._workers = []
+
+    async def _work(self) -> None:
+        while True:
+            notification_id = await self._queue.get()
+            self._queued.discard(notification_id)
+            task = asyncio.create_task(self._deliver_logged(notification_id))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            # Shielded: stopping the worker lets this send finish and be recorded.
+            await asyncio.shield(task)
+
+    async def _deliver_logged(self, notification_id: str) -> None:
+        try:
+            await self.deliver(notification_id)
+        except Exception:
+            log.exception("delivering notification %s failed; the sweep will try again", notification_id)
+
+    async def _sweep(self) -> None:
+        indexed = False
+        while True:
+            try:
+                if not indexed:
+                    await self.notifications.collection.create_index([("status", 1), ("next_attempt_at", 1)])
+                    await self.notifications.collection.create_index([("order_id", 1), ("created_at", 1)])
+                    indexed = True
+                await self.sweep_once()
+            except Exception:
+                log.exception("sweep of pending notifications failed; trying again")
+            await asyncio.sleep(self.sweep_seconds)

@@ -1,0 +1,314 @@
+"""Delivery against a real store (nx-27017) and a real SMTP server (aiosmtpd) in this process:
+one email per event, at least once across a crash, retried while the server is down, refused
+for good on a 5xx; and the download links those emails carry, followed over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from pymongo import AsyncMongoClient
+
+from deploy.local_stack import free_port, wait_for_port
+from deploy.smtp_sink import SmtpSink
+from services.notifications import domain
+from services.notifications.api import build_router
+from services.notifications.delivery import Delivery, DeliveryMetrics, utcnow
+from services.notifications.domain import RetryPolicy
+from services.notifications.mailer import Mailer, SmtpConfig
+from services.notifications.templates import EmailTemplates
+from services.notifications.tokens import DownloadClaims, DownloadTokens
+from shared.catalog import NotificationOutcome
+from shared.http import install_error_handlers
+from shared.store import AggregateStore
+from tests.conftest import eventually
+from tests.unit.test_notification_rules import BOOK, LINKS, MUG, NOW, fulfillment_event
+
+POLICY = RetryPolicy(max_attempts=4, backoff=timedelta(seconds=0.2), max_backoff=timedelta(seconds=0.5),
+                     claim=timedelta(seconds=1))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder: Path = tmp_path_factory.mktemp("nx")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nx_27017.nx_27017", "--host", "127.0.0.1", "--port", str(port), "--data-dir", "memory",
+         "--log-file", str(folder / "nx.log"), "--pid-file", str(folder / "nx.pid")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port("127.0.0.1", port, 30)
+        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    server = SmtpSink(port=free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def stores(mongo_uri: str) -> AsyncIterator[tuple[AggregateStore, AggregateStore]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
+    database = client[f"notifications_{uuid.uuid4().hex[:8]}"]
+    try:
+        yield (
+            AggregateStore(database["notifications"], lambda: None),
+            AggregateStore(database["downloads"], lambda: None),
+        )
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
+
+
+def delivery_for(
+    stores: tuple[AggregateStore, AggregateStore], sink: SmtpSink, mailer: Mailer | None = None
+) -> Delivery:
+    notifications, downloads = stores
+    mailer = mailer or Mailer(
+        SmtpConfig("127.0.0.1", sink.port, timeout_seconds=2, mail_from="Shop <orders@shop.example>")
+    )
+    return Delivery(notifications, downloads, EmailTemplates(), mailer, POLICY, DeliveryMetrics(CollectorRegistry()),
+                    concurrency=2, sweep_seconds=0.1)  # fmt: skip
+
+
+def drafts(
+    lines: Any = None, notify: bool = True, to: str | None = None, now: datetime = NOW
+) -> list[domain.EmailDraft]:
+    event, changed = fulfillment_event(lines=lines or [MUG], notify=notify)
+    if to:
+        changed = changed.model_copy(
+            update={
+                "order": changed.order.model_copy(
+                    update={"customer": changed.order.customer.model_copy(update={"email": to})}
+                )
+            }
+        )
+    return domain.emails_for_fulfillment(event, changed, LINKS, now)
+
+
+def _plain(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+async def outbox_types(store: AggregateStore, notification_id: str) -> list[str]:
+    raw = await store.collection.find_one({"_id": notification_id})
+    assert raw is not None
+    return [entry["event"]["type"] for entry in raw.get("outbox", {}).values()]
+
+
+async def test_an_email_is_recorded_sent_and_announced_in_one_write(stores: Any, sink: SmtpSink) -> None:
+    delivery = delivery_for(stores, sink)
+    [draft] = drafts()
+    await delivery.record([draft])
+    sent = await delivery.deliver(draft.notification_id)
+    assert sent is not None and sent["status"] == "sent" and sent["attempts"] == 1
+    [received] = sink.messages()
+    assert received.rcpt_tos == ["buyer@example.com"]
+    assert received.message["Subject"] == "Your order #5E2F0C1A is on its way"
+    assert received.message["Message-ID"] == sent["message_id"]
+    assert "1Z999AA10123456784" in _plain(received.message)
+    [event] = [e for e in (await stores[0].collection.find_one({"_id": draft.notification_id}))["outbox"].values()]
+    record = NotificationOutcome.model_validate(event["event"]["data"]).notification
+    assert (record.id, record.status, record.to) == (draft.notification_id, "sent", "buyer@example.com")
+
+
+async def test_recording_the_same_event_again_sends_nothing_more(stores: Any, sink: SmtpSink) -> None:
+    delivery = delivery_for(stores, sink)
+    both = drafts(lines=[MUG, BOOK])
+    for _ in range(3):  # the same event, redelivered
+        await delivery.record(both)
+    for draft in both:
+        await delivery.deliver(draft.notification_id)
+        assert await delivery.deliver(draft.notification_id) is None
+    assert sorted(m.message["Subject"] for m in sink.messages()) == [
+        "Your downloads for order #5E2F0C1A", "Your order #5E2F0C1A is on its way",
+    ]  # fmt: skip
+    assert len(await stores[0].find({"order_id": both[0].order_id})) == 2
+    assert len(await stores[1].find({})) == 1  # one download grant, for the one digital line
+
+
+class CrashAfterSending(Mailer):
+    """Sends, then dies before the outcome can be recorded (like a process killed right after the 250)."""
+
+    async def send(self, message: EmailMessage) -> None:
+        await super().send(message)
+        raise KeyboardInterrupt
+
+
+async def test_a_crash_between_sending_and_recording_sends_again_with_the_same_message_id(
+    stores: Any, sink: SmtpSink
+) -> None:
+    config = SmtpConfig("127.0.0.1", sink.port, timeout_seconds=2)
+    [draft] = drafts()
+    crashing = delivery_for(stores, sink, CrashAfterSending(config))
+    await crashing.record([draft])
+    with pytest.raises(KeyboardInterrupt):
+        await crashing.deliver(draft.notification_id)
+    assert (await stores[0].get(draft.notification_id))["status"] == "pending"
+    # A restarted (or another) replica: nothing to do until the crashed attempt's claim runs out ...
+    restarted = delivery_for(stores, sink)
+    assert await restarted.deliver(draft.notification_id) is None
+    # ... then the sweep finds it and sends it again: at least once, recognisably the same message.
+    await eventually(restarted.sweep_once, timeout=5)
+    sent = await restarted.deliver(draft.notification_id)
+    assert sent is not None and sent["status"] == "sent" and sent["attempts"] == 2
+    first, second = sink.messages()
+    assert first.message["Message-ID"] == second.message["Message-ID"] == sent["message_id"]
+    assert first.message["Date"] == second.message["Date"]
+
+
+async def test_while_the_server_is_down_attempts_back_off_and_the_email_arrives_once_when_it_is_back(
+    stores: Any, sink: SmtpSink
+) -> None:
+    delivery = delivery_for(stores, sink)
+    sink.stop()
+    delivery.start()
+    try:
+        [draft] = drafts()
+        await delivery.record([draft])
+
+        async def retried() -> bool:
+            notification = await stores[0].get(draft.notification_id)
+            return bool(notification["attempts"] >= 2 and notification["status"] == "pending")
+
+        await eventually(retried, timeout=10)
+        assert "unreachable" in (await stores[0].get(draft.notification_id))["error"]
+        sink.start()
+        await eventually(lambda: sink.messages(), timeout=10)
+        notification = await eventually(lambda: _sent(stores[0], draft.notification_id), timeout=10)
+        assert notification["error"] is None
+    finally:
+        await delivery.stop()
+    assert len(sink.messages()) == 1
+
+
+async def _sent(store: AggregateStore, notification_id: str) -> dict[str, Any] | None:
+    notification = await store.get(notification_id)
+    return notification if notification and notification["status"] == "sent" else None
+
+
+async def test_a_permanent_refusal_fails_at_once_and_announces_it(stores: Any, sink: SmtpSink) -> None:
+    delivery = delivery_for(stores, sink)
+    [draft] = drafts(to="bounce+nobody@example.com")
+    await delivery.record([draft])
+    failed = await delivery.deliver(draft.notification_id)
+    assert failed is not None and failed["status"] == "failed" and failed["attempts"] == 1
+    assert failed["error"].startswith("recipient refused: 550")
+    assert "bounce+nobody" not in failed["error"]
+    assert await outbox_types(stores[0], draft.notification_id) == ["notification.failed"]
+    assert sink.messages() == []
+
+
+async def test_passing_failures_give_up_after_the_last_attempt(stores: Any, sink: SmtpSink) -> None:
+    delivery = delivery_for(stores, sink)
+    delivery.start()
+    try:
+        [draft] = drafts(to="defer+someone@example.com")
+        await delivery.record([draft])
+        failed = await eventually(lambda: _with_status(stores[0], draft.notification_id, "failed"), timeout=15)
+    finally:
+        await delivery.stop()
+    assert failed["attempts"] == POLICY.max_attempts
+    assert failed["error"].startswith("recipient refused: 451")
+    assert await outbox_types(stores[0], draft.notification_id) == ["notification.failed"]
+
+
+async def _with_status(store: AggregateStore, notification_id: str, status: str) -> dict[str, Any] | None:
+    notification = await store.get(notification_id)
+    return notification if notification and notification["status"] == status else None
+
+
+async def test_two_replicas_racing_for_the_same_notification_send_it_once(stores: Any, sink: SmtpSink) -> None:
+    one, two = delivery_for(stores, sink), delivery_for(stores, sink)
+    batch = [draft for _ in range(10) for draft in drafts()]
+    await one.record(batch)
+    await asyncio.gather(*(replica.deliver(d.notification_id) for d in batch for replica in (one, two)))
+    assert len(sink.messages()) == 10
+    assert len({m.message["Message-ID"] for m in sink.messages()}) == 10
+
+
+# --- download links, followed over HTTP -----------------------------------------------------
+
+
+@pytest.fixture
+async def shop(stores: Any, sink: SmtpSink) -> AsyncIterator[tuple[Delivery, httpx.AsyncClient]]:
+    delivery = delivery_for(stores, sink)
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(build_router(stores[0], stores[1], LINKS.tokens, delivery.metrics))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://shop.example") as client:
+        yield delivery, client
+
+
+async def emailed_links(delivery: Delivery, sink: SmtpSink) -> list[str]:
+    [draft] = drafts(lines=[BOOK], notify=False, now=utcnow())
+    await delivery.record([draft])
+    await delivery.deliver(draft.notification_id)
+    [received] = sink.messages()
+    text = _plain(received.message)
+    return [word for word in text.split() if word.startswith("https://shop.example/downloads/")]
+
+
+async def test_the_emailed_link_redirects_to_the_asset_and_counts_up_to_its_cap(shop: Any, sink: SmtpSink) -> None:
+    delivery, client = shop
+    [link] = await emailed_links(delivery, sink)
+    for _ in range(LINKS.max_downloads or 0):
+        reply = await client.get(link)
+        assert reply.status_code == 302
+        assert reply.headers["location"] == "https://cdn.example.com/e-book.pdf"
+        assert reply.headers["cache-control"] == "no-store"
+    [grant] = await delivery.downloads.find({})
+    assert grant["downloads"] == LINKS.max_downloads
+    spent = await client.get(link)
+    assert spent.status_code == 410
+    assert spent.json()["error"]["code"] == "download_limit_reached"
+
+
+async def test_a_tampered_link_is_refused_with_403(shop: Any, sink: SmtpSink) -> None:
+    delivery, client = shop
+    [link] = await emailed_links(delivery, sink)
+    body, signature = link.rsplit("/", 1)[1].split(".")
+    tampered = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + signature
+    reply = await client.get(f"/downloads/{tampered}")
+    assert reply.status_code == 403
+    assert reply.json()["error"]["code"] == "invalid_download_link"
+    assert "not valid" in reply.json()["error"]["message"]
+    assert (await client.get("/downloads/not-a-token")).status_code == 403
+
+
+async def test_an_expired_link_is_refused_with_410_and_says_when(shop: Any, sink: SmtpSink) -> None:
+    delivery, client = shop
+    [link] = await emailed_links(delivery, sink)
+    claims = LINKS.tokens.verify(link.rsplit("/", 1)[1], utcnow())
+    yesterday = utcnow() - timedelta(days=1)
+    expired = LINKS.tokens.sign(DownloadClaims(**{**claims.__dict__, "exp": int(yesterday.timestamp())}))
+    reply = await client.get(f"/downloads/{expired}")
+    assert reply.status_code == 410
+    error = reply.json()["error"]
+    assert error["code"] == "download_link_expired"
+    assert f"expired on {yesterday:%d %B %Y}" in error["message"]
+    # signed with another secret, the same claims are not the shop's
+    foreign = DownloadTokens(b"someone-else-secret-0123456789ab").sign(claims)
+    assert (await client.get(f"/downloads/{foreign}")).status_code == 403

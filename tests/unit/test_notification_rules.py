@@ -1,0 +1,256 @@
+"""Which emails an event asks for, and a notification's life: pending, then sent or failed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+import pytest
+
+from services.notifications import domain
+from services.notifications.domain import EmailKind, RetryPolicy
+from services.notifications.tokens import DownloadTokens
+from shared.catalog import (
+    Customer,
+    FinancialStatus,
+    FulfillmentChanged,
+    FulfillmentLine,
+    FulfillmentOrderSnapshot,
+    FulfillmentOrderStatus,
+    FulfillmentSnapshot,
+    LineItem,
+    NotificationOutcome,
+    OrderCancelled,
+    OrderSnapshot,
+    Tracking,
+)
+from shared.events import CloudEvent, new_event
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TOKENS = DownloadTokens(b"a-test-secret-of-32-bytes-length")
+LINKS = domain.LinkPolicy(TOKENS, "https://shop.example/", timedelta(days=7), max_downloads=3)
+EBOOK_URL = "https://cdn.example.com/e-book.pdf"
+
+
+def order(financial_status: str = "paid") -> OrderSnapshot:
+    return OrderSnapshot(
+        id="5e2f0c1a-0000-4000-8000-000000000001",
+        customer=Customer(email="buyer@example.com", name="Ada\nBuyer"),
+        shipping_address={"name": "Ada Buyer", "address1": "Storgatan 1", "city": "Stockholm", "zip": "11122"},
+        currency="SEK",
+        financial_status=FinancialStatus(financial_status),
+        created_at="2026-03-01T10:00:00+00:00",
+        line_items=[
+            LineItem(id="line-mug", sku="MUG-1", title="Mug", quantity=2, unit_price=Decimal("99.50")),
+            LineItem(id="line-book", sku="EBOOK-1", title="E-book", quantity=1, unit_price=Decimal("50"),
+                     requires_shipping=False, digital_asset_url=EBOOK_URL),
+        ],
+    )  # fmt: skip
+
+
+MUG = FulfillmentLine(line_item_id="line-mug", sku="MUG-1", quantity=2)
+BOOK = FulfillmentLine(line_item_id="line-book", sku="EBOOK-1", quantity=1, digital_asset_url=EBOOK_URL)
+
+
+def fulfillment_event(
+    event_type: str = "fulfillment.created",
+    lines: list[FulfillmentLine] | None = None,
+    notify: bool = True,
+    status: Literal["SUCCESS", "CANCELLED"] = "SUCCESS",
+    tracking: Tracking | None = None,
+) -> tuple[CloudEvent, FulfillmentChanged]:
+    snapshot = order()
+    fulfillment = FulfillmentSnapshot(
+        id="ful-1", order_id=snapshot.id, fulfillment_order_id="fo-1", location_id="loc-1", status=status,
+        line_items=lines if lines is not None else [MUG], notify_customer=notify,
+        tracking=tracking or Tracking(numbers=["1Z999AA10123456784"], company="UPS"),
+        created_at="2026-03-01T11:00:00+00:00", updated_at="2026-03-01T11:00:00+00:00",
+    )  # fmt: skip
+    fulfillment_order = FulfillmentOrderSnapshot(
+        id="fo-1", order_id=snapshot.id, location_id="loc-1", status=FulfillmentOrderStatus.CLOSED, line_items=[],
+        created_at="2026-03-01T10:00:00+00:00", updated_at="2026-03-01T11:00:00+00:00",
+    )  # fmt: skip
+    changed = FulfillmentChanged(fulfillment=fulfillment, fulfillment_order=fulfillment_order, order=snapshot)
+    return new_event("fulfillment", event_type, snapshot.id, changed), changed
+
+
+def drafts_for(*args: Any, **kwargs: Any) -> list[domain.EmailDraft]:
+    event, changed = fulfillment_event(*args, **kwargs)
+    return domain.emails_for_fulfillment(event, changed, LINKS, NOW)
+
+
+# --- which emails ------------------------------------------------------------------------
+
+
+def test_a_shipment_with_notify_customer_asks_for_a_shipping_confirmation() -> None:
+    [draft] = drafts_for()
+    assert draft.kind == EmailKind.SHIPPING_CONFIRMATION
+    assert draft.to == "buyer@example.com"
+    assert draft.context["customer_name"] == "Ada Buyer"  # no line break can reach a header
+    assert draft.context["items"] == [{"title": "Mug", "quantity": 2, "sku": "MUG-1"}]
+    assert draft.context["carrier"] == "UPS"
+    assert draft.context["tracking"] == [
+        {"number": "1Z999AA10123456784", "url": "https://www.ups.com/track?tracknum=1Z999AA10123456784"}
+    ]
+
+
+def test_a_shipment_without_notify_customer_sends_nothing() -> None:
+    assert drafts_for(notify=False) == []
+
+
+def test_digital_lines_always_get_their_download_links() -> None:
+    [draft] = drafts_for(lines=[BOOK], notify=False)
+    assert draft.kind == EmailKind.DOWNLOAD_LINKS
+    [download] = draft.context["downloads"]
+    assert download["title"] == "E-book"
+    token = download["url"].removeprefix("https://shop.example/downloads/")
+    claims = TOKENS.verify(token, NOW)
+    assert (claims.order_id, claims.line_item_id, claims.max) == (order().id, "line-book", 3)
+    assert claims.expires_at == NOW + timedelta(days=7)
+    [grant] = draft.grants
+    assert (grant.token_id, grant.asset_url, grant.line_item_id) == (claims.jti, EBOOK_URL, "line-book")
+
+
+def test_a_mixed_fulfillment_asks_for_both_emails_with_only_their_own_lines() -> None:
+    confirmation, downloads = drafts_for(lines=[MUG, BOOK])
+    assert [i["sku"] for i in confirmation.context["items"]] == ["MUG-1"]
+    assert [d["sku"] for d in downloads.context["downloads"]] == ["EBOOK-1"]
+    assert confirmation.notification_id != downloads.notification_id
+
+
+def test_a_digital_only_fulfillment_sends_no_shipping_confirmation() -> None:
+    assert [d.kind for d in drafts_for(lines=[BOOK], notify=True)] == [EmailKind.DOWNLOAD_LINKS]
+
+
+def test_tracking_updated_with_notify_customer_asks_for_a_shipping_update() -> None:
+    tracking = Tracking(numbers=["A1", "A2"], company="Bring", urls=["https://track.example/A1"])
+    [draft] = drafts_for("fulfillment.tracking_updated", lines=[MUG, BOOK], tracking=tracking)
+    assert draft.kind == EmailKind.SHIPPING_UPDATE
+    # the merchant's link where given; an unknown carrier has no public tracking page to guess
+    assert draft.context["tracking"] == [
+        {"number": "A1", "url": "https://track.example/A1"},
+        {"number": "A2", "url": None},
+    ]
+    assert drafts_for("fulfillment.tracking_updated", notify=False) == []
+
+
+def test_a_cancelled_fulfillment_sends_nothing() -> None:
+    assert drafts_for("fulfillment.tracking_updated", status="CANCELLED") == []
+    assert drafts_for(status="CANCELLED", lines=[MUG, BOOK]) == []
+
+
+def test_the_same_event_always_maps_to_the_same_notifications() -> None:
+    event, changed = fulfillment_event(lines=[MUG, BOOK])
+    first = domain.emails_for_fulfillment(event, changed, LINKS, NOW)
+    again = domain.emails_for_fulfillment(event, changed, LINKS, NOW + timedelta(hours=1))
+    assert [d.notification_id for d in first] == [d.notification_id for d in again]
+    assert [d.notification_id for d in first] == [f"{event.id}.shipping_confirmation", f"{event.id}.download_links"]
+    assert first[1].grants[0].token_id == again[1].grants[0].token_id
+
+
+def cancellation(
+    notify: bool = True, refund: Literal["now", "later", "none"] = "now", refunded: bool = True, status: str = "paid"
+) -> Any:
+    cancelled = OrderCancelled(order=order(status), refund=refund, refunded=refunded, restock=True,
+                               notify_customer=notify, reason="customer")  # fmt: skip
+    return domain.email_for_cancellation(
+        new_event("orders", "order.cancelled", cancelled.order.id, cancelled), cancelled
+    )
+
+
+def test_a_cancellation_is_emailed_only_when_the_merchant_asks() -> None:
+    assert cancellation(notify=False) is None
+    draft = cancellation()
+    assert draft.kind == EmailKind.ORDER_CANCELLED
+    assert draft.context["refund"] == {"when": "now", "refunded": True, "charged": True, "amount": "249.00 SEK"}
+
+
+def test_an_unpaid_order_has_no_refund_to_announce() -> None:
+    assert cancellation(status="pending", refunded=False).context["refund"]["when"] == "none"
+
+
+# --- a notification's life -----------------------------------------------------------------
+
+POLICY = RetryPolicy(max_attempts=3, backoff=timedelta(seconds=2), max_backoff=timedelta(seconds=5),
+                     claim=timedelta(seconds=60))  # fmt: skip
+
+
+def pending() -> dict[str, Any]:
+    [draft] = drafts_for()
+    rendered = domain.RenderedEmail("Your order is on its way", "text", "<p>html</p>")
+    change = domain.record_pending(None, draft, rendered, "<m@shop.example>", NOW)
+    assert change is not None and change.events == []
+    return {"id": draft.notification_id, **change.document}
+
+
+def test_a_notification_is_recorded_pending_once() -> None:
+    notification = pending()
+    assert notification["status"] == "pending" and notification["attempts"] == 0
+    assert domain.is_due(notification, NOW)
+    [draft] = drafts_for()
+    assert domain.record_pending(notification, draft, domain.RenderedEmail("s", "t", "h"), "<x@y>", NOW) is None
+
+
+def test_a_claim_counts_the_attempt_and_keeps_others_away_until_it_runs_out() -> None:
+    claimed = domain.claim(pending(), NOW, POLICY)
+    assert claimed is not None
+    assert claimed.document["attempts"] == 1
+    assert domain.claim(claimed.document, NOW + timedelta(seconds=59), POLICY) is None
+    taken_over = domain.claim(claimed.document, NOW + timedelta(seconds=61), POLICY)
+    assert taken_over is not None and taken_over.document["attempts"] == 2
+
+
+def test_sent_is_recorded_with_its_event_and_only_once() -> None:
+    claimed = domain.claim(pending(), NOW, POLICY)
+    assert claimed is not None
+    sent = domain.record_sent(claimed.document, NOW)
+    assert sent is not None
+    assert sent.document["status"] == "sent" and sent.document["sent_at"] == domain.iso(NOW)
+    [event] = sent.events
+    assert event.type == "notification.sent" and event.subject == order().id
+    record = NotificationOutcome.model_validate(event.data).notification
+    assert (record.type, record.to, record.status) == ("shipping_confirmation", "buyer@example.com", "sent")
+    assert domain.record_sent(sent.document, NOW) is None
+    assert domain.claim(sent.document, NOW + timedelta(days=1), POLICY) is None
+
+
+def test_a_passing_failure_is_retried_later_with_growing_backoff() -> None:
+    notification = domain.claim(pending(), NOW, POLICY)
+    assert notification is not None
+    retry = domain.record_failure(notification.document, "451 try later", False, NOW, POLICY)
+    assert retry is not None and retry.events == []
+    assert retry.document["status"] == "pending" and retry.document["error"] == "451 try later"
+    assert retry.document["next_attempt_at"] == domain.iso(NOW + timedelta(seconds=2))
+    assert [POLICY.delay(n).total_seconds() for n in (1, 2, 3, 4)] == [2, 4, 5, 5]
+
+
+def test_the_last_failed_attempt_records_failed_and_emits_notification_failed() -> None:
+    notification = pending()
+    for attempt in range(1, 4):
+        claimed = domain.claim(notification, datetime.fromisoformat(notification["next_attempt_at"]), POLICY)
+        assert claimed is not None
+        change = domain.record_failure(claimed.document, "connection refused", False, NOW, POLICY)
+        assert change is not None
+        notification = change.document
+        assert notification["attempts"] == attempt
+    assert change is not None
+    assert notification["status"] == "failed" and notification["failed_at"] == domain.iso(NOW)
+    assert [e.type for e in change.events] == ["notification.failed"]
+    assert NotificationOutcome.model_validate(change.events[0].data).notification.error == "connection refused"
+
+
+def test_a_permanent_refusal_is_not_retried() -> None:
+    claimed = domain.claim(pending(), NOW, POLICY)
+    assert claimed is not None
+    change = domain.record_failure(claimed.document, "550 no such user", True, NOW, POLICY)
+    assert change is not None and change.document["status"] == "failed"
+    assert [e.type for e in change.events] == ["notification.failed"]
+
+
+@pytest.mark.parametrize("kind", list(EmailKind))
+def test_message_ids_are_stable_per_notification(kind: EmailKind) -> None:
+    one = domain.message_id(domain.notification_id("evt-1", kind), "shop.example")
+    assert one == domain.message_id(domain.notification_id("evt-1", kind), "shop.example")
+    assert one != domain.message_id(domain.notification_id("evt-2", kind), "shop.example")
+    assert one.startswith("<") and one.endswith("@shop.example>")
