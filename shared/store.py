@@ -234,7 +234,8 @@ class OutboxRelay:
             )
             self.published += 1
         await collection.update_one(
-            {"_id": doc["_id"], "$expr": {"$eq": [{"$size": {"$objectToArray": "$outbox"}}, 0]}},
+            # $and: nx-27017 ignores the other top-level conditions of a filter with a top-level $expr.
+            {"$and": [{"_id": doc["_id"]}, {"$expr": {"$eq": [{"$size": {"$objectToArray": "$outbox"}}, 0]}}]},
             {"$set": {"outbox_pending": False}, "$inc": {"version": 1}},
         )
         await collection.update_one({"_id": doc["_id"]}, {"$unset": {"relay_lease_until": ""}})
