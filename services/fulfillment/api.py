@@ -1,24 +1,155 @@
-"""HTTP routes of the fulfillment service."""
+"""HTTP routes of the fulfillment service: translate a request into a rule, answer with the result.
+
+404 for unknown ids, 409 with the reason when the rule refuses the transition in the current
+state, 422 naming the field when the request names lines or values that cannot be.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
 
-from shared.catalog import FulfillmentOrderStatus
-from shared.http import NotFound
-from shared.store import AggregateStore, Document
+from services.fulfillment.domain import fulfillment_order as fo_rules
+from services.fulfillment.domain.fulfillment_order import (
+    FulfillmentRequest,
+    InvalidRequest,
+    LineQuantity,
+    TransitionRefused,
+    normalise_time,
+)
+from services.fulfillment.service import Fulfillment
+from services.fulfillment.store import ShopSettings
+from shared.catalog import FulfillmentOrderStatus, HoldReason, LabelStatus, Tracking
+from shared.http import ApiError, Conflict, NotFound
+from shared.store import Change, Document, now_iso
+
+INTERNAL_FIELDS = {
+    "version",
+    "order",
+    "sort_fulfill_by",
+    "upsell_release_at",
+    "out_of_stock",
+    "skus",
+    "reroute_pending",
+}
+SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
-def fulfillment_order_view(fulfillment_order: Document) -> dict[str, Any]:
-    return {k: v for k, v in fulfillment_order.items() if k != "version"}
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-def build_router(fulfillment_orders: AggregateStore) -> APIRouter:
-    router = APIRouter(tags=["fulfillment orders"])
+class LineIn(Strict):
+    line_item_id: Annotated[str, Field(min_length=1, max_length=100)]
+    quantity: Annotated[int, Field(gt=0, le=10_000)]
 
-    @router.get("/fulfillment-orders")
+
+class TrackingIn(Strict):
+    numbers: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=50)] = []
+    company: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    url: HttpUrl | None = None
+    urls: Annotated[list[HttpUrl], Field(max_length=50)] = []
+
+    def tracking(self) -> Tracking:
+        urls = [str(url) for url in ([self.url] if self.url else []) + self.urls]
+        return Tracking(numbers=self.numbers, company=self.company, urls=urls)
+
+
+class FulfillmentIn(Strict):
+    line_items: Annotated[list[LineIn], Field(max_length=250)] | None = Field(
+        None, description="lines and quantities to ship; leave out to ship everything that remains"
+    )
+    tracking: TrackingIn = TrackingIn()
+    notify_customer: bool = False
+    label: Literal["PURCHASED", "NONE"] = Field("NONE", description="PURCHASED: a shipping label was bought")
+
+
+class TrackingUpdateIn(TrackingIn):
+    notify_customer: bool = False
+
+
+class HoldIn(Strict):
+    reason: HoldReason
+    note: Annotated[str, Field(max_length=1000)] = ""
+
+
+class ReleaseIn(Strict):
+    reason: HoldReason | None = Field(None, description="release only this hold; leave out to release all")
+
+
+class MoveIn(Strict):
+    location_id: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class FulfillByIn(Strict):
+    fulfill_by: AwareDatetime | None = Field(description="RFC 3339 with a time zone; null clears the deadline")
+
+
+class ScheduleIn(Strict):
+    fulfill_at: AwareDatetime
+
+
+class SubmitIn(Strict):
+    message: Annotated[str, Field(max_length=1000)] = ""
+
+
+class SettingsIn(Strict):
+    """Only the fields given change."""
+
+    auto_fulfill: bool | None = None
+    sweep_interval_seconds: Annotated[float, Field(gt=0, le=86_400)] | None = None
+    post_purchase_hold_seconds: Annotated[float, Field(ge=0, le=30 * 86_400)] | None = None
+
+
+def invalid_field(field: str, reason: str) -> ApiError:
+    """422 in the same shape as a request validation error: which field, and why."""
+    return ApiError(422, "invalid_request", f"invalid request: {field}", [{"field": field, "reason": reason}])
+
+
+def fulfillment_order_view(fo: Document) -> dict[str, Any]:
+    view = {k: v for k, v in fo.items() if k not in INTERNAL_FIELDS}
+    view["fulfillments"] = sorted(fo.get("fulfillments", {}).values(), key=lambda f: (f["created_at"], f["id"]))
+    return view
+
+
+def build_router(fulfillment: Fulfillment) -> APIRouter:
+    router = APIRouter()
+    fulfillment_orders = fulfillment.fulfillment_orders
+
+    async def load(fulfillment_order_id: str) -> Document:
+        found = await fulfillment_orders.get(fulfillment_order_id) if SAFE_ID.match(fulfillment_order_id) else None
+        if found is None:
+            raise NotFound("fulfillment order", fulfillment_order_id)
+        return found
+
+    async def holding(fulfillment_id: str) -> Document:
+        """The fulfillment order a fulfillment (shipment) belongs to."""
+        found = []
+        if SAFE_ID.match(fulfillment_id):
+            found = await fulfillment_orders.find({f"fulfillments.{fulfillment_id}": {"$exists": True}}, limit=1)
+        if not found:
+            raise NotFound("fulfillment", fulfillment_id)
+        return found[0]
+
+    async def act(fulfillment_order_id: str, rule: Callable[[Document], Change | None]) -> Document:
+        await load(fulfillment_order_id)
+        try:
+            saved = await fulfillment.act(fulfillment_order_id, rule)
+        except TransitionRefused as refused:
+            raise Conflict(str(refused)) from None
+        except LookupError as missing:
+            raise ApiError(404, "not_found", str(missing)) from None
+        except InvalidRequest as invalid:
+            raise invalid_field(invalid.field, invalid.reason) from None
+        return saved or await load(fulfillment_order_id)
+
+    # --- fulfillment orders -------------------------------------------------------------
+
+    @router.get("/fulfillment-orders", tags=["fulfillment orders"])
     async def list_fulfillment_orders(
         order_id: str | None = None,
         status: FulfillmentOrderStatus | None = None,
@@ -26,6 +157,7 @@ def build_router(fulfillment_orders: AggregateStore) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=250)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
+        """Sorted by fulfill-by deadline, soonest first; those without one come last."""
         query: Document = {}
         if order_id:
             query["order_id"] = order_id
@@ -33,14 +165,147 @@ def build_router(fulfillment_orders: AggregateStore) -> APIRouter:
             query["status"] = status.value
         if location_id:
             query["location_id"] = location_id
-        found = await fulfillment_orders.find(query, sort=[("created_at", 1)], skip=offset, limit=limit)
+        sort = [("sort_fulfill_by", 1), ("created_at", 1), ("_id", 1)]
+        found = await fulfillment_orders.find(query, sort=sort, skip=offset, limit=limit)
         return {"items": [fulfillment_order_view(fo) for fo in found]}
 
-    @router.get("/fulfillment-orders/{fulfillment_order_id}")
+    @router.get("/fulfillment-orders/{fulfillment_order_id}", tags=["fulfillment orders"])
     async def get_fulfillment_order(fulfillment_order_id: str) -> dict[str, Any]:
-        found = await fulfillment_orders.get(fulfillment_order_id)
-        if found is None:
-            raise NotFound("fulfillment order", fulfillment_order_id)
-        return fulfillment_order_view(found)
+        return fulfillment_order_view(await load(fulfillment_order_id))
+
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/fulfillments", status_code=201, tags=["fulfillments"])
+    async def create_fulfillment(fulfillment_order_id: str, body: FulfillmentIn) -> dict[str, Any]:
+        """Ship all remaining lines, or some (a partial shipment), with tracking if known."""
+        request = FulfillmentRequest(
+            lines=None
+            if body.line_items is None
+            else [LineQuantity(li.line_item_id, li.quantity) for li in body.line_items],
+            tracking=body.tracking.tracking(),
+            notify_customer=body.notify_customer,
+            label=LabelStatus(body.label),
+        )
+        before = await load(fulfillment_order_id)
+        fo = await act(fulfillment_order_id, lambda current: fo_rules.fulfil(current, request, now_iso()))
+        new_ids = [fid for fid in fo["fulfillments"] if fid not in before["fulfillments"]]
+        created = (
+            fo["fulfillments"][new_ids[-1]]
+            if new_ids
+            else max(fo["fulfillments"].values(), key=lambda f: f["created_at"])
+        )
+        return {**created, "fulfillment_order": fulfillment_order_view(fo)}
+
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/hold", tags=["fulfillment orders"])
+    async def hold(fulfillment_order_id: str, body: HoldIn) -> dict[str, Any]:
+        fo = await act(
+            fulfillment_order_id, lambda current: fo_rules.place_hold(current, body.reason, body.note, now_iso())
+        )
+        return fulfillment_order_view(fo)
+
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/release-hold", tags=["fulfillment orders"])
+    async def release_hold(fulfillment_order_id: str, body: ReleaseIn | None = None) -> dict[str, Any]:
+        reason = body.reason if body else None
+        fo = await act(fulfillment_order_id, lambda current: fo_rules.release_hold(current, now_iso(), reason))
+        return fulfillment_order_view(fo)
+
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/move", tags=["fulfillment orders"])
+    async def move(fulfillment_order_id: str, body: MoveIn) -> dict[str, Any]:
+        """Ship from another location: inventory reserves there and releases here."""
+        current = await load(fulfillment_order_id)
+        location = await fulfillment.locations.get(body.location_id)
+        if location is None:
+            raise invalid_field("location_id", f"no location {body.location_id!r} is known")
+        stock = await fulfillment.stock.available(line["sku"] for line in current["line_items"])
+        available = {sku: quantity for (location_id, sku), quantity in stock.items() if location_id == location.id}
+        fo = await act(fulfillment_order_id, lambda doc: fo_rules.move(doc, location, available, now_iso()))
+        return fulfillment_order_view(fo)
+
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/fulfill-by", tags=["fulfillment orders"])
+    async def fulfill_by(fulfillment_order_id: str, body: FulfillByIn) -> dict[str, Any]:
+        deadline = normalise_time(body.fulfill_by) if body.fulfill_by else None
+        fo = await act(fulfillment_order_id, lambda current: fo_rules.set_fulfill_by(current, deadline, now_iso()))
+        return fulfillment_order_view(fo)
+
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/schedule", tags=["fulfillment orders"])
+    async def schedule(fulfillment_order_id: str, body: ScheduleIn) -> dict[str, Any]:
+        """Open only at fulfill_at (the sweep opens it then)."""
+        at = normalise_time(body.fulfill_at)
+        fo = await act(fulfillment_order_id, lambda current: fo_rules.schedule(current, at, now_iso()))
+        return fulfillment_order_view(fo)
+
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/open", tags=["fulfillment orders"])
+    async def open_now(fulfillment_order_id: str) -> dict[str, Any]:
+        """Open a scheduled fulfillment order before its time."""
+        fo = await act(
+            fulfillment_order_id, lambda current: fo_rules.open_scheduled(current, now_iso(), due_only=False)
+        )
+        return fulfillment_order_view(fo)
+
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/submit-request", tags=["fulfillment orders"])
+    async def submit_request(fulfillment_order_id: str, body: SubmitIn | None = None) -> dict[str, Any]:
+        """Ask the location's fulfillment service to ship it."""
+        message = body.message if body else ""
+        fo = await act(fulfillment_order_id, lambda current: fo_rules.submit_request(current, now_iso(), message))
+        return fulfillment_order_view(fo)
+
+    # --- fulfillments -------------------------------------------------------------------
+
+    @router.get("/fulfillments/{fulfillment_id}", tags=["fulfillments"])
+    async def get_fulfillment(fulfillment_id: str) -> dict[str, Any]:
+        fo = await holding(fulfillment_id)
+        return dict(fo["fulfillments"][fulfillment_id])
+
+    @router.post("/fulfillments/{fulfillment_id}/tracking", tags=["fulfillments"])
+    async def update_tracking(fulfillment_id: str, body: TrackingUpdateIn) -> dict[str, Any]:
+        """Add or change the shipment's tracking; it replaces what was there."""
+        fo = await holding(fulfillment_id)
+        tracking = body.tracking()
+        saved = await act(
+            fo["id"],
+            lambda current: fo_rules.update_tracking(
+                current, fulfillment_id, tracking, body.notify_customer, now_iso()
+            ),
+        )
+        return dict(saved["fulfillments"][fulfillment_id])
+
+    @router.post("/fulfillments/{fulfillment_id}/void-label", tags=["fulfillments"])
+    async def void_label(fulfillment_id: str) -> dict[str, Any]:
+        fo = await holding(fulfillment_id)
+        saved = await act(fo["id"], lambda current: fo_rules.void_label(current, fulfillment_id, now_iso()))
+        return dict(saved["fulfillments"][fulfillment_id])
+
+    @router.post("/fulfillments/{fulfillment_id}/cancel", tags=["fulfillments"])
+    async def cancel_fulfillment(fulfillment_id: str) -> dict[str, Any]:
+        """Undo a shipment: its lines go back to unfulfilled and their stock back to reserved."""
+        fo = await holding(fulfillment_id)
+        saved = await act(fo["id"], lambda current: fo_rules.cancel_fulfillment(current, fulfillment_id, now_iso()))
+        return {**saved["fulfillments"][fulfillment_id], "fulfillment_order": fulfillment_order_view(saved)}
+
+    # --- what routing sees ---------------------------------------------------------------
+
+    @router.get("/routing/stock/{sku}", tags=["routing"])
+    async def routing_view(sku: str) -> dict[str, Any]:
+        """The locations and the sku's available stock as routing sees them (its copy of
+        inventory's events): why an order went where it went."""
+        available = await fulfillment.stock.available([sku])
+        locations = sorted(await fulfillment.locations.all(), key=lambda loc: loc.rank)
+        return {
+            "sku": sku,
+            "locations": [
+                {"location_id": loc.id, "name": loc.name, "priority": loc.priority, "active": loc.active,
+                 "fulfillment_service": loc.fulfillment_service, "available": available.get((loc.id, sku), 0)}
+                for loc in locations
+            ],
+        }  # fmt: skip
+
+    # --- settings -----------------------------------------------------------------------
+
+    @router.get("/settings", tags=["settings"])
+    async def get_settings() -> ShopSettings:
+        return await fulfillment.shop_settings()
+
+    @router.put("/settings", tags=["settings"])
+    async def put_settings(body: SettingsIn) -> ShopSettings:
+        """Automatic or manual fulfillment, the sweep interval, the post-purchase hold limit."""
+        return await fulfillment.settings.update(body.model_dump(exclude_none=True))
 
     return router

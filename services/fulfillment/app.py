@@ -6,6 +6,9 @@ from fastapi import FastAPI
 
 from services.fulfillment.api import build_router
 from services.fulfillment.handlers import build_subscriptions
+from services.fulfillment.service import Fulfillment
+from services.fulfillment.store import LocationDirectory, SettingsStore, ShopSettings, StockView
+from services.fulfillment.sweep import Sweeper
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 
@@ -13,6 +16,10 @@ from shared.settings import ServiceSettings
 class FulfillmentSettings(ServiceSettings):
     service_name: str = "fulfillment"
     http_port: int = 8003
+    # Defaults of the shop settings until `PUT /settings` changes them.
+    auto_fulfill: bool = False
+    sweep_interval_seconds: float = 30.0
+    post_purchase_hold_seconds: float = 3600.0
 
 
 def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
@@ -22,9 +29,21 @@ def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, 
         collections=["fulfillment_orders"],
         description="Fulfillment: fulfillment orders per location, routing, holds and fulfillments.",
     )
-    fulfillment_orders = runtime.store("fulfillment_orders")
-    runtime.subscribe(build_subscriptions(fulfillment_orders))
-    return runtime, runtime.http_app(build_router(fulfillment_orders))
+    defaults = ShopSettings(
+        auto_fulfill=settings.auto_fulfill,
+        sweep_interval_seconds=settings.sweep_interval_seconds,
+        post_purchase_hold_seconds=settings.post_purchase_hold_seconds,
+    )
+    fulfillment = Fulfillment(
+        fulfillment_orders=runtime.store("fulfillment_orders"),
+        routings=runtime.store("routings"),
+        stock=StockView(runtime.store("stock_view")),
+        locations=LocationDirectory(runtime.store("locations")),
+        settings=SettingsStore(runtime.store("settings"), defaults),
+    )
+    runtime.subscribe(build_subscriptions(fulfillment))
+    runtime.background("sweep", Sweeper(fulfillment, runtime.registry).run)
+    return runtime, runtime.http_app(build_router(fulfillment))
 
 
 def main() -> None:

@@ -1,23 +1,59 @@
-"""Fulfillment's reactions to other services' events."""
+"""Fulfillment's reactions to other services' events: each translates the event into one
+workflow call. Idempotent by event id (the stores' inbox) and by the rules themselves."""
 
 from __future__ import annotations
 
-from services.fulfillment import domain
-from shared.catalog import OrderPaid
+from services.fulfillment.domain.fulfillment_order import normalise_time
+from services.fulfillment.service import Fulfillment
+from shared.catalog import (
+    InventoryLevel,
+    InventoryReservation,
+    InventoryReservationFailed,
+    Location,
+    OrderCancelled,
+    OrderPaid,
+    OrderPostPurchaseCompleted,
+)
 from shared.events import CloudEvent
 from shared.messaging import EventSubscriptions
-from shared.store import AggregateStore, now_iso
 
 
-def build_subscriptions(fulfillment_orders: AggregateStore) -> EventSubscriptions:
+def build_subscriptions(fulfillment: Fulfillment) -> EventSubscriptions:
     subscriptions = EventSubscriptions()
 
     @subscriptions.on("order.paid")
     async def on_order_paid(event: CloudEvent) -> None:
-        order = OrderPaid.model_validate(event.data).order
-        change = domain.open_fulfillment_order(order, 1, now_iso())
-        await fulfillment_orders.apply(
-            change.document["id"], lambda existing: change if existing is None else None, event_id=event.id
-        )
+        await fulfillment.route_paid_order(OrderPaid.model_validate(event.data).order, event.id)
+
+    @subscriptions.on("order.cancelled")
+    async def on_order_cancelled(event: CloudEvent) -> None:
+        cancelled = OrderCancelled.model_validate(event.data)
+        await fulfillment.cancel_order(cancelled.order, f"the order was cancelled ({cancelled.reason})", event.id)
+
+    @subscriptions.on("order.post_purchase_completed")
+    async def on_post_purchase_completed(event: CloudEvent) -> None:
+        await fulfillment.post_purchase_completed(OrderPostPurchaseCompleted.model_validate(event.data).order, event.id)
+
+    @subscriptions.on("inventory.reserved")
+    async def on_reserved(event: CloudEvent) -> None:
+        await fulfillment.reservation_confirmed(InventoryReservation.model_validate(event.data), event.id)
+
+    @subscriptions.on("inventory.reservation_failed")
+    async def on_reservation_failed(event: CloudEvent) -> None:
+        failed = InventoryReservationFailed.model_validate(event.data)
+        await fulfillment.reservation_failed(failed, event.id, _as_of(event))
+
+    @subscriptions.on("inventory.level_changed")
+    async def on_level_changed(event: CloudEvent) -> None:
+        await fulfillment.stock_level_changed(InventoryLevel.model_validate(event.data), _as_of(event))
+
+    @subscriptions.on("location.updated")
+    async def on_location_updated(event: CloudEvent) -> None:
+        await fulfillment.location_updated(Location.model_validate(event.data), _as_of(event))
 
     return subscriptions
+
+
+def _as_of(event: CloudEvent) -> str:
+    """When the producer saw this state: a later snapshot must not be overwritten by an older one."""
+    return normalise_time(event.time)

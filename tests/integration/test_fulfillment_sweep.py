@@ -1,0 +1,217 @@
+"""Fulfillment's workflows against the real embedded store (nx-27017): two replicas sweeping
+at once never make a transition twice, and a crash between steps is repaired by the sweep.
+
+No broker here: events stay in the documents' outboxes, where the tests count them. Each test
+gets a database of its own; two `Fulfillment` objects over one database are two replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from deploy.local_stack import LocalStack
+from services.fulfillment.domain import fulfillment_order as fo_rules
+from services.fulfillment.domain import order_routing
+from services.fulfillment.service import Fulfillment
+from services.fulfillment.store import LocationDirectory, SettingsStore, ShopSettings, StockView
+from shared.catalog import InventoryLevel, Location, OrderSnapshot
+from shared.store import AggregateStore, Document, now_iso
+
+T0 = "2020-01-01T00:00:00.000000+00:00"
+
+
+@pytest.fixture(scope="module")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    local = LocalStack(
+        data_dir=tmp_path_factory.mktemp("fulfillment-store"), kafka_port=0, mongo_port=0, service_ports={},
+        persistent_store=False, use_environment=False,
+    )  # fmt: skip
+    try:
+        local.start_infrastructure()
+        yield local.mongodb_uri
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+async def db(mongo_uri: str) -> AsyncIterator[Any]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_uri)
+    database = client[f"fulfillment_{uuid.uuid4().hex[:12]}"]
+    try:
+        yield database
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
+
+
+def replica(db: Any, **settings: Any) -> Fulfillment:
+    def nothing() -> None:
+        return None
+
+    return Fulfillment(
+        fulfillment_orders=AggregateStore(db["fulfillment_orders"], nothing),
+        routings=AggregateStore(db["routings"], nothing),
+        stock=StockView(AggregateStore(db["stock_view"], nothing)),
+        locations=LocationDirectory(AggregateStore(db["locations"], nothing)),
+        settings=SettingsStore(AggregateStore(db["settings"], nothing), ShopSettings(**settings)),
+    )
+
+
+def paid(sku: str, quantity: int = 1, post_purchase_pending: bool = False) -> OrderSnapshot:
+    return OrderSnapshot.model_validate({
+        "id": str(uuid.uuid4()), "customer": {"email": "b@example.com", "name": "B"}, "currency": "SEK",
+        "financial_status": "paid", "created_at": T0, "post_purchase_pending": post_purchase_pending,
+        "line_items": [{"id": str(uuid.uuid4()), "sku": sku, "title": sku, "quantity": quantity, "unit_price": "1"}],
+    })  # fmt: skip
+
+
+async def outbox_types(db: Any, order_id: str) -> list[str]:
+    """Every event the order's fulfillment orders emitted (none was relayed: no broker)."""
+    types: list[str] = []
+    async for doc in db["fulfillment_orders"].find({"order_id": order_id}):
+        entries = sorted(doc.get("outbox", {}).values(), key=lambda entry: entry["seq"])
+        types.extend(entry["event"]["type"] for entry in entries)
+    return types
+
+
+async def stocked(service: Fulfillment, location_id: str, sku: str, available: int) -> None:
+    await service.location_updated(Location(id=location_id, name=location_id, priority=1), T0)
+    level = InventoryLevel(sku=sku, location_id=location_id, on_hand=available, reserved=0, available=available)
+    await service.stock_level_changed(level, now_iso())
+
+
+async def test_two_replicas_release_each_expired_post_purchase_hold_once(db: Any) -> None:
+    first, second = replica(db, post_purchase_hold_seconds=0), replica(db, post_purchase_hold_seconds=0)
+    await stocked(first, "wh", "MUG", 100)
+    orders = [paid("MUG", post_purchase_pending=True) for _ in range(12)]
+    for order in orders:
+        await first.route_paid_order(order, f"paid-{order.id}")
+    assert await db["fulfillment_orders"].count_documents({"status": "ON_HOLD"}) == 12
+
+    reports = await asyncio.gather(first.sweep(), second.sweep(), first.sweep(), second.sweep())
+    assert sum(report.released for report in reports) == 12
+    assert await db["fulfillment_orders"].count_documents({"status": "OPEN"}) == 12
+    for order in orders:
+        assert (await outbox_types(db, order.id)).count("fulfillment_order.hold_released") == 1
+
+
+async def test_two_replicas_open_each_scheduled_fulfillment_order_once(db: Any) -> None:
+    first, second = replica(db), replica(db)
+    await stocked(first, "wh", "MUG", 100)
+    orders = [paid("MUG") for _ in range(8)]
+    for order in orders:
+        await first.route_paid_order(order, f"paid-{order.id}")
+        (fo,) = await first.fulfillment_orders.find({"order_id": order.id})
+        await db["fulfillment_orders"].update_one(
+            {"_id": fo["id"]}, {"$set": {"status": "SCHEDULED", "fulfill_at": now_iso()}}
+        )
+    reports = await asyncio.gather(first.sweep(), second.sweep())
+    assert sum(report.opened for report in reports) == 8
+    for order in orders:
+        assert (await outbox_types(db, order.id)).count("fulfillment_order.opened") == 1
+
+
+async def test_two_replicas_reroute_each_out_of_stock_hold_once_when_stock_arrives(db: Any) -> None:
+    first, second = replica(db), replica(db)
+    await first.location_updated(Location(id="wh", name="wh", priority=1), T0)
+    orders = [paid("MUG", 2) for _ in range(6)]
+    for order in orders:
+        await first.route_paid_order(order, f"paid-{order.id}")
+    assert await db["fulfillment_orders"].count_documents({"out_of_stock": True}) == 6
+
+    # Stock arrives in the view of both (one database), then both retry at once.
+    await first.stock.record(InventoryLevel(sku="MUG", location_id="wh", on_hand=8, reserved=0, available=8), now_iso())
+    counts = await asyncio.gather(first.retry_out_of_stock(), second.retry_out_of_stock())
+    assert sum(counts) == 6
+    for order in orders:
+        live = await first.fulfillment_orders.find({"order_id": order.id, "status": {"$in": ["OPEN", "ON_HOLD"]}})
+        assert [(fo["status"], fo["location_id"]) for fo in live] == [("OPEN", "wh")]
+        routing = await first.routings.get(order.id)
+        assert routing is not None and len(routing["entries"]) == 2
+
+
+async def test_sweep_creates_what_a_crash_left_planned_but_not_created(db: Any) -> None:
+    service = replica(db)
+    await stocked(service, "wh", "MUG", 5)
+    order = paid("MUG", 2)
+    context = await service.context(["MUG"])
+    # The crash: the plan is stored, the fulfillment order never created.
+    await service.routings.apply(order.id, lambda current: order_routing.route_paid_order(current, order, context, T0))
+    assert await service.fulfillment_orders.find({"order_id": order.id}) == []
+    report = await service.sweep()
+    assert report.repaired == 1
+    assert [fo["location_id"] for fo in await service.fulfillment_orders.find({"order_id": order.id})] == ["wh"]
+    assert (await service.sweep()).repaired == 0
+
+
+async def test_sweep_finishes_a_reroute_a_crash_interrupted(db: Any) -> None:
+    service = replica(db)
+    await stocked(service, "wh", "MUG", 5)
+    order = paid("MUG", 2)
+    await service.route_paid_order(order, "paid-1")
+    (fo,) = await service.fulfillment_orders.find({"order_id": order.id})
+    await service.location_updated(Location(id="backup", name="backup", priority=2), T0)
+    await service.stock.record(
+        InventoryLevel(sku="MUG", location_id="backup", on_hand=5, reserved=0, available=5), now_iso()
+    )
+    # The crash: the fulfillment order gave way, its replacement was never planned.
+    await service.fulfillment_orders.apply(
+        fo["id"], lambda current: fo_rules.reservation_failed(current or {}, "wh", "MUG", T0)
+    )
+    report = await service.sweep()
+    assert report.repaired >= 1
+    live = await service.fulfillment_orders.find({"order_id": order.id, "status": "OPEN"})
+    assert [fo["location_id"] for fo in live] == ["backup"]
+    assert (await service.fulfillment_orders.get(fo["id"]) or {})["reroute_pending"] is False
+
+
+async def test_redelivered_paid_event_creates_nothing_twice_even_if_stock_changed(db: Any) -> None:
+    service = replica(db)
+    await stocked(service, "wh", "MUG", 5)
+    order = paid("MUG", 2)
+    await service.route_paid_order(order, "paid-1")
+    await service.stock.record(
+        InventoryLevel(sku="MUG", location_id="wh", on_hand=0, reserved=0, available=0), now_iso()
+    )
+    await service.route_paid_order(order, "paid-1")
+    fos = await service.fulfillment_orders.find({"order_id": order.id})
+    assert [(fo["status"], fo["location_id"]) for fo in fos] == [("OPEN", "wh")]
+    assert (await outbox_types(db, order.id)) == ["fulfillment_order.created"]
+
+
+async def test_order_cancelled_while_a_reroute_is_planned_leaves_nothing_open(db: Any) -> None:
+    service = replica(db)
+    await stocked(service, "wh", "MUG", 5)
+    order = paid("MUG", 2)
+    context = await service.context(["MUG"])
+    await service.routings.apply(order.id, lambda current: order_routing.route_paid_order(current, order, context, T0))
+    await service.cancel_order(order, "the order was cancelled (customer)", "cancel-1")
+    await service.materialise(order.id)  # a late materialisation finds the tombstone
+    (fo,) = await service.fulfillment_orders.find({"order_id": order.id})
+    assert fo["status"] == "CANCELLED" and await outbox_types(db, order.id) == []
+
+
+async def test_arriving_stock_goes_to_the_oldest_holds_first_and_is_not_offered_twice(db: Any) -> None:
+    service = replica(db)
+    await service.location_updated(Location(id="wh", name="wh", priority=1), T0)
+    orders = [paid("MUG", 2) for _ in range(3)]
+    for order in orders:
+        await service.route_paid_order(order, f"paid-{order.id}")
+    level = InventoryLevel(sku="MUG", location_id="wh", on_hand=3, reserved=0, available=3)
+    await service.stock.record(level, now_iso())
+    assert await service.retry_out_of_stock(["MUG"]) == 2  # the third finds nothing left
+    placed = []
+    for order in orders:
+        live = await service.fulfillment_orders.find({"order_id": order.id, "status": {"$in": ["OPEN", "ON_HOLD"]}})
+        placed.append(sorted((fo["status"], fo["location_id"] or "-", fo["line_items"][0]["quantity"]) for fo in live))
+    assert placed == [
+        [("OPEN", "wh", 2)],
+        [("ON_HOLD", "-", 1), ("OPEN", "wh", 1)],  # what arrived ships, the rest waits
+        [("ON_HOLD", "-", 2)],
+    ]
