@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from shared.topics import (
     FULFILLMENT_EVENTS,
     FULFILLMENT_REQUESTS,
+    FULFILLMENT_RESPONSES,
     INVENTORY_EVENTS,
     NOTIFICATIONS_EVENTS,
     ORDERS_EVENTS,
@@ -227,22 +228,64 @@ class FulfillmentChanged(Contract):
     order: OrderSnapshot
 
 
+class RejectionReason(StrEnum):
+    """Why a fulfillment service declines a request (Shopify's rejection reasons)."""
+
+    INCORRECT_ADDRESS = "INCORRECT_ADDRESS"
+    INELIGIBLE_PRODUCT = "INELIGIBLE_PRODUCT"
+    INVENTORY_OUT_OF_STOCK = "INVENTORY_OUT_OF_STOCK"
+    UNDELIVERABLE_DESTINATION = "UNDELIVERABLE_DESTINATION"
+    OTHER = "OTHER"
+
+
 class FulfillmentRequestChanged(Contract):
-    """Every fulfillment_request.* event: a request to a location's fulfillment service."""
+    """Every fulfillment_request.* and cancellation_request.* event: a request to a
+    location's fulfillment service, and its answer (`reason` when it was rejected)."""
 
     fulfillment_order: FulfillmentOrderSnapshot
     order: OrderSnapshot
     fulfillment_service: str
     message: str = ""
+    reason: RejectionReason | None = None
 
 
 class FulfillmentServiceRequest(Contract):
-    """What a third-party fulfillment service reads on fulfillment.requests.v1 (keyed by its id)."""
+    """What a third-party fulfillment service reads on fulfillment.requests.v1 (keyed by its id):
+    fulfillment_requested (ship it), cancellation_requested (the merchant asks to cancel; answer
+    accept or reject), fulfillment_order_cancelled (the order was cancelled: stop, no answer)."""
 
     fulfillment_order: FulfillmentOrderSnapshot
     order: OrderSnapshot
     fulfillment_service: str
     message: str = ""
+
+
+class FulfillmentServiceResponse(Contract):
+    """What a fulfillment service publishes back on fulfillment.responses.v1 (subject: the
+    order id): its answer about one fulfillment order. Only the service of the fulfillment
+    order's location may answer for it."""
+
+    fulfillment_order_id: str
+    fulfillment_service: str
+    message: str = ""
+
+
+class FulfillmentRequestRejection(FulfillmentServiceResponse):
+    """fulfillment_service.request_rejected: the service will not ship it; the merchant acts."""
+
+    reason: RejectionReason = RejectionReason.OTHER
+
+
+class ShippedLine(Contract):
+    line_item_id: str
+    quantity: int
+
+
+class FulfillmentServiceShipment(FulfillmentServiceResponse):
+    """fulfillment_service.shipped: lines (None: all that remain) left with this tracking."""
+
+    line_items: list[ShippedLine] | None = None
+    tracking: Tracking = Tracking()
 
 
 # --- inventory ------------------------------------------------------------------------
@@ -346,7 +389,19 @@ _SPECS: list[EventSpec] = [
         EventSpec(f"fulfillment_request.{name}", FULFILLMENT_EVENTS, FulfillmentRequestChanged)
         for name in ("submitted", "accepted", "rejected")
     ),
+    *(
+        EventSpec(f"cancellation_request.{name}", FULFILLMENT_EVENTS, FulfillmentRequestChanged)
+        for name in ("submitted", "accepted", "rejected")
+    ),
     EventSpec("fulfillment_service.fulfillment_requested", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
+    EventSpec("fulfillment_service.cancellation_requested", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
+    EventSpec("fulfillment_service.fulfillment_order_cancelled", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
+    EventSpec("fulfillment_service.request_accepted", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
+    EventSpec("fulfillment_service.request_rejected", FULFILLMENT_RESPONSES, FulfillmentRequestRejection),
+    EventSpec("fulfillment_service.cancellation_accepted", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
+    EventSpec("fulfillment_service.cancellation_rejected", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
+    EventSpec("fulfillment_service.shipped", FULFILLMENT_RESPONSES, FulfillmentServiceShipment),
+    EventSpec("fulfillment_service.cannot_complete", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
     EventSpec("inventory.reserved", INVENTORY_EVENTS, InventoryReservation),
     EventSpec("inventory.reservation_failed", INVENTORY_EVENTS, InventoryReservationFailed),
     EventSpec("inventory.released", INVENTORY_EVENTS, InventoryReservation),

@@ -97,6 +97,10 @@ class SubmitIn(Strict):
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
+class CancellationRequestIn(Strict):
+    message: Annotated[str, Field(max_length=1000)] = ""
+
+
 class SettingsIn(Strict):
     """Only the fields given change."""
 
@@ -245,6 +249,15 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         """Ask the location's fulfillment service to ship it."""
         message = body.message if body else ""
         fo = await act(fulfillment_order_id, lambda current: fo_rules.submit_request(current, now_iso(), message))
+        return fulfillment_order_view(fo)
+
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/request-cancellation", tags=["fulfillment orders"])
+    async def request_cancellation(
+        fulfillment_order_id: str, body: CancellationRequestIn | None = None
+    ) -> dict[str, Any]:
+        """Ask the fulfillment service to cancel what it was asked to ship; it accepts or rejects."""
+        message = body.message if body else ""
+        fo = await act(fulfillment_order_id, lambda current: fo_rules.request_cancellation(current, message, now_iso()))
         return fulfillment_order_view(fo)
 
     # --- fulfillments -------------------------------------------------------------------

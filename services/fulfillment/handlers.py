@@ -3,9 +3,13 @@ workflow call. Idempotent by event id (the stores' inbox) and by the rules thems
 
 from __future__ import annotations
 
+from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain.fulfillment_order import normalise_time
 from services.fulfillment.service import Fulfillment
 from shared.catalog import (
+    FulfillmentRequestRejection,
+    FulfillmentServiceResponse,
+    FulfillmentServiceShipment,
     InventoryLevel,
     InventoryReservation,
     InventoryReservationFailed,
@@ -16,6 +20,7 @@ from shared.catalog import (
 )
 from shared.events import CloudEvent
 from shared.messaging import EventSubscriptions
+from shared.store import now_iso
 
 
 def build_subscriptions(fulfillment: Fulfillment) -> EventSubscriptions:
@@ -50,6 +55,44 @@ def build_subscriptions(fulfillment: Fulfillment) -> EventSubscriptions:
     @subscriptions.on("location.updated")
     async def on_location_updated(event: CloudEvent) -> None:
         await fulfillment.location_updated(Location.model_validate(event.data), _as_of(event))
+
+    # --- what the fulfillment services answer (fulfillment.responses.v1) ----------------
+
+    @subscriptions.on("fulfillment_service.request_accepted")
+    async def on_request_accepted(event: CloudEvent) -> None:
+        answer = FulfillmentServiceResponse.model_validate(event.data)
+        await fulfillment.service_answered(answer, lambda fo: fo_rules.accept_request(fo, answer, now_iso()), event.id)
+
+    @subscriptions.on("fulfillment_service.request_rejected")
+    async def on_request_rejected(event: CloudEvent) -> None:
+        answer = FulfillmentRequestRejection.model_validate(event.data)
+        await fulfillment.service_answered(answer, lambda fo: fo_rules.reject_request(fo, answer, now_iso()), event.id)
+
+    @subscriptions.on("fulfillment_service.cancellation_accepted")
+    async def on_cancellation_accepted(event: CloudEvent) -> None:
+        answer = FulfillmentServiceResponse.model_validate(event.data)
+        await fulfillment.service_answered(
+            answer, lambda fo: fo_rules.accept_cancellation(fo, answer, now_iso()), event.id
+        )
+
+    @subscriptions.on("fulfillment_service.cancellation_rejected")
+    async def on_cancellation_rejected(event: CloudEvent) -> None:
+        answer = FulfillmentServiceResponse.model_validate(event.data)
+        await fulfillment.service_answered(
+            answer, lambda fo: fo_rules.reject_cancellation(fo, answer, now_iso()), event.id
+        )
+
+    @subscriptions.on("fulfillment_service.shipped")
+    async def on_shipped(event: CloudEvent) -> None:
+        answer = FulfillmentServiceShipment.model_validate(event.data)
+        await fulfillment.service_answered(
+            answer, lambda fo: fo_rules.shipped_by_service(fo, answer, now_iso()), event.id
+        )
+
+    @subscriptions.on("fulfillment_service.cannot_complete")
+    async def on_cannot_complete(event: CloudEvent) -> None:
+        answer = FulfillmentServiceResponse.model_validate(event.data)
+        await fulfillment.service_answered(answer, lambda fo: fo_rules.cannot_complete(fo, answer, now_iso()), event.id)
 
     return subscriptions
 

@@ -8,7 +8,8 @@ repaired by a redelivery or by the sweep:
 - routing: plan in the order's routing record first, then create the fulfillment orders
   from the stored plan (`materialise`), then mark the plan revision materialised;
 - re-routing: the fulfillment order gives way first (cancelled, `reroute_pending`), then the
-  routing record plans its replacements, then they are created, then the flag is cleared.
+  routing record plans its replacements, then they are created, then the flag is cleared;
+- a fulfillment service's answers: one fulfillment order each, applied once per event id.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from services.fulfillment.domain.order_routing import RoutingContext
 from services.fulfillment.domain.routing import LineNeed, route
 from services.fulfillment.store import LocationDirectory, SettingsStore, ShopSettings, StockView
 from shared.catalog import (
+    FulfillmentServiceResponse,
     InventoryLevel,
     InventoryReservation,
     InventoryReservationFailed,
@@ -36,6 +38,10 @@ log = logging.getLogger("fulfillment.service")
 
 FoRule = Callable[[Document], Change | None]
 """A rule of one existing fulfillment order (see domain.fulfillment_order)."""
+
+
+class UnknownFulfillmentOrder(LookupError):
+    """An answer about a fulfillment order this service never made: not retriable (dead-lettered)."""
 
 
 @dataclass
@@ -199,6 +205,20 @@ class Fulfillment:
         )
         replaced_by = (entry or {}).get("replaced_by") or []
         await self._apply(replaced["id"], lambda current: fo_rules.reroute_recorded(current, replaced_by, now))
+
+    # --- the fulfillment service's answers ----------------------------------------------
+
+    async def service_answered(self, answer: FulfillmentServiceResponse, rule: FoRule, event_id: str) -> None:
+        """Apply a fulfillment service's answer once (inbox by event id). An answer that does
+        not fit (another service's fulfillment order, a status that does not allow it, an unknown
+        fulfillment order) raises: the message is dead-lettered with the reason, nothing applied."""
+
+        def known(current: Document | None) -> Change | None:
+            if current is None:
+                raise UnknownFulfillmentOrder(f"no fulfillment order {answer.fulfillment_order_id!r}")
+            return rule(current)
+
+        await self.fulfillment_orders.apply(answer.fulfillment_order_id, known, event_id=event_id)
 
     # --- the sweep ----------------------------------------------------------------------
 

@@ -7,9 +7,16 @@ trigger), or raises `TransitionRefused` (the action is not allowed in this state
 or `InvalidRequest` (the request names lines or values that cannot be: HTTP 422).
 
 Statuses: OPEN (can be fulfilled), SCHEDULED (opens at fulfill_at), ON_HOLD (one or more
-holds), IN_PROGRESS (partly fulfilled, the rest still open), CLOSED (every line fulfilled),
-CANCELLED. A fulfillment order at a location holds reserved stock there; it can be fulfilled
-only once inventory confirmed that reservation.
+holds), IN_PROGRESS (partly fulfilled, the rest still open, or accepted by a fulfillment
+service), INCOMPLETE (the fulfillment service cannot ship the rest), CLOSED (every line
+fulfilled), CANCELLED. A fulfillment order at a location holds reserved stock there; it can
+be fulfilled only once inventory confirmed that reservation.
+
+At a location run by a fulfillment service the request follows Shopify's request statuses:
+UNSUBMITTED -> SUBMITTED -> ACCEPTED (or REJECTED: back to the merchant) -> CLOSED when it
+shipped everything; the merchant may ask to cancel (CANCELLATION_REQUESTED), which the service
+accepts (CANCELLATION_ACCEPTED: the fulfillment order is cancelled) or rejects
+(CANCELLATION_REJECTED: it keeps shipping).
 """
 
 from __future__ import annotations
@@ -28,11 +35,15 @@ from shared.catalog import (
     FulfillmentOrderSnapshot,
     FulfillmentOrderStatus,
     FulfillmentRequestChanged,
+    FulfillmentRequestRejection,
     FulfillmentServiceRequest,
+    FulfillmentServiceResponse,
+    FulfillmentServiceShipment,
     FulfillmentSnapshot,
     HoldReason,
     LabelStatus,
     OrderSnapshot,
+    RejectionReason,
     RequestStatus,
     Tracking,
 )
@@ -49,6 +60,14 @@ Status = FulfillmentOrderStatus
 TERMINAL = (Status.CLOSED, Status.CANCELLED)
 SYSTEM_HOLDS = (HoldReason.POST_PURCHASE_UPSELL,)
 """Hold reasons only the platform places and releases."""
+WITH_SERVICE = (
+    RequestStatus.SUBMITTED,
+    RequestStatus.ACCEPTED,
+    RequestStatus.CANCELLATION_REQUESTED,
+    RequestStatus.CANCELLATION_REJECTED,
+)
+"""Request statuses in which the fulfillment service has the work: the merchant does not ship,
+hold or move it."""
 
 
 class Kind(StrEnum):
@@ -67,6 +86,10 @@ class Reservation(StrEnum):
 
 class TransitionRefused(Exception):
     """The action is not allowed in the fulfillment order's current state; the message says why."""
+
+
+class NotTheFulfillmentService(TransitionRefused):
+    """An answer about a fulfillment order from a service that does not run its location."""
 
 
 class InvalidRequest(Exception):
@@ -147,13 +170,17 @@ def _planned(entry: Mapping[str, Any], order: OrderSnapshot, now: str) -> Docume
 
 
 def cancel(fo: Document, reason: str, now: str) -> Change | None:
-    """The order was cancelled: what is not yet fulfilled will not be; inventory releases its stock."""
+    """The order was cancelled: what is not yet fulfilled will not be; inventory releases its
+    stock, and a fulfillment service that has the request is told to stop."""
     if fo["status"] in TERMINAL:
         return None
     fo = _copy(fo, now)
     fo["status"] = Status.CANCELLED.value
     fo["cancel_reason"] = reason
-    return _changed(fo, [_fo_event("fulfillment_order.cancelled", fo, reason)])
+    events = [_fo_event("fulfillment_order.cancelled", fo, reason)]
+    if fo["request_status"] in WITH_SERVICE:
+        events.append(_to_service("fulfillment_service.fulfillment_order_cancelled", fo, reason))
+    return _changed(fo, events)
 
 
 def reservation_confirmed(fo: Document, location_id: str, now: str) -> Change | None:
@@ -229,6 +256,11 @@ def remaining_lines(fo: Mapping[str, Any]) -> list[dict[str, Any]]:
 def fulfil(fo: Document, request: FulfillmentRequest, now: str) -> Change:
     """Ship all remaining lines, or some of them (a partial shipment: the rest stays open)."""
     _refuse_unless_fulfillable(fo, now)
+    return _ship(fo, request, now)
+
+
+def _ship(fo: Document, request: FulfillmentRequest, now: str) -> Change:
+    """A shipment, by the merchant or the fulfillment service: the one rule for both."""
     quantities = _requested_quantities(fo, request.lines)
     fo = _copy(fo, now)
     fulfillment_id = str(
@@ -263,6 +295,8 @@ def fulfil(fo: Document, request: FulfillmentRequest, now: str) -> Change:
     fo["fulfillments"] = {**fo["fulfillments"], fulfillment_id: fulfillment}
     everything_shipped = all(line["fulfilled_quantity"] >= line["quantity"] for line in fo["line_items"])
     fo["status"] = (Status.CLOSED if everything_shipped else Status.IN_PROGRESS).value
+    if everything_shipped and fo["request_status"] in WITH_SERVICE:
+        fo["request_status"] = RequestStatus.CLOSED.value
     events = [_fulfillment_event("fulfillment.created", fo, fulfillment_id)]
     if everything_shipped:
         events.append(_fo_event("fulfillment_order.closed", fo, "every line is fulfilled"))
@@ -327,7 +361,7 @@ def place_hold(fo: Document, reason: HoldReason, note: str, now: str) -> Change:
         )
     if fo["status"] not in (Status.OPEN, Status.IN_PROGRESS, Status.ON_HOLD):
         raise TransitionRefused(f"a fulfillment order that is {fo['status']} cannot be put on hold")
-    if fo["request_status"] in (RequestStatus.SUBMITTED, RequestStatus.ACCEPTED):
+    if fo["request_status"] in WITH_SERVICE:
         raise TransitionRefused(
             f"the fulfillment request is {fo['request_status']} at {fo['fulfillment_service']}: "
             "it cannot be put on hold here"
@@ -401,7 +435,7 @@ def move(fo: Document, location: RoutingLocation, available: Mapping[str, int], 
         )
     if fo["location_id"] is None:
         raise TransitionRefused("this fulfillment order needs no location (digital lines)")
-    if fo["request_status"] in (RequestStatus.SUBMITTED, RequestStatus.ACCEPTED):
+    if fo["request_status"] in WITH_SERVICE:
         raise TransitionRefused(f"the fulfillment request is {fo['request_status']} at {fo['fulfillment_service']}")
     if location.id == fo["location_id"]:
         raise TransitionRefused(f"the fulfillment order is already at {location.id}")
@@ -485,6 +519,142 @@ def submit_request(fo: Document, now: str, message: str = "") -> Change:
     return _changed(fo, events)
 
 
+# --- the fulfillment service's answers, and the merchant's cancellation request -------------
+
+
+def request_cancellation(fo: Document, message: str, now: str) -> Change:
+    """The merchant asks the fulfillment service to cancel what it was asked to ship; the
+    service accepts (the fulfillment order is cancelled) or rejects (it keeps shipping)."""
+    _refuse_unless_request(
+        fo,
+        (RequestStatus.SUBMITTED, RequestStatus.ACCEPTED, RequestStatus.CANCELLATION_REJECTED),
+        "asked to cancel",
+    )
+    fo = _copy(fo, now)
+    fo["request_status"] = RequestStatus.CANCELLATION_REQUESTED.value
+    events = [
+        _request_event("cancellation_request.submitted", fo, message),
+        _to_service("fulfillment_service.cancellation_requested", fo, message),
+    ]
+    return _changed(fo, events)
+
+
+def accept_request(fo: Document, answer: FulfillmentServiceResponse, now: str) -> Change | None:
+    """The fulfillment service takes the work: the fulfillment order is in progress there."""
+    if _answered_already(fo, answer, RequestStatus.ACCEPTED):
+        return None
+    _refuse_unless_request(fo, (RequestStatus.SUBMITTED,), "accepted")
+    fo = _copy(fo, now)
+    fo["request_status"] = RequestStatus.ACCEPTED.value
+    fo["status"] = Status.IN_PROGRESS.value
+    return _changed(fo, [_request_event("fulfillment_request.accepted", fo, answer.message)])
+
+
+def reject_request(fo: Document, answer: FulfillmentRequestRejection, now: str) -> Change | None:
+    """The fulfillment service will not ship it: back to the merchant, who may fulfil it,
+    move it or submit it again (the order shows REQUEST_DECLINED meanwhile)."""
+    if _answered_already(fo, answer, RequestStatus.REJECTED):
+        return None
+    _refuse_unless_request(fo, (RequestStatus.SUBMITTED,), "rejected")
+    fo = _copy(fo, now)
+    fo["request_status"] = RequestStatus.REJECTED.value
+    fo["status"] = _working_status(fo, now).value
+    return _changed(fo, [_request_event("fulfillment_request.rejected", fo, answer.message, answer.reason)])
+
+
+def accept_cancellation(fo: Document, answer: FulfillmentServiceResponse, now: str) -> Change | None:
+    """The fulfillment service agrees to cancel: the fulfillment order is cancelled and
+    inventory releases its stock (as for any cancelled fulfillment order)."""
+    if _answered_already(fo, answer, RequestStatus.CANCELLATION_ACCEPTED):
+        return None
+    _refuse_unless_request(fo, (RequestStatus.CANCELLATION_REQUESTED,), "cancelled")
+    fo = _copy(fo, now)
+    fo["request_status"] = RequestStatus.CANCELLATION_ACCEPTED.value
+    fo["status"] = Status.CANCELLED.value
+    reason = f"cancelled at the merchant's request, accepted by {answer.fulfillment_service}"
+    fo["cancel_reason"] = reason
+    events = [
+        _request_event("cancellation_request.accepted", fo, answer.message),
+        _fo_event("fulfillment_order.cancelled", fo, reason),
+    ]
+    return _changed(fo, events)
+
+
+def reject_cancellation(fo: Document, answer: FulfillmentServiceResponse, now: str) -> Change | None:
+    """The fulfillment service will not cancel (it has shipped or is shipping): it stays in progress."""
+    if _answered_already(fo, answer, RequestStatus.CANCELLATION_REJECTED):
+        return None
+    _refuse_unless_request(fo, (RequestStatus.CANCELLATION_REQUESTED,), "refused a cancellation")
+    fo = _copy(fo, now)
+    fo["request_status"] = RequestStatus.CANCELLATION_REJECTED.value
+    fo["status"] = Status.IN_PROGRESS.value
+    return _changed(fo, [_request_event("cancellation_request.rejected", fo, answer.message)])
+
+
+def shipped_by_service(fo: Document, answer: FulfillmentServiceShipment, now: str) -> Change:
+    """The fulfillment service shipped some or all lines (None: all that remain) with tracking:
+    a fulfillment like the merchant's, and the buyer is emailed. Shipping everything closes
+    the fulfillment order and the request."""
+    _check_answering(fo, answer)
+    _refuse_unless_request(
+        fo,
+        (RequestStatus.ACCEPTED, RequestStatus.CANCELLATION_REQUESTED, RequestStatus.CANCELLATION_REJECTED),
+        "shipped by the fulfillment service",
+    )
+    _refuse_unless_fulfillable(fo, now, for_request=True)
+    lines = (
+        None if answer.line_items is None else [LineQuantity(li.line_item_id, li.quantity) for li in answer.line_items]
+    )
+    return _ship(fo, FulfillmentRequest(lines=lines, tracking=answer.tracking, notify_customer=True), now)
+
+
+def cannot_complete(fo: Document, answer: FulfillmentServiceResponse, now: str) -> Change | None:
+    """The fulfillment service cannot ship what remains: the fulfillment order is INCOMPLETE
+    and the request closed; the merchant decides what next."""
+    _check_answering(fo, answer)
+    if fo["status"] == Status.INCOMPLETE:
+        return None
+    _refuse_unless_request(
+        fo,
+        (RequestStatus.ACCEPTED, RequestStatus.CANCELLATION_REQUESTED, RequestStatus.CANCELLATION_REJECTED),
+        "given up by the fulfillment service",
+    )
+    fo = _copy(fo, now)
+    fo["status"] = Status.INCOMPLETE.value
+    fo["request_status"] = RequestStatus.CLOSED.value
+    why = f"{answer.fulfillment_service} cannot complete it" + (f": {answer.message}" if answer.message else "")
+    return _changed(fo, [_fo_event("fulfillment_order.incomplete", fo, why)])
+
+
+def _check_answering(fo: Mapping[str, Any], answer: FulfillmentServiceResponse) -> None:
+    """Only the fulfillment service the request went to (the location's) answers for it."""
+    owner = fo.get("fulfillment_service")
+    if answer.fulfillment_service != owner:
+        whose = f"its location is run by {owner!r}" if owner else "its location is not run by a fulfillment service"
+        raise NotTheFulfillmentService(
+            f"fulfillment service {answer.fulfillment_service!r} cannot answer for "
+            f"fulfillment order {fo['id']}: {whose}"
+        )
+
+
+def _answered_already(fo: Mapping[str, Any], answer: FulfillmentServiceResponse, status: RequestStatus) -> bool:
+    """The same answer again (a retry by the service under a new event id): nothing to do."""
+    _check_answering(fo, answer)
+    return bool(fo["request_status"] == status)
+
+
+def _refuse_unless_request(fo: Mapping[str, Any], allowed: Sequence[RequestStatus], action: str) -> None:
+    if not fo.get("fulfillment_service"):
+        raise TransitionRefused("the location is not run by a fulfillment service")
+    if fo["status"] in (*TERMINAL, Status.INCOMPLETE):
+        raise TransitionRefused(f"the fulfillment order is {fo['status']}: it can no longer be {action}")
+    if fo["request_status"] not in allowed:
+        expected = " or ".join(allowed)
+        raise TransitionRefused(
+            f"the fulfillment request is {fo['request_status']}, not {expected}: it cannot be {action} now"
+        )
+
+
 # --- internals --------------------------------------------------------------------------
 
 
@@ -499,7 +669,7 @@ def _refuse_unless_fulfillable(fo: Mapping[str, Any], now: str, *, for_request: 
         raise TransitionRefused("the fulfillment order is CLOSED: every line is already fulfilled")
     if status not in (Status.OPEN, Status.IN_PROGRESS):
         raise TransitionRefused(f"a fulfillment order that is {status} cannot be fulfilled")
-    if not for_request and fo["request_status"] in (RequestStatus.SUBMITTED, RequestStatus.ACCEPTED):
+    if not for_request and fo["request_status"] in WITH_SERVICE:
         raise TransitionRefused(
             f"the fulfillment request is {fo['request_status']} at fulfillment service "
             f"{fo['fulfillment_service']}: it ships this"
@@ -550,29 +720,20 @@ def _progress_automatically(fo: Document, events: list[CloudEvent], now: str) ->
 
 def _submit(fo: Document, events: list[CloudEvent], message: str) -> None:
     fo["request_status"] = RequestStatus.SUBMITTED.value
-    snapshot = _snapshot(fo)
-    order = OrderSnapshot.model_validate(fo["order"])
+    events.append(_request_event("fulfillment_request.submitted", fo, message))
+    events.append(_to_service("fulfillment_service.fulfillment_requested", fo, message))
+
+
+def _to_service(event_type: str, fo: Mapping[str, Any], message: str) -> CloudEvent:
+    """What the location's fulfillment service reads on fulfillment.requests.v1 (keyed by its id)."""
     service = fo["fulfillment_service"]
-    events.append(
-        new_event(
-            SOURCE,
-            "fulfillment_request.submitted",
-            fo["order_id"],
-            FulfillmentRequestChanged(
-                fulfillment_order=snapshot, order=order, fulfillment_service=service, message=message
-            ),
-        )
+    data = FulfillmentServiceRequest(
+        fulfillment_order=_snapshot(fo),
+        order=OrderSnapshot.model_validate(fo["order"]),
+        fulfillment_service=service,
+        message=message,
     )
-    events.append(
-        new_event(
-            SOURCE,
-            "fulfillment_service.fulfillment_requested",
-            service,
-            FulfillmentServiceRequest(
-                fulfillment_order=snapshot, order=order, fulfillment_service=service, message=message
-            ),
-        )
-    )
+    return new_event(SOURCE, event_type, service, data)
 
 
 def _working_status(fo: Mapping[str, Any], now: str) -> Status:
@@ -630,6 +791,20 @@ def _fo_event(
         order=OrderSnapshot.model_validate(fo["order"]),
         reason=reason,
         previous_location_id=previous_location_id,
+    )
+    return new_event(SOURCE, event_type, fo["order_id"], data)
+
+
+def _request_event(
+    event_type: str, fo: Mapping[str, Any], message: str, reason: RejectionReason | None = None
+) -> CloudEvent:
+    """fulfillment_request.* and cancellation_request.*: the request as it is now."""
+    data = FulfillmentRequestChanged(
+        fulfillment_order=_snapshot(fo),
+        order=OrderSnapshot.model_validate(fo["order"]),
+        fulfillment_service=fo["fulfillment_service"],
+        message=message,
+        reason=reason,
     )
     return new_event(SOURCE, event_type, fo["order_id"], data)
 
