@@ -1,19 +1,170 @@
-"""HTTP routes of the inventory service."""
+"""HTTP routes of the inventory service: locations, stock per location, reservation records.
+
+Every input is validated before anything is written (422 naming the field); a request that is
+valid but breaks a stock or location rule is refused with 409 and the reason.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from shared.store import AggregateStore
+from services.inventory import domain
+from services.inventory.domain import StockLevel
+from services.inventory.operations import Inventory
+from shared.http import ApiError, Conflict, NotFound
+
+MAX_UNITS = 1_000_000_000
+IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+IDENTIFIER_RULE = "1-64 characters: letters, digits, '.', '_', '-', starting with a letter or digit"
+
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER, description=IDENTIFIER_RULE)]
+LocationIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=IDENTIFIER, description=IDENTIFIER_RULE)]
+SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=IDENTIFIER, description=IDENTIFIER_RULE)]
+Units = Annotated[StrictInt, Field(ge=0, le=MAX_UNITS)]
 
 
-def build_router(reservations: AggregateStore) -> APIRouter:
-    router = APIRouter(tags=["reservations"])
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    @router.get("/reservations")
-    async def list_reservations(order_id: str) -> dict[str, Any]:
-        return {"items": await reservations.find({"order_id": order_id})}
+
+class LocationIn(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    priority: Annotated[StrictInt, Field(ge=1, le=10_000, description="1 is first; unique; omit: last")] | None = None
+    active: StrictBool = True
+    fulfillment_service: Identifier | None = Field(
+        default=None, description="id of the fulfillment service that manages this location, if any"
+    )
+
+
+class PrioritiesIn(Strict):
+    location_ids: Annotated[list[Identifier], Field(min_length=1, max_length=1000)] = Field(
+        description="locations in the wanted order; they take priorities 1..n, the others follow in their order"
+    )
+
+    @field_validator("location_ids")
+    @classmethod
+    def each_once(cls, location_ids: list[str]) -> list[str]:
+        repeated = sorted({i for i in location_ids if location_ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(repeated)} more than once")
+        return location_ids
+
+
+class StockIn(Strict):
+    on_hand: Units
+
+
+class AdjustmentIn(Strict):
+    delta: Annotated[StrictInt, Field(ge=-MAX_UNITS, le=MAX_UNITS, description="units in (+) or out (-); not 0")]
+    reason: Annotated[str, Field(min_length=1, max_length=255, description="e.g. received, damaged, cycle count")]
+
+    @field_validator("delta")
+    @classmethod
+    def moves_something(cls, delta: int) -> int:
+        if delta == 0:
+            raise ValueError("an adjustment of 0 changes nothing")
+        return delta
+
+
+def level_view(level: StockLevel) -> dict[str, Any]:
+    return {
+        "location_id": level.location_id,
+        "sku": level.sku,
+        "on_hand": level.on_hand,
+        "reserved": level.reserved,
+        "available": level.available,
+    }
+
+
+def build_router(inventory: Inventory) -> APIRouter:
+    router = APIRouter()
+
+    # Declared before PUT /locations/{location_id}, so "priorities" is not a location id.
+    @router.put("/locations/priorities", tags=["locations"])
+    async def reorder_locations(body: PrioritiesIn) -> dict[str, Any]:
+        """Re-order locations in one request."""
+        try:
+            ordered = await inventory.reorder_locations(body.location_ids)
+        except domain.UnknownLocation as exc:
+            raise ApiError(
+                422, "invalid_request", f"invalid request: location_ids: {exc}",
+                [{"field": "location_ids", "reason": f"unknown location {i!r}"} for i in exc.location_ids],
+            ) from None  # fmt: skip
+        return {"items": [location.model_dump(mode="json") for location in ordered]}
+
+    @router.put("/locations/{location_id}", tags=["locations"])
+    async def put_location(location_id: LocationIdPath, body: LocationIn, response: Response) -> dict[str, Any]:
+        """Create or update a location (201 when created)."""
+        try:
+            location, created = await inventory.put_location(
+                location_id, body.name, body.priority, body.active, body.fulfillment_service
+            )
+        except domain.PriorityTaken as exc:
+            raise Conflict(
+                str(exc), {"field": "priority", "priority": exc.priority, "location_id": exc.holder}
+            ) from None
+        response.status_code = 201 if created else 200
+        return location.model_dump(mode="json")
+
+    @router.get("/locations", tags=["locations"])
+    async def list_locations() -> dict[str, Any]:
+        """Every location, by priority (1 first)."""
+        return {"items": [location.model_dump(mode="json") for location in await inventory.all_locations()]}
+
+    @router.get("/locations/{location_id}", tags=["locations"])
+    async def get_location(location_id: LocationIdPath) -> dict[str, Any]:
+        location = await inventory.location(location_id)
+        if location is None:
+            raise NotFound("location", location_id)
+        return location.model_dump(mode="json")
+
+    @router.put("/stock/{location_id}/{sku}", tags=["stock"])
+    async def set_stock(location_id: LocationIdPath, sku: SkuPath, body: StockIn) -> dict[str, Any]:
+        """Set on_hand (a count). Refused below what is reserved."""
+        try:
+            return level_view(await inventory.set_on_hand(location_id, sku, body.on_hand))
+        except domain.UnknownLocation:
+            raise NotFound("location", location_id) from None
+        except domain.InventoryRuleViolation as exc:
+            raise Conflict(str(exc), {"field": "on_hand"}) from None
+
+    @router.post("/stock/{location_id}/{sku}/adjustments", tags=["stock"])
+    async def adjust_stock(location_id: LocationIdPath, sku: SkuPath, body: AdjustmentIn) -> dict[str, Any]:
+        """Move on_hand by delta (received, damaged, corrected). Refused if it would take reserved units."""
+        try:
+            return level_view(await inventory.adjust(location_id, sku, body.delta, body.reason))
+        except domain.UnknownLocation:
+            raise NotFound("location", location_id) from None
+        except domain.InventoryRuleViolation as exc:
+            raise Conflict(str(exc), {"field": "delta"}) from None
+
+    @router.get("/stock/{sku}", tags=["stock"])
+    async def get_stock(sku: SkuPath) -> dict[str, Any]:
+        """A sku's on_hand, reserved and available per location, by location priority."""
+        levels = await inventory.stock_of(sku)
+        return {"sku": sku, "locations": [{k: v for k, v in level_view(lv).items() if k != "sku"} for lv in levels]}
+
+    @router.get("/reservations", tags=["reservations"])
+    async def list_reservations(
+        order_id: Annotated[str, Query(min_length=1, max_length=128)],
+    ) -> dict[str, Any]:
+        """The reservation record of each fulfillment order of an order."""
+        return {"items": [_record_view(r) for r in await inventory.reservations_of(order_id)]}
+
+    @router.get("/reservations/{fulfillment_order_id}", tags=["reservations"])
+    async def get_reservation(
+        fulfillment_order_id: Annotated[str, Path(min_length=1, max_length=128)],
+    ) -> dict[str, Any]:
+        record = await inventory.reservations.get(fulfillment_order_id)
+        if record is None:
+            raise NotFound("reservation of fulfillment order", fulfillment_order_id)
+        return _record_view(record)
 
     return router
+
+
+def _record_view(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "version"}

@@ -1,4 +1,5 @@
-"""Composition root of the inventory service: locations and stock per location."""
+"""Composition root of the inventory service: locations by priority, stock per location, and
+the reservations fulfillment asks for."""
 
 from __future__ import annotations
 
@@ -6,25 +7,38 @@ from fastapi import FastAPI
 
 from services.inventory.api import build_router
 from services.inventory.handlers import build_subscriptions
+from services.inventory.operations import FaultPoints, Inventory
+from services.inventory.store import StockStore
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
+
+COLLECTIONS = ["locations", "stock", "reservations", "order_cancellations"]
 
 
 class InventorySettings(ServiceSettings):
     service_name: str = "inventory"
     http_port: int = 8002
+    # Test-only crash points (see operations.FaultPoints); unset in production.
+    fault_crash_at: str | None = None
+    fault_marker: str | None = None
 
 
 def build(settings: InventorySettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or InventorySettings()
     runtime = ServiceRuntime(
         settings,
-        collections=["reservations"],
-        description="Inventory: locations by priority, stock per location, reservations.",
+        collections=COLLECTIONS,
+        description="Inventory: locations by priority, stock per location, reservations for fulfillment orders.",
     )
-    reservations = runtime.store("reservations")
-    runtime.subscribe(build_subscriptions(reservations))
-    return runtime, runtime.http_app(build_router(reservations))
+    inventory = Inventory(
+        stock=StockStore(runtime.database["stock"], runtime.relay.wake),
+        reservations=runtime.store("reservations"),
+        locations=runtime.store("locations"),
+        cancellations=runtime.store("order_cancellations"),
+        faults=FaultPoints(settings.fault_crash_at, settings.fault_marker),
+    )
+    runtime.subscribe(build_subscriptions(inventory))
+    return runtime, runtime.http_app(build_router(inventory))
 
 
 def main() -> None:

@@ -1,23 +1,46 @@
-"""Inventory's reactions to fulfillment events."""
+"""What inventory does with other services' events: hold, release, commit and restock stock
+for fulfillment orders. Each handler is idempotent by event id (the reservation record's inbox),
+and every stock effect is idempotent on its own (see operations)."""
 
 from __future__ import annotations
 
-from services.inventory import domain
-from shared.catalog import FulfillmentOrderChanged
+from services.inventory.operations import Inventory
+from shared.catalog import FulfillmentChanged, FulfillmentOrderChanged, OrderCancelled
 from shared.events import CloudEvent
 from shared.messaging import EventSubscriptions
-from shared.store import AggregateStore, now_iso
 
 
-def build_subscriptions(reservations: AggregateStore) -> EventSubscriptions:
+def build_subscriptions(inventory: Inventory) -> EventSubscriptions:
     subscriptions = EventSubscriptions()
 
     @subscriptions.on("fulfillment_order.created")
     async def on_fulfillment_order_created(event: CloudEvent) -> None:
-        fulfillment_order = FulfillmentOrderChanged.model_validate(event.data).fulfillment_order
-        change = domain.record_reservation_request(fulfillment_order, now_iso())
-        await reservations.apply(
-            fulfillment_order.id, lambda existing: change if existing is None else None, event_id=event.id
-        )
+        changed = FulfillmentOrderChanged.model_validate(event.data)
+        await inventory.reserve(event.id, changed.fulfillment_order)
+
+    @subscriptions.on("fulfillment_order.moved")
+    async def on_fulfillment_order_moved(event: CloudEvent) -> None:
+        changed = FulfillmentOrderChanged.model_validate(event.data)
+        await inventory.reserve(event.id, changed.fulfillment_order, previous_location_id=changed.previous_location_id)
+
+    # A closed fulfillment order needs nothing more held (usually it holds nothing by then).
+    @subscriptions.on("fulfillment_order.cancelled", "fulfillment_order.closed")
+    async def on_fulfillment_order_done(event: CloudEvent) -> None:
+        changed = FulfillmentOrderChanged.model_validate(event.data)
+        await inventory.release(event.id, changed.fulfillment_order)
+
+    @subscriptions.on("fulfillment.created")
+    async def on_fulfillment_created(event: CloudEvent) -> None:
+        changed = FulfillmentChanged.model_validate(event.data)
+        await inventory.commit(event.id, changed.fulfillment)
+
+    @subscriptions.on("fulfillment.cancelled")
+    async def on_fulfillment_cancelled(event: CloudEvent) -> None:
+        changed = FulfillmentChanged.model_validate(event.data)
+        await inventory.cancel_commit(event.id, changed.fulfillment, changed.fulfillment_order)
+
+    @subscriptions.on("order.cancelled")
+    async def on_order_cancelled(event: CloudEvent) -> None:
+        await inventory.cancel_order(event.id, OrderCancelled.model_validate(event.data))
 
     return subscriptions

@@ -1,0 +1,244 @@
+"""Inventory's rules, without I/O: stock per location, holds, commits, restock, locations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.inventory import domain
+from services.inventory.domain import CommitState, Effect, Movement, StockLevel
+from shared.catalog import FulfillmentOrderSnapshot, Location, Shortage
+
+NOW = "2026-01-01T00:00:00.000000+00:00"
+
+
+def stock(on_hand: int = 10, **holds: int) -> StockLevel:
+    level = StockLevel("wh-1", "MUG-1", on_hand=on_hand)
+    for fo, quantity in holds.items():
+        effect = domain.reserve(level, fo, quantity)
+        assert isinstance(effect, Effect)
+        level = effect.level
+    return level
+
+
+def effect(result: Effect | Shortage) -> Effect:
+    assert isinstance(result, Effect), result
+    return result
+
+
+# --- counting and adjusting ---------------------------------------------------------------
+
+
+def test_set_on_hand_counts_the_stock() -> None:
+    result = domain.set_on_hand(stock(10, fo1=3), 7)
+    assert (result.level.on_hand, result.level.reserved, result.level.available) == (7, 3, 4)
+    assert result.moved == 3
+
+
+def test_set_on_hand_below_reserved_is_refused_with_the_reason() -> None:
+    with pytest.raises(domain.InventoryRuleViolation, match="below the 3 units reserved"):
+        domain.set_on_hand(stock(10, fo1=3), 2)
+
+
+def test_adjust_receives_and_removes_units_but_not_reserved_ones() -> None:
+    level = stock(10, fo1=4)
+    assert domain.adjust(level, 5).level.on_hand == 15
+    assert domain.adjust(level, -6).level.available == 0
+    with pytest.raises(domain.InventoryRuleViolation, match=r"below the 4 units reserved .*available: 6"):
+        domain.adjust(level, -7)
+
+
+# --- holds ---------------------------------------------------------------------------------
+
+
+def test_reserve_holds_units_for_the_fulfillment_order() -> None:
+    result = effect(domain.reserve(stock(10), "fo1", 4))
+    assert (result.level.reserved, result.level.available, dict(result.level.holds)) == (4, 6, {"fo1": 4})
+    assert result.moved == 4
+
+
+def test_reserve_more_than_available_names_the_shortage_and_changes_nothing() -> None:
+    level = stock(5, fo1=3)
+    assert domain.reserve(level, "fo2", 3) == Shortage(sku="MUG-1", requested=3, available=2)
+
+
+def test_reserving_twice_for_the_same_fulfillment_order_holds_once() -> None:
+    once = effect(domain.reserve(stock(10), "fo1", 4)).level
+    twice = effect(domain.reserve(once, "fo1", 4))
+    assert twice.level == once and twice.moved == 0
+
+
+def test_reserve_needs_a_positive_quantity() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        domain.reserve(stock(10), "fo1", 0)
+
+
+def test_release_lets_go_of_the_hold_once() -> None:
+    released = domain.release(stock(10, fo1=4, fo2=1), "fo1")
+    assert (released.level.reserved, dict(released.level.holds), released.moved) == (1, {"fo2": 1}, 4)
+    again = domain.release(released.level, "fo1")
+    assert again.level == released.level and again.moved == 0
+
+
+# --- commits -------------------------------------------------------------------------------
+
+
+def test_commit_takes_units_out_of_on_hand_and_the_hold() -> None:
+    result = domain.commit(stock(10, fo1=4), "f1", "fo1", "o1", 4)
+    level = result.level
+    assert (level.on_hand, level.reserved, level.available, dict(level.holds)) == (6, 0, 6, {})
+    assert level.commits["f1"].state == CommitState.COMMITTED and level.committed == 4
+
+
+def test_partial_fulfillment_keeps_the_rest_held() -> None:
+    level = domain.commit(stock(10, fo1=4), "f1", "fo1", "o1", 1).level
+    assert (level.on_hand, level.reserved, dict(level.holds)) == (9, 3, {"fo1": 3})
+
+
+def test_the_same_fulfillment_commits_once() -> None:
+    once = domain.commit(stock(10, fo1=4), "f1", "fo1", "o1", 2).level
+    again = domain.commit(once, "f1", "fo1", "o1", 2)
+    assert again.level == once and again.moved == 0
+
+
+def test_commit_beyond_the_hold_takes_from_available_never_below_zero() -> None:
+    level = stock(5, fo1=2, fo2=2)  # available 1
+    result = domain.commit(level, "f1", "fo1", "o1", 6)
+    assert result.moved == 3  # 2 held + 1 available; the records had no more
+    assert (result.level.on_hand, result.level.reserved, result.level.available) == (2, 2, 0)
+    assert dict(result.level.holds) == {"fo2": 2}
+
+
+def test_cancelled_fulfillment_puts_units_back_held_for_their_fulfillment_order() -> None:
+    committed = domain.commit(stock(10, fo1=4), "f1", "fo1", "o1", 3).level
+    back = domain.cancel_commit(committed, "f1", hold_again=True)
+    assert (back.level.on_hand, back.level.reserved, dict(back.level.holds)) == (10, 4, {"fo1": 4})
+    assert back.level.commits["f1"].state == CommitState.CANCELLED and back.moved == 3
+    assert domain.cancel_commit(back.level, "f1", hold_again=True).moved == 0
+
+
+def test_cancelled_fulfillment_of_a_finished_order_goes_back_to_available() -> None:
+    committed = domain.commit(stock(10, fo1=4), "f1", "fo1", "o1", 4).level
+    back = domain.cancel_commit(committed, "f1", hold_again=False).level
+    assert (back.on_hand, back.reserved, back.available) == (10, 0, 10)
+
+
+def test_restock_puts_what_the_fulfillment_order_shipped_back_on_hand_once() -> None:
+    level = stock(10, fo1=4, fo2=2)
+    level = domain.commit(level, "f1", "fo1", "o1", 4).level
+    level = domain.commit(level, "f2", "fo2", "o2", 2).level
+    restocked = domain.restock(level, "fo1")
+    assert restocked.moved == 4
+    assert (restocked.level.on_hand, restocked.level.committed) == (8, 2)
+    assert restocked.level.commits["f2"].state == CommitState.COMMITTED
+    assert domain.restock(restocked.level, "fo1").moved == 0
+    # A restocked shipment cannot be cancelled back into stock a second time.
+    assert domain.cancel_commit(restocked.level, "f1", hold_again=True).moved == 0
+
+
+# --- what fulfillment asks for -------------------------------------------------------------
+
+
+def fulfillment_order(location_id: str | None = "wh-1", status: str = "OPEN", **extra: Any) -> FulfillmentOrderSnapshot:
+    lines = extra.pop("lines", [
+        {"line_item_id": "l1", "sku": "MUG-1", "quantity": 3, "fulfilled_quantity": 1},
+        {"line_item_id": "l2", "sku": "MUG-1", "quantity": 2},
+        {"line_item_id": "l3", "sku": "TEE-1", "quantity": 1, "fulfilled_quantity": 1},
+        {"line_item_id": "l4", "sku": "EBOOK", "quantity": 1, "requires_shipping": False},
+    ])  # fmt: skip
+    return FulfillmentOrderSnapshot.model_validate({
+        "id": "fo1", "order_id": "o1", "location_id": location_id, "status": status, "line_items": lines,
+        "created_at": NOW, "updated_at": NOW, **extra,
+    })  # fmt: skip
+
+
+def test_lines_to_reserve_are_the_unfulfilled_shipped_units_per_sku() -> None:
+    assert domain.lines_to_reserve(fulfillment_order()) == {"MUG-1": 4}
+
+
+def test_only_a_live_fulfillment_order_at_a_location_wants_stock() -> None:
+    assert domain.wants_stock(fulfillment_order())
+    assert not domain.wants_stock(fulfillment_order(location_id=None))
+    assert not domain.wants_stock(fulfillment_order(status="CANCELLED"))
+
+
+# --- locations -----------------------------------------------------------------------------
+
+
+def directory(*locations: tuple[str, int]) -> dict[str, Any]:
+    return {"locations": [{"id": i, "name": i.upper(), "priority": p} for i, p in locations]}
+
+
+def test_a_new_location_without_priority_comes_last() -> None:
+    change = domain.put_location(directory(("a", 1), ("b", 4)), "c", "C", None, True, None, NOW)
+    assert change is not None
+    assert [(loc["id"], loc["priority"]) for loc in change.document["locations"]] == [("a", 1), ("b", 4), ("c", 5)]
+    assert [(e.type, e.subject) for e in change.events] == [("location.updated", "c")]
+
+
+def test_priority_is_unique_and_the_refusal_names_its_holder() -> None:
+    with pytest.raises(domain.PriorityTaken, match="priority 1 belongs to location 'a'") as refused:
+        domain.put_location(directory(("a", 1), ("b", 2)), "b", "B", 1, True, None, NOW)
+    assert refused.value.holder == "a"
+
+
+def test_saving_a_location_unchanged_emits_nothing() -> None:
+    assert domain.put_location(directory(("a", 1)), "a", "A", 1, True, None, NOW) is None
+
+
+def test_deactivating_a_location_announces_it() -> None:
+    change = domain.put_location(directory(("a", 1)), "a", "A", None, False, "acme-3pl", NOW)
+    assert change is not None
+    updated = Location.model_validate(change.events[0].data)
+    assert (updated.priority, updated.active, updated.fulfillment_service) == (1, False, "acme-3pl")
+
+
+def test_reorder_puts_the_listed_locations_first_and_keeps_the_rest_in_order() -> None:
+    change = domain.reorder_locations(directory(("a", 1), ("b", 2), ("c", 3), ("d", 4)), ["c", "b"], NOW)
+    assert change is not None
+    assert [(loc["id"], loc["priority"]) for loc in change.document["locations"]] == [
+        ("c", 1), ("b", 2), ("a", 3), ("d", 4),
+    ]  # fmt: skip
+    assert sorted(e.subject for e in change.events) == ["a", "c"]  # only those whose priority moved
+
+
+def test_reorder_refuses_unknown_or_repeated_locations() -> None:
+    with pytest.raises(domain.UnknownLocation, match="'x'"):
+        domain.reorder_locations(directory(("a", 1)), ["a", "x"], NOW)
+    with pytest.raises(domain.InventoryRuleViolation, match="more than once"):
+        domain.reorder_locations(directory(("a", 1), ("b", 2)), ["a", "a"], NOW)
+
+
+def test_reorder_to_the_same_order_changes_nothing() -> None:
+    assert domain.reorder_locations(directory(("a", 1), ("b", 2)), ["a"], NOW) is None
+
+
+# --- the reservation record ----------------------------------------------------------------
+
+
+def test_record_announces_each_movement_and_reads_holds_off_the_stock() -> None:
+    level = effect(domain.reserve(stock(10), "fo1", 4)).level
+    change = domain.record_movements(None, "o1", "fo1", [level], [Movement("reserved", "wh-1", {"MUG-1": 4})], NOW)
+    assert change is not None
+    assert change.document["holds"] == [{"location_id": "wh-1", "sku": "MUG-1", "quantity": 4}]
+    assert change.document["status"] == "reserved"
+    [event] = change.events
+    assert (event.type, event.subject) == ("inventory.reserved", "o1")
+    assert event.data["lines"] == [{"sku": "MUG-1", "quantity": 4}]
+
+
+def test_a_failed_request_is_answered_with_its_shortages() -> None:
+    shortage = Shortage(sku="MUG-1", requested=4, available=1)
+    movement = Movement("reservation_failed", "wh-1", {"MUG-1": 4}, [shortage])
+    change = domain.record_movements(None, "o1", "fo1", [], [movement], NOW)
+    assert change is not None
+    assert change.events[0].type == "inventory.reservation_failed"
+    assert change.events[0].data["shortages"] == [{"sku": "MUG-1", "requested": 4, "available": 1}]
+
+
+def test_releasing_nothing_announces_nothing_and_writes_nothing() -> None:
+    assert (
+        domain.record_movements(None, "o1", "fo1", [stock(10)], [Movement("released", "wh-1", {"MUG-1": 0})], NOW)
+        is None
+    )
