@@ -225,21 +225,26 @@ class OutboxRelay:
 
     async def _relay_document(self, collection: AsyncCollection[Document], doc: Document) -> int:
         entries = sorted(doc.get("outbox", {}).items(), key=lambda item: item[1]["seq"])
-        for event_id, entry in entries:
-            await self.publish(CloudEvent.model_validate(entry["event"]))
-            # Bumping the version makes a writer holding the older copy re-read, so it
-            # does not put the published event back into the outbox.
+        published: list[str] = []
+        try:
+            for event_id, entry in entries:
+                await self.publish(CloudEvent.model_validate(entry["event"]))
+                published.append(event_id)
+        finally:
+            # One write clears what went out and hands the aggregate back. Bumping the version
+            # makes a writer holding an older copy re-read, so it neither puts published events
+            # back nor restores the lease (which would hold the next events back until it ran out).
             await collection.update_one(
-                {"_id": doc["_id"]}, {"$unset": {f"outbox.{event_id}": ""}, "$inc": {"version": 1}}
+                {"_id": doc["_id"]},
+                {"$unset": {"relay_lease_until": "", **{f"outbox.{e}": "" for e in published}}, "$inc": {"version": 1}},
             )
-            self.published += 1
+            self.published += len(published)
         await collection.update_one(
             # $and: nx-27017 ignores the other top-level conditions of a filter with a top-level $expr.
             {"$and": [{"_id": doc["_id"]}, {"$expr": {"$eq": [{"$size": {"$objectToArray": "$outbox"}}, 0]}}]},
             {"$set": {"outbox_pending": False}, "$inc": {"version": 1}},
         )
-        await collection.update_one({"_id": doc["_id"]}, {"$unset": {"relay_lease_until": ""}})
-        return len(entries)
+        return len(published)
 
 
 async def ping(database: AsyncDatabase[Document]) -> None:

@@ -56,12 +56,12 @@ async def test_a_failed_publish_keeps_the_event_for_the_next_pass(collection: As
             raise ConnectionError("broker away")
 
     relay = OutboxRelay([collection], flaky_publish, poll_seconds=60)
-    relay.LEASE_SECONDS = -1.0  # an expired lease: the next pass may reclaim at once
     store = AggregateStore(collection, relay.wake)
     event = status_event("o-2", "FULFILLED")
     await store.apply("o-2", lambda _: Change({"s": 1}, [event]))
     with pytest.raises(ConnectionError):
         await relay.relay_once()
+    # The failed pass handed its lease back: the next pass does not wait for it to run out.
     assert await relay.relay_once() == 1
     assert attempts == [event.id, event.id]
 
@@ -83,3 +83,28 @@ async def test_two_relays_racing_publish_each_event_once(collection: AsyncCollec
         await store.apply(f"o-{i}", lambda _, e=event: Change({"s": 1}, [e]))
     await asyncio.gather(first.relay_once(), second.relay_once())
     assert sorted(published) == sorted(written)
+
+
+async def test_a_writer_racing_the_relay_cannot_restore_its_lease(collection: AsyncCollection[Document]) -> None:
+    """A copy read while the relay held the aggregate must not be written back over the relay's
+    release: it would carry the lease back and hold the aggregate's next events until it ran out."""
+    published: list[CloudEvent] = []
+
+    async def publish(event: CloudEvent) -> None:
+        published.append(event)
+
+    relay = OutboxRelay([collection], publish, poll_seconds=60)
+    store = AggregateStore(collection, relay.wake)
+    await store.apply("o-3", lambda _: Change({"s": 1}, [status_event("o-3", "IN_PROGRESS")]))
+    claimed = await relay._claim(collection, "o-3")
+    assert claimed is not None
+    read_during_relay = await collection.find_one({"_id": "o-3"})
+    assert read_during_relay is not None and "relay_lease_until" in read_during_relay
+    await relay._relay_document(collection, claimed)
+
+    # The racing writer's copy is stale: its write is refused and it re-reads.
+    change = Change({"s": 2}, [status_event("o-3", "FULFILLED")])
+    assert await store._save("o-3", read_during_relay, change, None) is None
+    await store.apply("o-3", lambda doc: Change({**(doc or {}), "s": 2}, [status_event("o-3", "FULFILLED")]))
+    assert await relay.relay_once() == 1, "the next event goes out at once, not after a lease runs out"
+    assert [e.data["fulfillment_status"] for e in published] == ["IN_PROGRESS", "FULFILLED"]
