@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
 from deploy.local_stack import LocalStack, free_port
 from deploy.smtp_sink import SmtpSink
@@ -67,6 +69,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Iter
         yield local
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(stack: LocalStack) -> str:
+    """The session's embedded store, for tests of one service's persistence."""
+    return stack.mongodb_uri
+
+
+@pytest.fixture
+async def db(mongo_uri: str) -> AsyncIterator[Any]:
+    """A database of this test's own, dropped after it."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+    database = client[f"test_{uuid.uuid4().hex[:12]}"]
+    try:
+        yield database
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
 
 
 @pytest.fixture

@@ -9,45 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import pytest
-from pymongo import AsyncMongoClient
-
-from deploy.local_stack import LocalStack
 from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
 from services.fulfillment.service import Fulfillment
 from services.fulfillment.store import LocationDirectory, SettingsStore, ShopSettings, StockView
 from shared.catalog import InventoryLevel, Location, OrderSnapshot
-from shared.store import AggregateStore, Document, now_iso
+from shared.store import AggregateStore, now_iso
 
 T0 = "2020-01-01T00:00:00.000000+00:00"
-
-
-@pytest.fixture(scope="module")
-def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    local = LocalStack(
-        data_dir=tmp_path_factory.mktemp("fulfillment-store"), kafka_port=0, mongo_port=0, service_ports={},
-        persistent_store=False, use_environment=False,
-    )  # fmt: skip
-    try:
-        local.start_infrastructure()
-        yield local.mongodb_uri
-    finally:
-        local.stop()
-
-
-@pytest.fixture
-async def db(mongo_uri: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_uri)
-    database = client[f"fulfillment_{uuid.uuid4().hex[:12]}"]
-    try:
-        yield database
-    finally:
-        await client.drop_database(database.name)
-        await client.close()
 
 
 def replica(db: Any, **settings: Any) -> Fulfillment:

@@ -7,13 +7,12 @@ the bad-input tests prove that a refused request wrote nothing at all, not even 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from deploy.local_stack import LocalStack
 from services.inventory.app import COLLECTIONS, InventorySettings, build
 from services.inventory.operations import Inventory
 from services.inventory.store import StockStore
@@ -21,20 +20,6 @@ from shared.catalog import FulfillmentOrderSnapshot
 from shared.store import AggregateStore
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
-
-
-@pytest.fixture(scope="module")
-def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    local = LocalStack(
-        data_dir=tmp_path_factory.mktemp("inventory-api"), kafka_port=0, mongo_port=0, service_ports={},
-        persistent_store=False, use_environment=False,
-        extra_env={"SMTP_HOST": "127.0.0.1"},  # inventory sends no email: no local SMTP sink
-    )  # fmt: skip
-    try:
-        local.start_infrastructure()
-        yield local.mongodb_uri
-    finally:
-        local.stop()
 
 
 class Api:

@@ -7,46 +7,17 @@ gets a database of its own.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
-from deploy.local_stack import LocalStack
 from services.inventory.operations import FaultPoints, Inventory
 from services.inventory.store import StockStore
 from shared.catalog import FulfillmentOrderSnapshot, FulfillmentSnapshot, OrderCancelled
-from shared.store import AggregateStore, Document
+from shared.store import AggregateStore
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
-
-
-@pytest.fixture(scope="module")
-def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    local = LocalStack(
-        data_dir=tmp_path_factory.mktemp("inventory-store"), kafka_port=0, mongo_port=0, service_ports={},
-        persistent_store=False, use_environment=False,
-        extra_env={"SMTP_HOST": "127.0.0.1"},  # inventory sends no email: no local SMTP sink
-    )  # fmt: skip
-    try:
-        local.start_infrastructure()
-        yield local.mongodb_uri
-    finally:
-        local.stop()
-
-
-@pytest.fixture
-async def db(mongo_uri: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_uri)
-    database = client[f"inventory_{uuid.uuid4().hex[:12]}"]
-    try:
-        yield database
-    finally:
-        await client.drop_database(database.name)
-        await client.close()
 
 
 def build(db: Any, faults: FaultPoints | None = None) -> Inventory:
