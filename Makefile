@@ -16,6 +16,12 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest
 
+bench: $(INSTALLED)
+	$(PY) -m bench.flow
+	$(PY) -m bench.routing
+	$(PY) -m bench.reservations
+	$(PY) -m bench.emails
+
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

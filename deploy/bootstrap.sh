@@ -19,4 +19,6 @@ if ! "$python" -m venv "$venv" 2>/dev/null; then
     exit 1
   fi
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
+# (The grep drops pip's notes about this machine's unused local package indexes.)
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock 2>&1 \
+  | { grep -v "is ignored: it is neither a file nor a directory" || true; }
