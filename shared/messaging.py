@@ -26,6 +26,7 @@ from pymongo.errors import ConnectionFailure
 
 from shared.events import CloudEvent, EnvelopeError, parse_event, spec_for
 from shared.observability import ServiceMetrics
+from shared.rules import RuleViolation
 from shared.settings import ServiceSettings
 from shared.store import ConcurrencyConflict
 from shared.topics import Topic
@@ -160,6 +161,10 @@ class _Consumer:
         for attempt in range(1, attempts + 1):
             try:
                 await handler(event)
+                return
+            except RuleViolation as exc:
+                # Refused by a business rule: retrying the same message gets the same answer.
+                await self.dead_letter(message, "rule_violation", f"{type(exc).__name__}: {exc}", event)
                 return
             except TRANSIENT_ERRORS:
                 # Not the message's fault: back off, then let Kafka redeliver it.

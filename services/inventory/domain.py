@@ -31,12 +31,13 @@ from shared.catalog import (
     StockLine,
 )
 from shared.events import CloudEvent, new_event
+from shared.rules import RuleViolation
 from shared.store import Change, Document
 
 SOURCE = "inventory"
 
 
-class InventoryRuleViolation(Exception):
+class InventoryRuleViolation(RuleViolation):
     """The change would break a stock or location rule; the message says which and why."""
 
 

@@ -28,6 +28,7 @@ from shared.catalog import (
     RequestStatus,
 )
 from shared.events import CloudEvent, new_event
+from shared.rules import RuleViolation
 from shared.store import Change, Document
 
 SOURCE = "orders"
@@ -73,7 +74,7 @@ REQUEST_WITH_SERVICE = frozenset(
 )
 
 
-class OrderRuleViolation(Exception):
+class OrderRuleViolation(RuleViolation):
     """The order is not in a state that allows this action; the message says why."""
 
 

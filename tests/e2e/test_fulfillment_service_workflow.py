@@ -219,7 +219,7 @@ async def test_an_answer_from_another_fulfillment_service_is_dead_lettered_not_a
         return None
 
     headers = await eventually(dead_lettered, timeout=30)
-    assert headers["x-dlq-reason"] == "handler_failed"
+    assert headers["x-dlq-reason"] == "rule_violation"  # refused at once, not retried
     assert headers["x-dlq-consumer-group"] == "fulfillment"
     assert "'other-3pl' cannot answer" in headers["x-dlq-error"] and SERVICE in headers["x-dlq-error"]
     assert (await fo_where(shop, fo["order_id"], id=fo["id"]))["request_status"] == "SUBMITTED"  # not applied

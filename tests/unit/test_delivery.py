@@ -16,6 +16,7 @@ from shared.catalog import OrderFulfillmentStatusChanged, OrderPostPurchaseCompl
 from shared.events import CloudEvent, new_event
 from shared.messaging import EventSubscriptions
 from shared.observability import ServiceMetrics
+from shared.rules import RuleViolation
 from shared.settings import ServiceSettings
 
 SETTINGS = ServiceSettings(service_name="unit", handler_attempts=3, handler_backoff_seconds=0.0)
@@ -60,6 +61,21 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_attempts(
     assert headers["x-dlq-original-topic"] == "orders.events.v1"
     assert dead[0].body == event.to_bytes()
     assert metrics.dead_lettered.labels("orders.events.v1", "handler_failed")._value.get() == 1
+
+
+async def test_a_refusal_by_a_business_rule_is_dead_lettered_without_retrying() -> None:
+    calls: list[str] = []
+
+    async def handler(event: CloudEvent) -> None:
+        calls.append(event.id)
+        raise RuleViolation("the fulfillment order is closed")
+
+    broker, dead, _ = wire(handler)
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(an_event().to_bytes(), topic="orders.events.v1", key=b"o-1")
+    assert len(calls) == 1
+    assert [m.headers["x-dlq-reason"] for m in dead] == ["rule_violation"]
+    assert "the fulfillment order is closed" in dead[0].headers["x-dlq-error"]
 
 
 async def test_a_handler_that_recovers_on_retry_is_not_dead_lettered() -> None:

@@ -48,6 +48,7 @@ from shared.catalog import (
     Tracking,
 )
 from shared.events import CloudEvent, new_event
+from shared.rules import RuleViolation
 from shared.store import Change, Document
 
 from .routing import RoutingLocation
@@ -84,7 +85,7 @@ class Reservation(StrEnum):
     NOT_REQUIRED = "NOT_REQUIRED"
 
 
-class TransitionRefused(Exception):
+class TransitionRefused(RuleViolation):
     """The action is not allowed in the fulfillment order's current state; the message says why."""
 
 

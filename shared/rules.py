@@ -1,0 +1,9 @@
+"""What every service's rules share: how a refusal is told apart from a failure."""
+
+
+class RuleViolation(Exception):
+    """A business rule refused the action; the message says why.
+
+    The same input is always refused the same way: over HTTP it is a 409, and a consumer
+    dead-letters such a message at once instead of retrying it.
+    """
