@@ -6,14 +6,30 @@ and the reason in `details`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.rules import RuleViolation
+
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+IDENTIFIER_RULE = "1-64 characters: letters, digits, '.', '_', '-', starting with a letter or digit"
+
+# Skus, location ids and fulfillment service ids: one rule for every service, so an order can
+# only name a sku that inventory can stock.
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=IDENTIFIER_RULE)
+]
+
+
+class RequestBody(BaseModel):
+    """A request body: unknown fields are refused, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class ApiError(Exception):

@@ -9,28 +9,24 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator
 
 from services.inventory import domain
 from services.inventory.domain import StockLevel
 from services.inventory.operations import Inventory
-from shared.http import ApiError, Conflict, NotFound
+from shared.http import IDENTIFIER_PATTERN, IDENTIFIER_RULE, ApiError, Conflict, Identifier, NotFound, RequestBody
 
 MAX_UNITS = 1_000_000_000
-IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-IDENTIFIER_RULE = "1-64 characters: letters, digits, '.', '_', '-', starting with a letter or digit"
 
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER, description=IDENTIFIER_RULE)]
-LocationIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=IDENTIFIER, description=IDENTIFIER_RULE)]
-SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=IDENTIFIER, description=IDENTIFIER_RULE)]
+IdentifierPath = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=IDENTIFIER_RULE)
+]
+LocationIdPath = IdentifierPath
+SkuPath = IdentifierPath
 Units = Annotated[StrictInt, Field(ge=0, le=MAX_UNITS)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class LocationIn(Strict):
+class LocationIn(RequestBody):
     name: Annotated[str, Field(min_length=1, max_length=255)]
     priority: Annotated[StrictInt, Field(ge=1, le=10_000, description="1 is first; unique; omit: last")] | None = None
     active: StrictBool = True
@@ -39,7 +35,7 @@ class LocationIn(Strict):
     )
 
 
-class PrioritiesIn(Strict):
+class PrioritiesIn(RequestBody):
     location_ids: Annotated[list[Identifier], Field(min_length=1, max_length=1000)] = Field(
         description="locations in the wanted order; they take priorities 1..n, the others follow in their order"
     )
@@ -53,11 +49,11 @@ class PrioritiesIn(Strict):
         return location_ids
 
 
-class StockIn(Strict):
+class StockIn(RequestBody):
     on_hand: Units
 
 
-class AdjustmentIn(Strict):
+class AdjustmentIn(RequestBody):
     delta: Annotated[StrictInt, Field(ge=-MAX_UNITS, le=MAX_UNITS, description="units in (+) or out (-); not 0")]
     reason: Annotated[str, Field(min_length=1, max_length=255, description="e.g. received, damaged, cycle count")]
 

@@ -12,11 +12,11 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
+from pydantic import AfterValidator, EmailStr, Field, HttpUrl
 
 from services.orders import domain
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
-from shared.http import ApiError, Conflict, NotFound
+from shared.http import ApiError, Conflict, Identifier, NotFound, RequestBody
 from shared.store import AggregateStore, Change, Document, now_iso
 
 MAX_BODY_BYTES = 1_000_000
@@ -43,16 +43,12 @@ Money = Annotated[
 ]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class CustomerIn(Strict):
+class CustomerIn(RequestBody):
     email: EmailStr
     name: Text
 
 
-class AddressIn(Strict):
+class AddressIn(RequestBody):
     name: OptionalText | None = None
     address1: OptionalText | None = None
     address2: OptionalText | None = None
@@ -63,8 +59,8 @@ class AddressIn(Strict):
     phone: Annotated[str, Field(max_length=32)] | None = None
 
 
-class LineItemIn(Strict):
-    sku: Annotated[str, Field(min_length=1, max_length=64)]
+class LineItemIn(RequestBody):
+    sku: Identifier
     title: Text
     quantity: Quantity
     unit_price: Money
@@ -72,7 +68,7 @@ class LineItemIn(Strict):
     digital_asset_url: Annotated[HttpUrl, Field(description="digital downloads and gift cards")] | None = None
 
 
-class OrderIn(Strict):
+class OrderIn(RequestBody):
     customer: CustomerIn
     shipping_address: AddressIn | None = None
     currency: Annotated[str, Field(min_length=3, max_length=3, description="ISO 4217 code, e.g. SEK")]
@@ -81,7 +77,7 @@ class OrderIn(Strict):
     line_items: Annotated[list[LineItemIn], Field(min_length=1, max_length=MAX_LINES)]
 
 
-class CancelIn(Strict):
+class CancelIn(RequestBody):
     refund: domain.Refund = Field(description="now: refund a paid order now; later / none: do not refund now")
     restock: Annotated[bool, Field(strict=True)]
     notify_customer: Annotated[bool, Field(strict=True)] = False
