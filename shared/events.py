@@ -7,13 +7,15 @@ events stay in order on one partition.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from shared.catalog import CATALOG, Contract, EventSpec
+from shared.topics import Topic
 
 
 class EnvelopeError(ValueError):
@@ -62,6 +64,18 @@ def new_event(source: str, event_type: str, subject: str, data: BaseModel) -> Cl
     if not isinstance(data, spec.model):
         raise EnvelopeError(f"{event_type} carries {spec.model.__name__}, not {type(data).__name__}")
     return CloudEvent(source=source, type=event_type, subject=subject, data=data.model_dump(mode="json"))
+
+
+def envelope_schema(topic: Topic) -> Any:
+    """The messages of a topic for its AsyncAPI document: one envelope model per event type,
+    with `type` fixed and `data` its catalog model, as a union."""
+    models: list[type[CloudEvent]] = []
+    for event_type, spec in CATALOG.items():
+        if spec.topic == topic:
+            name = "".join(part.capitalize() for part in re.split(r"[._]", event_type)) + "Event"
+            fields: dict[str, Any] = {"type": (Literal[event_type], ...), "data": (spec.model, ...)}
+            models.append(create_model(name, __base__=CloudEvent, **fields))
+    return Union[tuple(models)]  # noqa: UP007 - a union built at run time
 
 
 def parse_event(raw: bytes | str) -> CloudEvent:

@@ -19,12 +19,14 @@ from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from shared.events import CloudEvent
+from shared.catalog import CATALOG
+from shared.events import CloudEvent, envelope_schema
 from shared.http import error_body, install_error_handlers
 from shared.messaging import EventSubscriptions, build_broker, publish_event
 from shared.observability import ServiceMetrics, configure_logging
 from shared.settings import ServiceSettings
 from shared.store import AggregateStore, OutboxRelay, build_mongo_client
+from shared.topics import TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,28 @@ class ServiceRuntime:
 
     def subscribe(self, subscriptions: EventSubscriptions) -> None:
         subscriptions.attach(self.broker, self.settings, self.metrics)
+        self._document_publications(subscriptions)
+
+    def _document_publications(self, subscriptions: EventSubscriptions) -> None:
+        """Declare, for the AsyncAPI document, the topics this service writes: the ones it owns,
+        with a schema per event type, and the dead-letter topics of the ones it reads.
+        (Events go out through the outbox relay; these publishers only describe them.)"""
+        for topic in TOPICS:
+            if topic.owner == self.settings.service_name:
+                types = sorted(t for t, spec in CATALOG.items() if spec.topic == topic)
+                self.broker.publisher(
+                    topic.name,
+                    title=topic.name,
+                    description=f"CloudEvents keyed by {topic.key}: " + ", ".join(types),
+                    schema=envelope_schema(topic),
+                )
+        for name in subscriptions.topics:
+            self.broker.publisher(
+                f"{name}.dlq",
+                title=f"{name}.dlq",
+                description="Messages this service could not process, as they came, with the reason in the "
+                "x-dlq-reason / x-dlq-error headers and the origin in x-dlq-original-topic/partition/offset.",
+            )
 
     def background(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `run()` as a task while the service is up (started after the broker, cancelled

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 class Topic:
     name: str
     partitions: int
+    owner: str  # the service that publishes it (a third-party fulfillment service for responses)
     key: str = "order id"
 
     @property
@@ -18,12 +19,12 @@ class Topic:
         return f"{self.name}.dlq"
 
 
-ORDERS_EVENTS = Topic("orders.events.v1", 6)
-INVENTORY_EVENTS = Topic("inventory.events.v1", 6)
-FULFILLMENT_EVENTS = Topic("fulfillment.events.v1", 6)
-FULFILLMENT_REQUESTS = Topic("fulfillment.requests.v1", 6, key="fulfillment service id")
-FULFILLMENT_RESPONSES = Topic("fulfillment.responses.v1", 6)
-NOTIFICATIONS_EVENTS = Topic("notifications.events.v1", 6)
+ORDERS_EVENTS = Topic("orders.events.v1", 6, owner="orders")
+INVENTORY_EVENTS = Topic("inventory.events.v1", 6, owner="inventory")
+FULFILLMENT_EVENTS = Topic("fulfillment.events.v1", 6, owner="fulfillment")
+FULFILLMENT_REQUESTS = Topic("fulfillment.requests.v1", 6, owner="fulfillment", key="fulfillment service id")
+FULFILLMENT_RESPONSES = Topic("fulfillment.responses.v1", 6, owner="fulfillment services")
+NOTIFICATIONS_EVENTS = Topic("notifications.events.v1", 6, owner="notifications")
 
 TOPICS: tuple[Topic, ...] = (
     ORDERS_EVENTS,

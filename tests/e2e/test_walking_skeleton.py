@@ -158,3 +158,18 @@ async def test_operations_endpoints(stack: LocalStack, http: httpx.AsyncClient) 
         assert spec["asyncapi"].startswith("3.")
         assert spec["channels"], f"{name} documents no channel"
         assert (await http.get(stack.url(name) + "/docs")).status_code == 200
+
+
+async def test_asyncapi_documents_what_services_publish_and_read(stack: LocalStack, http: httpx.AsyncClient) -> None:
+    spec = (await http.get(stack.url("orders") + "/asyncapi")).json()
+    operations = {(op["action"], op["channel"]["$ref"].split("/")[-1]) for op in spec["operations"].values()}
+    assert ("send", "orders.events.v1") in operations
+    assert ("send", "fulfillment.events.v1.dlq") in operations
+    assert any(action == "receive" and "fulfillment.events.v1" in channel for action, channel in operations)
+    paid = spec["components"]["schemas"]["OrderPaidEvent"]
+    assert paid["properties"]["type"]["const"] == "order.paid"
+    assert {"specversion", "id", "source", "type", "subject", "data"} <= set(paid["properties"])
+    for name, topic in (("inventory", "inventory.events.v1"), ("fulfillment", "fulfillment.requests.v1"),
+                        ("notifications", "notifications.events.v1")):  # fmt: skip
+        channels = (await http.get(stack.url(name) + "/asyncapi")).json()["channels"]
+        assert topic in channels, f"{name} does not document {topic}"
