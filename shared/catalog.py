@@ -356,6 +356,43 @@ class NotificationOutcome(Contract):
     notification: NotificationRecord
 
 
+# --- bulk jobs (fulfillment) ----------------------------------------------------------
+
+
+class BulkJobStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+
+
+class BulkJobFailure(Contract):
+    fulfillment_order_id: str
+    code: str
+    message: str
+
+
+class BulkJobSnapshot(Contract):
+    """A bulk job's counts, without its per-order results (GET /bulk-jobs/{id} has those)."""
+
+    id: str
+    action: str
+    status: BulkJobStatus
+    total: int
+    done: int
+    succeeded: int
+    failed: int
+    created_at: str
+    updated_at: str
+    completed_at: str | None = None
+
+
+class BulkJobChanged(Contract):
+    """bulk_job.progress (every few orders) and bulk_job.completed, keyed by the job id; the
+    completed event lists the orders that failed and why."""
+
+    bulk_job: BulkJobSnapshot
+    failures: list[BulkJobFailure] = []
+
+
 # --- the catalog ----------------------------------------------------------------------
 
 
@@ -411,6 +448,8 @@ _SPECS: list[EventSpec] = [
     EventSpec("location.updated", INVENTORY_EVENTS, Location),
     EventSpec("notification.sent", NOTIFICATIONS_EVENTS, NotificationOutcome),
     EventSpec("notification.failed", NOTIFICATIONS_EVENTS, NotificationOutcome),
+    EventSpec("bulk_job.progress", FULFILLMENT_EVENTS, BulkJobChanged),
+    EventSpec("bulk_job.completed", FULFILLMENT_EVENTS, BulkJobChanged),
 ]
 
 CATALOG: dict[str, EventSpec] = {spec.event_type: spec for spec in _SPECS}

@@ -21,9 +21,7 @@ IDENTIFIER_RULE = "1-64 characters: letters, digits, '.', '_', '-', starting wit
 
 # Skus, location ids and fulfillment service ids: one rule for every service, so an order can
 # only name a sku that inventory can stock.
-Identifier = Annotated[
-    str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=IDENTIFIER_RULE)
-]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=IDENTIFIER_RULE)]
 
 
 class RequestBody(BaseModel):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.fulfillment.api import build_router
+from services.fulfillment.api import build_bulk_router, build_router
+from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.handlers import build_subscriptions
 from services.fulfillment.service import Fulfillment
 from services.fulfillment.store import LocationDirectory, SettingsStore, ShopSettings, StockView
@@ -20,13 +21,15 @@ class FulfillmentSettings(ServiceSettings):
     auto_fulfill: bool = False
     sweep_interval_seconds: float = 30.0
     post_purchase_hold_seconds: float = 3600.0
+    # How long a replica's claim on a bulk job lasts without progress before another takes it over.
+    bulk_job_lease_seconds: float = 30.0
 
 
 def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or FulfillmentSettings()
     runtime = ServiceRuntime(
         settings,
-        collections=["fulfillment_orders"],
+        collections=["fulfillment_orders", "bulk_jobs"],
         description="Fulfillment: fulfillment orders per location, routing, holds and fulfillments.",
     )
     defaults = ShopSettings(
@@ -43,7 +46,11 @@ def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, 
     )
     runtime.subscribe(build_subscriptions(fulfillment))
     runtime.background("sweep", Sweeper(fulfillment, runtime.registry).run)
-    return runtime, runtime.http_app(build_router(fulfillment))
+    bulk_jobs = BulkJobs(
+        runtime.store("bulk_jobs"), fulfillment, runtime.registry, lease_seconds=settings.bulk_job_lease_seconds
+    )
+    runtime.background("bulk-jobs", bulk_jobs.run)
+    return runtime, runtime.http_app(build_router(fulfillment), build_bulk_router(bulk_jobs))
 
 
 def main() -> None:

@@ -253,6 +253,18 @@ class Fulfillment:
         """Apply a merchant's action (a rule of fo_rules partially applied) to one fulfillment order."""
         return await self._apply(fulfillment_order_id, rule)
 
+    async def act_once(self, fulfillment_order_id: str, rule: FoRule, action_id: str) -> Document | None:
+        """Apply a merchant's action at most once per `action_id` (kept in the fulfillment order's
+        inbox in the same write): a repeat, e.g. by a bulk job resumed after a crash, is skipped
+        (None). Raises LookupError for an unknown fulfillment order."""
+
+        def known(current: Document | None) -> Change | None:
+            if current is None:
+                raise LookupError(f"fulfillment order {fulfillment_order_id!r} does not exist")
+            return rule(current)
+
+        return await self.fulfillment_orders.apply(fulfillment_order_id, known, event_id=action_id)
+
     async def _apply(self, fo_id: str, rule: FoRule, event_id: str | None = None) -> Document | None:
         def guarded(current: Document | None) -> Change | None:
             return None if current is None else rule(current)

@@ -1,0 +1,215 @@
+"""Bulk jobs at work: a background task on every replica claims running jobs (a lease in the job
+document, taken under optimistic concurrency) and applies the job's action to one fulfillment
+order after another, recording each result in the job.
+
+Resuming is exact: a job is picked up again where its results stop, after a crash or when a
+stalled replica's lease runs out. The action is applied to a fulfillment order with the job's
+id in that fulfillment order's inbox (same write), so a fulfillment order the job already
+changed but whose result was not yet recorded is not changed twice: the repeat is a no-op,
+recorded as succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+from services.fulfillment.domain import bulk_job as rules
+from services.fulfillment.domain import fulfillment_order as fo_rules
+from services.fulfillment.domain.bulk_job import BulkAction, LeaseLost, Outcome
+from services.fulfillment.domain.fulfillment_order import FulfillmentRequest, InvalidRequest, TransitionRefused
+from services.fulfillment.service import FoRule, Fulfillment
+from shared.catalog import Tracking
+from shared.messaging import TRANSIENT_ERRORS
+from shared.store import AggregateStore, Document, now_iso
+
+log = logging.getLogger("fulfillment.bulk")
+
+MAX_JOBS_AT_ONCE = 4
+"""Jobs one replica works on at the same time; more wait for the next free slot or another replica."""
+
+
+class BulkJobs:
+    def __init__(
+        self,
+        jobs: AggregateStore,
+        fulfillment: Fulfillment,
+        registry: CollectorRegistry | None = None,
+        *,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 1.0,
+        owner: str | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.fulfillment = fulfillment
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.items = Counter(
+            "fulfillment_bulk_job_items",
+            "Fulfillment orders a bulk job acted on, by action and outcome.",
+            ["action", "outcome"],
+            registry=registry or CollectorRegistry(),
+        )
+        self._wake = asyncio.Event()
+        self._working: dict[str, asyncio.Task[None]] = {}
+
+    # --- the API's side -----------------------------------------------------------------
+
+    async def start(
+        self, action: BulkAction, fulfillment_order_ids: Sequence[str], parameters: Mapping[str, Any]
+    ) -> Document:
+        """Store the job (RUNNING, nothing done) and wake the worker; raises InvalidRequest."""
+        rules.check_request(action, fulfillment_order_ids, parameters)
+        if action == BulkAction.MOVE and await self.fulfillment.locations.get(parameters["location_id"]) is None:
+            raise InvalidRequest("location_id", f"no location {parameters['location_id']!r} is known")
+        job_id = uuid.uuid4().hex
+        now = now_iso()
+        saved = await self.jobs.apply(
+            job_id,
+            lambda current: None if current else rules.start(job_id, action, parameters, fulfillment_order_ids, now),
+        )
+        assert saved is not None, "a fresh job id was already taken"
+        self._wake.set()
+        return saved
+
+    async def get(self, job_id: str) -> Document | None:
+        return await self.jobs.get(job_id)
+
+    async def recent(self, limit: int) -> list[Document]:
+        return await self.jobs.find({}, sort=[("created_at", -1), ("_id", 1)], limit=limit)
+
+    # --- the worker ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The background task: claim what is claimable, work on it, wait for a new job or the
+        next poll (a job whose replica died is claimable when its lease runs out)."""
+        try:
+            while True:
+                try:
+                    await self.claim_and_start()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("looking for bulk jobs failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                self._wake.clear()
+        finally:
+            for task in self._working.values():
+                task.cancel()
+            await asyncio.gather(*self._working.values(), return_exceptions=True)
+
+    async def claim_and_start(self) -> None:
+        self._working = {job_id: task for job_id, task in self._working.items() if not task.done()}
+        now = now_iso()
+        # Leases are compared here, not in the query: the embedded store compares time strings
+        # to the second only and never matches "" (a job nobody claimed yet) with $lt.
+        running = await self.jobs.find({"status": "RUNNING"}, sort=[("created_at", 1), ("_id", 1)])
+        for job in running:
+            if len(self._working) >= MAX_JOBS_AT_ONCE:
+                return
+            if job["id"] in self._working or rules.claim(job, self.owner, now, self.lease_seconds) is None:
+                continue
+            claimed = await self.jobs.apply(
+                job["id"], lambda current: rules.claim(_known(current), self.owner, now_iso(), self.lease_seconds)
+            )
+            if claimed is not None:
+                self._working[job["id"]] = asyncio.create_task(self.work(claimed), name=f"bulk-job-{job['id']}")
+
+    async def drain(self) -> None:
+        """Wait until the jobs this replica is working on are done (or it lost them)."""
+        await asyncio.gather(*self._working.values(), return_exceptions=True)
+
+    async def work(self, job: Document) -> None:
+        """Apply the action to each fulfillment order still pending, recording each result."""
+        log.info("bulk job %s (%s): %d of %d done, working on it", job["id"], job["action"], job["done"], job["total"])
+        try:
+            while (index := rules.next_pending(job)) is not None:
+                item = job["items"][index]
+                outcome = await self.apply_once(job, item["fulfillment_order_id"])
+                saved = await self._record(job["id"], index, outcome)
+                self.items.labels(job["action"], "succeeded" if outcome.succeeded else "failed").inc()
+                job = saved or await self._reload(job["id"])
+            log.info("bulk job %s completed: %d succeeded, %d failed", job["id"], job["succeeded"], job["failed"])
+        except LeaseLost as lost:
+            log.warning("%s", lost)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The store is unreachable (or worse): this replica retries at its next poll, others once the lease ran out.
+            log.exception("bulk job %s stopped; it is picked up again", job["id"])
+
+    async def apply_once(self, job: Document, fo_id: str) -> Outcome:
+        """The job's action on one fulfillment order, at most once (the job id goes in its inbox).
+        A refusal is this fulfillment order's failure; the store being unreachable is not (raised)."""
+        try:
+            rule = await self._rule(job, fo_id)
+            await self.fulfillment.act_once(fo_id, rule, f"bulk-job/{job['id']}")
+        except TransitionRefused as refused:
+            return Outcome.failure("conflict", str(refused))
+        except InvalidRequest as invalid:
+            return Outcome.failure("invalid_request", f"{invalid.field}: {invalid.reason}")
+        except LookupError:
+            return Outcome.failure("not_found", f"fulfillment order {fo_id!r} does not exist")
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as unexpected:
+            log.exception("bulk job %s: unexpected error on fulfillment order %s", job["id"], fo_id)
+            return Outcome.failure("error", f"unexpected error: {type(unexpected).__name__}")
+        return Outcome()
+
+    async def _rule(self, job: Document, fo_id: str) -> FoRule:
+        action, parameters = BulkAction(job["action"]), job["parameters"]
+        if action == BulkAction.FULFILL:
+            request = FulfillmentRequest(
+                tracking=Tracking(company=parameters.get("tracking_company")),
+                notify_customer=bool(parameters.get("notify_customer")),
+            )
+            return lambda fo: fo_rules.fulfil(fo, request, now_iso())
+        if action == BulkAction.HOLD:
+            reason = rules.hold_reason(parameters)
+            assert reason is not None
+            return lambda fo: fo_rules.place_hold(fo, reason, parameters.get("note") or "", now_iso())
+        if action == BulkAction.RELEASE_HOLD:
+            release = rules.hold_reason(parameters)
+            return lambda fo: fo_rules.release_hold(fo, now_iso(), release)
+        return await self._move_rule(fo_id, parameters["location_id"])
+
+    async def _move_rule(self, fo_id: str, location_id: str) -> FoRule:
+        """As `POST /fulfillment-orders/{id}/move`: the target location must have the stock."""
+        fo = await self.fulfillment.fulfillment_orders.get(fo_id)
+        if fo is None:
+            raise LookupError(fo_id)
+        location = await self.fulfillment.locations.get(location_id)
+        if location is None:
+            raise InvalidRequest("location_id", f"no location {location_id!r} is known")
+        stock = await self.fulfillment.stock.available(line["sku"] for line in fo["line_items"])
+        available = {sku: quantity for (at, sku), quantity in stock.items() if at == location.id}
+        return lambda current: fo_rules.move(current, location, available, now_iso())
+
+    async def _record(self, job_id: str, index: int, outcome: Outcome) -> Document | None:
+        now = now_iso()
+        return await self.jobs.apply(
+            job_id, lambda current: rules.record(_known(current), index, outcome, self.owner, now, self.lease_seconds)
+        )
+
+    async def _reload(self, job_id: str) -> Document:
+        found = await self.jobs.get(job_id)
+        if found is None:
+            raise LookupError(f"bulk job {job_id} vanished")
+        return found
+
+
+def _known(job: Document | None) -> Document:
+    if job is None:
+        raise LookupError("the bulk job vanished")
+    return job

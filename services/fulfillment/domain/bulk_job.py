@@ -1,0 +1,197 @@
+"""A bulk job: one merchant action applied to up to 250 fulfillment orders, like Shopify's bulk
+actions. Each fulfillment order succeeds or fails on its own (the same reason the single action
+would give); one failing never stops the others.
+
+The job is one document: the request, a result per fulfillment order (in the order asked),
+the counts, and a lease saying which replica works on it until when. Every rule here is pure.
+Recording a result renews the lease and emits bulk_job.progress every `PROGRESS_EVERY`
+results, and bulk_job.completed with the last one, in the same write as the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from shared.catalog import BulkJobChanged, BulkJobFailure, BulkJobSnapshot, BulkJobStatus, HoldReason
+from shared.events import CloudEvent, new_event
+from shared.store import Change, Document
+
+from .fulfillment_order import SOURCE, SYSTEM_HOLDS, InvalidRequest, later
+
+MAX_FULFILLMENT_ORDERS = 250
+PROGRESS_EVERY = 25
+"""A bulk_job.progress event after every this many results (not after each: 250 would be noise)."""
+
+
+class BulkAction(StrEnum):
+    FULFILL = "fulfill"  # ship every remaining line
+    HOLD = "hold"
+    RELEASE_HOLD = "release_hold"
+    MOVE = "move"
+
+
+class ItemStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+PARAMETERS: dict[BulkAction, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    BulkAction.FULFILL: ((), ("notify_customer", "tracking_company")),
+    BulkAction.HOLD: (("reason",), ("note",)),
+    BulkAction.RELEASE_HOLD: ((), ("reason",)),
+    BulkAction.MOVE: (("location_id",), ()),
+}
+"""Per action: the parameters it needs, and those it may take."""
+
+
+class LeaseLost(RuntimeError):
+    """Another replica took the job over (this one stalled past its lease): stop working on it."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What applying the action to one fulfillment order gave: success, or the error it met."""
+
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def failure(cls, code: str, message: str) -> Outcome:
+        return cls(code, message)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error_code is None
+
+
+def check_request(action: BulkAction, fulfillment_order_ids: Sequence[str], parameters: Mapping[str, Any]) -> None:
+    """Refuse (InvalidRequest naming the field) what the job could not run as asked: too few or
+    too many fulfillment orders, one listed twice, a parameter missing or foreign to the action."""
+    if not fulfillment_order_ids:
+        raise InvalidRequest("fulfillment_order_ids", "name at least one fulfillment order")
+    if len(fulfillment_order_ids) > MAX_FULFILLMENT_ORDERS:
+        raise InvalidRequest(
+            "fulfillment_order_ids", f"at most {MAX_FULFILLMENT_ORDERS} fulfillment orders per bulk job"
+        )
+    seen: set[str] = set()
+    for index, fo_id in enumerate(fulfillment_order_ids):
+        if fo_id in seen:
+            raise InvalidRequest(f"fulfillment_order_ids.{index}", f"{fo_id!r} is listed twice")
+        seen.add(fo_id)
+    required, optional = PARAMETERS[action]
+    for name in required:
+        if parameters.get(name) is None:
+            raise InvalidRequest(name, f"required for the {action.value} action")
+    for name in parameters:
+        if name not in required + optional:
+            takes = ", ".join(required + optional) or "no parameters"
+            raise InvalidRequest(name, f"not a parameter of the {action.value} action (it takes {takes})")
+    if action == BulkAction.HOLD and parameters["reason"] in SYSTEM_HOLDS:
+        raise InvalidRequest("reason", f"{parameters['reason']} holds are placed by the platform, not by the merchant")
+
+
+def hold_reason(parameters: Mapping[str, Any]) -> HoldReason | None:
+    reason = parameters.get("reason")
+    return HoldReason(reason) if reason else None
+
+
+def start(
+    job_id: str, action: BulkAction, parameters: Mapping[str, Any], fulfillment_order_ids: Sequence[str], now: str
+) -> Change:
+    """A new job, RUNNING, every fulfillment order pending, claimable by any replica at once."""
+    check_request(action, fulfillment_order_ids, parameters)
+    job: Document = {
+        "action": action.value,
+        "parameters": dict(parameters),
+        "status": BulkJobStatus.RUNNING.value,
+        "total": len(fulfillment_order_ids),
+        "done": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "items": [{"fulfillment_order_id": fo_id, "status": ItemStatus.PENDING.value, "error": None}
+                  for fo_id in fulfillment_order_ids],
+        "created_at": now,
+        "updated_at": now,
+        "completed_at": None,
+        "lease_owner": None,
+        "lease_until": "",
+    }  # fmt: skip
+    return Change(job)
+
+
+def claim(job: Document, owner: str, now: str, lease_seconds: float) -> Change | None:
+    """Take (or renew) the lease on a running job; None when it is done or another replica's
+    lease still runs."""
+    if job["status"] != BulkJobStatus.RUNNING:
+        return None
+    if job["lease_owner"] not in (None, owner) and job["lease_until"] > now:
+        return None
+    return Change({**job, "lease_owner": owner, "lease_until": later(now, lease_seconds)})
+
+
+def next_pending(job: Mapping[str, Any]) -> int | None:
+    """Index of the first fulfillment order without a result yet (a resumed job starts there)."""
+    return next((i for i, item in enumerate(job["items"]) if item["status"] == ItemStatus.PENDING), None)
+
+
+def record(job: Document, index: int, outcome: Outcome, owner: str, now: str, lease_seconds: float) -> Change | None:
+    """Keep one fulfillment order's result and renew the lease; the progress or completed event
+    goes out in the same write. None if that result is already kept (a repeat)."""
+    if job["lease_owner"] != owner:
+        raise LeaseLost(f"bulk job {job['id']} is now worked on by {job['lease_owner']}")
+    item = job["items"][index]
+    if item["status"] != ItemStatus.PENDING:
+        return None
+    error = None if outcome.succeeded else {"code": outcome.error_code, "message": outcome.error_message}
+    items = list(job["items"])
+    items[index] = {**item, "status": (ItemStatus.SUCCEEDED if error is None else ItemStatus.FAILED).value,
+                    "error": error}  # fmt: skip
+    job = {
+        **job,
+        "items": items,
+        "done": job["done"] + 1,
+        "succeeded": job["succeeded"] + (error is None),
+        "failed": job["failed"] + (error is not None),
+        "updated_at": now,
+        "lease_until": later(now, lease_seconds),
+    }
+    if job["done"] == job["total"]:
+        job.update(status=BulkJobStatus.COMPLETED.value, completed_at=now, lease_owner=None, lease_until="")
+        return Change(job, [_event("bulk_job.completed", job, failures(job))])
+    if job["done"] % PROGRESS_EVERY == 0:
+        return Change(job, [_event("bulk_job.progress", job, [])])
+    return Change(job)
+
+
+def failures(job: Mapping[str, Any]) -> list[BulkJobFailure]:
+    return [
+        BulkJobFailure(fulfillment_order_id=item["fulfillment_order_id"], **item["error"])
+        for item in job["items"]
+        if item["status"] == ItemStatus.FAILED
+    ]
+
+
+def snapshot(job: Mapping[str, Any]) -> BulkJobSnapshot:
+    return BulkJobSnapshot.model_validate(job)
+
+
+def view(job: Mapping[str, Any]) -> dict[str, Any]:
+    """What GET /bulk-jobs/{id} shows: the counts, the parameters, and a result per fulfillment
+    order that has one, in the order they were asked for."""
+    return {
+        **snapshot(job).model_dump(mode="json"),
+        "parameters": job["parameters"],
+        "results": [
+            {"fulfillment_order_id": item["fulfillment_order_id"], "status": item["status"], "error": item["error"]}
+            for item in job["items"]
+            if item["status"] != ItemStatus.PENDING
+        ],
+    }
+
+
+def _event(event_type: str, job: Mapping[str, Any], failed: list[BulkJobFailure]) -> CloudEvent:
+    return new_event(SOURCE, event_type, job["id"], BulkJobChanged(bulk_job=snapshot(job), failures=failed))
