@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from shared.catalog import CATALOG
 from shared.events import CloudEvent, envelope_schema
 from shared.http import error_body, install_error_handlers
+from shared.idempotency import IdempotencyMiddleware
 from shared.messaging import EventSubscriptions, build_broker, publish_event
 from shared.observability import ServiceMetrics, configure_logging
 from shared.settings import ServiceSettings
@@ -134,6 +135,7 @@ class ServiceRuntime:
             lifespan=self.lifespan,
         )
         install_error_handlers(app)
+        app.add_middleware(IdempotencyMiddleware, collection=self.database["idempotency_keys"])
 
         @app.get("/healthz", tags=["operations"])
         async def healthz() -> dict[str, str]:

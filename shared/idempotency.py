@@ -1,0 +1,135 @@
+"""`Idempotency-Key` on POST requests: a client that retries after a timeout or a dropped
+connection gets the first answer again, instead of a second order, shipment or bulk job.
+
+The first request with a key is recorded as in progress, run, and its answer stored; a retry with
+the same key and the same request replays that answer (header `Idempotent-Replayed: true`); the
+same key with a different request is refused (422), and one that arrives while the first is still
+running gets 409. A 5xx answer is not kept, so the retry runs again. Keys are per service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from shared.http import error_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+HEADER = b"idempotency-key"
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyMiddleware:
+    def __init__(
+        self, app: ASGIApp, collection: AsyncCollection[dict[str, Any]], in_flight_seconds: float = 60.0
+    ) -> None:
+        self.app = app
+        self.collection = collection
+        self.in_flight = timedelta(seconds=in_flight_seconds)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = _header(scope, HEADER) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        if not 0 < len(key) <= MAX_KEY_LENGTH:
+            await _answer(
+                send, 422, error_body("invalid_request", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters")
+            )
+            return
+        body = await _read_body(receive)
+        fingerprint = hashlib.sha256(
+            b"\n".join([scope["path"].encode(), scope.get("query_string", b""), body])
+        ).hexdigest()
+        if not await self._begin(key, fingerprint, send):
+            return
+
+        status, headers, chunks = 500, [], []
+
+        async def replay_body() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            nonlocal status, headers
+            if message["type"] == "http.response.start":
+                status, headers = message["status"], list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, replay_body, capture)
+        finally:
+            if status >= 500:
+                await self.collection.delete_one({"_id": key, "state": "in_progress"})
+            else:
+                content_type = dict(headers).get(b"content-type", b"application/json").decode()
+                await self.collection.update_one(
+                    {"_id": key},
+                    {"$set": {"state": "done", "status": status, "content_type": content_type,
+                              "body": b"".join(chunks).decode("utf-8", "replace")}},
+                )  # fmt: skip
+
+    async def _begin(self, key: str, fingerprint: str, send: Send) -> bool:
+        """Record the key as in progress; False when the answer was already given here."""
+        now = datetime.now(UTC)
+        record = {"_id": key, "fingerprint": fingerprint, "state": "in_progress", "started_at": now.isoformat()}
+        try:
+            await self.collection.insert_one(record)
+            return True
+        except DuplicateKeyError:
+            existing = await self.collection.find_one({"_id": key})
+        if existing is None:  # expired or abandoned between the two calls: run it
+            return await self._begin(key, fingerprint, send)
+        if existing["fingerprint"] != fingerprint:
+            message = "this Idempotency-Key was used for a different request; use a new key"
+            await _answer(send, 422, error_body("idempotency_key_reused", message))
+            return False
+        if existing["state"] == "done":
+            await _answer(send, existing["status"], existing["body"], existing["content_type"], replayed=True)
+            return False
+        if datetime.fromisoformat(existing["started_at"]) < now - self.in_flight:
+            # The first attempt died mid-way (its process crashed): this retry takes over.
+            await self.collection.replace_one({"_id": key}, record)
+            return True
+        message = "a request with this Idempotency-Key is still being processed; retry shortly"
+        await _answer(send, 409, error_body("request_in_progress", message))
+        return False
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for header, value in scope.get("headers", []):
+        if header.lower() == name:
+            return bytes(value).decode("latin-1").strip()
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(parts)
+
+
+async def _answer(
+    send: Send, status: int, body: Any, content_type: str = "application/json", replayed: bool = False
+) -> None:
+    payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())]
+    if replayed:
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
