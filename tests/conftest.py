@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,8 @@ from deploy.local_stack import LocalStack, free_port
 from deploy.smtp_sink import SmtpSink
 
 T = TypeVar("T")
+
+SERVICES = ("orders", "inventory", "fulfillment", "notifications")
 
 TEST_ENV = {
     "KAFKA_SESSION_TIMEOUT_MS": "6000",
@@ -39,9 +42,9 @@ TEST_ENV = {
 }
 
 
-@pytest.fixture(scope="session")
-def smtp_sink() -> Iterator[SmtpSink]:
-    """A real SMTP server (aiosmtpd) inside the test process; the stack's emails go to it."""
+@contextmanager
+def smtp_server() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) inside the test process, on a free port."""
     sink = SmtpSink(port=free_port())
     sink.start()
     try:
@@ -51,16 +54,25 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Iterator[LocalStack]:
-    data_dir: Path = tmp_path_factory.mktemp("stack")
+def smtp_sink() -> Iterator[SmtpSink]:
+    """The session stack's emails go to it."""
+    with smtp_server() as sink:
+        yield sink
+
+
+@contextmanager
+def running_stack(data_dir: Path, services: Iterable[str] = SERVICES, **env: str) -> Iterator[LocalStack]:
+    """A whole local system on free ports: broker, store, SMTP sink unless SMTP_HOST is given,
+    and the services. Tests that kill processes run one of their own."""
     local = LocalStack(
         data_dir=data_dir,
         kafka_port=0,
         mongo_port=0,
-        service_ports=dict.fromkeys(("orders", "inventory", "fulfillment", "notifications"), 0),
+        smtp_port=0,
+        service_ports=dict.fromkeys(services, 0),
         persistent_store=False,
         use_environment=False,
-        extra_env={**TEST_ENV, "SMTP_HOST": smtp_sink.host, "SMTP_PORT": str(smtp_sink.port)},
+        extra_env={**TEST_ENV, **env},
     )
     try:
         local.start_infrastructure()
@@ -69,6 +81,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Iter
         yield local
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Iterator[LocalStack]:
+    with running_stack(
+        tmp_path_factory.mktemp("stack"), SMTP_HOST=smtp_sink.host, SMTP_PORT=str(smtp_sink.port)
+    ) as local:
+        yield local
 
 
 @pytest.fixture(scope="session")

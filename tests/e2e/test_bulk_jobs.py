@@ -27,7 +27,7 @@ from services.fulfillment.domain.bulk_job import BulkAction, Outcome
 from services.fulfillment.service import Fulfillment
 from shared.catalog import InventoryReservation, StockLine
 from shared.store import AggregateStore, Document, now_iso
-from tests.conftest import TEST_ENV, eventually
+from tests.conftest import eventually, running_stack
 from tests.e2e.test_fulfillment_flows import FULFILLMENT_TOPIC, Shop, physical
 from tests.integration.test_fulfillment_sweep import paid, replica, stocked
 from tests.kafka_tools import TopicReader
@@ -185,18 +185,8 @@ async def test_an_unknown_bulk_job_is_not_found(shop: Shop) -> None:
 @pytest.fixture(scope="module")
 def crash_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A stack of its own, since its fulfillment service gets killed; short bulk job leases."""
-    local = LocalStack(
-        data_dir=tmp_path_factory.mktemp("bulk-crash"), kafka_port=0, mongo_port=0, smtp_port=0,
-        service_ports=dict.fromkeys(("orders", "inventory", "fulfillment", "notifications"), 0),
-        persistent_store=False, use_environment=False, extra_env={**TEST_ENV, "BULK_JOB_LEASE_SECONDS": "2"},
-    )  # fmt: skip
-    try:
-        local.start_infrastructure()
-        local.start_services()
-        local.wait_until_ready(90)
+    with running_stack(tmp_path_factory.mktemp("bulk-crash"), BULK_JOB_LEASE_SECONDS="2") as local:
         yield local
-    finally:
-        local.stop()
 
 
 async def test_a_bulk_fulfil_survives_a_crash_of_fulfillment_and_ships_each_order_once(

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -25,12 +25,12 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from deploy.local_stack import LocalStack, free_port
+from deploy.local_stack import LocalStack
 from deploy.smtp_sink import Received, SmtpSink
 from shared.catalog import OrderPaid, OrderSnapshot
 from shared.events import new_event
 from shared.topics import TOPICS, all_topic_partitions
-from tests.conftest import TEST_ENV, eventually
+from tests.conftest import eventually, running_stack, smtp_server
 from tests.kafka_tools import TopicReader
 
 pytestmark = pytest.mark.e2e
@@ -48,34 +48,17 @@ SHIPPING = "shipping_confirmation"
 
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink(port=free_port())
-    sink.start()
-    try:
+    """An SMTP server of this module's own, so that it counts only these tests' emails."""
+    with smtp_server() as sink:
         yield sink
-    finally:
-        sink.stop()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpSink) -> Iterator[LocalStack]:
-    local = LocalStack(
-        data_dir=tmp_path_factory.mktemp("crash-recovery"), kafka_port=0, mongo_port=0,
-        service_ports=dict.fromkeys(SERVICES, 0), persistent_store=False, use_environment=False,
-        extra_env={**TEST_ENV, "SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port)},
-    )  # fmt: skip
-    try:
-        local.start_infrastructure()
-        local.start_services()
-        local.wait_until_ready(90)
+    with running_stack(
+        tmp_path_factory.mktemp("crash-recovery"), SMTP_HOST=smtp.host, SMTP_PORT=str(smtp.port)
+    ) as local:
         yield local
-    finally:
-        local.stop()
-
-
-@pytest.fixture
-async def http(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 class Platform:

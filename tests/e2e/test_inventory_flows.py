@@ -60,9 +60,13 @@ async def test_stock_follows_an_order_from_payment_to_a_restocking_cancel(
         assert record["status"] == "reserved"
         assert record["holds"] == [{"location_id": location_id, "sku": sku, "quantity": 3}]
 
-        # two of three ship: they leave on_hand and the hold
-        listed = await http.get(stack.url("fulfillment") + "/fulfillment-orders", params={"order_id": order_id})
-        [fo] = listed.json()["items"]
+        # two of three ship (once fulfillment heard the stock is held): they leave on_hand and the hold
+        async def reserved_fulfillment_order() -> dict[str, Any] | None:
+            listed = await http.get(stack.url("fulfillment") + "/fulfillment-orders", params={"order_id": order_id})
+            [fo] = listed.json()["items"]
+            return fo if fo["reservation_status"] == "RESERVED" else None
+
+        fo = await eventually(reserved_fulfillment_order, timeout=30)
         line_item_id = fo["line_items"][0]["line_item_id"]
         shipped = await http.post(
             f"{stack.url('fulfillment')}/fulfillment-orders/{fo['id']}/fulfillments",
@@ -84,13 +88,14 @@ async def test_stock_follows_an_order_from_payment_to_a_restocking_cancel(
                     for e in kafka.events(order_id, INVENTORY_TOPIC)]  # fmt: skip
 
         await eventually(lambda: len(moved()) >= 4, timeout=30)
-        assert moved() == [
-            ("inventory.reserved", 3), ("inventory.committed", 2),
-            ("inventory.restocked", 2), ("inventory.released", 1),
-        ]  # fmt: skip
+        assert moved()[:2] == [("inventory.reserved", 3), ("inventory.committed", 2)]
+        # order.cancelled (restock) and fulfillment_order.cancelled (release) travel on different
+        # topics, so either may reach inventory first; each moves its own stock once.
+        assert sorted(moved()[2:]) == [("inventory.released", 1), ("inventory.restocked", 2)]
         # and every one of those stock changes was announced with its level
         levels = [(e["data"]["on_hand"], e["data"]["reserved"]) for e in kafka.events(sku, INVENTORY_TOPIC)]
-        assert levels == [(5, 0), (5, 3), (3, 1), (5, 1), (5, 0)]
+        assert levels[:3] == [(5, 0), (5, 3), (3, 1)]
+        assert levels[3:] in ([(5, 1), (5, 0)], [(3, 0), (5, 0)])
 
 
 async def test_a_new_location_is_announced_and_listed_by_priority(stack: LocalStack, http: httpx.AsyncClient) -> None:

@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient
 from deploy.local_stack import Child, LocalStack, free_port, is_ready
 from shared.catalog import FulfillmentOrderChanged, FulfillmentOrderSnapshot
 from shared.events import CloudEvent, new_event
-from tests.conftest import TEST_ENV, eventually
+from tests.conftest import eventually, running_stack
 from tests.kafka_tools import TopicReader
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
@@ -32,24 +32,9 @@ ANSWERS = ("inventory.reserved", "inventory.reservation_failed")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    local = LocalStack(
-        data_dir=tmp_path_factory.mktemp("inventory-service"), kafka_port=0, mongo_port=0,
-        service_ports={"inventory": 0}, persistent_store=False, use_environment=False,
-        extra_env={**TEST_ENV, "SMTP_HOST": "127.0.0.1"},  # inventory sends no email: no local SMTP sink
-    )  # fmt: skip
-    try:
-        local.start_infrastructure()
-        local.start_services()
-        local.wait_until_ready(90)
+    # Inventory sends no email: an SMTP_HOST, so that no local sink is started.
+    with running_stack(tmp_path_factory.mktemp("inventory-service"), ["inventory"], SMTP_HOST="127.0.0.1") as local:
         yield local
-    finally:
-        local.stop()
-
-
-@pytest.fixture
-async def http(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 @pytest.fixture
