@@ -107,6 +107,15 @@ class BulkJobs:
             for task in self._working.values():
                 task.cancel()
             await asyncio.gather(*self._working.values(), return_exceptions=True)
+            await self._release_leases()
+
+    async def _release_leases(self) -> None:
+        """At shutdown: the jobs this replica held are handed back for others to resume at once."""
+        for job_id in list(self._working):
+            try:
+                await self.jobs.apply(job_id, lambda current: rules.release(_known(current), self.owner))
+            except Exception:  # shutting down: the lease then simply runs out
+                log.warning("could not hand bulk job %s back; it resumes when its lease runs out", job_id)
 
     async def claim_and_start(self) -> None:
         self._working = {job_id: task for job_id, task in self._working.items() if not task.done()}

@@ -187,6 +187,14 @@ def test_a_job_leased_by_another_replica_cannot_be_claimed_until_the_lease_runs_
     assert taken["lease_until"] > T2
 
 
+def test_a_job_handed_back_at_shutdown_can_be_claimed_at_once_by_another_replica() -> None:
+    job = claimed(new_job(), owner=ME, now=T0)
+    assert rules.release(job, OTHER) is None, "only the lease's owner hands it back"
+    handed_back = rules.release(job, ME)
+    assert handed_back is not None
+    assert rules.claim(handed_back.document, OTHER, T1, LEASE) is not None  # T1: the lease had not run out
+
+
 def test_recording_renews_the_lease_and_completion_releases_it() -> None:
     job = claimed(new_job(2), now=T0)
     job = recorded(job, 0, now=T2).document

@@ -133,6 +133,14 @@ def claim(job: Document, owner: str, now: str, lease_seconds: float) -> Change |
     return Change({**job, "lease_owner": owner, "lease_until": later(now, lease_seconds)})
 
 
+def release(job: Document, owner: str) -> Change | None:
+    """Hand a job back at shutdown, so another replica (or this one, restarted) picks it up at
+    once instead of when the lease runs out; None when the lease is not this owner's."""
+    if job["status"] != BulkJobStatus.RUNNING or job["lease_owner"] != owner:
+        return None
+    return Change({**job, "lease_owner": None, "lease_until": ""})
+
+
 def next_pending(job: Mapping[str, Any]) -> int | None:
     """Index of the first fulfillment order without a result yet (a resumed job starts there)."""
     return next((i for i, item in enumerate(job["items"]) if item["status"] == ItemStatus.PENDING), None)
