@@ -1,0 +1,131 @@
+"""Look at dead letters, and send them back once what made them fail is fixed.
+
+    python -m deploy.dlq list orders.events.v1 [--group fulfillment]
+    python -m deploy.dlq redrive orders.events.v1 --group fulfillment [--dry-run]
+
+`list` prints every dead letter of a topic with the consumer group that gave up on it and why.
+`redrive` publishes a group's dead letters again, as they came (same key, same value), to the
+topic they came from; consumers that had already applied the event skip it by its id, the group
+that failed gets another go. Progress is kept in the consumer group `dlq-redrive.<group>`, so a
+dead letter is sent back once, however often the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from shared.topics import all_topic_partitions
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: ConsumerRecord[bytes, bytes]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {key: value.decode(errors="replace") for key, value in self.record.headers}
+
+    @property
+    def group(self) -> str:
+        return self.headers.get("x-dlq-consumer-group", "")
+
+    def describe(self) -> str:
+        h = self.headers
+        return (
+            f"{self.record.partition}:{self.record.offset} group={self.group} reason={h.get('x-dlq-reason')} "
+            f"type={h.get('ce_type', '?')} from={h.get('x-dlq-original-topic')}@{h.get('x-dlq-original-offset')}: "
+            f"{h.get('x-dlq-error', '')[:200]}"
+        )
+
+
+async def read_dead_letters(
+    bootstrap: str, topic: str, group_id: str | None = None
+) -> tuple[list[DeadLetter], dict[TopicPartition, int]]:
+    """Every dead letter of `topic` not yet consumed by `group_id` (all of them without one),
+    and the offsets read up to."""
+    dlq = f"{topic}.dlq"
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(dlq, p) for p in range(all_topic_partitions()[dlq])]
+        consumer.assign(partitions)
+        if group_id is None:
+            await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        letters: list[DeadLetter] = []
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < end[tp] for tp in partitions])
+
+        while await behind():
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                letters.extend(DeadLetter(r) for r in records if r.offset < end[TopicPartition(r.topic, r.partition)])
+        return letters, end
+    finally:
+        await consumer.stop()
+
+
+async def redrive(bootstrap: str, topic: str, group: str, dry_run: bool = False) -> int:
+    """Send `group`'s dead letters of `topic` back to it; returns how many were sent."""
+    redrive_group = f"dlq-redrive.{group}"
+    read, offsets = await read_dead_letters(bootstrap, topic, redrive_group)
+    letters = [letter for letter in read if letter.group == group]
+    if dry_run:
+        for letter in letters:
+            print("would redrive", letter.describe())
+        return len(letters)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        for letter in letters:
+            headers = [(k, v) for k, v in letter.record.headers if not k.startswith("x-dlq-")]
+            headers.append(
+                ("x-redriven-from", f"{topic}.dlq:{letter.record.partition}:{letter.record.offset}".encode())
+            )
+            await producer.send_and_wait(topic, letter.record.value, key=letter.record.key, headers=headers)
+    finally:
+        await producer.stop()
+    await _commit(bootstrap, redrive_group, offsets)
+    return len(letters)
+
+
+async def _commit(bootstrap: str, group_id: str, offsets: dict[TopicPartition, int]) -> None:
+    """Remember, for the redrive group, what has been sent back (so it is not sent twice)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["list", "redrive"])
+    parser.add_argument("topic", help="the topic whose dead letters to look at, e.g. orders.events.v1")
+    parser.add_argument("--group", help="only the dead letters of this consumer group (required for redrive)")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    args = parser.parse_args()
+    if args.command == "list":
+        letters, _ = asyncio.run(read_dead_letters(args.bootstrap, args.topic))
+        for letter in letters:
+            if not args.group or letter.group == args.group:
+                print(letter.describe())
+    else:
+        if not args.group:
+            parser.error("redrive needs --group: the consumer group that should get another go")
+        sent = asyncio.run(redrive(args.bootstrap, args.topic, args.group, args.dry_run))
+        print(f"{'would redrive' if args.dry_run else 'redrove'} {sent} dead letter(s) to {args.topic}")
+
+
+if __name__ == "__main__":
+    main()
