@@ -31,6 +31,11 @@ class DeadLetter:
         return {key: value.decode(errors="replace") for key, value in self.record.headers}
 
     @property
+    def truncated(self) -> bool:
+        """Kept only as a summary (it was too large for the dead-letter topic)."""
+        return "x-dlq-truncated-from-bytes" in self.headers
+
+    @property
     def group(self) -> str:
         return self.headers.get("x-dlq-consumer-group", "")
 
@@ -76,7 +81,10 @@ async def redrive(bootstrap: str, topic: str, group: str, dry_run: bool = False)
     """Send `group`'s dead letters of `topic` back to it; returns how many were sent."""
     redrive_group = f"dlq-redrive.{group}"
     read, offsets = await read_dead_letters(bootstrap, topic, redrive_group)
-    letters = [letter for letter in read if letter.group == group]
+    letters = [letter for letter in read if letter.group == group and not letter.truncated]
+    skipped = sum(1 for letter in read if letter.group == group and letter.truncated)
+    if skipped:
+        print(f"{skipped} dead letter(s) were too large to keep whole and cannot be redriven (see `list`)")
     if dry_run:
         for letter in letters:
             print("would redrive", letter.describe())

@@ -5,13 +5,22 @@ The first request with a key is recorded as in progress, run, and its answer sto
 the same key and the same request replays that answer (header `Idempotent-Replayed: true`); the
 same key with a different request is refused (422), and one that arrives while the first is still
 running gets 409. A 5xx answer is not kept, so the retry runs again. Keys are per service.
+
+The answer is stored after the effect, so a crash between the two would make the retry run the
+request again. That second run must find the effect already done, so the key also travels with
+the effect, in the same write: `request_effect_id()` names it for the aggregate store, which keeps
+it in the aggregate's inbox (skipping a repeat), and `derived_id()` gives a created resource an
+id of the key's own, so the second run finds the first one's order, shipment or job.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,11 +37,39 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 255
+_NAMESPACE = uuid.UUID("6f1d3c1e-5a7b-4e39-9a51-3c0f1c2b7d10")
+
+
+@dataclass
+class _KeyedRequest:
+    key: str
+    touched: set[str] = field(default_factory=set)
+
+
+_current: ContextVar[_KeyedRequest | None] = ContextVar("idempotent_request", default=None)
+
+
+def request_effect_id(aggregate: str) -> str | None:
+    """The inbox id under which this request's first change to `aggregate` is recorded, or None
+    outside a keyed request. Only the first change to each aggregate carries it: a request that
+    changes one aggregate twice must not skip its own second step."""
+    request = _current.get()
+    if request is None or aggregate in request.touched:
+        return None
+    request.touched.add(aggregate)
+    return f"request:{request.key}"
+
+
+def derived_id(kind: str) -> str | None:
+    """A created resource's id derived from the request's Idempotency-Key (None without one),
+    so that running the request twice names the same resource twice."""
+    request = _current.get()
+    return None if request is None else str(uuid.uuid5(_NAMESPACE, f"{kind}:{request.key}"))
 
 
 class IdempotencyMiddleware:
     def __init__(
-        self, app: ASGIApp, collection: AsyncCollection[dict[str, Any]], in_flight_seconds: float = 60.0
+        self, app: ASGIApp, collection: AsyncCollection[dict[str, Any]], in_flight_seconds: float = 10.0
     ) -> None:
         self.app = app
         self.collection = collection
@@ -68,9 +105,11 @@ class IdempotencyMiddleware:
                 chunks.append(message.get("body", b""))
             await send(message)
 
+        token = _current.set(_KeyedRequest(key))
         try:
             await self.app(scope, replay_body, capture)
         finally:
+            _current.reset(token)
             if status >= 500:
                 await self.collection.delete_one({"_id": key, "state": "in_progress"})
             else:
@@ -100,9 +139,13 @@ class IdempotencyMiddleware:
             await _answer(send, existing["status"], existing["body"], existing["content_type"], replayed=True)
             return False
         if datetime.fromisoformat(existing["started_at"]) < now - self.in_flight:
-            # The first attempt died mid-way (its process crashed): this retry takes over.
-            await self.collection.replace_one({"_id": key}, record)
-            return True
+            # The first attempt died mid-way (its process crashed): this retry takes over, and finds
+            # whatever the first one did through the key it left in the effect. Only one taker wins.
+            taken = await self.collection.replace_one(
+                {"_id": key, "state": "in_progress", "started_at": existing["started_at"]}, record
+            )
+            if taken.modified_count == 1:
+                return True
         message = "a request with this Idempotency-Key is still being processed; retry shortly"
         await _answer(send, 409, error_body("request_in_progress", message))
         return False

@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -34,6 +36,12 @@ from shared.topics import Topic
 log = logging.getLogger(__name__)
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
+
+# What a real cluster accepts by default (message.max.bytes) is 1 MB; aiokafka's producer refuses
+# records over 1 MiB. A dead letter whose value would not fit is sent as a truncated record instead,
+# so a huge poison message can never stall its partition.
+MAX_DEAD_LETTER_BYTES = 900_000
+TRUNCATED_HEAD_BYTES = 16_384
 
 # Failures of our own infrastructure: retried by redelivery, never dead-lettered.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -84,13 +92,28 @@ def build_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kafk
     )
 
 
-async def publish_event(broker: KafkaBroker, event: CloudEvent) -> None:
-    await broker.publish(
-        event.to_bytes(),
-        topic=event.spec.topic.name,
-        key=event.subject.encode(),
-        headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, "ce_type": event.type},
-    )
+async def publish_event(broker: KafkaBroker, event: CloudEvent, metrics: ServiceMetrics) -> None:
+    """Publish one event, keyed by its subject. One the broker can never take (over its size
+    limit) is dead-lettered as a summary with the reason, so that it cannot hold back the
+    aggregate's later events forever; the API's bounds keep this from happening."""
+    topic = event.spec.topic.name
+    value = event.to_bytes()
+    headers = {"content-type": CLOUDEVENTS_CONTENT_TYPE, "ce_type": event.type}
+    try:
+        await broker.publish(value, topic=topic, key=event.subject.encode(), headers=headers)
+    except MessageSizeTooLargeError as exc:
+        summary, _ = dead_letter_value(value)
+        reason_headers = {
+            **headers,
+            "x-dlq-reason": "too_large",
+            "x-dlq-error": f"{event.type} {event.id} is {len(value)} bytes: {exc}"[:2000],
+            "x-dlq-original-topic": topic,
+            "x-dlq-truncated-from-bytes": str(len(value)),
+        }
+        await broker.publish(summary, topic=f"{topic}.dlq", key=event.subject.encode(), headers=reason_headers)
+        metrics.dead_lettered.labels(topic, "too_large").inc()
+        log.error("event %s %s of %s is %d bytes, over the broker's limit: dead-lettered as a summary",
+                  event.type, event.id, event.subject, len(value))  # fmt: skip
 
 
 class EventSubscriptions:
@@ -151,6 +174,13 @@ class _Consumer:
         except EnvelopeError as exc:
             await self.dead_letter(message, "malformed", str(exc))
             return
+        record: Any = message.raw_message
+        arrived_on: str = record.topic
+        if event.spec.topic.name != arrived_on:
+            # An event type belongs to one topic; on another it is forged or misrouted.
+            error = f"{event.type} belongs on {event.spec.topic.name}, not on {arrived_on}"
+            await self.dead_letter(message, "wrong_topic", error, event)
+            return
         handler = self.subscriptions.handlers.get(event.type)
         if handler is None:
             return
@@ -193,9 +223,26 @@ class _Consumer:
         }
         if event is not None:
             headers["ce_type"] = event.type
-        await self.broker.publish(message.body, topic=f"{record.topic}.dlq", key=record.key, headers=headers)
+        value, truncated = dead_letter_value(message.body)
+        if truncated:
+            headers["x-dlq-truncated-from-bytes"] = str(len(message.body))
+        await self.broker.publish(value, topic=f"{record.topic}.dlq", key=record.key, headers=headers)
         self.metrics.dead_lettered.labels(record.topic, reason).inc()
         log.error(
             "dead-lettered message from %s partition %s offset %s: %s: %s",
             record.topic, record.partition, record.offset, reason, error[:300],
         )  # fmt: skip
+
+
+def dead_letter_value(body: bytes) -> tuple[bytes, bool]:
+    """The value a dead letter carries: the message as it came, or, when that would not fit on
+    the dead-letter topic, a JSON record of what it was (size, digest, its first bytes)."""
+    if len(body) <= MAX_DEAD_LETTER_BYTES:
+        return body, False
+    summary = {
+        "truncated": True,
+        "original_bytes": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "head": body[:TRUNCATED_HEAD_BYTES].decode("utf-8", "replace"),
+    }
+    return json.dumps(summary).encode(), True

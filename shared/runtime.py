@@ -88,7 +88,7 @@ class ServiceRuntime:
         return AggregateStore(self.database[collection], self.relay.wake)
 
     async def _publish(self, event: CloudEvent) -> None:
-        await publish_event(self.broker, event)
+        await publish_event(self.broker, event, self.metrics)
         self.metrics.outbox_published.labels(event.type).inc()
 
     @asynccontextmanager

@@ -28,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.events import CloudEvent
+from shared.idempotency import request_effect_id
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,11 @@ class AggregateStore:
         The rule is pure: it gets the current document and returns a Change, or None when
         there is nothing to do. With `event_id`, an event already applied is skipped.
         Returns the saved document, or None when nothing changed.
+        Inside an HTTP request with an Idempotency-Key the key is the event id (see
+        shared.idempotency), so the request's effect and its key are one write.
         """
+        if event_id is None:
+            event_id = request_effect_id(f"{self.collection.name}/{aggregate_id}")
         for _ in range(self.MAX_CONFLICT_RETRIES):
             current = await self.collection.find_one({"_id": aggregate_id})
             if current is not None and event_id is not None and event_id in current.get("inbox", {}):
@@ -165,13 +170,21 @@ class OutboxRelay:
 
     LEASE_SECONDS = 10.0
 
-    def __init__(self, collections: Iterable[AsyncCollection[Document]], publish: Publish, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        collections: Iterable[AsyncCollection[Document]],
+        publish: Publish,
+        poll_seconds: float,
+        retry_seconds: float = 5.0,
+    ) -> None:
         self.collections = list(collections)
         self.publish = publish
         self.poll_seconds = poll_seconds
+        self.retry_seconds = retry_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
+        self.failed = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -203,13 +216,23 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
     async def relay_once(self) -> int:
+        """One pass over every aggregate with pending events. An aggregate whose events cannot go
+        out now waits (its lease becomes its retry time); the others go on: no head-of-line blocking."""
         sent = 0
         for collection in self.collections:
             pending = [doc["_id"] async for doc in collection.find({"outbox_pending": True}, {"_id": 1})]
             for aggregate_id in pending:
                 doc = await self._claim(collection, aggregate_id)
-                if doc is not None:
+                if doc is None:
+                    continue
+                try:
                     sent += await self._relay_document(collection, doc)
+                except Exception:
+                    self.failed += 1
+                    log.exception(
+                        "relaying %s/%s failed; retrying it in %ss, the others go on",
+                        collection.name, aggregate_id, self.retry_seconds,
+                    )  # fmt: skip
         return sent
 
     async def _claim(self, collection: AsyncCollection[Document], aggregate_id: Any) -> Document | None:
@@ -226,18 +249,26 @@ class OutboxRelay:
     async def _relay_document(self, collection: AsyncCollection[Document], doc: Document) -> int:
         entries = sorted(doc.get("outbox", {}).items(), key=lambda item: item[1]["seq"])
         published: list[str] = []
+        failed = True
         try:
             for event_id, entry in entries:
                 await self.publish(CloudEvent.model_validate(entry["event"]))
                 published.append(event_id)
+            failed = False
         finally:
-            # One write clears what went out and hands the aggregate back. Bumping the version
-            # makes a writer holding an older copy re-read, so it neither puts published events
-            # back nor restores the lease (which would hold the next events back until it ran out).
-            await collection.update_one(
-                {"_id": doc["_id"]},
-                {"$unset": {"relay_lease_until": "", **{f"outbox.{e}": "" for e in published}}, "$inc": {"version": 1}},
-            )
+            # One write clears what went out and hands the aggregate back (after a failure, not
+            # before RETRY_SECONDS). Bumping the version makes a writer holding an older copy re-read,
+            # so it neither puts published events back nor restores the lease (which would hold
+            # the next events back until it ran out).
+            cleared: Document = {f"outbox.{e}": "" for e in published}
+            if failed and self.retry_seconds > 0:
+                retry_at = datetime.now(UTC) + timedelta(seconds=self.retry_seconds)
+                update: Document = {"$set": {"relay_lease_until": retry_at.isoformat(timespec="microseconds")}}
+                if cleared:
+                    update["$unset"] = cleared
+            else:
+                update = {"$unset": {"relay_lease_until": "", **cleared}}
+            await collection.update_one({"_id": doc["_id"]}, {**update, "$inc": {"version": 1}})
             self.published += len(published)
         await collection.update_one(
             # $and: nx-27017 ignores the other top-level conditions of a filter with a top-level $expr.

@@ -28,6 +28,7 @@ from services.fulfillment.domain.bulk_job import BulkAction, LeaseLost, Outcome
 from services.fulfillment.domain.fulfillment_order import FulfillmentRequest, InvalidRequest, TransitionRefused
 from services.fulfillment.service import FoRule, Fulfillment
 from shared.catalog import Tracking
+from shared.idempotency import derived_id
 from shared.messaging import TRANSIENT_ERRORS
 from shared.store import AggregateStore, Document, now_iso
 
@@ -71,14 +72,18 @@ class BulkJobs:
         rules.check_request(action, fulfillment_order_ids, parameters)
         if action == BulkAction.MOVE and await self.fulfillment.locations.get(parameters["location_id"]) is None:
             raise InvalidRequest("location_id", f"no location {parameters['location_id']!r} is known")
-        job_id = uuid.uuid4().hex
+        # Keyed by the request's Idempotency-Key where given: a retry after a crash finds its job.
+        job_id = (derived_id("bulk-job") or str(uuid.uuid4())).replace("-", "")
         now = now_iso()
         saved = await self.jobs.apply(
             job_id,
             lambda current: None if current else rules.start(job_id, action, parameters, fulfillment_order_ids, now),
         )
-        assert saved is not None, "a fresh job id was already taken"
         self._wake.set()
+        if saved is None:  # the same keyed request, run again after a crash
+            existing = await self.jobs.get(job_id)
+            assert existing is not None
+            return existing
         return saved
 
     async def get(self, job_id: str) -> Document | None:

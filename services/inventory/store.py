@@ -21,7 +21,7 @@ import asyncio
 import random
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
@@ -29,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 from services.inventory import domain
 from services.inventory.domain import Commit, CommitState, Effect, StockLevel
 from shared.catalog import Shortage
+from shared.idempotency import request_effect_id
 from shared.store import ConcurrencyConflict, Document, now_iso
 
 R = TypeVar("R", bound=Effect | Shortage)
@@ -46,6 +47,11 @@ def map_key(identifier: str) -> str:
 
 def from_map_key(key: str) -> str:
     return key.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
+
+
+# How many keyed requests a stock document remembers: far more than a client retries one
+# adjustment, and a fixed size whatever the history.
+RECENT_REQUESTS = 32
 
 
 class StockStore:
@@ -83,9 +89,15 @@ class StockStore:
     async def _change(
         self, key: str, location_id: str, sku: str, rule: Callable[[StockLevel], R], cause: Mapping[str, Any]
     ) -> tuple[StockLevel, R]:
+        request = request_effect_id(f"stock/{key}")
+        if request is not None:
+            cause = {**cause, "request": request}
         for attempt in range(self.MAX_ATTEMPTS):
             doc = await self.collection.find_one({"_id": key}, {"outbox": 0})
             current = to_level(doc) if doc else StockLevel(location_id, sku)
+            if request is not None and doc is not None and request in doc.get("recent_requests", []):
+                # This keyed request already changed it: a retry after a crash moves nothing.
+                return current, cast(R, Effect(current))
             outcome = rule(current)
             if not isinstance(outcome, Effect) or outcome.level == current:
                 return current, outcome
@@ -103,9 +115,14 @@ class StockStore:
         event = domain.level_changed(after)
         entry = {"seq": (seq + 1) * 1000, "event": event.model_dump(mode="json")}
         last_change = {**cause, "at": now_iso()}
+        # The keys of the last requests that changed this stock, written with the change itself.
+        recent = list(doc.get("recent_requests", [])) if doc else []
+        if "request" in cause:
+            recent = [*recent, cause["request"]][-RECENT_REQUESTS:]
         if doc is None:
             fresh = {
                 "_id": key, **_fields(after), "seq": 1, "version": 1, "last_change": last_change,
+                "recent_requests": recent,
                 "outbox": {event.id: entry}, "outbox_pending": True,
             }  # fmt: skip
             try:
@@ -115,6 +132,7 @@ class StockStore:
             return True
         to_set: Document = {
             "on_hand": after.on_hand, "reserved": after.reserved, "seq": seq + 1, "last_change": last_change,
+            "recent_requests": recent,
             f"outbox.{event.id}": entry, "outbox_pending": True,
         }  # fmt: skip
         to_unset: Document = {}

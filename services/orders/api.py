@@ -17,6 +17,7 @@ from pydantic import AfterValidator, EmailStr, Field, HttpUrl
 from services.orders import domain
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
 from shared.http import ApiError, Conflict, Identifier, NotFound, RequestBody
+from shared.idempotency import derived_id
 from shared.store import AggregateStore, Change, Document, now_iso
 
 MAX_BODY_BYTES = 1_000_000
@@ -139,13 +140,14 @@ def build_router(orders: AggregateStore) -> APIRouter:
 
     @router.post("/orders", status_code=201, dependencies=[Depends(limit_body_size)])
     async def create_order(body: OrderIn) -> dict[str, Any]:
+        order_id = derived_id("order") or str(uuid.uuid4())
         try:
-            placed = domain.place(body.model_dump(mode="json"), now_iso())
+            placed = domain.place(body.model_dump(mode="json"), now_iso(), order_id)
         except domain.InvalidOrder as exc:
             raise _invalid(exc.problems) from None
-        saved = await orders.apply(placed.document["id"], lambda _: placed)
-        assert saved is not None
-        return order_view(saved)
+        # A retry of a keyed request that crashed after this write finds the order it created.
+        saved = await orders.apply(order_id, lambda current: None if current else placed)
+        return order_view(saved or await load(order_id))
 
     @router.get("/orders/{order_id}")
     async def get_order(order_id: str) -> dict[str, Any]:

@@ -50,6 +50,12 @@ CURRENCIES = frozenset(
     }
 )  # fmt: skip
 
+# Every event about an order carries its snapshot, the largest ones (a fulfillment of every line)
+# about twice over. Bounding the snapshot keeps each event well under what a real Kafka cluster
+# takes by default (message.max.bytes, 1 MB): an order that could not be announced must be refused
+# at the door, not stall the pipeline later.
+MAX_ORDER_BYTES = 256_000
+
 # Orders with no fulfill-by deadline sort after every real one. The embedded store sorts a
 # missing or null value first, so the sort key is always a string that compares as a time.
 NO_DEADLINE = "9999-12-31T23:59:59.999999+00:00"
@@ -140,12 +146,12 @@ def check_new_order(request: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def place(request: dict[str, Any], now: str) -> Change:
+def place(request: dict[str, Any], now: str, order_id: str | None = None) -> Change:
     """A new order; one placed already paid is announced as created and then paid."""
     problems = check_new_order(request)
     if problems:
         raise InvalidOrder(problems)
-    order_id = str(uuid.uuid4())
+    order_id = order_id or str(uuid.uuid4())
     lines = [{"id": str(uuid.uuid4()), **line} for line in request["line_items"]]
     order: Document = {
         **request,
@@ -163,6 +169,13 @@ def place(request: dict[str, Any], now: str) -> Change:
         "fulfillment_orders": {},
         "timeline": [],
     }
+    size = len(snapshot(order).model_dump_json())
+    if size > MAX_ORDER_BYTES:
+        reason = (
+            f"the order is {size} bytes as an event, over the limit of {MAX_ORDER_BYTES} bytes: "
+            "use fewer lines or shorter texts and URLs"
+        )
+        raise InvalidOrder([Problem("line_items", reason)])
     events = [_order_event("order.created", order)]
     if order["financial_status"] == FinancialStatus.PAID:
         order["paid_at"] = now

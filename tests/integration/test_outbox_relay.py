@@ -55,15 +55,42 @@ async def test_a_failed_publish_keeps_the_event_for_the_next_pass(collection: As
         if len(attempts) == 1:
             raise ConnectionError("broker away")
 
-    relay = OutboxRelay([collection], flaky_publish, poll_seconds=60)
+    relay = OutboxRelay([collection], flaky_publish, poll_seconds=60, retry_seconds=0)
     store = AggregateStore(collection, relay.wake)
     event = status_event("o-2", "FULFILLED")
     await store.apply("o-2", lambda _: Change({"s": 1}, [event]))
-    with pytest.raises(ConnectionError):
-        await relay.relay_once()
-    # The failed pass handed its lease back: the next pass does not wait for it to run out.
+    assert await relay.relay_once() == 0
+    assert relay.failed == 1
+    # The failed pass handed its lease back (after retry_seconds): the next pass retries it.
     assert await relay.relay_once() == 1
     assert attempts == [event.id, event.id]
+
+
+async def test_one_aggregate_whose_events_cannot_go_out_does_not_stop_the_others(
+    collection: AsyncCollection[Document],
+) -> None:
+    """One request wedged fulfillment's outbox: the relay retried the document whose event the
+    producer refused first on every pass, and every later order of every customer stayed unrelayed.
+    Head-of-line blocking: one aggregate's failure must not stop the others."""
+    published: list[str] = []
+
+    async def publish(event: CloudEvent) -> None:
+        if event.subject == "wedged":
+            raise RuntimeError("MessageSizeTooLargeError, say")
+        published.append(event.subject)
+
+    relay = OutboxRelay([collection], publish, poll_seconds=60, retry_seconds=30)
+    store = AggregateStore(collection, relay.wake)
+    await store.apply("wedged", lambda _: Change({"s": 1}, [status_event("wedged", "FULFILLED")]))
+    for i in range(5):
+        await store.apply(f"later-{i}", lambda _, i=i: Change({"s": 1}, [status_event(f"later-{i}", "FULFILLED")]))
+    assert await relay.relay_once() == 5
+    assert sorted(published) == [f"later-{i}" for i in range(5)]
+    # The wedged aggregate keeps its event and waits out its retry time instead of being tried every pass.
+    assert await relay.relay_once() == 0
+    assert relay.failed == 1
+    wedged = await collection.find_one({"_id": "wedged"})
+    assert wedged is not None and wedged["outbox_pending"] and len(wedged["outbox"]) == 1
 
 
 async def test_two_relays_racing_publish_each_event_once(collection: AsyncCollection[Document]) -> None:
