@@ -104,7 +104,7 @@ async def test_orders_retried_under_idempotency_keys_through_8_kills_in_24s_are_
         await platform.put("fulfillment", "/settings", {"auto_fulfill": True, "sweep_interval_seconds": 1})
 
         def order_body(i: int) -> dict[str, Any]:
-            lines = [digital(ebook)] if i % 3 == 0 else [physical(mug, 1)] if i % 3 == 1 else [digital(ebook), physical(mug, 1)]
+            lines = ([digital(ebook)], [physical(mug, 1)], [digital(ebook), physical(mug, 1)])[i % 3]
             return {
                 "customer": {"email": f"buyer+{tag}-{i}@example.com", "name": f"Buyer {tag}"},
                 "shipping_address": {"address1": "Storgatan 1", "city": "Stockholm", "zip": "11122",
@@ -142,9 +142,7 @@ async def test_orders_retried_under_idempotency_keys_through_8_kills_in_24s_are_
         assert sorted(doc["_id"] for doc in stored) == sorted(first_ids), "an order was created twice"
 
         # Every order ends with its fulfillment orders and its emails, once.
-        orders = [
-            PlacedOrder(answer["id"], answer["customer"]["email"], answer["line_items"]) for answer, _ in answers
-        ]
+        orders = [PlacedOrder(answer["id"], answer["customer"]["email"], answer["line_items"]) for answer, _ in answers]
         waiting: dict[str, str] = {}
 
         async def all_settled() -> list[dict[str, Any]] | None:

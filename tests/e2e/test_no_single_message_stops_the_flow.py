@@ -106,11 +106,7 @@ async def test_a_message_over_1_mib_is_dead_lettered_truncated_and_the_partition
         await eventually(lambda: fulfilled(stack, http, order_id), timeout=30)
 
         def letters() -> list[dict[str, str]]:
-            return [
-                {k: v.decode() for k, v in r.headers}
-                for r in dlq.records
-                if r.key == order_id.encode()
-            ]
+            return [{k: v.decode() for k, v in r.headers} for r in dlq.records if r.key == order_id.encode()]
 
         found = await eventually(lambda: len(letters()) >= 3 and letters(), timeout=30)
         groups = {h["x-dlq-consumer-group"] for h in found}
@@ -136,9 +132,7 @@ async def test_an_event_on_a_topic_it_does_not_belong_to_is_dead_lettered_not_pr
         producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
         await producer.start()
         try:
-            await producer.send_and_wait(
-                "fulfillment.responses.v1", json.dumps(forged).encode(), key=order_id.encode()
-            )
+            await producer.send_and_wait("fulfillment.responses.v1", json.dumps(forged).encode(), key=order_id.encode())
         finally:
             await producer.stop()
 
