@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -115,20 +116,35 @@ async def test_orders_retried_under_idempotency_keys_through_8_kills_in_24s_are_
         started = time.monotonic()
         deadline = started + 150
 
-        async def client(i: int) -> tuple[dict[str, Any], int]:
-            # The checkouts arrive spread over the kills, so some land in every crash window.
-            await asyncio.sleep(i * (len(KILLS) * KILL_EVERY_SECONDS) / CLIENTS)
+        burst_size = 3
+        spread = CLIENTS - burst_size * KILLS.count("orders")
+
+        async def client(i: int, delay: float = 0.0) -> tuple[dict[str, Any], int]:
+            await asyncio.sleep(delay)
             return await place_until_answered(platform, f"checkout-{tag}-{i}", order_body(i), deadline)
+
+        # Half the checkouts arrive spread over the kills; the other half come in bursts that orders
+        # is killed in the middle of (a few ms after they were sent), to hit the window between the
+        # order's write and its key being marked done.
+        checkouts = [
+            asyncio.create_task(client(i, i * len(KILLS) * KILL_EVERY_SECONDS / spread)) for i in range(spread)
+        ]
 
         async def killer() -> None:
             for service in KILLS:
                 await asyncio.sleep(KILL_EVERY_SECONDS)
+                if service == "orders":
+                    first = len(checkouts)
+                    checkouts.extend(asyncio.create_task(client(first + n)) for n in range(burst_size))
+                    await asyncio.sleep(random.uniform(0.005, 0.04))
                 [child] = [c for c in stack.children if c.name == service]
                 log.warning("SIGKILL %s at %.1fs", service, time.monotonic() - started)
                 stack.kill_child(child)
                 stack.start_service(service)
 
-        answers, _ = await asyncio.gather(asyncio.gather(*(client(i) for i in range(CLIENTS))), killer())
+        await killer()
+        answers = await asyncio.gather(*checkouts)
+        assert len(answers) == CLIENTS
         for service in SERVICE_DATABASES:
             await eventually(lambda s=service: platform.ready(s), timeout=60, interval=0.3)
 
