@@ -151,8 +151,8 @@ MOCK_DEFAULT_PARTITION_BYTES = 5 * 1024 * 1024
 @pytest.mark.asyncio
 @pytest.mark.parametrize("topic", [FULFILLMENT_EVENTS.name, FULFILLMENT_EVENTS.dlq])
 async def test_the_local_broker_does_not_delete_unread_messages(kafka: EmbeddedKafka, topic: str) -> None:
-    """"The local broker deletes unread messages": it kept ~5 MB per partition, so large messages
-    on one partition pushed out a `fulfillment.created` nobody had read yet (and a DLQ lost its
+    """The local broker deletes unread messages: it kept ~5 MB per partition, so large messages on
+    one partition pushed out a `fulfillment.created` nobody had read yet (and a DLQ lost its
     history the same way). More than 5 MB on one partition, then a group reads from the start:
     every message is still there."""
     size = 900_000  # under aiokafka's 1 MB request limit
