@@ -10,7 +10,8 @@ can) and this guard notices the jump: it knows the offset it expects next on eac
 (the group's committed offset after an assignment, then the one after the last message
 handled), and a message beyond it whose predecessors are gone from the log (the log now starts
 after the expected offset) means they were skipped. A gap the log still holds is only
-transaction markers.
+transaction markers. The skip is noticed at the first message read after it: a partition whose
+unread messages were all deleted and that receives nothing more reports it with its next one.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class OffsetResetGuard(ConsumerRebalanceListener):  # type: ignore[misc]  # aiok
         if expected is None:
             expected = await consumer.committed(tp)
             if expected is None or expected >= record.offset:
-                return  # a new group starts where the log starts; or a redelivery
+                return  # a new group starts where the log starts; re-reading is harmless
         elif expected > record.offset:
             return
         log_start = (await consumer.beginning_offsets([tp]))[tp]
