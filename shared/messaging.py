@@ -28,6 +28,7 @@ from pymongo.errors import ConnectionFailure
 
 from shared.events import CloudEvent, EnvelopeError, parse_event, spec_for
 from shared.observability import ServiceMetrics
+from shared.offsets import OffsetResetGuard
 from shared.rules import RuleViolation
 from shared.settings import ServiceSettings
 from shared.store import ConcurrencyConflict
@@ -142,16 +143,25 @@ class EventSubscriptions:
         if not self.topics:
             return
         consumer = _Consumer(self, broker, settings, metrics)
+        guard = OffsetResetGuard(settings.service_name, metrics)
+
+        async def consume(message: KafkaMessage) -> None:
+            await guard.check(message)
+            await consumer.consume(message)
+            guard.handled(message)
+
         broker.subscriber(
             *self.topics,
             group_id=settings.service_name,
+            # Past deleted messages, carry on from the oldest one left; the guard says what was skipped.
             auto_offset_reset="earliest",
+            listener=guard,
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             title=f"{settings.service_name} consumer",
             description="CloudEvents handled: " + ", ".join(sorted(self.handlers)),
-        )(consumer.consume)
+        )(consume)
 
 
 class _Consumer:

@@ -50,3 +50,9 @@ class ServiceMetrics:
         self.outbox_published = Counter(
             "outbox_published_events", "Events relayed from the outbox to Kafka.", ["event_type"], registry=registry
         )
+        self.offset_resets = Counter(
+            "consumer_offset_resets",
+            "Offset resets past unread messages (deleted by the broker before they were read), by partition.",
+            ["topic", "partition"],
+            registry=registry,
+        )

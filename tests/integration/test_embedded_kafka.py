@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from faststream.kafka import KafkaBroker
 
 from deploy.embedded_kafka import EmbeddedKafka
-from shared.topics import INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_EVENTS
+from shared.topics import FULFILLMENT_EVENTS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_EVENTS
 
 # Short sessions: the mock broker makes a live group's rebalance wait session timeout - 1 s.
 SESSION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS = 6000, 500
@@ -142,3 +142,34 @@ async def test_faststream_subscriber_in_a_group(kafka: EmbeddedKafka) -> None:
         assert await asyncio.wait_for(got, timeout=30) == "order placed"
     finally:
         await broker.stop()
+
+
+# The mock cluster's own default keeps 5 MiB (or 100,000 batches) per partition.
+MOCK_DEFAULT_PARTITION_BYTES = 5 * 1024 * 1024
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("topic", [FULFILLMENT_EVENTS.name, FULFILLMENT_EVENTS.dlq])
+async def test_the_local_broker_does_not_delete_unread_messages(kafka: EmbeddedKafka, topic: str) -> None:
+    """The local broker deletes unread messages: it kept ~5 MB per partition, so large messages on
+    one partition pushed out a `fulfillment.created` nobody had read yet (and a DLQ lost its
+    history the same way). More than 5 MB on one partition, then a group reads from the start:
+    every message is still there."""
+    size = 900_000  # under aiokafka's 1 MB request limit
+    count = MOCK_DEFAULT_PARTITION_BYTES // size + 3  # 8 messages, 7.2 MB, one key, one partition
+    sent = [(b"order-1", bytes([i]) * size) for i in range(count)]
+    await produce(kafka.bootstrap_servers, topic, sent)
+
+    consumer = group_consumer(kafka.bootstrap_servers, topic, "late-reader")
+    await consumer.start()
+    received: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while not (received and received[-1].offset == count - 1):  # read up to the last one
+            assert asyncio.get_running_loop().time() < deadline, "the last message never arrived"
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                received.extend(records)
+    finally:
+        await consumer.stop()
+
+    assert [(r.offset, r.value[:1]) for r in received] == [(i, bytes([i])) for i in range(count)]
