@@ -7,6 +7,9 @@ editor) opens. The tests run the same sink inside the test process.
 To try the failure paths by hand, two kinds of recipient misbehave on purpose, whatever
 their domain: `bounce@...` (or `bounce+anything@...`) is refused for good (550) and
 `defer@...` (or `defer+anything@...`) is told to try again later (451).
+
+It offers SMTPUTF8 (RFC 6531), as current mail servers do, so an address such as
+`用户@例子.广告` is delivered; `--no-smtputf8` plays an older server that does not.
 """
 
 from __future__ import annotations
@@ -90,16 +93,24 @@ class SmtpSink:
     stop it to play a mail server that is down for a while)."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 1025, folder: Path | None = None, remember: bool = True
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1025,
+        folder: Path | None = None,
+        remember: bool = True,
+        smtputf8: bool = True,
     ) -> None:
         self.host = host
         self.port = port
+        self.smtputf8 = smtputf8
         self.handler = SinkHandler(folder, remember)
         self._controller: Controller | None = None
 
     def start(self) -> None:
         if self._controller is None:
-            self._controller = Controller(self.handler, hostname=self.host, port=self.port, ready_timeout=10)
+            self._controller = Controller(
+                self.handler, hostname=self.host, port=self.port, ready_timeout=10, enable_SMTPUTF8=self.smtputf8
+            )
             self._controller.start()
 
     def stop(self) -> None:
@@ -120,8 +131,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--dir", type=Path, default=Path(".local/mail"), help="where each message is kept")
+    parser.add_argument("--no-smtputf8", action="store_true", help="do not offer SMTPUTF8 (an older server)")
     args = parser.parse_args()
-    sink = SmtpSink(args.host, args.port, args.dir, remember=False)
+    sink = SmtpSink(args.host, args.port, args.dir, remember=False, smtputf8=not args.no_smtputf8)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

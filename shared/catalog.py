@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.text import no_control_characters
 from shared.topics import (
     FULFILLMENT_EVENTS,
     FULFILLMENT_REQUESTS,
@@ -23,10 +24,17 @@ from shared.topics import (
     ORDERS_EVENTS,
     Topic,
 )
+from shared.urls import AssetUrl, TrackingUrl
 
 
 class Contract(BaseModel):
+    """An event's data. Text holds no control characters (shared/text.py) and asset and
+    tracking URLs are ones a buyer may be sent to (shared/urls.py): an event that breaks
+    either is not processed but dead-lettered with the reason."""
+
     model_config = ConfigDict(extra="ignore")
+    multi_line_fields: ClassVar[frozenset[str]] = frozenset()  # may hold line breaks and tabs
+    _plain_text = no_control_characters()
 
 
 # --- orders ---------------------------------------------------------------------------
@@ -63,7 +71,7 @@ class LineItem(Contract):
     quantity: int
     unit_price: Decimal
     requires_shipping: bool = True
-    digital_asset_url: str | None = None
+    digital_asset_url: AssetUrl | None = None
 
 
 class OrderSnapshot(Contract):
@@ -178,6 +186,8 @@ class FulfillmentOrderChanged(Contract):
     what is still reserved.
     """
 
+    multi_line_fields: ClassVar[frozenset[str]] = frozenset({"reason"})  # may quote a fulfillment service
+
     fulfillment_order: FulfillmentOrderSnapshot
     order: OrderSnapshot | None = None
     reason: str = ""
@@ -187,7 +197,7 @@ class FulfillmentOrderChanged(Contract):
 class Tracking(Contract):
     numbers: list[str] = []
     company: str | None = None
-    urls: list[str] = []
+    urls: list[TrackingUrl] = []
 
 
 class LabelStatus(StrEnum):
@@ -200,7 +210,7 @@ class FulfillmentLine(Contract):
     line_item_id: str
     sku: str
     quantity: int
-    digital_asset_url: str | None = None
+    digital_asset_url: AssetUrl | None = None
 
 
 class FulfillmentSnapshot(Contract):
@@ -242,6 +252,8 @@ class FulfillmentRequestChanged(Contract):
     """Every fulfillment_request.* and cancellation_request.* event: a request to a
     location's fulfillment service, and its answer (`reason` when it was rejected)."""
 
+    multi_line_fields: ClassVar[frozenset[str]] = frozenset({"message"})
+
     fulfillment_order: FulfillmentOrderSnapshot
     order: OrderSnapshot
     fulfillment_service: str
@@ -254,6 +266,8 @@ class FulfillmentServiceRequest(Contract):
     fulfillment_requested (ship it), cancellation_requested (the merchant asks to cancel; answer
     accept or reject), fulfillment_order_cancelled (the order was cancelled: stop, no answer)."""
 
+    multi_line_fields: ClassVar[frozenset[str]] = frozenset({"message"})
+
     fulfillment_order: FulfillmentOrderSnapshot
     order: OrderSnapshot
     fulfillment_service: str
@@ -264,6 +278,8 @@ class FulfillmentServiceResponse(Contract):
     """What a fulfillment service publishes back on fulfillment.responses.v1 (subject: the
     order id): its answer about one fulfillment order. Only the service of the fulfillment
     order's location may answer for it."""
+
+    multi_line_fields: ClassVar[frozenset[str]] = frozenset({"message"})
 
     fulfillment_order_id: str
     fulfillment_service: str
@@ -342,6 +358,8 @@ class Location(Contract):
 
 
 class NotificationRecord(Contract):
+    multi_line_fields: ClassVar[frozenset[str]] = frozenset({"error"})
+
     id: str
     order_id: str
     type: str
@@ -365,6 +383,8 @@ class BulkJobStatus(StrEnum):
 
 
 class BulkJobFailure(Contract):
+    multi_line_fields: ClassVar[frozenset[str]] = frozenset({"message"})
+
     fulfillment_order_id: str
     code: str
     message: str

@@ -6,7 +6,7 @@ and the reason in `details`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.rules import RuleViolation
+from shared.text import no_control_characters
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 IDENTIFIER_RULE = "1-64 characters: letters, digits, '.', '_', '-', starting with a letter or digit"
@@ -25,9 +26,13 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIE
 
 
 class RequestBody(BaseModel):
-    """A request body: unknown fields are refused, not silently ignored."""
+    """A request body: unknown fields are refused, not silently ignored, and no text field
+    holds a control character (shared/text.py; 422 naming the field). A multi-line free-text
+    field is named in `multi_line_fields` and may hold line breaks and tabs."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    multi_line_fields: ClassVar[frozenset[str]] = frozenset()
+    _plain_text = no_control_characters()
 
 
 class ApiError(Exception):

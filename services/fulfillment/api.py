@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AwareDatetime, Field
 
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import bulk_job as bulk_rules
@@ -27,8 +27,9 @@ from services.fulfillment.domain.fulfillment_order import (
 from services.fulfillment.service import Fulfillment
 from services.fulfillment.store import ShopSettings
 from shared.catalog import FulfillmentOrderStatus, HoldReason, LabelStatus, Tracking
-from shared.http import ApiError, Conflict, NotFound
+from shared.http import ApiError, Conflict, NotFound, RequestBody
 from shared.store import Change, Document, now_iso
+from shared.urls import TrackingUrl
 
 INTERNAL_FIELDS = {
     "version",
@@ -42,8 +43,8 @@ INTERNAL_FIELDS = {
 SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Strict(RequestBody):
+    """Unknown fields refused, no control characters in text (shared.http.RequestBody)."""
 
 
 class LineIn(Strict):
@@ -52,10 +53,12 @@ class LineIn(Strict):
 
 
 class TrackingIn(Strict):
-    numbers: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=50)] = []
+    numbers: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=50)] = Field(
+        default_factory=list
+    )
     company: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    url: HttpUrl | None = None
-    urls: Annotated[list[HttpUrl], Field(max_length=50)] = []
+    url: TrackingUrl | None = None
+    urls: Annotated[list[TrackingUrl], Field(max_length=50)] = Field(default_factory=list)
 
     def tracking(self) -> Tracking:
         urls = [str(url) for url in ([self.url] if self.url else []) + self.urls]
@@ -97,10 +100,14 @@ class ScheduleIn(Strict):
 
 
 class SubmitIn(Strict):
+    multi_line_fields = frozenset({"message"})
+
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
 class CancellationRequestIn(Strict):
+    multi_line_fields = frozenset({"message"})
+
     message: Annotated[str, Field(max_length=1000)] = ""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Annotated, Literal
 
@@ -14,6 +15,8 @@ from services.notifications.delivery import DeliveryMetrics, utcnow
 from services.notifications.tokens import DownloadTokens, ExpiredDownloadToken, InvalidDownloadToken
 from shared.http import ApiError
 from shared.store import AggregateStore, Document
+
+log = logging.getLogger(__name__)
 
 
 class NotificationView(BaseModel):
@@ -59,7 +62,11 @@ def build_router(
         response_class=RedirectResponse,
         responses={
             302: {"description": "A valid link: redirects to the asset, and counts the download."},
-            403: {"model": ErrorBody, "description": "The link was altered or not issued by this shop."},
+            403: {
+                "model": ErrorBody,
+                "description": "The link was altered or not issued by this shop, or the "
+                "asset's URL is not one a buyer may be sent to (shared/urls.py).",
+            },
             404: {"model": ErrorBody, "description": "A genuine link the shop has no record of."},
             410: {"model": ErrorBody, "description": "The link expired, or its downloads ran out."},
         },
@@ -87,6 +94,8 @@ def build_router(
             grant = await downloads.apply(claims.jti, partial(domain.count_download, claims=claims, now=utcnow()))
         except domain.DownloadRefused as refused:
             metrics.downloads.labels(refused.code).inc()
+            if refused.internal_reason:
+                log.warning("download of order %s refused: %s", claims.order_id, refused.internal_reason)
             raise ApiError(refused.status, refused.code, refused.message) from None
         assert grant is not None  # count_download always changes the grant or refuses
         metrics.downloads.labels("redirected").inc()

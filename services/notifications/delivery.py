@@ -20,9 +20,12 @@ Why this way (the crash between sending and recording):
    the same message. The window is the few milliseconds between the server's 250 and our
    write (plus retries of that write), not the whole send.
 
-Retries: a passing failure (4xx, connection refused or dropped, timeout) is retried with
-exponential backoff by the sweep, up to NOTIFY_MAX_ATTEMPTS; a permanent refusal (5xx) is
-not retried. Either way a notification that will not be sent is recorded `failed` and
+Retries: a passing failure (4xx, connection refused or dropped, timeout, or an error of
+our own while sending) is retried with exponential backoff by the sweep, up to
+NOTIFY_MAX_ATTEMPTS; a permanent refusal (5xx, an address the server cannot take, an email
+that cannot be built from what was recorded) is not retried. An attempt counts when it is
+claimed, so even attempts that never finish (a crash, a hang) are bounded: the claim after
+the last one records the notification failed. Either way a notification that will not be sent is recorded `failed` and
 notification.failed is emitted. An email that cannot be rendered never gets this far: the
 handler fails and the message goes to the dead-letter topic; the consumer carries on.
 """
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
@@ -49,6 +53,13 @@ log = logging.getLogger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _where(exc: Exception) -> str:
+    """An unexpected error's type and where it was raised, without its message (which may
+    quote the address or the email)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{type(exc).__name__} at {frames[-1].filename}:{frames[-1].lineno}" if frames else type(exc).__name__
 
 
 class DeliveryMetrics:
@@ -136,10 +147,13 @@ class Delivery:
         if claimed is None:
             return None  # sent, failed, not due yet, or another sender holds the attempt
         kind = claimed["type"]
+        if claimed["status"] != "pending":  # the attempts ran out without an outcome
+            self.metrics.attempts.labels(kind, claimed["status"]).inc()
+            log.warning("notification %s (%s) given up: %s", notification_id, kind, claimed["error"])
+            return claimed
         started = asyncio.get_running_loop().time()
-        try:
-            await self.mailer.send(build_message(self.mailer.config, claimed))
-        except SendFailed as failure:
+        failure = await self._attempt(claimed)
+        if failure is not None:
             saved = await self._record(
                 notification_id,
                 partial(domain.record_failure, error=failure.reason, permanent=failure.permanent, now=utcnow(),
@@ -158,6 +172,26 @@ class Delivery:
         self.metrics.attempts.labels(kind, "sent").inc()
         log.info("notification %s (%s, order %s) sent", notification_id, kind, claimed["order_id"])
         return saved
+
+    async def _attempt(self, notification: Document) -> SendFailed | None:
+        """Build the email and hand it over; why it did not go, or None if it did. An email
+        that cannot be built will never be (a permanent failure); an unexpected error while
+        sending counts as a passing failure. Either way the attempt is recorded."""
+        try:
+            message = build_message(self.mailer.config, notification)
+        except SendFailed as failure:
+            return failure
+        except Exception as exc:
+            log.error("notification %s: the email could not be built: %s", notification["id"], _where(exc))
+            return SendFailed(f"the email could not be built: {type(exc).__name__}", permanent=True)
+        try:
+            await self.mailer.send(message)
+        except SendFailed as failure:
+            return failure
+        except Exception as exc:
+            log.error("notification %s: unexpected error while sending: %s", notification["id"], _where(exc))
+            return SendFailed(f"unexpected error while sending: {type(exc).__name__}", permanent=False)
+        return None
 
     async def _record(self, notification_id: str, rule: Rule) -> Document | None:
         """Record an attempt's outcome, trying hard: until it is recorded, a crash resends."""

@@ -38,6 +38,7 @@ from shared.catalog import (
 )
 from shared.events import CloudEvent, new_event
 from shared.store import Change, Document
+from shared.urls import UnsafeUrl, check_url
 
 SOURCE = "notifications"
 MESSAGE_ID_NAMESPACE = uuid.UUID("6f1f6d1e-5b7a-4c55-9d7e-0b3c2a7e9a10")
@@ -261,16 +262,25 @@ CARRIER_TRACKING_URLS = {
 
 def tracking_links(tracking: Tracking) -> list[dict[str, str | None]]:
     """Each tracking number with its link: the one the merchant gave, else the carrier's
-    public tracking page when the carrier is known, else none."""
+    public tracking page when the carrier is known, else none. A given URL that is not one a
+    buyer may be sent to (shared/urls.py) never reaches an email, whatever let it in."""
     template = CARRIER_TRACKING_URLS.get((tracking.company or "").strip().lower())
+    given = [_safe_tracking_url(url) for url in tracking.urls]
     links: list[dict[str, str | None]] = []
     for index, number in enumerate(tracking.numbers):
-        url = tracking.urls[index] if index < len(tracking.urls) else None
+        url = given[index] if index < len(given) else None
         if url is None and template:
             url = template.format(number=quote(number, safe=""))
         links.append({"number": number, "url": url})
-    links.extend({"number": None, "url": url} for url in tracking.urls[len(tracking.numbers) :])
+    links.extend({"number": None, "url": url} for url in given[len(tracking.numbers) :] if url)
     return links
+
+
+def _safe_tracking_url(url: str) -> str | None:
+    try:
+        return check_url(url, asset=False)
+    except UnsafeUrl:
+        return None
 
 
 # --- a notification's life: pending, then sent or failed --------------------------------
@@ -332,9 +342,15 @@ def is_due(notification: Document, now: datetime) -> bool:
 def claim(notification: Document | None, now: datetime, policy: RetryPolicy) -> Change | None:
     """Take the next attempt: nobody else sends it until the claim runs out (a crashed
     sender's attempt is taken over then). Counting the attempt here bounds even attempts
-    that crash the process."""
+    that crash the process: once they have all been used without an outcome, the
+    notification is recorded failed instead."""
     if notification is None or not is_due(notification, now):
         return None
+    if notification["attempts"] >= policy.max_attempts:
+        last = f"; the last error: {notification['error']}" if notification.get("error") else ""
+        error = f"gave up after {notification['attempts']} attempts, the last of which never finished{last}"
+        failed = {**notification, "status": "failed", "failed_at": iso(now), "error": error}
+        return Change(failed, [_outcome("notification.failed", failed)])
     claimed = {
         **notification,
         "attempts": notification["attempts"] + 1,
@@ -387,11 +403,12 @@ def _outcome(event_type: str, notification: Document) -> CloudEvent:
 class DownloadRefused(Exception):
     """A genuine, unexpired link that still may not be used; the message says why."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, internal_reason: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.internal_reason = internal_reason  # for the shop's logs, not for the buyer
 
 
 def open_grant(existing: Document | None, grant: DownloadGrant, now: datetime) -> Change | None:
@@ -418,6 +435,15 @@ def count_download(grant: Document | None, claims: DownloadClaims, now: datetime
     bound = (grant["order_id"], grant["line_item_id"], grant["asset"])
     if bound != (claims.order_id, claims.line_item_id, claims.asset):
         raise DownloadRefused(403, "invalid_download_link", "This download link does not match what was sold.")
+    try:
+        check_url(grant["asset_url"], asset=True)  # whatever let it in, never redirect there
+    except UnsafeUrl as unsafe:
+        raise DownloadRefused(
+            403, "download_unavailable",
+            "This download is not available: the file's address is not one the shop may send you to. "
+            "Ask the shop for help.",
+            internal_reason=f"asset URL {unsafe}",
+        ) from None  # fmt: skip
     if claims.max is not None and grant["downloads"] >= claims.max:
         raise DownloadRefused(
             410, "download_limit_reached",

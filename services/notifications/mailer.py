@@ -4,6 +4,11 @@ SMTP says it itself: a 4xx reply means "try again later", a 5xx reply means "nev
 connection that cannot be made, drops or times out is a passing failure too. A rejected
 login (535) is our configuration's fault, not the message's: it is retried like a passing
 failure, so a fixed password lets the waiting emails go out.
+
+Internationalised addresses (RFC 6531): a domain in any script is sent in its ASCII (IDNA)
+form, which every server takes; a local part in another script (`用户@例子.广告`) needs the
+server's SMTPUTF8 extension, which aiosmtplib uses when offered. A server that does not offer
+it can never take that message, so that is a permanent failure that says so.
 """
 
 from __future__ import annotations
@@ -11,18 +16,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
 from typing import Any
 
 import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
+
+from shared.text import one_line
 
 _EMAIL = re.compile(r"<?[^\s<>@\"']+@[^\s<>@\"']+>?")
 
 
 def redact(text: str) -> str:
-    """Server replies often echo the address; what we keep or log must not."""
-    return _EMAIL.sub("<address>", text)
+    """Server replies often echo the address; what we keep or log must not. Nor may they
+    carry control characters into what we keep."""
+    return _EMAIL.sub("<address>", one_line(text))
 
 
 class SendFailed(Exception):
@@ -55,7 +65,7 @@ def build_message(config: SmtpConfig, notification: dict[str, Any]) -> EmailMess
     Date: sending the same notification twice produces the same message."""
     message = EmailMessage()
     message["From"] = config.mail_from
-    message["To"] = formataddr((notification.get("to_name") or "", notification["to"]))
+    message["To"] = recipient(notification["to"], notification.get("to_name") or "")
     message["Subject"] = notification["subject"]
     message["Date"] = format_datetime(datetime.fromisoformat(notification["created_at"]))
     message["Message-ID"] = notification["message_id"]
@@ -64,6 +74,18 @@ def build_message(config: SmtpConfig, notification: dict[str, Any]) -> EmailMess
     message.set_content(notification["text"])
     message.add_alternative(notification["html"], subtype="html")
     return message
+
+
+def recipient(address: str, name: str) -> Address:
+    """The To address: its domain in ASCII (IDNA) so that any server takes it; a local part
+    in another script stays as it is (sending it then needs SMTPUTF8). SendFailed (for good)
+    if it is no email address at all."""
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        raise SendFailed("the recipient address is not a valid email address", permanent=True) from None
+    local, _, domain = (checked.ascii_email or checked.normalized).rpartition("@")
+    return Address(display_name=one_line(name), username=local, domain=domain)
 
 
 class Mailer:
@@ -85,6 +107,14 @@ class Mailer:
             )
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise SendFailed(f"SMTP login refused ({exc.code}); check SMTP_USERNAME/SMTP_PASSWORD", False) from exc
+        except aiosmtplib.SMTPNotSupported as exc:
+            if "SMTPUTF8" not in str(exc):
+                raise SendFailed(f"SMTP server does not support what is needed: {redact(str(exc))}", False) from exc
+            raise SendFailed(
+                "the recipient address has non-ASCII characters before the @ and the mail server does not "
+                "offer SMTPUTF8 (RFC 6531), so it cannot take this email",
+                permanent=True,
+            ) from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refused.code for refused in exc.recipients]
             reason = "; ".join(f"{r.code} {redact(r.message)}" for r in exc.recipients)

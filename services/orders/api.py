@@ -12,13 +12,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AfterValidator, EmailStr, Field, HttpUrl
+from pydantic import AfterValidator, EmailStr, Field
 
 from services.orders import domain
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
 from shared.http import ApiError, Conflict, Identifier, NotFound, RequestBody
 from shared.idempotency import derived_id
 from shared.store import AggregateStore, Change, Document, now_iso
+from shared.urls import AssetUrl
 
 MAX_BODY_BYTES = 1_000_000
 MAX_LINES = 250
@@ -66,7 +67,7 @@ class LineItemIn(RequestBody):
     quantity: Quantity
     unit_price: Money
     requires_shipping: Annotated[bool, Field(strict=True)] = True
-    digital_asset_url: Annotated[HttpUrl, Field(description="digital downloads and gift cards")] | None = None
+    digital_asset_url: Annotated[AssetUrl, Field(description="digital downloads and gift cards")] | None = None
 
 
 class OrderIn(RequestBody):

@@ -240,6 +240,60 @@ async def _with_status(store: AggregateStore, notification_id: str, status: str)
     return notification if notification and notification["status"] == status else None
 
 
+# --- issue #8: an internationalised address never failed and never sent ---------------------
+
+INTERNATIONAL = "用户@例子.广告"
+
+
+async def test_an_internationalised_address_is_sent_with_smtputf8(stores: Any, sink: SmtpSink) -> None:
+    """`用户@例子.广告` was accepted, building the email raised UnicodeEncodeError and the
+    notification stayed pending forever. A server that offers SMTPUTF8 (the local sink does,
+    as current servers do) gets it."""
+    assert sink.smtputf8
+    delivery = delivery_for(stores, sink)
+    [draft] = drafts(to=INTERNATIONAL)
+    await delivery.record([draft])
+    sent = await delivery.deliver(draft.notification_id)
+    assert sent is not None and (sent["status"], sent["attempts"], sent["to"]) == ("sent", 1, INTERNATIONAL)
+    [received] = sink.messages()
+    assert received.rcpt_tos == [INTERNATIONAL]
+    assert f"To: Ada Buyer <{INTERNATIONAL}>".encode() in received.raw  # UTF-8 headers, as RFC 6532 has them
+    assert "1Z999AA10123456784" in _plain(received.message)
+
+
+async def test_an_internationalised_address_fails_for_good_when_the_server_has_no_smtputf8(stores: Any) -> None:
+    old = SmtpSink(port=free_port(), smtputf8=False)
+    old.start()
+    try:
+        delivery = delivery_for(stores, old)
+        [draft] = drafts(to=INTERNATIONAL)
+        await delivery.record([draft])
+        failed = await delivery.deliver(draft.notification_id)
+    finally:
+        old.stop()
+    assert failed is not None and (failed["status"], failed["attempts"]) == ("failed", 1)
+    assert "does not offer SMTPUTF8" in failed["error"]
+    assert await outbox_types(stores[0], draft.notification_id) == ["notification.failed"]
+    assert old.messages() == []
+
+
+async def test_an_error_while_building_the_email_counts_as_an_attempt_and_ends_failed(
+    stores: Any, sink: SmtpSink
+) -> None:
+    """An unexpected error while building an email counts as an attempt and ends failed,
+    instead of leaving the notification pending to be retried without end."""
+    delivery = delivery_for(stores, sink)
+    [draft] = drafts()
+    await delivery.record([draft])
+    await stores[0].collection.update_one({"_id": draft.notification_id}, {"$set": {"created_at": "not a time"}})
+    failed = await delivery.deliver(draft.notification_id)
+    assert failed is not None and (failed["status"], failed["attempts"]) == ("failed", 1)
+    assert failed["error"] == "the email could not be built: ValueError"
+    assert await outbox_types(stores[0], draft.notification_id) == ["notification.failed"]
+    assert await delivery.deliver(draft.notification_id) is None
+    assert sink.messages() == []
+
+
 async def test_two_replicas_racing_for_the_same_notification_send_it_once(stores: Any, sink: SmtpSink) -> None:
     one, two = delivery_for(stores, sink), delivery_for(stores, sink)
     batch = [draft for _ in range(10) for draft in drafts()]

@@ -156,3 +156,18 @@ def test_a_link_the_shop_has_no_record_of_is_not_found() -> None:
     with pytest.raises(domain.DownloadRefused) as refused:
         domain.count_download(None, claims(), NOW)
     assert refused.value.status == 404
+
+
+@pytest.mark.parametrize(
+    "asset", ["http://127.0.0.1:8003/settings", "https://169.254.169.254/latest", "https://shop.example@evil.example/"]
+)
+def test_a_grant_whose_asset_url_is_unsafe_never_redirects(asset: str) -> None:
+    """Issue #8, "Download links redirect anywhere": defence in depth, whatever let the URL in
+    (a grant recorded before the rule, a rule changed since), the redirect checks it again."""
+    bound = DownloadClaims(**{**claims().__dict__, "asset": asset_digest(asset)})
+    document = {**opened(), "asset_url": asset, "asset": asset_digest(asset)}
+    with pytest.raises(domain.DownloadRefused) as refused:
+        domain.count_download(document, bound, NOW)
+    assert (refused.value.status, refused.value.code) == (403, "download_unavailable")
+    assert asset not in refused.value.message and refused.value.internal_reason
+    assert document["downloads"] == 0

@@ -13,7 +13,7 @@ import pytest
 
 from services.notifications import domain
 from services.notifications.domain import EmailKind
-from services.notifications.mailer import SmtpConfig, build_message, redact
+from services.notifications.mailer import SendFailed, SmtpConfig, build_message, redact
 from services.notifications.templates import BUILT_IN, EmailTemplates
 from tests.unit.test_notification_rules import BOOK, MUG, NOW, cancellation, drafts_for
 
@@ -120,7 +120,35 @@ def test_the_message_is_multipart_alternative_text_then_html_with_stable_headers
     assert (again["Message-ID"], again["Date"]) == (message["Message-ID"], message["Date"])
 
 
+@pytest.mark.parametrize(
+    ("address", "to"),
+    [
+        ("ada@例子.广告", "Ada Buyer <ada@xn--fsqu00a.xn--4rr70v>"),  # any server takes the IDNA form
+        ("用户@例子.广告", "Ada Buyer <用户@例子.广告>"),  # needs SMTPUTF8 (the server says whether it has it)
+        ("Ada@Example.COM", "Ada Buyer <Ada@example.com>"),
+    ],
+)
+def test_an_internationalised_address_builds_a_message(address: str, to: str) -> None:
+    """Issue #8: building the email for `用户@例子.广告` raised UnicodeEncodeError."""
+    [draft] = drafts_for(lines=[MUG])
+    email_ = rendered(draft)
+    change = domain.record_pending(None, draft, email_, "<m@shop.example>", NOW)
+    assert change is not None
+    message = build_message(CONFIG, {"id": draft.notification_id, **change.document, "to": address})
+    assert str(message["To"]) == to
+
+
+def test_an_address_that_is_no_address_is_a_permanent_failure() -> None:
+    [draft] = drafts_for(lines=[MUG])
+    change = domain.record_pending(None, draft, rendered(draft), "<m@shop.example>", NOW)
+    assert change is not None
+    with pytest.raises(SendFailed) as failed:
+        build_message(CONFIG, {"id": draft.notification_id, **change.document, "to": "not an address"})
+    assert failed.value.permanent and "not a valid email address" in failed.value.reason
+
+
 def test_server_replies_are_kept_without_addresses() -> None:
     assert redact("550 5.1.1 <buyer@example.com>: Recipient address rejected") == (
         "550 5.1.1 <address>: Recipient address rejected"
     )
+    assert redact("550-5.1.1 first line\r\n550 5.1.1 \x1b[2Jsecond") == "550-5.1.1 first line 550 5.1.1 [2Jsecond"

@@ -36,7 +36,7 @@ EBOOK_URL = "https://cdn.example.com/e-book.pdf"
 def order(financial_status: str = "paid") -> OrderSnapshot:
     return OrderSnapshot(
         id="5e2f0c1a-0000-4000-8000-000000000001",
-        customer=Customer(email="buyer@example.com", name="Ada\nBuyer"),
+        customer=Customer(email="buyer@example.com", name="Ada   Buyer"),
         shipping_address={"name": "Ada Buyer", "address1": "Storgatan 1", "city": "Stockholm", "zip": "11122"},
         currency="SEK",
         financial_status=FinancialStatus(financial_status),
@@ -87,7 +87,7 @@ def test_a_shipment_with_notify_customer_asks_for_a_shipping_confirmation() -> N
     [draft] = drafts_for()
     assert draft.kind == EmailKind.SHIPPING_CONFIRMATION
     assert draft.to == "buyer@example.com"
-    assert draft.context["customer_name"] == "Ada Buyer"  # no line break can reach a header
+    assert draft.context["customer_name"] == "Ada Buyer"  # one line, one space: it goes into a header
     assert draft.context["items"] == [{"title": "Mug", "quantity": 2, "sku": "MUG-1"}]
     assert draft.context["carrier"] == "UPS"
     assert draft.context["tracking"] == [
@@ -133,6 +133,20 @@ def test_tracking_updated_with_notify_customer_asks_for_a_shipping_update() -> N
         {"number": "A2", "url": None},
     ]
     assert drafts_for("fulfillment.tracking_updated", notify=False) == []
+
+
+def test_an_unsafe_tracking_url_never_reaches_an_email() -> None:
+    """Issue #8: a tracking URL of `javascript:alert(...)` was put into a shipping email. The
+    event models refuse it; should one get past them anyway, the email leaves it out."""
+    smuggled = Tracking.model_construct(
+        numbers=["1Z1", "1Z2"], company="UPS", urls=["javascript:alert(document.cookie)", "http://10.0.0.1/x"]
+    )
+    assert domain.tracking_links(smuggled) == [
+        {"number": "1Z1", "url": "https://www.ups.com/track?tracknum=1Z1"},
+        {"number": "1Z2", "url": "https://www.ups.com/track?tracknum=1Z2"},
+    ]
+    extra = Tracking.model_construct(numbers=[], company=None, urls=["data:text/html,x", "https://track.example/1"])
+    assert domain.tracking_links(extra) == [{"number": None, "url": "https://track.example/1"}]
 
 
 def test_a_cancelled_fulfillment_sends_nothing() -> None:
@@ -238,6 +252,23 @@ def test_the_last_failed_attempt_records_failed_and_emits_notification_failed() 
     assert notification["status"] == "failed" and notification["failed_at"] == domain.iso(NOW)
     assert [e.type for e in change.events] == ["notification.failed"]
     assert NotificationOutcome.model_validate(change.events[0].data).notification.error == "connection refused"
+
+
+def test_attempts_that_never_finish_still_end_failed_after_the_last_one() -> None:
+    """Issue #8: a notification whose sending kept crashing stayed pending, retried past
+    NOTIFY_MAX_ATTEMPTS (14 of 10). The claim after the last attempt records it failed."""
+    notification = pending()
+    for attempt in range(1, 4):
+        claimed = domain.claim(notification, datetime.fromisoformat(notification["next_attempt_at"]), POLICY)
+        assert claimed is not None and claimed.document["attempts"] == attempt
+        notification = claimed.document  # ... and the attempt never records an outcome
+    later = datetime.fromisoformat(notification["next_attempt_at"])
+    given_up = domain.claim(notification, later, POLICY)
+    assert given_up is not None
+    assert given_up.document["status"] == "failed" and given_up.document["attempts"] == 3
+    assert "gave up after 3 attempts" in given_up.document["error"]
+    assert [e.type for e in given_up.events] == ["notification.failed"]
+    assert domain.claim(given_up.document, later + timedelta(days=1), POLICY) is None
 
 
 def test_a_permanent_refusal_is_not_retried() -> None:
