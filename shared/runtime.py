@@ -46,7 +46,7 @@ class ServiceRuntime:
         self.registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.registry)
         self.broker = build_broker(settings, self.registry)
-        self.mongo = build_mongo_client(settings)
+        self.mongo = build_mongo_client(settings, self.registry)
         self.database = self.mongo[settings.database_name]
         self.relay = OutboxRelay(
             [self.database[name] for name in collections], self._publish, settings.outbox_poll_seconds

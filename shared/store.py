@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import AsyncMongoClient, ReturnDocument
+from prometheus_client import CollectorRegistry, Counter
+from pymongo import AsyncMongoClient, ReturnDocument, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -36,13 +37,38 @@ log = logging.getLogger(__name__)
 Document = dict[str, Any]
 
 
-def build_mongo_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
+class StoreOperations(monitoring.CommandListener):
+    """Counts every command sent to the store, by collection and command: what an order costs in
+    store round trips is a figure ops and the benchmarks read from /metrics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.commands = Counter(
+            "store_commands", "Commands sent to MongoDB, by collection and command.", ["collection", "command"],
+            registry=registry,
+        )  # fmt: skip
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        collection = target if isinstance(target, str) else ""
+        self.commands.labels(collection, event.command_name).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def build_mongo_client(
+    settings: ServiceSettings, registry: CollectorRegistry | None = None
+) -> AsyncMongoClient[Document]:
     return AsyncMongoClient(
         settings.mongodb_uri,
         serverSelectionTimeoutMS=5_000,
         connectTimeoutMS=5_000,
         tz_aware=True,
         appname=settings.service_name,
+        event_listeners=[StoreOperations(registry)] if registry is not None else [],
     )
 
 

@@ -1,0 +1,136 @@
+"""What one order costs: store commands and Kafka messages, end to end, and what idling costs.
+
+    python -m bench.costs [--orders 100] [--in-flight 8]
+
+Starts its own embedded stack, sets the shop to automatic fulfilment, stocks a location and
+places paid physical orders (paid -> routed -> reserved -> fulfilled -> shipping email), at most
+`--in-flight` at a time, until every one is fulfilled and its email sent. Then it reads every
+service's /metrics: `store_commands_total` (each command any service sent to MongoDB, counted by
+pymongo's command monitoring) and FastStream's published-message counter, and prints them per
+order, by service and by command, beside what the services do in 10 s of idling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from deploy.local_stack import LocalStack  # noqa: E402
+
+SERVICES = ("orders", "inventory", "fulfillment", "notifications")
+ENV = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500", "LOG_LEVEL": "WARNING",
+       "DOWNLOAD_LINK_SECRET": "bench-secret-of-at-least-16-bytes"}  # fmt: skip
+COMMAND = re.compile(r'^store_commands_total\{collection="([^"]*)",command="([^"]*)"\} (\S+)$', re.M)
+PUBLISHED = re.compile(r"^faststream_published_messages_total\{[^}]*\} (\S+)$", re.M)
+
+
+async def snapshot(http: httpx.AsyncClient, stack: LocalStack) -> tuple[Counter[tuple[str, str, str]], float]:
+    """Store commands by (service, collection, command), and messages published, so far."""
+    commands: Counter[tuple[str, str, str]] = Counter()
+    published = 0.0
+    for service in SERVICES:
+        text = (await http.get(stack.url(service) + "/metrics")).text
+        for collection, command, value in COMMAND.findall(text):
+            commands[service, collection, command] += int(float(value))
+        published += sum(float(v) for v in PUBLISHED.findall(text))
+    return commands, published
+
+
+def order(sku: str, tag: str, i: int) -> dict[str, object]:
+    return {
+        "customer": {"email": f"buyer+{tag}-{i}@example.com", "name": "Bench Buyer"},
+        "shipping_address": {"address1": "Storgatan 1", "city": "Stockholm", "zip": "11122", "country_code": "SE"},
+        "currency": "SEK", "financial_status": "paid",
+        "line_items": [{"sku": sku, "title": "Mug", "quantity": 1, "unit_price": "10.00"}],
+    }  # fmt: skip
+
+
+async def done(http: httpx.AsyncClient, stack: LocalStack, order_id: str) -> bool:
+    body = (await http.get(f"{stack.url('notifications')}/notifications", params={"order_id": order_id})).json()
+    return any(n["status"] == "sent" for n in body["items"])
+
+
+async def measure(stack: LocalStack, orders: int, in_flight: int) -> None:
+    tag = uuid.uuid4().hex[:8]
+    sku, location = f"MUG-{tag}", f"wh-{tag}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        await http.put(f"{stack.url('inventory')}/locations/{location}", json={"name": "Bench", "priority": 1})
+        await http.put(f"{stack.url('inventory')}/stock/{location}/{sku}", json={"on_hand": orders * 2})
+        await http.put(f"{stack.url('fulfillment')}/settings", json={"auto_fulfill": True})
+        while not any(
+            level["location_id"] == location
+            for level in (await http.get(f"{stack.url('fulfillment')}/routing/stock/{sku}")).json()["locations"]
+        ):
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2)  # let the setup's events settle before counting
+        before, published_before = await snapshot(http, stack)
+        gate = asyncio.Semaphore(in_flight)
+        started = time.perf_counter()
+
+        async def one(i: int) -> None:
+            async with gate:
+                reply = await http.post(f"{stack.url('orders')}/orders", json=order(sku, tag, i))
+                order_id = reply.json()["id"]
+                while not await done(http, stack, order_id):
+                    await asyncio.sleep(0.05)
+
+        await asyncio.gather(*(one(i) for i in range(orders)))
+        elapsed = time.perf_counter() - started
+        await asyncio.sleep(2)  # the last relays and commits
+        after, published_after = await snapshot(http, stack)
+        await asyncio.sleep(10)
+        idle, _ = await snapshot(http, stack)
+
+    per_order = after - before
+    idling = idle - after
+    total = sum(per_order.values())
+    print(f"{orders} paid orders, {in_flight} in flight: {orders / elapsed:.2f} orders/s")
+    print(f"store commands per order: {total / orders:.1f}; Kafka messages published per order: "
+          f"{(published_after - published_before) / orders:.1f}")  # fmt: skip
+    by_service: Counter[str] = Counter()
+    for (service, _, _), n in per_order.items():
+        by_service[service] += n
+    for service, n in by_service.most_common():
+        print(f"  {service:<14} {n / orders:6.1f}")
+    print("by collection and command, per order:")
+    for (service, collection, command), n in per_order.most_common(25):
+        print(f"  {service:<14} {collection:<22} {command:<16} {n / orders:6.2f}")
+    print(f"idle: {sum(idling.values()) / 10:.1f} store commands/s")
+    for (service, collection, command), n in idling.most_common(10):
+        print(f"  {service:<14} {collection:<22} {command:<16} {n / 10:6.2f}/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=100)
+    parser.add_argument("--in-flight", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-costs-") as data_dir:
+        stack = LocalStack(
+            data_dir=Path(data_dir), kafka_port=0, mongo_port=0, smtp_port=0,
+            service_ports=dict.fromkeys(SERVICES, 0), persistent_store=False, use_environment=False, extra_env=ENV,
+        )  # fmt: skip
+        try:
+            stack.start_infrastructure()
+            stack.start_services()
+            stack.wait_until_ready(120)
+            asyncio.run(measure(stack, args.orders, args.in_flight))
+        finally:
+            stack.stop()
+
+
+if __name__ == "__main__":
+    main()
