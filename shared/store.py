@@ -268,7 +268,7 @@ class OutboxRelay:
         return await collection.find_one_and_update(
             {"_id": aggregate_id, "outbox_pending": True, **claimable},
             {"$set": {"relay_lease_until": lease_until}},
-            projection={"outbox": 1},
+            projection={"outbox": 1, "version": 1},
             return_document=ReturnDocument.AFTER,
         )
 
@@ -282,26 +282,36 @@ class OutboxRelay:
                 published.append(event_id)
             failed = False
         finally:
-            # One write clears what went out and hands the aggregate back (after a failure, not
-            # before RETRY_SECONDS). Bumping the version makes a writer holding an older copy re-read,
-            # so it neither puts published events back nor restores the lease (which would hold
-            # the next events back until it ran out).
-            cleared: Document = {f"outbox.{e}": "" for e in published}
-            if failed and self.retry_seconds > 0:
-                retry_at = datetime.now(UTC) + timedelta(seconds=self.retry_seconds)
-                update: Document = {"$set": {"relay_lease_until": retry_at.isoformat(timespec="microseconds")}}
-                if cleared:
-                    update["$unset"] = cleared
-            else:
-                update = {"$unset": {"relay_lease_until": "", **cleared}}
-            await collection.update_one({"_id": doc["_id"]}, {**update, "$inc": {"version": 1}})
             self.published += len(published)
-        await collection.update_one(
-            # $and: nx-27017 ignores the other top-level conditions of a filter with a top-level $expr.
-            {"$and": [{"_id": doc["_id"]}, {"$expr": {"$eq": [{"$size": {"$objectToArray": "$outbox"}}, 0]}}]},
-            {"$set": {"outbox_pending": False}, "$inc": {"version": 1}},
-        )
+            await self._release(collection, doc, published, failed)
         return len(published)
+
+
+    async def _release(
+        self, collection: AsyncCollection[Document], doc: Document, published: list[str], failed: bool
+    ) -> None:
+        """One write clears what went out and hands the aggregate back (after a failure, not before
+        `retry_seconds`). When nothing was written since the claim, the same write marks the
+        aggregate as having nothing pending; otherwise a writer added events meanwhile and it stays
+        pending for the next pass. Bumping the version makes a writer holding an older copy re-read,
+        so it neither puts published events back nor restores the lease (which would hold the next
+        events back until it ran out)."""
+        cleared: Document = {f"outbox.{e}": "" for e in published}
+        if failed and self.retry_seconds > 0:
+            retry_at = datetime.now(UTC) + timedelta(seconds=self.retry_seconds)
+            update: Document = {"$set": {"relay_lease_until": retry_at.isoformat(timespec="microseconds")}}
+            if cleared:
+                update["$unset"] = cleared
+            await collection.update_one({"_id": doc["_id"]}, {**update, "$inc": {"version": 1}})
+            return
+        release = {"$unset": {"relay_lease_until": "", **cleared}, "$inc": {"version": 1}}
+        if not failed and "version" in doc:
+            done = await collection.update_one(
+                {"_id": doc["_id"], "version": doc["version"]}, {**release, "$set": {"outbox_pending": False}}
+            )
+            if done.modified_count == 1:
+                return
+        await collection.update_one({"_id": doc["_id"]}, release)
 
 
 async def ping(database: AsyncDatabase[Document]) -> None:

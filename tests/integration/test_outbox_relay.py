@@ -135,3 +135,28 @@ async def test_a_writer_racing_the_relay_cannot_restore_its_lease(collection: As
     await store.apply("o-3", lambda doc: Change({**(doc or {}), "s": 2}, [status_event("o-3", "FULFILLED")]))
     assert await relay.relay_once() == 1, "the next event goes out at once, not after a lease runs out"
     assert [e.data["fulfillment_status"] for e in published] == ["IN_PROGRESS", "FULFILLED"]
+
+
+async def test_events_written_while_the_relay_publishes_stay_pending_for_the_next_pass(
+    collection: AsyncCollection[Document],
+) -> None:
+    """The relay marks an aggregate done in the same write that clears its outbox only if nothing
+    was written since its claim; a writer's new events are never marked as gone out."""
+    published: list[str] = []
+
+    async def publish(event: CloudEvent) -> None:
+        published.append(event.data["fulfillment_status"])
+
+    relay = OutboxRelay([collection], publish, poll_seconds=60)
+    store = AggregateStore(collection, relay.wake)
+    await store.apply("o-4", lambda _: Change({"s": 1}, [status_event("o-4", "IN_PROGRESS")]))
+    claimed = await relay._claim(collection, "o-4")
+    assert claimed is not None
+    await store.apply("o-4", lambda doc: Change({**(doc or {}), "s": 2}, [status_event("o-4", "FULFILLED")]))
+    await relay._relay_document(collection, claimed)
+    stored = await collection.find_one({"_id": "o-4"})
+    assert stored is not None and stored["outbox_pending"] and len(stored["outbox"]) == 1
+    assert await relay.relay_once() == 1
+    assert published == ["IN_PROGRESS", "FULFILLED"]
+    stored = await collection.find_one({"_id": "o-4"})
+    assert stored is not None and not stored["outbox_pending"] and stored["outbox"] == {}
