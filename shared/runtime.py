@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -85,7 +86,8 @@ class ServiceRuntime:
         self._background[name] = run
 
     def store(self, collection: str) -> AggregateStore:
-        return AggregateStore(self.database[collection], self.relay.wake)
+        retention = timedelta(seconds=self.settings.inbox_retention_seconds)
+        return AggregateStore(self.database[collection], self.relay.wake, retention)
 
     async def _publish(self, event: CloudEvent) -> None:
         await publish_event(self.broker, event, self.metrics)

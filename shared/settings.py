@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
     handler_attempts: int = 3
     handler_backoff_seconds: float = 0.1
     outbox_poll_seconds: float = 0.5
+    # How long an aggregate remembers the ids of the events it applied: at least the topics'
+    # retention (Kafka's default is 7 days), since nothing older can be redelivered.
+    inbox_retention_seconds: float = 7 * 86_400
 
     log_level: str = "INFO"
 

@@ -97,9 +97,15 @@ class AggregateStore:
 
     MAX_CONFLICT_RETRIES = 50
 
-    def __init__(self, collection: AsyncCollection[Document], wake_relay: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        wake_relay: Callable[[], None],
+        inbox_retention: timedelta = timedelta(days=7),
+    ) -> None:
         self.collection = collection
         self._wake_relay = wake_relay
+        self.inbox_retention = inbox_retention
 
     async def get(self, aggregate_id: str) -> Document | None:
         doc = await self.collection.find_one({"_id": aggregate_id})
@@ -153,7 +159,7 @@ class AggregateStore:
         doc = dict(change.document)
         doc["_id"] = aggregate_id
         doc["version"] = version + 1
-        doc["inbox"] = dict(current.get("inbox", {})) if current else {}
+        doc["inbox"] = _recent(current.get("inbox", {}) if current else {}, self.inbox_retention)
         if event_id is not None:
             doc["inbox"][event_id] = now_iso()
         outbox = dict(current.get("outbox", {})) if current else {}
@@ -172,6 +178,14 @@ class AggregateStore:
             return doc
         result = await self.collection.replace_one({"_id": aggregate_id, "version": version}, doc)
         return doc if result.modified_count == 1 else None
+
+
+def _recent(inbox: dict[str, str], retention: timedelta) -> dict[str, str]:
+    """The inbox without entries older than `retention`: an event is not redelivered after its
+    topic's retention (and a redrive of older dead letters is a deliberate new delivery), so the
+    inbox stays the size of the aggregate's recent history instead of all of it."""
+    horizon = (datetime.now(UTC) - retention).isoformat(timespec="microseconds")
+    return {event_id: at for event_id, at in inbox.items() if at >= horizon}
 
 
 _BOOKKEEPING = ("_id", "inbox", "outbox", "outbox_pending", "relay_lease_until")

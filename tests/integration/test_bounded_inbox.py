@@ -1,0 +1,23 @@
+"""An aggregate's inbox remembers the events it applied for the redelivery horizon, not forever:
+the document stays the size of its recent history however many events it has seen."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.store import AggregateStore, Change
+
+
+async def test_inbox_entries_older_than_the_retention_are_dropped_at_the_next_write(db: Any) -> None:
+    store = AggregateStore(db["things"], lambda: None, inbox_retention=timedelta(days=7))
+    for n in range(3):
+        await store.apply("t-1", lambda doc, n=n: Change({**(doc or {}), "n": n}), event_id=f"event-{n}")
+    old = (datetime.now(UTC) - timedelta(days=8)).isoformat(timespec="microseconds")
+    await db["things"].update_one({"_id": "t-1"}, {"$set": {"inbox.event-0": old, "inbox.event-1": old}})
+
+    await store.apply("t-1", lambda doc: Change({**(doc or {}), "n": 3}), event_id="event-3")
+    stored = await db["things"].find_one({"_id": "t-1"})
+    assert sorted(stored["inbox"]) == ["event-2", "event-3"]
+    # A recent event is still recognised and skipped.
+    assert await store.apply("t-1", lambda doc: Change({**(doc or {}), "n": 99}), event_id="event-3") is None
