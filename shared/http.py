@@ -6,7 +6,6 @@ and the reason in `details`.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
@@ -108,9 +107,9 @@ def refuse_unknown_query_parameters(request: Request) -> None:
         raise ApiError(422, "invalid_request", "invalid request: " + ", ".join(d["field"] for d in details), details)
 
 
-@cache
 def _declared_query_parameters(route: APIRoute) -> frozenset[str]:
-    """The query parameter names a route and its dependencies declare (by alias)."""
+    """The query parameter names a route and its dependencies declare (by alias); a few dependants
+    to walk, only for requests that carry a query string."""
     names: set[str] = set()
     pending = [route.dependant]
     while pending:
