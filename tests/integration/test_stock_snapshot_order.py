@@ -7,13 +7,17 @@ Against the real embedded store; no broker: inventory's events are read from its
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from services.fulfillment.domain.fulfillment_order import normalise_time
+from services.fulfillment.handlers import _as_of
 from services.fulfillment.store import StockView
 from services.inventory import domain
 from services.inventory.store import StockStore, stock_id
-from shared.catalog import InventoryLevel, Shortage
+from shared.catalog import InventoryLevel, Location, Shortage
+from shared.events import new_event
 from shared.store import AggregateStore, now_iso
 
 FUTURE = "2099-01-01T00:00:00.000000+00:00"
@@ -84,3 +88,12 @@ async def test_inventory_numbers_every_level_it_announces_and_every_shortage(db:
     ]
     current, short = await stock.change("wh", "MUG", partial(domain.reserve, fulfillment_order_id="fo", quantity=9), {})
     assert short == Shortage(sku="MUG", requested=9, available=3, seq=3) and current.seq == 3
+
+
+def test_an_event_dated_in_the_future_counts_as_seen_now() -> None:
+    """Locations are still ordered by time: a 2099 `location.updated` must not outrank the next one."""
+    before = now_iso()
+    event = new_event("inventory", "location.updated", "wh", Location(id="wh", name="WH", priority=1))
+    future = event.model_copy(update={"time": datetime(2099, 1, 1, tzinfo=UTC)})
+    assert before <= _as_of(future) <= now_iso()
+    assert _as_of(event) == normalise_time(event.time)
