@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"orders": 8001, "inventory": 8002, "fulfillment": 8003, "notifications": 8004}
+LINK_SECRET = "DOWNLOAD_LINK_SECRET"
+MIN_SECRET_LENGTH = 16
 
 
 def free_port() -> int:
@@ -46,6 +49,32 @@ def is_ready(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def kept_secret(path: Path) -> str:
+    """A secret generated once (`secrets.token_urlsafe(32)`) and kept in `path`, readable by its
+    owner only, so that every later start signs with the same key."""
+    for _ in range(3):
+        try:
+            secret = path.read_text().strip()
+        except FileNotFoundError:
+            secret = None
+        if secret:
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise RuntimeError(f"{path} holds fewer than {MIN_SECRET_LENGTH} characters; delete it for a new one")
+            return secret
+        if secret == "":  # created by a start that stopped before writing: nothing was signed with it
+            path.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue  # another start made it first: use theirs
+        secret = secrets.token_urlsafe(32)
+        with os.fdopen(fd, "w") as file:
+            file.write(secret + "\n")
+        return secret
+    raise RuntimeError(f"could not create {path}")
 
 
 @dataclass
@@ -111,8 +140,13 @@ class LocalStack:
         """Where the local SMTP sink keeps every email as a .eml file."""
         return self.data_dir / "mail"
 
-    def service_env(self, name: str, port: int) -> dict[str, str]:
-        return {
+    @property
+    def link_secret_path(self) -> Path:
+        """Where the download-link secret is kept when the environment sets none."""
+        return self.data_dir / "download-link-secret"
+
+    def service_env(self, name: str, port: int, service: str | None = None) -> dict[str, str]:
+        env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "MONGODB_URI": self.mongodb_uri,
@@ -122,6 +156,10 @@ class LocalStack:
             **self._smtp_env(),
             **self.extra_env,
         }
+        if (service or name) == "notifications" and not env.get(LINK_SECRET):
+            # Links must keep working across restarts: the same key every time, kept under data_dir.
+            env[LINK_SECRET] = kept_secret(self.link_secret_path)
+        return env
 
     def _smtp_env(self) -> dict[str, str]:
         if not self.smtp_sink:
@@ -142,7 +180,7 @@ class LocalStack:
     def start_replica(self, service: str, replica: str) -> Child:
         """Another process of `service` in the same consumer group, on a port of its own."""
         self.service_ports[replica] = free_port()
-        env = self.service_env(replica, self.service_ports[replica])
+        env = self.service_env(replica, self.service_ports[replica], service)
         return self._spawn(replica, [sys.executable, "-m", f"services.{service}"], env)
 
     def url(self, name: str) -> str:

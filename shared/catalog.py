@@ -316,6 +316,7 @@ class Shortage(Contract):
     sku: str
     requested: int
     available: int
+    seq: int | None = None  # the stock's change count when seen (InventoryLevel.seq); None: not known
 
 
 class InventoryReservation(Contract):
@@ -344,6 +345,9 @@ class InventoryLevel(Contract):
     on_hand: int
     reserved: int
     available: int
+    # Counts the changes of this (sku, location)'s stock: orders its snapshots, whatever the clocks
+    # say. Absent in events from before it existed.
+    seq: int | None = None
 
 
 class Location(Contract):

@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -90,3 +91,34 @@ def _validation_detail(err: Any) -> dict[str, str]:
         reason = f"not valid JSON at character {position}: {err.get('ctx', {}).get('error', err['msg'])}"
         return {"field": "body", "reason": reason}
     return {"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "reason": err["msg"]}
+
+
+def refuse_unknown_query_parameters(request: Request) -> None:
+    """A route that takes query parameters (filters, paging) refuses ones it does not declare: an
+    ignored `?order_id[$ne]=x` or a misspelt filter would otherwise silently answer with everything.
+
+    The names come from the route's own declaration, so a route added later is covered without a
+    list to keep. Routes that take none ignore the query string (a download link may come back
+    with a mail client's tracking parameters). Installed on every route by `shared.runtime`.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _declared_query_parameters(route)
+    unknown = sorted(set(request.query_params) - known) if known else []
+    if unknown:
+        reason = "unknown query parameter; known: " + ", ".join(sorted(known))
+        details = [{"field": f"query.{name[:64]}", "reason": reason} for name in unknown[:5]]
+        raise ApiError(422, "invalid_request", "invalid request: " + ", ".join(d["field"] for d in details), details)
+
+
+def _declared_query_parameters(route: APIRoute) -> frozenset[str]:
+    """The query parameter names a route and its dependencies declare (by alias); a few dependants
+    to walk, only for requests that carry a query string."""
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(field.alias for field in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    return frozenset(names)

@@ -14,15 +14,16 @@ from datetime import timedelta
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from shared.body_limit import BodySizeLimit
 from shared.catalog import CATALOG
 from shared.events import CloudEvent, envelope_schema
-from shared.http import error_body, install_error_handlers
+from shared.http import error_body, install_error_handlers, refuse_unknown_query_parameters
 from shared.idempotency import IdempotencyMiddleware
 from shared.messaging import EventSubscriptions, build_broker, publish_event
 from shared.observability import ServiceMetrics, configure_logging
@@ -135,9 +136,12 @@ class ServiceRuntime:
             description=self.description,
             version=self.version,
             lifespan=self.lifespan,
+            dependencies=[Depends(refuse_unknown_query_parameters)],
         )
         install_error_handlers(app)
         app.add_middleware(IdempotencyMiddleware, collection=self.database["idempotency_keys"])
+        # Added last, so it runs first: the idempotency middleware reads the body, and must not past the limit.
+        app.add_middleware(BodySizeLimit, max_bytes=self.settings.max_request_bytes)
 
         @app.get("/healthz", tags=["operations"])
         async def healthz() -> dict[str, str]:

@@ -1,9 +1,26 @@
-"""Configuration from the environment; the variable names are part of the public contract."""
+"""Configuration from the environment; the variable names are part of the public contract.
+
+Every setting has a type and bounds, so that a typo (`HTTP_PORT=80011`, `HANDLER_ATTEMPTS=0`)
+stops the service at start with a message naming the variable, instead of running it wrong.
+"""
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from typing import Annotated, Any, Literal, Self, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Subclasses that change a default repeat the type (`http_port: Port = 8003`), which keeps the bounds.
+Port = Annotated[int, Field(ge=1, le=65_535)]
+
+
+def seconds(low: float, high: float) -> Any:
+    """A duration in seconds within [low, high]; never NaN or infinite."""
+    return Field(ge=low, le=high, allow_inf_nan=False)
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class ServiceSettings(BaseSettings):
@@ -13,32 +30,71 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = "service"
     http_host: str = "0.0.0.0"
-    http_port: int = 8000
+    http_port: Port = 8000
+    # The largest request body any route accepts (declared or streamed); larger is 413.
+    max_request_bytes: Annotated[int, Field(ge=1_024, le=100_000_000)] = 1_000_000
 
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
+    kafka_bootstrap_servers: Annotated[str, Field(min_length=1)] = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     # Short enough that a replaced replica's partitions move on quickly.
-    kafka_session_timeout_ms: int = 10_000
-    kafka_heartbeat_interval_ms: int = 1_000
+    kafka_session_timeout_ms: Annotated[int, Field(ge=1_000, le=3_600_000)] = 10_000
+    kafka_heartbeat_interval_ms: Annotated[int, Field(ge=100, le=3_600_000)] = 1_000
     # How long a fetch may wait for data; the embedded broker always waits it out.
-    kafka_fetch_max_wait_ms: int = 100
+    kafka_fetch_max_wait_ms: Annotated[int, Field(ge=0, le=60_000)] = 100
 
-    mongodb_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
-    mongodb_database: str | None = None
+    mongodb_uri: Annotated[str, Field(pattern=r"^mongodb(\+srv)?://")] = (
+        "mongodb://127.0.0.1:27017/?directConnection=true"
+    )
+    mongodb_database: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[^/\\. \"$]+$")] | None = None
 
     # Delivery: bounded retries for a message whose handling fails, then the dead-letter topic.
-    handler_attempts: int = 3
-    handler_backoff_seconds: float = 0.1
-    outbox_poll_seconds: float = 0.5
+    handler_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    handler_backoff_seconds: Annotated[float, seconds(0, 3_600)] = 0.1
+    outbox_poll_seconds: Annotated[float, seconds(0.01, 3_600)] = 0.5
     # How long an aggregate remembers the ids of the events it applied: at least the topics'
     # retention (Kafka's default is 7 days), since nothing older can be redelivered.
-    inbox_retention_seconds: float = 7 * 86_400
+    inbox_retention_seconds: Annotated[float, seconds(3_600, 365 * 86_400)] = 7 * 86_400
 
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", "log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        """`info` and `sasl_ssl` mean what they say."""
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Self:
+        if self.kafka_heartbeat_interval_ms >= self.kafka_session_timeout_ms:
+            raise ValueError(
+                f"KAFKA_HEARTBEAT_INTERVAL_MS ({self.kafka_heartbeat_interval_ms}) must be below "
+                f"KAFKA_SESSION_TIMEOUT_MS ({self.kafka_session_timeout_ms})"
+            )
+        return self
 
     @property
     def database_name(self) -> str:
         return self.mongodb_database or self.service_name
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class InvalidSettings(SystemExit):
+    """The environment names a value a service cannot run with: it stops at once, saying which."""
+
+
+def load_settings(cls: type[S]) -> S:
+    """The settings from the environment, or a stop that names each bad variable and why."""
+    try:
+        return cls()
+    except ValidationError as invalid:
+        problems = []
+        for error in invalid.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"  {name}: {reason}" if name else f"  {reason}")
+        raise InvalidSettings("invalid settings in the environment:\n" + "\n".join(problems)) from None

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, StrictBool, StrictInt
 
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import bulk_job as bulk_rules
@@ -25,7 +25,7 @@ from services.fulfillment.domain.fulfillment_order import (
     normalise_time,
 )
 from services.fulfillment.service import Fulfillment
-from services.fulfillment.store import ShopSettings
+from services.fulfillment.store import PostPurchaseHold, ShopSettings, SweepInterval
 from shared.catalog import FulfillmentOrderStatus, HoldReason, LabelStatus, Tracking
 from shared.http import ApiError, Conflict, NotFound, RequestBody
 from shared.store import Change, Document, now_iso
@@ -49,7 +49,7 @@ class Strict(RequestBody):
 
 class LineIn(Strict):
     line_item_id: Annotated[str, Field(min_length=1, max_length=100)]
-    quantity: Annotated[int, Field(gt=0, le=10_000)]
+    quantity: Annotated[StrictInt, Field(gt=0, le=10_000)]
 
 
 class TrackingIn(Strict):
@@ -70,12 +70,12 @@ class FulfillmentIn(Strict):
         None, description="lines and quantities to ship; leave out to ship everything that remains"
     )
     tracking: TrackingIn = TrackingIn()
-    notify_customer: bool = False
+    notify_customer: StrictBool = False
     label: Literal["PURCHASED", "NONE"] = Field("NONE", description="PURCHASED: a shipping label was bought")
 
 
 class TrackingUpdateIn(TrackingIn):
-    notify_customer: bool = False
+    notify_customer: StrictBool = False
 
 
 class HoldIn(Strict):
@@ -112,11 +112,11 @@ class CancellationRequestIn(Strict):
 
 
 class SettingsIn(Strict):
-    """Only the fields given change."""
+    """Only the fields given change; each within the bounds of the stored settings."""
 
-    auto_fulfill: bool | None = None
-    sweep_interval_seconds: Annotated[float, Field(gt=0, le=86_400)] | None = None
-    post_purchase_hold_seconds: Annotated[float, Field(ge=0, le=30 * 86_400)] | None = None
+    auto_fulfill: StrictBool | None = None
+    sweep_interval_seconds: SweepInterval | None = None
+    post_purchase_hold_seconds: PostPurchaseHold | None = None
 
 
 class BulkJobIn(Strict):
@@ -128,7 +128,7 @@ class BulkJobIn(Strict):
     fulfillment_order_ids: Annotated[
         list[Annotated[str, Field(pattern=SAFE_ID.pattern)]], Field(min_length=1, max_length=MAX_FULFILLMENT_ORDERS)
     ]
-    notify_customer: bool | None = None
+    notify_customer: StrictBool | None = None
     tracking_company: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     reason: HoldReason | None = None
     note: Annotated[str, Field(max_length=1000)] | None = None
@@ -190,7 +190,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         status: FulfillmentOrderStatus | None = None,
         location_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=250)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> dict[str, Any]:
         """Sorted by fulfill-by deadline, soonest first; those without one come last."""
         query: Document = {}

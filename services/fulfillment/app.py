@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import FastAPI
 
 from services.fulfillment.api import build_bulk_router, build_router
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.handlers import build_subscriptions
 from services.fulfillment.service import Fulfillment
-from services.fulfillment.store import LocationDirectory, SettingsStore, ShopSettings, StockView
+from services.fulfillment.store import (
+    LocationDirectory,
+    PostPurchaseHold,
+    SettingsStore,
+    ShopSettings,
+    StockView,
+    SweepInterval,
+)
 from services.fulfillment.sweep import Sweeper
 from shared.runtime import ServiceRuntime
-from shared.settings import ServiceSettings
+from shared.settings import Port, ServiceSettings, load_settings, seconds
 
 
 class FulfillmentSettings(ServiceSettings):
     service_name: str = "fulfillment"
-    http_port: int = 8003
-    # Defaults of the shop settings until `PUT /settings` changes them.
+    http_port: Port = 8003
+    # Defaults of the shop settings until `PUT /settings` changes them (same bounds as there).
     auto_fulfill: bool = False
-    sweep_interval_seconds: float = 30.0
-    post_purchase_hold_seconds: float = 3600.0
+    sweep_interval_seconds: SweepInterval = 30.0
+    post_purchase_hold_seconds: PostPurchaseHold = 3600.0
     # How long a replica's claim on a bulk job lasts without progress before another takes it over.
-    bulk_job_lease_seconds: float = 30.0
+    bulk_job_lease_seconds: Annotated[float, seconds(1, 3_600)] = 30.0
 
 
 def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
-    settings = settings or FulfillmentSettings()
+    settings = settings or load_settings(FulfillmentSettings)
     runtime = ServiceRuntime(
         settings,
         collections=["fulfillment_orders", "bulk_jobs"],

@@ -98,5 +98,7 @@ def build_subscriptions(fulfillment: Fulfillment) -> EventSubscriptions:
 
 
 def _as_of(event: CloudEvent) -> str:
-    """When the producer saw this state: a later snapshot must not be overwritten by an older one."""
-    return normalise_time(event.time)
+    """When the producer saw this state: a later snapshot must not be overwritten by an older one.
+    Never later than now: a producer's clock ahead (or a forged time) must not make a snapshot
+    look newer than every one still to come."""
+    return min(normalise_time(event.time), now_iso())

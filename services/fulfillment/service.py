@@ -144,7 +144,7 @@ class Fulfillment:
 
     async def reservation_failed(self, failed: InventoryReservationFailed, event_id: str, as_of: str) -> None:
         for shortage in failed.shortages:
-            await self.stock.record_shortage(failed.location_id, shortage.sku, shortage.available, as_of)
+            await self.stock.record_shortage(failed.location_id, shortage.sku, shortage.available, as_of, shortage.seq)
         short = ", ".join(f"{s.sku}: {s.requested} requested, {s.available} available" for s in failed.shortages)
         now = now_iso()
         await self._apply(

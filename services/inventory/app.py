@@ -10,21 +10,21 @@ from services.inventory.handlers import build_subscriptions
 from services.inventory.operations import FaultPoints, Inventory
 from services.inventory.store import StockStore
 from shared.runtime import ServiceRuntime
-from shared.settings import ServiceSettings
+from shared.settings import Port, ServiceSettings, load_settings
 
 COLLECTIONS = ["locations", "stock", "reservations", "order_cancellations"]
 
 
 class InventorySettings(ServiceSettings):
     service_name: str = "inventory"
-    http_port: int = 8002
+    http_port: Port = 8002
     # Test-only crash points (see operations.FaultPoints); unset in production.
     fault_crash_at: str | None = None
     fault_marker: str | None = None
 
 
 def build(settings: InventorySettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
-    settings = settings or InventorySettings()
+    settings = settings or load_settings(InventorySettings)
     runtime = ServiceRuntime(
         settings,
         collections=COLLECTIONS,

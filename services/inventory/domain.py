@@ -157,6 +157,7 @@ class StockLevel:
     reserved: int = 0
     holds: Mapping[str, int] = field(default_factory=dict)  # fulfillment order id -> units held
     commits: Mapping[str, Commit] = field(default_factory=dict)  # fulfillment id -> what it took
+    seq: int = 0  # how many changes this stock has had: the order of its snapshots for others
 
     @property
     def available(self) -> int:
@@ -174,6 +175,7 @@ class StockLevel:
             on_hand=self.on_hand,
             reserved=self.reserved,
             available=self.available,
+            seq=self.seq,
         )
 
 
@@ -223,7 +225,7 @@ def reserve(level: StockLevel, fulfillment_order_id: str, quantity: int) -> Effe
     if fulfillment_order_id in level.holds:
         return Effect(level)
     if quantity > level.available:
-        return Shortage(sku=level.sku, requested=quantity, available=max(level.available, 0))
+        return Shortage(sku=level.sku, requested=quantity, available=max(level.available, 0), seq=level.seq)
     holds = {**level.holds, fulfillment_order_id: quantity}
     return Effect(replace(level, reserved=level.reserved + quantity, holds=holds), quantity)
 

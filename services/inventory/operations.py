@@ -294,7 +294,9 @@ class Inventory:
                 # Already failing: only look, to name every short line.
                 level = await self.stock.level(location_id, sku)
                 if fo_id not in level.holds and quantity > level.available:
-                    shortages.append(Shortage(sku=sku, requested=quantity, available=max(level.available, 0)))
+                    shortages.append(
+                        Shortage(sku=sku, requested=quantity, available=max(level.available, 0), seq=level.seq)
+                    )
                 continue
             rule = partial(domain.reserve, fulfillment_order_id=fo_id, quantity=quantity)
             level, outcome = await self.stock.change(

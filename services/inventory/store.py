@@ -21,6 +21,7 @@ import asyncio
 import random
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar, cast
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -101,17 +102,20 @@ class StockStore:
             outcome = rule(current)
             if not isinstance(outcome, Effect) or outcome.level == current:
                 return current, outcome
-            if await self._write(key, doc, current, outcome.level, cause):
+            written = await self._write(key, doc, current, outcome.level, cause)
+            if written is not None:
                 self._wake_relay()
-                return outcome.level, outcome
+                return written, outcome
             # Someone else changed this stock since we read it: back off a little, re-decide.
             await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
         raise ConcurrencyConflict(f"stock {key} kept changing")
 
     async def _write(
         self, key: str, doc: Document | None, before: StockLevel, after: StockLevel, cause: Mapping[str, Any]
-    ) -> bool:
+    ) -> StockLevel | None:
+        """The stock as written (with its new seq), or None when another change came first."""
         seq = int(doc.get("seq", 0)) if doc else 0
+        after = replace(after, seq=seq + 1)
         event = domain.level_changed(after)
         entry = {"seq": (seq + 1) * 1000, "event": event.model_dump(mode="json")}
         last_change = {**cause, "at": now_iso()}
@@ -128,8 +132,8 @@ class StockStore:
             try:
                 await self.collection.insert_one(fresh)
             except DuplicateKeyError:
-                return False
-            return True
+                return None
+            return after
         to_set: Document = {
             "on_hand": after.on_hand, "reserved": after.reserved, "seq": seq + 1, "last_change": last_change,
             "recent_requests": recent,
@@ -150,7 +154,7 @@ class StockStore:
         if to_unset:
             update["$unset"] = to_unset
         result = await self.collection.update_one({"_id": key, "seq": seq}, update)
-        return result.matched_count == 1
+        return after if result.matched_count == 1 else None
 
     async def _ensure_indexes(self) -> None:
         if not self._indexed:
@@ -171,6 +175,7 @@ def to_level(doc: Document) -> StockLevel:
             )
             for k, v in (doc.get("commits") or {}).items()
         },
+        seq=int(doc.get("seq", 0)),
     )
 
 

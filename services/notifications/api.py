@@ -51,7 +51,7 @@ def build_router(
     router = APIRouter(tags=["notifications"])
 
     @router.get("/notifications", response_model=NotificationList)
-    async def list_notifications(order_id: Annotated[str, Query(min_length=1)]) -> NotificationList:
+    async def list_notifications(order_id: Annotated[str, Query(min_length=1, max_length=128)]) -> NotificationList:
         """The emails about an order: sent, failed, or still pending; oldest first."""
         found = await notifications.find({"order_id": order_id}, sort=[("created_at", 1)])
         return NotificationList(items=[view(n) for n in found])

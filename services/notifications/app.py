@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Self
 
 from fastapi import FastAPI
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.notifications.api import build_router
 from services.notifications.delivery import Delivery, DeliveryMetrics
@@ -16,41 +15,61 @@ from services.notifications.domain import LinkPolicy, RetryPolicy
 from services.notifications.handlers import build_subscriptions
 from services.notifications.mailer import Mailer, SmtpConfig
 from services.notifications.templates import EmailTemplates
-from services.notifications.tokens import DownloadTokens
+from services.notifications.tokens import MIN_SECRET_BYTES, DownloadTokens
 from shared.runtime import ServiceRuntime
-from shared.settings import ServiceSettings
-
-log = logging.getLogger(__name__)
+from shared.settings import Port, ServiceSettings, load_settings, seconds
 
 
 class NotificationsSettings(ServiceSettings):
     service_name: str = "notifications"
-    http_port: int = 8004
+    http_port: Port = 8004
 
     # SMTP: `make run` starts a local sink and points these at it when SMTP_HOST is unset.
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
+    smtp_host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    smtp_port: Port = 1025
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool | None = None  # unset: upgrade when the server offers STARTTLS
-    smtp_timeout_seconds: float = 10.0
-    mail_from: str = "The Shop <orders@shop.example>"
-    shop_name: str = "The Shop"
+    smtp_timeout_seconds: Annotated[float, seconds(0.1, 600)] = 10.0
+    mail_from: Annotated[str, Field(min_length=3)] = "The Shop <orders@shop.example>"
+    shop_name: Annotated[str, Field(min_length=1, max_length=255)] = "The Shop"
     notification_templates_dir: Path | None = None  # a shop's own versions of the email templates
 
-    # Download links.
+    # Download links. The secret is required: a random one would die with the process, and
+    # every link sent before a restart would stop working (`make run` keeps one under .local/).
     public_base_url: str | None = None  # unset: http://127.0.0.1:<HTTP_PORT>
-    download_link_secret: SecretStr | None = None
-    download_link_ttl_seconds: int = 7 * 24 * 3600
-    download_link_max_downloads: int = 10  # 0: no cap
+    download_link_secret: SecretStr | None = Field(None, validate_default=True)
+    download_link_ttl_seconds: Annotated[int, Field(ge=60, le=366 * 24 * 3600)] = 7 * 24 * 3600
+    download_link_max_downloads: Annotated[int, Field(ge=0, le=1_000_000)] = 10  # 0: no cap
 
     # Sending: bounded attempts with exponential backoff, run apart from the Kafka consumer.
-    notify_max_attempts: int = 10
-    notify_retry_backoff_seconds: float = 2.0
-    notify_retry_max_backoff_seconds: float = 300.0
-    notify_claim_seconds: float = 60.0  # longer than one SMTP exchange can take
-    notify_sweep_seconds: float = 5.0
-    notify_send_concurrency: int = 4
+    notify_max_attempts: Annotated[int, Field(ge=1, le=1_000)] = 10
+    notify_retry_backoff_seconds: Annotated[float, seconds(0.01, 86_400)] = 2.0
+    notify_retry_max_backoff_seconds: Annotated[float, seconds(0.01, 7 * 86_400)] = 300.0
+    notify_claim_seconds: Annotated[float, seconds(1, 3_600)] = 60.0  # longer than one SMTP exchange can take
+    notify_sweep_seconds: Annotated[float, seconds(0.05, 3_600)] = 5.0
+    notify_send_concurrency: Annotated[int, Field(ge=1, le=100)] = 4
+
+    @field_validator("download_link_secret")
+    @classmethod
+    def _link_secret_kept(cls, secret: SecretStr | None) -> SecretStr:
+        if secret is None or not secret.get_secret_value().strip():
+            raise ValueError(
+                "not set: links are signed with it, so it must outlive the process and be the same on every "
+                "replica (generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        if len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        return secret
+
+    @model_validator(mode="after")
+    def _backoff_within_its_cap(self) -> Self:
+        if self.notify_retry_max_backoff_seconds < self.notify_retry_backoff_seconds:
+            raise ValueError(
+                f"NOTIFY_RETRY_MAX_BACKOFF_SECONDS ({self.notify_retry_max_backoff_seconds}) must not be below "
+                f"NOTIFY_RETRY_BACKOFF_SECONDS ({self.notify_retry_backoff_seconds})"
+            )
+        return self
 
     def smtp(self) -> SmtpConfig:
         return SmtpConfig(
@@ -72,17 +91,12 @@ class NotificationsSettings(ServiceSettings):
         )
 
     def link_secret(self) -> bytes:
-        if self.download_link_secret is not None:
-            return self.download_link_secret.get_secret_value().encode()
-        log.warning(
-            "DOWNLOAD_LINK_SECRET is not set: download links are signed with a random key that lasts "
-            "only as long as this process; set it (the same on every replica) in production"
-        )
-        return secrets.token_bytes(32)
+        assert self.download_link_secret is not None  # the validator refuses a missing one
+        return self.download_link_secret.get_secret_value().encode()
 
 
 def build(settings: NotificationsSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
-    settings = settings or NotificationsSettings()
+    settings = settings or load_settings(NotificationsSettings)
     runtime = ServiceRuntime(
         settings,
         collections=["notifications"],

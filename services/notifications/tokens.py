@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 TOKEN_VERSION = 1
+MIN_SECRET_BYTES = 16
 
 
 class InvalidDownloadToken(ValueError):
@@ -78,8 +79,8 @@ class DownloadTokens:
     """Signs and verifies download tokens with the shop's DOWNLOAD_LINK_SECRET."""
 
     def __init__(self, secret: bytes) -> None:
-        if len(secret) < 16:
-            raise ValueError("the download link secret must be at least 16 bytes")
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"the download link secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
 
     def _signature(self, body: str) -> bytes:

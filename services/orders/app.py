@@ -7,16 +7,16 @@ from fastapi import FastAPI
 from services.orders.api import build_router
 from services.orders.handlers import build_subscriptions
 from shared.runtime import ServiceRuntime
-from shared.settings import ServiceSettings
+from shared.settings import Port, ServiceSettings, load_settings
 
 
 class OrdersSettings(ServiceSettings):
     service_name: str = "orders"
-    http_port: int = 8001
+    http_port: Port = 8001
 
 
 def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
-    settings = settings or OrdersSettings()
+    settings = settings or load_settings(OrdersSettings)
     runtime = ServiceRuntime(
         settings,
         collections=["orders"],

@@ -318,7 +318,7 @@ async def test_post_purchase_hold_keeps_stock_reserved_and_the_sweep_releases_it
     shop: Shop, shop_settings: dict[str, Any]
 ) -> None:
     url = f"{shop.stack.url('fulfillment')}/settings"
-    changed = await shop.http.put(url, json={"post_purchase_hold_seconds": 6, "sweep_interval_seconds": 0.5})
+    changed = await shop.http.put(url, json={"post_purchase_hold_seconds": 6, "sweep_interval_seconds": 1})
     assert changed.status_code == 200 and changed.json()["post_purchase_hold_seconds"] == 6
     warehouse = await shop.location("warehouse")
     mug = shop.sku("MUG")
@@ -356,7 +356,7 @@ async def test_scheduled_fulfillment_order_is_opened_by_the_sweep_when_its_time_
     shop: Shop, shop_settings: dict[str, Any]
 ) -> None:
     url = f"{shop.stack.url('fulfillment')}/settings"
-    assert (await shop.http.put(url, json={"sweep_interval_seconds": 0.5})).status_code == 200
+    assert (await shop.http.put(url, json={"sweep_interval_seconds": 1})).status_code == 200
     warehouse = await shop.location("warehouse")
     await shop.stock(warehouse, shop.sku("MUG"), 2)
     order = await shop.paid_order(physical(shop.sku("MUG"), 1))

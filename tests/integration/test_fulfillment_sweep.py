@@ -186,3 +186,19 @@ async def test_arriving_stock_goes_to_the_oldest_holds_first_and_is_not_offered_
         [("ON_HOLD", "-", 1), ("OPEN", "wh", 1)],  # what arrived ships, the rest waits
         [("ON_HOLD", "-", 2)],
     ]
+
+
+async def test_a_sweep_interval_stored_before_the_bounds_existed_is_not_run_with(db: Any) -> None:
+    """`PUT /settings {"sweep_interval_seconds": 1e-300}` made the sweep run 36 passes/s; a shop
+    that stored it then must not keep spinning now."""
+    service = replica(db, sweep_interval_seconds=30)
+    await db["settings"].insert_one(
+        {"_id": "shop", "id": "shop", "version": 1, "sweep_interval_seconds": 1e-300, "auto_fulfill": 0,
+         "post_purchase_hold_seconds": 120}
+    )  # fmt: skip
+    settings = await service.shop_settings()
+    assert (settings.sweep_interval_seconds, settings.auto_fulfill, settings.post_purchase_hold_seconds) == (
+        30,
+        False,
+        120,
+    )

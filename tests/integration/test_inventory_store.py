@@ -156,7 +156,7 @@ async def test_reservation_at_an_inactive_or_unknown_location_fails_with_shortag
     for fo_id in ("fo-1", "fo-2"):
         [event] = await outbox(db["reservations"], fo_id)
         assert event["type"] == "inventory.reservation_failed"
-        assert event["data"]["shortages"] == [{"sku": "MUG-1", "requested": 2, "available": 0}]
+        assert event["data"]["shortages"] == [{"sku": "MUG-1", "requested": 2, "available": 0, "seq": None}]
     assert (await inventory.stock.level("wh-1", "MUG-1")).reserved == 0
 
 

@@ -60,7 +60,7 @@ def test_reserve_holds_units_for_the_fulfillment_order() -> None:
 
 def test_reserve_more_than_available_names_the_shortage_and_changes_nothing() -> None:
     level = stock(5, fo1=3)
-    assert domain.reserve(level, "fo2", 3) == Shortage(sku="MUG-1", requested=3, available=2)
+    assert domain.reserve(level, "fo2", 3) == Shortage(sku="MUG-1", requested=3, available=2, seq=level.seq)
 
 
 def test_reserving_twice_for_the_same_fulfillment_order_holds_once() -> None:
@@ -234,7 +234,7 @@ def test_a_failed_request_is_answered_with_its_shortages() -> None:
     change = domain.record_movements(None, "o1", "fo1", [], [movement], NOW)
     assert change is not None
     assert change.events[0].type == "inventory.reservation_failed"
-    assert change.events[0].data["shortages"] == [{"sku": "MUG-1", "requested": 4, "available": 1}]
+    assert change.events[0].data["shortages"] == [{"sku": "MUG-1", "requested": 4, "available": 1, "seq": None}]
 
 
 def test_releasing_nothing_announces_nothing_and_writes_nothing() -> None:
