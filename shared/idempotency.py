@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -69,11 +70,16 @@ def derived_id(kind: str) -> str | None:
 
 class IdempotencyMiddleware:
     def __init__(
-        self, app: ASGIApp, collection: AsyncCollection[dict[str, Any]], in_flight_seconds: float = 10.0
+        self,
+        app: ASGIApp,
+        collection: AsyncCollection[dict[str, Any]],
+        in_flight_seconds: float = 10.0,
+        keep_seconds: float = 86_400.0,
     ) -> None:
         self.app = app
         self.collection = collection
         self.in_flight = timedelta(seconds=in_flight_seconds)
+        self.keep_seconds = keep_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _header(scope, HEADER) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -123,13 +129,18 @@ class IdempotencyMiddleware:
     async def _begin(self, key: str, fingerprint: str, send: Send) -> bool:
         """Record the key as in progress; False when the answer was already given here."""
         now = datetime.now(UTC)
-        record = {"_id": key, "fingerprint": fingerprint, "state": "in_progress", "started_at": now.isoformat()}
+        record = {"_id": key, "fingerprint": fingerprint, "state": "in_progress", "started_at": now.isoformat(),
+                  "expires_epoch": now.timestamp() + self.keep_seconds}  # fmt: skip
         try:
             await self.collection.insert_one(record)
             return True
         except DuplicateKeyError:
             existing = await self.collection.find_one({"_id": key})
         if existing is None:  # expired or abandoned between the two calls: run it
+            return await self._begin(key, fingerprint, send)
+        if existing.get("expires_epoch", now.timestamp()) < now.timestamp():
+            # Past its keeping time but not yet swept: a new request (what it created it still finds).
+            await self.collection.delete_one({"_id": key, "expires_epoch": {"$eq": existing["expires_epoch"]}})
             return await self._begin(key, fingerprint, send)
         if existing["fingerprint"] != fingerprint:
             message = "this Idempotency-Key was used for a different request; use a new key"
@@ -149,6 +160,17 @@ class IdempotencyMiddleware:
         message = "a request with this Idempotency-Key is still being processed; retry shortly"
         await _answer(send, 409, error_body("request_in_progress", message))
         return False
+
+
+# The keys are found by when they expire: a numeric field, so the sweep is an indexed range on
+# the embedded store as on MongoDB (where a TTL index on a date would do the same job).
+EXPIRY_INDEX = IndexModel([("expires_epoch", 1)])
+
+
+async def forget_expired(collection: AsyncCollection[dict[str, Any]]) -> int:
+    """Delete the keys past their keeping time; returns how many."""
+    now = datetime.now(UTC).timestamp()
+    return (await collection.delete_many({"expires_epoch": {"$lt": now}})).deleted_count
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -19,19 +19,22 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pymongo import IndexModel
 
 from shared.body_limit import BodySizeLimit
 from shared.catalog import CATALOG
 from shared.events import CloudEvent, envelope_schema
 from shared.http import error_body, install_error_handlers, refuse_unknown_query_parameters
-from shared.idempotency import IdempotencyMiddleware
+from shared.idempotency import EXPIRY_INDEX, IdempotencyMiddleware, forget_expired
 from shared.messaging import EventSubscriptions, build_broker, publish_event
 from shared.observability import ServiceMetrics, configure_logging
 from shared.settings import ServiceSettings
-from shared.store import AggregateStore, OutboxRelay, build_mongo_client
+from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, OutboxRelay, build_mongo_client
 from shared.topics import TOPICS
 
 log = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEYS = "idempotency_keys"
 
 
 class ServiceRuntime:
@@ -54,6 +57,9 @@ class ServiceRuntime:
             [self.database[name] for name in collections], self._publish, settings.outbox_poll_seconds
         )
         self._background: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
+        self._indexes: dict[str, list[IndexModel]] = {name: [OUTBOX_PENDING_INDEX] for name in collections}
+        self._indexes.setdefault(IDEMPOTENCY_KEYS, []).append(EXPIRY_INDEX)
+        self.background("idempotency-key-expiry", self._forget_expired_keys)
         self._tasks: list[asyncio.Task[None]] = []
 
     def subscribe(self, subscriptions: EventSubscriptions) -> None:
@@ -81,6 +87,25 @@ class ServiceRuntime:
                 "x-dlq-reason / x-dlq-error headers and the origin in x-dlq-original-topic/partition/offset.",
             )
 
+    def indexes(self, declared: Mapping[str, Sequence[IndexModel]]) -> None:
+        """The indexes a service's queries use, by collection: created at start, idempotently."""
+        for collection, models in declared.items():
+            self._indexes.setdefault(collection, []).extend(models)
+
+    async def _create_indexes(self) -> None:
+        for collection, models in self._indexes.items():
+            await self.database[collection].create_indexes(models)
+
+    async def _forget_expired_keys(self) -> None:
+        while True:
+            try:
+                forgotten = await forget_expired(self.database[IDEMPOTENCY_KEYS])
+                if forgotten:
+                    log.info("forgot %d expired idempotency keys", forgotten)
+            except Exception:
+                log.exception("idempotency key expiry failed; trying again later")
+            await asyncio.sleep(self.settings.idempotency_key_sweep_seconds)
+
     def background(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `run()` as a task while the service is up (started after the broker, cancelled
         first at shutdown): periodic work such as a sweep. It should loop and handle its errors."""
@@ -96,6 +121,7 @@ class ServiceRuntime:
 
     @asynccontextmanager
     async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        await self._create_indexes()
         await self.broker.start()
         self.relay.start()
         self._tasks = [asyncio.create_task(run(), name=name) for name, run in self._background.items()]
@@ -139,7 +165,11 @@ class ServiceRuntime:
             dependencies=[Depends(refuse_unknown_query_parameters)],
         )
         install_error_handlers(app)
-        app.add_middleware(IdempotencyMiddleware, collection=self.database["idempotency_keys"])
+        app.add_middleware(
+            IdempotencyMiddleware,
+            collection=self.database[IDEMPOTENCY_KEYS],
+            keep_seconds=self.settings.idempotency_key_keep_seconds,
+        )
         # Added last, so it runs first: the idempotency middleware reads the body, and must not past the limit.
         app.add_middleware(BodySizeLimit, max_bytes=self.settings.max_request_bytes)
 

@@ -53,9 +53,14 @@ class ServiceSettings(BaseSettings):
     # Delivery: bounded retries for a message whose handling fails, then the dead-letter topic.
     handler_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     handler_backoff_seconds: Annotated[float, seconds(0, 3_600)] = 0.1
-    outbox_poll_seconds: Annotated[float, seconds(0.01, 3_600)] = 0.5
+    # The relay is woken by its own writes; the poll only finds what a crashed replica left behind.
+    outbox_poll_seconds: Annotated[float, seconds(0.01, 3_600)] = 2.0
     # How long an aggregate remembers the ids of the events it applied: at least the topics'
     # retention (Kafka's default is 7 days), since nothing older can be redelivered.
+    # How long a POST's Idempotency-Key and first answer are kept (Stripe keeps them 24 hours),
+    # and how often the expired ones are swept away.
+    idempotency_key_keep_seconds: Annotated[float, seconds(60, 30 * 86_400)] = 86_400
+    idempotency_key_sweep_seconds: Annotated[float, seconds(1, 86_400)] = 600
     inbox_retention_seconds: Annotated[float, seconds(3_600, 365 * 86_400)] = 7 * 86_400
 
     log_level: LogLevel = "INFO"

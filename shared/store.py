@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
-from pymongo import AsyncMongoClient, ReturnDocument, monitoring
+from pymongo import AsyncMongoClient, IndexModel, ReturnDocument, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -199,6 +199,10 @@ def _public(doc: Document) -> Document:
 
 Publish = Callable[[CloudEvent], Awaitable[None]]
 
+# Every collection the relay watches gets this index: its probe for pending work is one indexed
+# lookup per collection per pass, however many aggregates are stored.
+OUTBOX_PENDING_INDEX = IndexModel([("outbox_pending", 1)])
+
 
 class OutboxRelay:
     """Publishes what aggregates left in their outbox, in order per aggregate, then clears it.
@@ -209,6 +213,7 @@ class OutboxRelay:
     """
 
     LEASE_SECONDS = 10.0
+    BATCH = 500  # aggregates per collection per pass; a pass that fills it is followed by another at once
 
     def __init__(
         self,
@@ -260,7 +265,10 @@ class OutboxRelay:
         out now waits (its lease becomes its retry time); the others go on: no head-of-line blocking."""
         sent = 0
         for collection in self.collections:
-            pending = [doc["_id"] async for doc in collection.find({"outbox_pending": True}, {"_id": 1})]
+            probe = collection.find({"outbox_pending": {"$eq": True}}, {"_id": 1}).limit(self.BATCH)
+            pending = [doc["_id"] async for doc in probe]
+            if len(pending) == self.BATCH:
+                self._wake.set()  # more than one batch waits: go again without sleeping
             for aggregate_id in pending:
                 doc = await self._claim(collection, aggregate_id)
                 if doc is None:
@@ -299,7 +307,6 @@ class OutboxRelay:
             self.published += len(published)
             await self._release(collection, doc, published, failed)
         return len(published)
-
 
     async def _release(
         self, collection: AsyncCollection[Document], doc: Document, published: list[str], failed: bool
