@@ -6,6 +6,7 @@ stops the service at start with a message naming the variable, instead of runnin
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -64,6 +65,8 @@ class ServiceSettings(BaseSettings):
     inbox_retention_seconds: Annotated[float, seconds(3_600, 365 * 86_400)] = 7 * 86_400
 
     log_level: LogLevel = "INFO"
+    # Tests only: write each distinct query shape sent to the store to a file in this directory.
+    store_query_log: Path | None = None
 
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", "log_level", mode="before")
     @classmethod

@@ -30,6 +30,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.events import CloudEvent
 from shared.idempotency import request_effect_id
+from shared.query_log import QueryShapes
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,10 @@ def build_mongo_client(
         connectTimeoutMS=5_000,
         tz_aware=True,
         appname=settings.service_name,
-        event_listeners=[StoreOperations(registry)] if registry is not None else [],
+        event_listeners=[
+            *([StoreOperations(registry)] if registry is not None else []),
+            *([QueryShapes(settings.store_query_log, settings.service_name)] if settings.store_query_log else []),
+        ],
     )
 
 

@@ -85,8 +85,9 @@ def running_stack(data_dir: Path, services: Iterable[str] = SERVICES, **env: str
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Iterator[LocalStack]:
+    data_dir = tmp_path_factory.mktemp("stack")
     with running_stack(
-        tmp_path_factory.mktemp("stack"), SMTP_HOST=smtp_sink.host, SMTP_PORT=str(smtp_sink.port)
+        data_dir, SMTP_HOST=smtp_sink.host, SMTP_PORT=str(smtp_sink.port), STORE_QUERY_LOG=str(data_dir / "queries")
     ) as local:
         yield local
 
