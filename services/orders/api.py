@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, EmailStr, Field, HttpUrl
 
 from services.orders import domain
+from shared.auth import requires
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
 from shared.http import ApiError, Conflict, Identifier, NotFound, RequestBody
 from shared.store import AggregateStore, Change, Document, now_iso
@@ -137,7 +138,7 @@ def build_router(orders: AggregateStore) -> APIRouter:
             raise Conflict(str(exc)) from None
         return order_view(saved or await load(order_id))
 
-    @router.post("/orders", status_code=201, dependencies=[Depends(limit_body_size)])
+    @router.post("/orders", status_code=201, dependencies=[requires("orders:write"), Depends(limit_body_size)])
     async def create_order(body: OrderIn) -> dict[str, Any]:
         try:
             placed = domain.place(body.model_dump(mode="json"), now_iso())
@@ -147,11 +148,11 @@ def build_router(orders: AggregateStore) -> APIRouter:
         assert saved is not None
         return order_view(saved)
 
-    @router.get("/orders/{order_id}")
+    @router.get("/orders/{order_id}", dependencies=[requires("orders:read")])
     async def get_order(order_id: str) -> dict[str, Any]:
         return order_view(await load(order_id))
 
-    @router.get("/orders", dependencies=[Depends(only_known_list_parameters)])
+    @router.get("/orders", dependencies=[requires("orders:read"), Depends(only_known_list_parameters)])
     async def list_orders(
         financial_status: FinancialStatus | None = None,
         fulfillment_status: DisplayFulfillmentStatus | None = None,
@@ -169,12 +170,12 @@ def build_router(orders: AggregateStore) -> APIRouter:
         total = await orders.collection.count_documents(query)
         return {"items": [order_view(o) for o in found], "total": total, "limit": limit, "offset": offset}
 
-    @router.post("/orders/{order_id}/pay")
+    @router.post("/orders/{order_id}/pay", dependencies=[requires("orders:write")])
     async def pay_order(order_id: str) -> dict[str, Any]:
         """Paying a paid order again changes nothing and emits nothing."""
         return await change(order_id, lambda order: domain.pay(order, now_iso()))
 
-    @router.post("/orders/{order_id}/cancel", dependencies=[Depends(limit_body_size)])
+    @router.post("/orders/{order_id}/cancel", dependencies=[requires("orders:write"), Depends(limit_body_size)])
     async def cancel_order(order_id: str, body: CancelIn) -> dict[str, Any]:
         """Cancel; a refund is only issued for a paid order. A fully fulfilled order is 409."""
         return await change(
@@ -185,7 +186,7 @@ def build_router(orders: AggregateStore) -> APIRouter:
             ),
         )  # fmt: skip
 
-    @router.post("/orders/{order_id}/post-purchase/complete")
+    @router.post("/orders/{order_id}/post-purchase/complete", dependencies=[requires("orders:write")])
     async def complete_post_purchase(order_id: str) -> dict[str, Any]:
         """The post-purchase upsell window closed: announce it so fulfillment can proceed."""
         return await change(order_id, lambda order: domain.complete_post_purchase(order, now_iso()))
