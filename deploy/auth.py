@@ -3,11 +3,16 @@ tokens minted from that key (what an identity provider does in production).
 
     python -m deploy.auth token --sub NAME --scope SCOPE [--scope SCOPE ...] [--ttl SECONDS]
     python -m deploy.auth rotate
+    python -m deploy.auth service-key --service ID
+    python -m deploy.auth sign-answer --service ID < answer.json
 
 `make run` creates the key once (kept across restarts) and writes a merchant token with every
 merchant scope to `.local/admin-token`. A `fulfillment_service:<id>` scope makes a fulfillment
 service's token. `rotate` makes a new signing key and keeps the old public key in the JWKS, so
 tokens already handed out stay valid while the services pick the new key up by its kid.
+`service-key` gives a fulfillment service a key of its own (trusted under a kid that names it, so
+it signs for that service only) and `sign-answer` signs an answer with it, as the service would
+before publishing on fulfillment.responses.v1.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from shared.auth import MERCHANT_SCOPES, SERVICE_SCOPE_PREFIX, SigningKey, algorithm_for, mint_token
+from shared.auth import MERCHANT_SCOPES, SERVICE_SCOPE_PREFIX, SigningKey, algorithm_for, mint_token, sign_answer
+from shared.events import CloudEvent
 from shared.http import IDENTIFIER_PATTERN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,10 +118,15 @@ class LocalAuth:
         return self
 
     def signing_key(self) -> tuple[SigningKey, str]:
-        key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-            raise ValueError(f"{self.key_path} holds a key of an algorithm the platform does not accept")
+        key = self._load_key(self.key_path)
         return key, public_jwk(key)["kid"]
+
+    @staticmethod
+    def _load_key(path: Path) -> SigningKey:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise ValueError(f"{path} holds a key of an algorithm the platform does not accept")
+        return key
 
     def trusted(self) -> list[dict[str, Any]]:
         if not self.jwks_path.exists():
@@ -148,15 +160,35 @@ class LocalAuth:
         """A merchant's token with every merchant scope."""
         return self.mint(ADMIN_SUBJECT, MERCHANT_SCOPES, ttl_seconds)
 
+    def service_key(self, service: str) -> tuple[SigningKey, str]:
+        """A fulfillment service's own key (made once), trusted under the kid
+        `fulfillment_service:<id>:<thumbprint>`: it signs that service's tokens and answers only."""
+        if not re.fullmatch(IDENTIFIER_PATTERN, service):
+            raise ValueError(f"{service!r} is not a fulfillment service id")
+        path = self.directory / "services" / f"{service}.pem"
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            self._save_key(new_signing_key(), path)
+        key = self._load_key(path)
+        kid = f"{SERVICE_SCOPE_PREFIX}{service}:{public_jwk(key)['kid'][:12]}"
+        if kid not in {jwk.get("kid") for jwk in self.trusted()}:
+            self.trust(key, kid)
+        return key, kid
+
+    def sign_answer(self, event: CloudEvent, service: str) -> CloudEvent:
+        """The answer with its proof, signed with the service's own key."""
+        key, kid = self.service_key(service)
+        return sign_answer(event, key, kid, issuer=self.issuer, audience=self.audience, fulfillment_service=service)
+
     def env(self) -> dict[str, str]:
         """What the services need to trust this key."""
         return {"AUTH_JWKS_FILE": str(self.jwks_path), "AUTH_ISSUER": self.issuer, "AUTH_AUDIENCE": self.audience}
 
-    def _save_key(self, key: SigningKey) -> None:
+    def _save_key(self, key: SigningKey, path: Path | None = None) -> None:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        write_private(self.key_path, pem)
+        write_private(path or self.key_path, pem)
 
 
 def check_scope(scope: str) -> str:
@@ -190,6 +222,24 @@ def rotate(data_dir: DataDir = ROOT / ".local") -> None:
     """Sign with a new key from now on; tokens signed with the old one stay valid."""
     kid = LocalAuth(data_dir / "auth").ensure().rotate()
     typer.echo(f"new signing key {kid}; the previous public key stays in the JWKS")
+
+
+ServiceId = Annotated[str, typer.Option(help="the fulfillment service's id (a location's fulfillment_service)")]
+
+
+@cli.command("service-key")
+def service_key(service: ServiceId, data_dir: DataDir = ROOT / ".local") -> None:
+    """Give a fulfillment service a signing key of its own, trusted for that service only."""
+    auth = LocalAuth(data_dir / "auth").ensure()
+    _, kid = auth.service_key(service)
+    typer.echo(f"{kid}: private key in {auth.directory / 'services' / (service + '.pem')}")
+
+
+@cli.command("sign-answer")
+def sign_answer_command(service: ServiceId, data_dir: DataDir = ROOT / ".local") -> None:
+    """Read a fulfillment service's answer (a CloudEvent, JSON) on stdin; print it signed."""
+    event = CloudEvent.model_validate_json(sys.stdin.read())
+    typer.echo(LocalAuth(data_dir / "auth").ensure().sign_answer(event, service).model_dump_json())
 
 
 if __name__ == "__main__":

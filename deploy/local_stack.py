@@ -112,6 +112,12 @@ class LocalStack:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
+    def admin_headers(self, ttl_seconds: float = 3600) -> dict[str, str]:
+        """An Authorization header with a merchant token of every merchant scope (scripts, benches)."""
+        if self.auth is None:
+            raise RuntimeError("this stack trusts an identity provider, not a local key: use a token of yours")
+        return {"authorization": f"Bearer {self.auth.admin_token(ttl_seconds)}"}
+
     @property
     def admin_token_path(self) -> Path:
         return self.data_dir / "admin-token"

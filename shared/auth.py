@@ -42,7 +42,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt import PyJWK, PyJWKClient
-from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWKError
+from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWKError, PyJWKSetError
 from starlette.routing import BaseRoute, Match
 
 from shared.events import ANSWER_PROOF, CloudEvent, acting_as
@@ -245,8 +245,8 @@ class Authenticator:
         try:
             # May fetch the key set (an unknown kid: a rotation), which blocks: off the event loop.
             return await asyncio.to_thread(self.keys.get_signing_key, kid)
-        except PyJWKClientConnectionError as unreachable:
-            log.warning("the JWKS could not be fetched: %s", unreachable)
+        except (PyJWKClientConnectionError, PyJWKSetError) as unreachable:
+            log.warning("the JWKS could not be fetched or read: %s", unreachable)
             raise AuthUnavailable("the signing keys could not be fetched") from None
         except (PyJWKClientError, PyJWKError):
             raise Unauthenticated("the token is signed with a key this service does not trust") from None
@@ -284,9 +284,6 @@ class Authenticator:
             raise UnprovenAnswer(f"its {ANSWER_PROOF} was issued in the future")
         if not 0 < expires - issued <= ANSWER_MAX_LIFETIME_SECONDS:
             raise UnprovenAnswer(f"its {ANSWER_PROOF} must live at most {ANSWER_MAX_LIFETIME_SECONDS} s (exp - iat)")
-        for name, value in answer_claims(event).items():
-            if claims.get(name) != value:
-                raise UnprovenAnswer(f"its {ANSWER_PROOF} was made for another message ({name} differs)")
         principal = _principal(claims)
         if not principal.may(SERVICE_SCOPE_PREFIX + fulfillment_service):
             raise UnprovenAnswer(
@@ -294,6 +291,9 @@ class Authenticator:
                 f"(it needs scope {SERVICE_SCOPE_PREFIX}{fulfillment_service}; a merchant's scopes do not answer "
                 "for a fulfillment service)"
             )
+        for name, value in answer_claims(event).items():
+            if claims.get(name) != value:
+                raise UnprovenAnswer(f"its {ANSWER_PROOF} was made for another message ({name} differs)")
         return principal
 
 
