@@ -27,7 +27,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -460,6 +460,21 @@ def reach_of(principal: Principal, merchant_scope: str, fulfillment_service: str
     )
 
 
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every API route of the app, in the order the router tries them: the app's own and those
+    of the routers it includes (which recent FastAPI keeps nested rather than copied)."""
+
+    def walk(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route
+            included = getattr(route, "original_router", None)  # FastAPI's included router
+            if included is not None:
+                yield from walk(included.routes)
+
+    return list(walk(app.router.routes))
+
+
 def access_of(route: BaseRoute) -> Access | None:
     """What a route needs: None when it is public. An API route that declares nothing needs a
     valid token (fail closed); `install` refuses to build such an app."""
@@ -504,7 +519,7 @@ class AuthMiddleware:
     """Refuses before anything else runs (the Idempotency-Key middleware, body parsing): the
     route the request is for says what it needs. The caller's `sub` is the actor of what follows."""
 
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute], authenticator: Authenticator) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[APIRoute], authenticator: Authenticator) -> None:
         self.app = app
         self.routes = routes
         self.authenticator = authenticator
@@ -534,13 +549,12 @@ class AuthMiddleware:
 def install(app: FastAPI, authenticator: Authenticator) -> None:
     """Put the boundary in front of an app whose routes are all included (call it last, so the
     middleware wraps the others) and document it in OpenAPI."""
-    undeclared = [
-        f"{sorted(r.methods or ())} {r.path}" for r in app.routes if isinstance(r, APIRoute) and not is_declared(r)
-    ]
+    routes = api_routes(app)
+    undeclared = [f"{sorted(r.methods or ())} {r.path}" for r in routes if not is_declared(r)]
     if undeclared:
         raise AuthConfigError("routes that declare neither requires(...) nor PUBLIC: " + ", ".join(undeclared))
     app.state.authenticator = authenticator
-    app.add_middleware(AuthMiddleware, routes=app.router.routes, authenticator=authenticator)
+    app.add_middleware(AuthMiddleware, routes=routes, authenticator=authenticator)
 
     @app.exception_handler(AuthError)
     async def refused(_: Request, exc: AuthError) -> JSONResponse:
@@ -554,9 +568,7 @@ def install(app: FastAPI, authenticator: Authenticator) -> None:
         if app.openapi_schema:
             return app.openapi_schema
         schema = generate()
-        for route in app.routes:
-            if not isinstance(route, APIRoute):
-                continue
+        for route in routes:
             access = access_of(route)
             for method in route.methods or ():
                 operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
