@@ -462,7 +462,8 @@ def reach_of(principal: Principal, merchant_scope: str, fulfillment_service: str
 
 def api_routes(app: FastAPI) -> list[APIRoute]:
     """Every API route of the app, in the order the router tries them: the app's own and those
-    of the routers it includes (which recent FastAPI keeps nested rather than copied)."""
+    of the routers it includes (which recent FastAPI keeps nested rather than copied). The
+    services include their routers without a prefix, so a route's own path is the one served."""
 
     def walk(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
         for route in routes:
