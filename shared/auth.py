@@ -424,6 +424,8 @@ def requires(*scopes: str, fulfillment_service: bool = False) -> Any:
     async def authorized(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
     ) -> Principal:
+        # `credentials` puts the bearer scheme, with these scopes, on the operation in OpenAPI;
+        # the token itself was checked by AuthMiddleware (or is checked here if it did not run).
         return await authorize(request, access, _authenticator(request))
 
     setattr(authorized, _ACCESS, access)
