@@ -21,6 +21,7 @@ bench: $(INSTALLED)
 	$(PY) -m bench.routing
 	$(PY) -m bench.reservations
 	$(PY) -m bench.emails
+	$(PY) -m bench.auth
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -49,7 +49,7 @@ async def until(probe: Callable[[], Awaitable[bool]], started: float, timeout: f
 
 async def measure(stack: LocalStack, orders: int) -> None:
     timings: dict[str, list[float]] = {"fulfillment order on the order": [], "email recorded": [], "email sent": []}
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=stack.admin_headers()) as http:
         for _ in range(orders):
             order_id = (await http.post(stack.url("orders") + "/orders", json=ORDER)).json()["id"]
             started = time.perf_counter()

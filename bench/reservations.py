@@ -173,7 +173,7 @@ async def service(requests: int, replica_counts: list[int]) -> None:
         stack = new_stack(f"service{replicas}", inventory=True)
         extra: list[Child] = []
         try:
-            async with httpx.AsyncClient(timeout=10) as http:
+            async with httpx.AsyncClient(timeout=10, headers=stack.admin_headers()) as http:
                 urls = [stack.url("inventory")]
                 for _ in range(replicas - 1):
                     port = free_port()

@@ -110,7 +110,7 @@ async def bench_stack(orders: int, concurrency: int) -> None:
 async def _measure(s: LocalStack, orders: int, concurrency: int) -> None:
     tag = uuid.uuid4().hex[:6]
     sku, location = f"BENCH-{tag}", f"bench-{tag}"
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=s.admin_headers()) as http:
         await http.put(f"{s.url('inventory')}/locations/{location}", json={"name": "bench", "active": True})
         await http.put(f"{s.url('inventory')}/stock/{location}/{sku}", json={"on_hand": orders * 2})
         while True:  # until routing sees the stock

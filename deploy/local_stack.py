@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.auth import LocalAuth, write_private
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"orders": 8001, "inventory": 8002, "fulfillment": 8003, "notifications": 8004}
 LINK_SECRET = "DOWNLOAD_LINK_SECRET"
@@ -100,9 +102,13 @@ class LocalStack:
     mongodb_uri: str = ""
     smtp_port: int = 1025  # the local SMTP sink's, started when no SMTP_HOST is configured
     smtp_sink: str = ""  # host:port of the sink this stack started, if any
+    auth: LocalAuth | None = None  # the local signing key, unless an identity provider is configured
 
     def start_infrastructure(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        external = self.use_environment and (os.environ.get("AUTH_JWKS_URL") or os.environ.get("AUTH_JWKS_FILE"))
+        if not external:
+            self.auth = LocalAuth(self.data_dir / "auth").ensure()
         self.kafka_bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "") if self.use_environment else ""
         if not self.kafka_bootstrap:
             port = self.kafka_port or free_port()
@@ -135,6 +141,23 @@ class LocalStack:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
+    def admin_headers(self, ttl_seconds: float = 3600) -> dict[str, str]:
+        """An Authorization header with a merchant token of every merchant scope (scripts, benches)."""
+        if self.auth is None:
+            raise RuntimeError("this stack trusts an identity provider, not a local key: use a token of yours")
+        return {"authorization": f"Bearer {self.auth.admin_token(ttl_seconds)}"}
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    def write_admin_token(self) -> Path | None:
+        """A merchant token with every merchant scope, minted afresh at each start (0600)."""
+        if self.auth is None:
+            return None
+        write_private(self.admin_token_path, self.auth.admin_token().encode())
+        return self.admin_token_path
+
     @property
     def mail_dir(self) -> Path:
         """Where the local SMTP sink keeps every email as a .eml file."""
@@ -154,6 +177,7 @@ class LocalStack:
             "HTTP_HOST": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
             **self._smtp_env(),
+            **(self.auth.env() if self.auth else {}),
             **self.extra_env,
         }
         if (service or name) == "notifications" and not env.get(LINK_SECRET):
@@ -261,6 +285,17 @@ def main() -> None:
             print(f"  smtp sink      {stack.smtp_sink}  (each email as a .eml file in {stack.mail_dir}/)", flush=True)
         for name in stack.service_ports:
             print(f"  {name:<14} {stack.url(name)}  (/docs, /asyncapi, /metrics)", flush=True)
+        token = stack.write_admin_token()
+        if token is not None:
+            relative = token.relative_to(ROOT) if token.is_relative_to(ROOT) else token
+            print(
+                f"A merchant token with every scope is in {relative} (valid 30 days, renewed at each start):",
+                flush=True,
+            )
+            print(f'  curl -H "authorization: Bearer $(cat {relative})" {stack.url("orders")}/orders', flush=True)
+            print("  other tokens: .venv/bin/python -m deploy.auth token --sub NAME --scope SCOPE ...", flush=True)
+        else:
+            print("  tokens come from your identity provider (AUTH_JWKS_URL / AUTH_JWKS_FILE are set)", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         while not stopping:
             for child in stack.children:

@@ -277,7 +277,8 @@ class FulfillmentServiceRequest(Contract):
 class FulfillmentServiceResponse(Contract):
     """What a fulfillment service publishes back on fulfillment.responses.v1 (subject: the
     order id): its answer about one fulfillment order. Only the service of the fulfillment
-    order's location may answer for it."""
+    order's location may answer for it, and it proves it: the message carries a JWT signed with a
+    key of the platform's JWKS in its `authtoken` attribute (see shared/auth.py)."""
 
     multi_line_fields: ClassVar[frozenset[str]] = frozenset({"message"})
 

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from shared.catalog import CATALOG, Contract, EventSpec
-from shared.topics import Topic
+from shared.topics import FULFILLMENT_RESPONSES, Topic
+
+ANSWER_PROOF = "authtoken"
+"""CloudEvents extension attribute of a fulfillment service's answer: a JWT signed with a key of
+the JWKS, bound to this event (see shared/auth.py, `sign_answer`)."""
 
 
 class EnvelopeError(ValueError):
@@ -24,6 +31,25 @@ class EnvelopeError(ValueError):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_ACTOR: ContextVar[str | None] = ContextVar("actor", default=None)
+
+
+def current_actor() -> str | None:
+    """Who the events made now act for: the bearer token's subject during an HTTP call, the
+    actor of the event being handled in a consumer, None for the platform's own work."""
+    return _ACTOR.get()
+
+
+@contextmanager
+def acting_as(actor: str | None) -> Iterator[None]:
+    """Events made inside carry `actor`: set once at the entrance, so rules stay pure."""
+    token = _ACTOR.set(actor)
+    try:
+        yield
+    finally:
+        _ACTOR.reset(token)
 
 
 class CloudEvent(BaseModel):
@@ -37,6 +63,14 @@ class CloudEvent(BaseModel):
     subject: str = Field(min_length=1)
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
+    # CloudEvents extension attribute: who caused this event (a token's `sub`); left out when
+    # the platform did it on its own (a sweep, a timer).
+    actor: str | None = Field(
+        None,
+        max_length=256,
+        description="who caused this event: the subject of the caller's token",
+        exclude_if=lambda v: v is None,
+    )
 
     @property
     def spec(self) -> EventSpec:
@@ -63,7 +97,9 @@ def new_event(source: str, event_type: str, subject: str, data: BaseModel) -> Cl
     spec = spec_for(event_type)
     if not isinstance(data, spec.model):
         raise EnvelopeError(f"{event_type} carries {spec.model.__name__}, not {type(data).__name__}")
-    return CloudEvent(source=source, type=event_type, subject=subject, data=data.model_dump(mode="json"))
+    return CloudEvent(
+        source=source, type=event_type, subject=subject, data=data.model_dump(mode="json"), actor=current_actor()
+    )
 
 
 def envelope_schema(topic: Topic) -> Any:
@@ -74,6 +110,9 @@ def envelope_schema(topic: Topic) -> Any:
         if spec.topic == topic:
             name = "".join(part.capitalize() for part in re.split(r"[._]", event_type)) + "Event"
             fields: dict[str, Any] = {"type": (Literal[event_type], ...), "data": (spec.model, ...)}
+            if topic == FULFILLMENT_RESPONSES:
+                proof = "a JWT: scope fulfillment_service:<id>; event_id, event_type, event_subject, data_sha256"
+                fields[ANSWER_PROOF] = (str, Field(description=proof))
             models.append(create_model(name, __base__=CloudEvent, **fields))
     return Union[tuple(models)]  # noqa: UP007 - a union built at run time
 

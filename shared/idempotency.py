@@ -4,7 +4,9 @@ connection gets the first answer again, instead of a second order, shipment or b
 The first request with a key is recorded as in progress, run, and its answer stored; a retry with
 the same key and the same request replays that answer (header `Idempotent-Replayed: true`); the
 same key with a different request is refused (422), and one that arrives while the first is still
-running gets 409. A 5xx answer is not kept, so the retry runs again. Keys are per service.
+running gets 409. A 5xx answer is not kept, so the retry runs again; nor is a 401 or 403 (a refusal
+of the caller, not an answer to the request). Keys are per service, and a request is the same only
+for the same caller (the token's subject), so no one is replayed another caller's answer.
 
 The answer is stored after the effect, so a crash between the two would make the retry run the
 request again. That second run must find the effect already done, so the key also travels with
@@ -28,6 +30,7 @@ from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from shared.events import current_actor
 from shared.http import error_body
 
 Scope = MutableMapping[str, Any]
@@ -93,7 +96,7 @@ class IdempotencyMiddleware:
             return
         body = await _read_body(receive)
         fingerprint = hashlib.sha256(
-            b"\n".join([scope["path"].encode(), scope.get("query_string", b""), body])
+            b"\n".join([(current_actor() or "").encode(), scope["path"].encode(), scope.get("query_string", b""), body])
         ).hexdigest()
         if not await self._begin(key, fingerprint, send):
             return
@@ -111,12 +114,13 @@ class IdempotencyMiddleware:
                 chunks.append(message.get("body", b""))
             await send(message)
 
-        token = _current.set(_KeyedRequest(key))
+        # Per caller: the same key from two callers names two requests and two effects.
+        token = _current.set(_KeyedRequest(f"{current_actor() or ''}:{key}"))
         try:
             await self.app(scope, replay_body, capture)
         finally:
             _current.reset(token)
-            if status >= 500:
+            if status >= 500 or status in (401, 403):
                 await self.collection.delete_one({"_id": key, "state": "in_progress"})
             else:
                 content_type = dict(headers).get(b"content-type", b"application/json").decode()

@@ -26,7 +26,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from prometheus_client import CollectorRegistry
 from pymongo.errors import ConnectionFailure
 
-from shared.events import CloudEvent, EnvelopeError, parse_event, spec_for
+from shared.events import CloudEvent, EnvelopeError, acting_as, parse_event, spec_for
 from shared.observability import ServiceMetrics
 from shared.offsets import OffsetResetGuard
 from shared.rules import RuleViolation
@@ -200,7 +200,8 @@ class _Consumer:
         attempts = self.settings.handler_attempts
         for attempt in range(1, attempts + 1):
             try:
-                await handler(event)
+                with acting_as(event.actor):  # what this event causes is done for whoever caused it
+                    await handler(event)
                 return
             except RuleViolation as exc:
                 # Refused by a business rule: retrying the same message gets the same answer.

@@ -21,6 +21,7 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pymongo import IndexModel
 
+from shared.auth import PUBLIC, Authenticator, install
 from shared.body_limit import BodySizeLimit
 from shared.catalog import CATALOG
 from shared.events import CloudEvent, envelope_schema
@@ -48,6 +49,7 @@ class ServiceRuntime:
         self.settings = settings
         self.description = description
         self.version = version
+        self.authenticator = Authenticator(settings)
         self.registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.registry)
         self.broker = build_broker(settings, self.registry)
@@ -173,31 +175,32 @@ class ServiceRuntime:
         # Added last, so it runs first: the idempotency middleware reads the body, and must not past the limit.
         app.add_middleware(BodySizeLimit, max_bytes=self.settings.max_request_bytes)
 
-        @app.get("/healthz", tags=["operations"])
+        @app.get("/healthz", tags=["operations"], dependencies=[PUBLIC])
         async def healthz() -> dict[str, str]:
             return {"status": "ok"}
 
-        @app.get("/readyz", tags=["operations"])
+        @app.get("/readyz", tags=["operations"], dependencies=[PUBLIC])
         async def readyz() -> JSONResponse:
             checks = await self.readiness()
             ready = all(v == "ok" for v in checks.values())
             body = {"status": "ready", "checks": checks} if ready else error_body("not_ready", "not ready", checks)
             return JSONResponse(body, status_code=200 if ready else 503)
 
-        @app.get("/metrics", tags=["operations"])
+        @app.get("/metrics", tags=["operations"], dependencies=[PUBLIC])
         async def metrics() -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
-        @app.get("/asyncapi", tags=["operations"])
+        @app.get("/asyncapi", tags=["operations"], dependencies=[PUBLIC])
         async def asyncapi_document() -> JSONResponse:
             return JSONResponse(self.asyncapi().to_jsonable())
 
-        @app.get("/asyncapi/ui", tags=["operations"], response_class=HTMLResponse)
+        @app.get("/asyncapi/ui", tags=["operations"], dependencies=[PUBLIC], response_class=HTMLResponse)
         async def asyncapi_ui() -> str:
             return get_asyncapi_html(self.asyncapi(), try_it_out_path=None)
 
         for router in routers:
             app.include_router(router)
+        install(app, self.authenticator)
         return app
 
     def serve(self, app: FastAPI) -> None:

@@ -83,6 +83,18 @@ class ServiceSettings(BaseSettings):
             )
         return self
 
+    # Identity: bearer JWTs checked against a JWKS, from an identity provider (AUTH_JWKS_URL) or a
+    # file (AUTH_JWKS_FILE, what `make run` writes). One of the two, with issuer and audience, is
+    # required: a service without them refuses to start rather than answer anyone.
+    auth_jwks_url: str | None = None
+    auth_jwks_file: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_leeway_seconds: float = 30.0  # clock skew allowed on exp / nbf / iat
+    auth_jwks_cache_seconds: float = 300.0  # the key set is fetched again after this long
+    # A token naming an unknown key fetches the key set again (a rotation), at most this often.
+    auth_jwks_refresh_cooldown_seconds: float = 30.0
+
     @property
     def database_name(self) -> str:
         return self.mongodb_database or self.service_name

@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 
 from deploy.local_stack import LocalStack, free_port
 from deploy.smtp_sink import SmtpSink
+from shared.auth import MERCHANT_SCOPES
 
 T = TypeVar("T")
 
@@ -39,7 +40,18 @@ TEST_ENV = {
     "NOTIFY_SWEEP_SECONDS": "0.25",
     "NOTIFY_CLAIM_SECONDS": "5",
     "SMTP_TIMEOUT_SECONDS": "3",
+    # a key added to the JWKS (a rotation, a fulfillment service's key) is picked up at first use
+    "AUTH_JWKS_REFRESH_COOLDOWN_SECONDS": "0",
 }
+
+MERCHANT = "test-merchant"
+"""The subject of the tokens the `http` client sends: the actor of what the tests do over HTTP."""
+
+
+def bearer(stack: LocalStack, *scopes: str, sub: str = MERCHANT, ttl: float = 3600) -> dict[str, str]:
+    """An Authorization header with a token the stack trusts (every merchant scope by default)."""
+    assert stack.auth is not None, "the stack has no local signing key"
+    return {"authorization": f"Bearer {stack.auth.mint(sub, scopes or MERCHANT_SCOPES, ttl)}"}
 
 
 @contextmanager
@@ -112,8 +124,26 @@ async def db(mongo_uri: str) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def http(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
+    """A client of the stack's services, as a merchant with every merchant scope."""
+    async with httpx.AsyncClient(timeout=10, headers=bearer(stack)) as client:
         yield client
+
+
+def auth_settings(stack: LocalStack) -> dict[str, Any]:
+    """Settings that make a service built in-process trust the stack's tokens."""
+    assert stack.auth is not None
+    return {name.lower(): value for name, value in stack.auth.env().items()}
+
+
+@pytest.fixture
+def token(stack: LocalStack) -> Callable[..., str]:
+    """`token(*scopes, sub=...)`: a JWT the stack trusts, with just these scopes."""
+
+    def mint(*scopes: str, sub: str = MERCHANT, ttl: float = 600) -> str:
+        assert stack.auth is not None
+        return stack.auth.mint(sub, scopes, ttl)
+
+    return mint
 
 
 async def eventually(probe: Callable[[], Any], timeout: float = 20, interval: float = 0.1) -> Any:

@@ -26,7 +26,15 @@ from services.fulfillment.domain.fulfillment_order import (
 )
 from services.fulfillment.service import Fulfillment
 from services.fulfillment.store import PostPurchaseHold, ShopSettings, SweepInterval
-from shared.catalog import FulfillmentOrderStatus, HoldReason, LabelStatus, Tracking
+from shared.auth import Caller, reach_of, requires
+from shared.catalog import (
+    FulfillmentOrderStatus,
+    FulfillmentServiceShipment,
+    HoldReason,
+    LabelStatus,
+    ShippedLine,
+    Tracking,
+)
 from shared.http import ApiError, Conflict, NotFound, RequestBody
 from shared.store import Change, Document, now_iso
 from shared.urls import TrackingUrl
@@ -151,6 +159,19 @@ def fulfillment_order_view(fo: Document) -> dict[str, Any]:
     return view
 
 
+def _newest_fulfillment(before: Document, after: Document) -> dict[str, Any]:
+    new_ids = [fid for fid in after["fulfillments"] if fid not in before["fulfillments"]]
+    if new_ids:
+        return dict(after["fulfillments"][new_ids[-1]])
+    return dict(max(after["fulfillments"].values(), key=lambda f: f["created_at"]))
+
+
+READ = requires("fulfillment:read")
+WRITE = requires("fulfillment:write")
+SEEN_BY_SERVICES = requires("fulfillment:read", fulfillment_service=True)
+SHIPPED_BY_SERVICES = requires("fulfillment:write", fulfillment_service=True)
+
+
 def build_router(fulfillment: Fulfillment) -> APIRouter:
     router = APIRouter()
     fulfillment_orders = fulfillment.fulfillment_orders
@@ -184,16 +205,20 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 
     # --- fulfillment orders -------------------------------------------------------------
 
-    @router.get("/fulfillment-orders", tags=["fulfillment orders"])
+    @router.get("/fulfillment-orders", dependencies=[SEEN_BY_SERVICES], tags=["fulfillment orders"])
     async def list_fulfillment_orders(
+        who: Caller,
         order_id: str | None = None,
         status: FulfillmentOrderStatus | None = None,
         location_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=250)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> dict[str, Any]:
-        """Sorted by fulfill-by deadline, soonest first; those without one come last."""
+        """Sorted by fulfill-by deadline, soonest first; those without one come last. A fulfillment
+        service's token lists only the fulfillment orders at the locations it runs."""
         query: Document = {}
+        if not who.may("fulfillment:read"):
+            query["fulfillment_service"] = {"$in": sorted(who.fulfillment_services)}
         if order_id:
             query["order_id"] = order_id
         if status:
@@ -204,13 +229,38 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         found = await fulfillment_orders.find(query, sort=sort, skip=offset, limit=limit)
         return {"items": [fulfillment_order_view(fo) for fo in found]}
 
-    @router.get("/fulfillment-orders/{fulfillment_order_id}", tags=["fulfillment orders"])
-    async def get_fulfillment_order(fulfillment_order_id: str) -> dict[str, Any]:
-        return fulfillment_order_view(await load(fulfillment_order_id))
+    @router.get(
+        "/fulfillment-orders/{fulfillment_order_id}", dependencies=[SEEN_BY_SERVICES], tags=["fulfillment orders"]
+    )
+    async def get_fulfillment_order(fulfillment_order_id: str, who: Caller) -> dict[str, Any]:
+        fo = await load(fulfillment_order_id)
+        reach_of(who, "fulfillment:read", fo.get("fulfillment_service"))
+        return fulfillment_order_view(fo)
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/fulfillments", status_code=201, tags=["fulfillments"])
-    async def create_fulfillment(fulfillment_order_id: str, body: FulfillmentIn) -> dict[str, Any]:
-        """Ship all remaining lines, or some (a partial shipment), with tracking if known."""
+    @router.post(
+        "/fulfillment-orders/{fulfillment_order_id}/fulfillments",
+        status_code=201,
+        dependencies=[SHIPPED_BY_SERVICES],
+        tags=["fulfillments"],
+    )
+    async def create_fulfillment(fulfillment_order_id: str, body: FulfillmentIn, who: Caller) -> dict[str, Any]:
+        """Ship all remaining lines, or some (a partial shipment), with tracking if known. The
+        location's fulfillment service may too (with its token), for what it was asked to ship."""
+        before = await load(fulfillment_order_id)
+        reach_of(who, "fulfillment:write", before.get("fulfillment_service"))
+        if not who.may("fulfillment:write"):
+            # The location's fulfillment service: the same rule as its `shipped` answer on Kafka.
+            lines = None if body.line_items is None else [ShippedLine(**li.model_dump()) for li in body.line_items]
+            shipment = FulfillmentServiceShipment(
+                fulfillment_order_id=fulfillment_order_id,
+                fulfillment_service=before["fulfillment_service"],
+                line_items=lines,
+                tracking=body.tracking.tracking(),
+            )
+            fo = await act(
+                fulfillment_order_id, lambda current: fo_rules.shipped_by_service(current, shipment, now_iso())
+            )
+            return {**_newest_fulfillment(before, fo), "fulfillment_order": fulfillment_order_view(fo)}
         request = FulfillmentRequest(
             lines=None
             if body.line_items is None
@@ -219,30 +269,25 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
             notify_customer=body.notify_customer,
             label=LabelStatus(body.label),
         )
-        before = await load(fulfillment_order_id)
         fo = await act(fulfillment_order_id, lambda current: fo_rules.fulfil(current, request, now_iso()))
-        new_ids = [fid for fid in fo["fulfillments"] if fid not in before["fulfillments"]]
-        created = (
-            fo["fulfillments"][new_ids[-1]]
-            if new_ids
-            else max(fo["fulfillments"].values(), key=lambda f: f["created_at"])
-        )
-        return {**created, "fulfillment_order": fulfillment_order_view(fo)}
+        return {**_newest_fulfillment(before, fo), "fulfillment_order": fulfillment_order_view(fo)}
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/hold", tags=["fulfillment orders"])
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/hold", dependencies=[WRITE], tags=["fulfillment orders"])
     async def hold(fulfillment_order_id: str, body: HoldIn) -> dict[str, Any]:
         fo = await act(
             fulfillment_order_id, lambda current: fo_rules.place_hold(current, body.reason, body.note, now_iso())
         )
         return fulfillment_order_view(fo)
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/release-hold", tags=["fulfillment orders"])
+    @router.post(
+        "/fulfillment-orders/{fulfillment_order_id}/release-hold", dependencies=[WRITE], tags=["fulfillment orders"]
+    )
     async def release_hold(fulfillment_order_id: str, body: ReleaseIn | None = None) -> dict[str, Any]:
         reason = body.reason if body else None
         fo = await act(fulfillment_order_id, lambda current: fo_rules.release_hold(current, now_iso(), reason))
         return fulfillment_order_view(fo)
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/move", tags=["fulfillment orders"])
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/move", dependencies=[WRITE], tags=["fulfillment orders"])
     async def move(fulfillment_order_id: str, body: MoveIn) -> dict[str, Any]:
         """Ship from another location: inventory reserves there and releases here."""
         current = await load(fulfillment_order_id)
@@ -254,20 +299,24 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         fo = await act(fulfillment_order_id, lambda doc: fo_rules.move(doc, location, available, now_iso()))
         return fulfillment_order_view(fo)
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/fulfill-by", tags=["fulfillment orders"])
+    @router.post(
+        "/fulfillment-orders/{fulfillment_order_id}/fulfill-by", dependencies=[WRITE], tags=["fulfillment orders"]
+    )
     async def fulfill_by(fulfillment_order_id: str, body: FulfillByIn) -> dict[str, Any]:
         deadline = normalise_time(body.fulfill_by) if body.fulfill_by else None
         fo = await act(fulfillment_order_id, lambda current: fo_rules.set_fulfill_by(current, deadline, now_iso()))
         return fulfillment_order_view(fo)
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/schedule", tags=["fulfillment orders"])
+    @router.post(
+        "/fulfillment-orders/{fulfillment_order_id}/schedule", dependencies=[WRITE], tags=["fulfillment orders"]
+    )
     async def schedule(fulfillment_order_id: str, body: ScheduleIn) -> dict[str, Any]:
         """Open only at fulfill_at (the sweep opens it then)."""
         at = normalise_time(body.fulfill_at)
         fo = await act(fulfillment_order_id, lambda current: fo_rules.schedule(current, at, now_iso()))
         return fulfillment_order_view(fo)
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/open", tags=["fulfillment orders"])
+    @router.post("/fulfillment-orders/{fulfillment_order_id}/open", dependencies=[WRITE], tags=["fulfillment orders"])
     async def open_now(fulfillment_order_id: str) -> dict[str, Any]:
         """Open a scheduled fulfillment order before its time."""
         fo = await act(
@@ -275,14 +324,20 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         )
         return fulfillment_order_view(fo)
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/submit-request", tags=["fulfillment orders"])
+    @router.post(
+        "/fulfillment-orders/{fulfillment_order_id}/submit-request", dependencies=[WRITE], tags=["fulfillment orders"]
+    )
     async def submit_request(fulfillment_order_id: str, body: SubmitIn | None = None) -> dict[str, Any]:
         """Ask the location's fulfillment service to ship it."""
         message = body.message if body else ""
         fo = await act(fulfillment_order_id, lambda current: fo_rules.submit_request(current, now_iso(), message))
         return fulfillment_order_view(fo)
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/request-cancellation", tags=["fulfillment orders"])
+    @router.post(
+        "/fulfillment-orders/{fulfillment_order_id}/request-cancellation",
+        dependencies=[WRITE],
+        tags=["fulfillment orders"],
+    )
     async def request_cancellation(
         fulfillment_order_id: str, body: CancellationRequestIn | None = None
     ) -> dict[str, Any]:
@@ -293,12 +348,12 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 
     # --- fulfillments -------------------------------------------------------------------
 
-    @router.get("/fulfillments/{fulfillment_id}", tags=["fulfillments"])
+    @router.get("/fulfillments/{fulfillment_id}", dependencies=[READ], tags=["fulfillments"])
     async def get_fulfillment(fulfillment_id: str) -> dict[str, Any]:
         fo = await holding(fulfillment_id)
         return dict(fo["fulfillments"][fulfillment_id])
 
-    @router.post("/fulfillments/{fulfillment_id}/tracking", tags=["fulfillments"])
+    @router.post("/fulfillments/{fulfillment_id}/tracking", dependencies=[WRITE], tags=["fulfillments"])
     async def update_tracking(fulfillment_id: str, body: TrackingUpdateIn) -> dict[str, Any]:
         """Add or change the shipment's tracking; it replaces what was there."""
         fo = await holding(fulfillment_id)
@@ -311,13 +366,13 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         )
         return dict(saved["fulfillments"][fulfillment_id])
 
-    @router.post("/fulfillments/{fulfillment_id}/void-label", tags=["fulfillments"])
+    @router.post("/fulfillments/{fulfillment_id}/void-label", dependencies=[WRITE], tags=["fulfillments"])
     async def void_label(fulfillment_id: str) -> dict[str, Any]:
         fo = await holding(fulfillment_id)
         saved = await act(fo["id"], lambda current: fo_rules.void_label(current, fulfillment_id, now_iso()))
         return dict(saved["fulfillments"][fulfillment_id])
 
-    @router.post("/fulfillments/{fulfillment_id}/cancel", tags=["fulfillments"])
+    @router.post("/fulfillments/{fulfillment_id}/cancel", dependencies=[WRITE], tags=["fulfillments"])
     async def cancel_fulfillment(fulfillment_id: str) -> dict[str, Any]:
         """Undo a shipment: its lines go back to unfulfilled and their stock back to reserved."""
         fo = await holding(fulfillment_id)
@@ -326,7 +381,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 
     # --- what routing sees ---------------------------------------------------------------
 
-    @router.get("/routing/stock/{sku}", tags=["routing"])
+    @router.get("/routing/stock/{sku}", dependencies=[READ], tags=["routing"])
     async def routing_view(sku: str) -> dict[str, Any]:
         """The locations and the sku's available stock as routing sees them (its copy of
         inventory's events): why an order went where it went."""
@@ -343,11 +398,11 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 
     # --- settings -----------------------------------------------------------------------
 
-    @router.get("/settings", tags=["settings"])
+    @router.get("/settings", dependencies=[READ], tags=["settings"])
     async def get_settings() -> ShopSettings:
         return await fulfillment.shop_settings()
 
-    @router.put("/settings", tags=["settings"])
+    @router.put("/settings", dependencies=[requires("settings:write")], tags=["settings"])
     async def put_settings(body: SettingsIn) -> ShopSettings:
         """Automatic or manual fulfillment, the sweep interval, the post-purchase hold limit."""
         return await fulfillment.settings.update(body.model_dump(exclude_none=True))
@@ -358,7 +413,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 def build_bulk_router(bulk_jobs: BulkJobs) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/bulk-jobs", status_code=202, tags=["bulk jobs"])
+    @router.post("/bulk-jobs", status_code=202, dependencies=[WRITE], tags=["bulk jobs"])
     async def start_bulk_job(body: BulkJobIn) -> dict[str, Any]:
         """Apply one action to up to 250 fulfillment orders in the background; follow it with
         GET /bulk-jobs/{id} (or bulk_job.progress / bulk_job.completed on fulfillment.events.v1)."""
@@ -368,7 +423,7 @@ def build_bulk_router(bulk_jobs: BulkJobs) -> APIRouter:
             raise invalid_field(invalid.field, invalid.reason) from None
         return bulk_rules.view(job)
 
-    @router.get("/bulk-jobs/{job_id}", tags=["bulk jobs"])
+    @router.get("/bulk-jobs/{job_id}", dependencies=[READ], tags=["bulk jobs"])
     async def get_bulk_job(job_id: str) -> dict[str, Any]:
         """Counts, and each fulfillment order's result (succeeded, or failed with the error) once it has one."""
         job = await bulk_jobs.get(job_id) if SAFE_ID.match(job_id) else None
@@ -376,7 +431,7 @@ def build_bulk_router(bulk_jobs: BulkJobs) -> APIRouter:
             raise NotFound("bulk job", job_id)
         return bulk_rules.view(job)
 
-    @router.get("/bulk-jobs", tags=["bulk jobs"])
+    @router.get("/bulk-jobs", dependencies=[READ], tags=["bulk jobs"])
     async def list_bulk_jobs(limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
         """The most recent first, without their per-order results."""
         return {"items": [bulk_rules.snapshot(job).model_dump(mode="json") for job in await bulk_jobs.recent(limit)]}

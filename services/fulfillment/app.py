@@ -53,7 +53,7 @@ def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, 
         locations=LocationDirectory(runtime.store("locations")),
         settings=SettingsStore(runtime.store("settings"), defaults),
     )
-    runtime.subscribe(build_subscriptions(fulfillment))
+    runtime.subscribe(build_subscriptions(fulfillment, runtime.authenticator))
     runtime.background("sweep", Sweeper(fulfillment, runtime.registry).run)
     bulk_jobs = BulkJobs(
         runtime.store("bulk_jobs"), fulfillment, runtime.registry, lease_seconds=settings.bulk_job_lease_seconds

@@ -28,6 +28,7 @@ from services.fulfillment.domain.bulk_job import BulkAction, LeaseLost, Outcome
 from services.fulfillment.domain.fulfillment_order import FulfillmentRequest, InvalidRequest, TransitionRefused
 from services.fulfillment.service import FoRule, Fulfillment
 from shared.catalog import Tracking
+from shared.events import acting_as, current_actor
 from shared.idempotency import derived_id
 from shared.messaging import TRANSIENT_ERRORS
 from shared.store import AggregateStore, Document, now_iso
@@ -74,10 +75,14 @@ class BulkJobs:
             raise InvalidRequest("location_id", f"no location {parameters['location_id']!r} is known")
         # Keyed by the request's Idempotency-Key where given: a retry after a crash finds its job.
         job_id = (derived_id("bulk-job") or str(uuid.uuid4())).replace("-", "")
-        now = now_iso()
+        now, actor = now_iso(), current_actor()
         saved = await self.jobs.apply(
             job_id,
-            lambda current: None if current else rules.start(job_id, action, parameters, fulfillment_order_ids, now),
+            lambda current: (
+                None
+                if current
+                else rules.start(job_id, action, parameters, fulfillment_order_ids, now, started_by=actor)
+            ),
         )
         self._wake.set()
         if saved is None:  # the same keyed request, run again after a crash
@@ -144,7 +149,12 @@ class BulkJobs:
         await asyncio.gather(*self._working.values(), return_exceptions=True)
 
     async def work(self, job: Document) -> None:
-        """Apply the action to each fulfillment order still pending, recording each result."""
+        """Apply the action to each fulfillment order still pending, recording each result, for
+        the caller who started the job (the actor of its events)."""
+        with acting_as(job.get("started_by")):
+            await self._work(job)
+
+    async def _work(self, job: Document) -> None:
         log.info("bulk job %s (%s): %d of %d done, working on it", job["id"], job["action"], job["done"], job["total"])
         try:
             while (index := rules.next_pending(job)) is not None:

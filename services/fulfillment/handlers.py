@@ -1,11 +1,13 @@
 """Fulfillment's reactions to other services' events: each translates the event into one
-workflow call. Idempotent by event id (the stores' inbox) and by the rules themselves."""
+workflow call. Idempotent by event id (the stores' inbox) and by the rules themselves. A
+fulfillment service's answer is applied only with its proof (see `answered`)."""
 
 from __future__ import annotations
 
 from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain.fulfillment_order import normalise_time
-from services.fulfillment.service import Fulfillment
+from services.fulfillment.service import FoRule, Fulfillment
+from shared.auth import Authenticator
 from shared.catalog import (
     FulfillmentRequestRejection,
     FulfillmentServiceResponse,
@@ -18,12 +20,12 @@ from shared.catalog import (
     OrderPaid,
     OrderPostPurchaseCompleted,
 )
-from shared.events import CloudEvent
+from shared.events import CloudEvent, acting_as
 from shared.messaging import EventSubscriptions
 from shared.store import now_iso
 
 
-def build_subscriptions(fulfillment: Fulfillment) -> EventSubscriptions:
+def build_subscriptions(fulfillment: Fulfillment, authenticator: Authenticator) -> EventSubscriptions:
     subscriptions = EventSubscriptions()
 
     @subscriptions.on("order.paid")
@@ -57,42 +59,43 @@ def build_subscriptions(fulfillment: Fulfillment) -> EventSubscriptions:
         await fulfillment.location_updated(Location.model_validate(event.data), _as_of(event))
 
     # --- what the fulfillment services answer (fulfillment.responses.v1) ----------------
+    # Each answer must carry its service's proof (shared/auth.py): one that does not is
+    # dead-lettered with the reason before anything is applied. What it causes is its doing.
+
+    async def answered(event: CloudEvent, answer: FulfillmentServiceResponse, rule: FoRule) -> None:
+        service = await authenticator.verify_answer(event, answer.fulfillment_service)
+        with acting_as(service.subject):
+            await fulfillment.service_answered(answer, rule, event.id)
 
     @subscriptions.on("fulfillment_service.request_accepted")
     async def on_request_accepted(event: CloudEvent) -> None:
         answer = FulfillmentServiceResponse.model_validate(event.data)
-        await fulfillment.service_answered(answer, lambda fo: fo_rules.accept_request(fo, answer, now_iso()), event.id)
+        await answered(event, answer, lambda fo: fo_rules.accept_request(fo, answer, now_iso()))
 
     @subscriptions.on("fulfillment_service.request_rejected")
     async def on_request_rejected(event: CloudEvent) -> None:
         answer = FulfillmentRequestRejection.model_validate(event.data)
-        await fulfillment.service_answered(answer, lambda fo: fo_rules.reject_request(fo, answer, now_iso()), event.id)
+        await answered(event, answer, lambda fo: fo_rules.reject_request(fo, answer, now_iso()))
 
     @subscriptions.on("fulfillment_service.cancellation_accepted")
     async def on_cancellation_accepted(event: CloudEvent) -> None:
         answer = FulfillmentServiceResponse.model_validate(event.data)
-        await fulfillment.service_answered(
-            answer, lambda fo: fo_rules.accept_cancellation(fo, answer, now_iso()), event.id
-        )
+        await answered(event, answer, lambda fo: fo_rules.accept_cancellation(fo, answer, now_iso()))
 
     @subscriptions.on("fulfillment_service.cancellation_rejected")
     async def on_cancellation_rejected(event: CloudEvent) -> None:
         answer = FulfillmentServiceResponse.model_validate(event.data)
-        await fulfillment.service_answered(
-            answer, lambda fo: fo_rules.reject_cancellation(fo, answer, now_iso()), event.id
-        )
+        await answered(event, answer, lambda fo: fo_rules.reject_cancellation(fo, answer, now_iso()))
 
     @subscriptions.on("fulfillment_service.shipped")
     async def on_shipped(event: CloudEvent) -> None:
         answer = FulfillmentServiceShipment.model_validate(event.data)
-        await fulfillment.service_answered(
-            answer, lambda fo: fo_rules.shipped_by_service(fo, answer, now_iso()), event.id
-        )
+        await answered(event, answer, lambda fo: fo_rules.shipped_by_service(fo, answer, now_iso()))
 
     @subscriptions.on("fulfillment_service.cannot_complete")
     async def on_cannot_complete(event: CloudEvent) -> None:
         answer = FulfillmentServiceResponse.model_validate(event.data)
-        await fulfillment.service_answered(answer, lambda fo: fo_rules.cannot_complete(fo, answer, now_iso()), event.id)
+        await answered(event, answer, lambda fo: fo_rules.cannot_complete(fo, answer, now_iso()))
 
     return subscriptions
 

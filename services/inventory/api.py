@@ -14,6 +14,7 @@ from pydantic import Field, StrictBool, StrictInt, field_validator
 from services.inventory import domain
 from services.inventory.domain import StockLevel
 from services.inventory.operations import Inventory
+from shared.auth import requires
 from shared.http import IDENTIFIER_PATTERN, IDENTIFIER_RULE, ApiError, Conflict, Identifier, NotFound, RequestBody
 
 MAX_UNITS = 1_000_000_000
@@ -79,7 +80,7 @@ def build_router(inventory: Inventory) -> APIRouter:
     router = APIRouter()
 
     # Declared before PUT /locations/{location_id}, so "priorities" is not a location id.
-    @router.put("/locations/priorities", tags=["locations"])
+    @router.put("/locations/priorities", dependencies=[requires("inventory:write")], tags=["locations"])
     async def reorder_locations(body: PrioritiesIn) -> dict[str, Any]:
         """Re-order locations in one request."""
         try:
@@ -91,7 +92,7 @@ def build_router(inventory: Inventory) -> APIRouter:
             ) from None  # fmt: skip
         return {"items": [location.model_dump(mode="json") for location in ordered]}
 
-    @router.put("/locations/{location_id}", tags=["locations"])
+    @router.put("/locations/{location_id}", dependencies=[requires("inventory:write")], tags=["locations"])
     async def put_location(location_id: LocationIdPath, body: LocationIn, response: Response) -> dict[str, Any]:
         """Create or update a location (201 when created)."""
         try:
@@ -105,19 +106,19 @@ def build_router(inventory: Inventory) -> APIRouter:
         response.status_code = 201 if created else 200
         return location.model_dump(mode="json")
 
-    @router.get("/locations", tags=["locations"])
+    @router.get("/locations", dependencies=[requires("inventory:read")], tags=["locations"])
     async def list_locations() -> dict[str, Any]:
         """Every location, by priority (1 first)."""
         return {"items": [location.model_dump(mode="json") for location in await inventory.all_locations()]}
 
-    @router.get("/locations/{location_id}", tags=["locations"])
+    @router.get("/locations/{location_id}", dependencies=[requires("inventory:read")], tags=["locations"])
     async def get_location(location_id: LocationIdPath) -> dict[str, Any]:
         location = await inventory.location(location_id)
         if location is None:
             raise NotFound("location", location_id)
         return location.model_dump(mode="json")
 
-    @router.put("/stock/{location_id}/{sku}", tags=["stock"])
+    @router.put("/stock/{location_id}/{sku}", dependencies=[requires("inventory:write")], tags=["stock"])
     async def set_stock(location_id: LocationIdPath, sku: SkuPath, body: StockIn) -> dict[str, Any]:
         """Set on_hand (a count). Refused below what is reserved."""
         try:
@@ -127,7 +128,7 @@ def build_router(inventory: Inventory) -> APIRouter:
         except domain.InventoryRuleViolation as exc:
             raise Conflict(str(exc), {"field": "on_hand"}) from None
 
-    @router.post("/stock/{location_id}/{sku}/adjustments", tags=["stock"])
+    @router.post("/stock/{location_id}/{sku}/adjustments", dependencies=[requires("inventory:write")], tags=["stock"])
     async def adjust_stock(location_id: LocationIdPath, sku: SkuPath, body: AdjustmentIn) -> dict[str, Any]:
         """Move on_hand by delta (received, damaged, corrected). Refused if it would take reserved units."""
         try:
@@ -137,20 +138,22 @@ def build_router(inventory: Inventory) -> APIRouter:
         except domain.InventoryRuleViolation as exc:
             raise Conflict(str(exc), {"field": "delta"}) from None
 
-    @router.get("/stock/{sku}", tags=["stock"])
+    @router.get("/stock/{sku}", dependencies=[requires("inventory:read")], tags=["stock"])
     async def get_stock(sku: SkuPath) -> dict[str, Any]:
         """A sku's on_hand, reserved and available per location, by location priority."""
         levels = await inventory.stock_of(sku)
         return {"sku": sku, "locations": [{k: v for k, v in level_view(lv).items() if k != "sku"} for lv in levels]}
 
-    @router.get("/reservations", tags=["reservations"])
+    @router.get("/reservations", dependencies=[requires("inventory:read")], tags=["reservations"])
     async def list_reservations(
         order_id: Annotated[str, Query(min_length=1, max_length=128)],
     ) -> dict[str, Any]:
         """The reservation record of each fulfillment order of an order."""
         return {"items": [_record_view(r) for r in await inventory.reservations_of(order_id)]}
 
-    @router.get("/reservations/{fulfillment_order_id}", tags=["reservations"])
+    @router.get(
+        "/reservations/{fulfillment_order_id}", dependencies=[requires("inventory:read")], tags=["reservations"]
+    )
     async def get_reservation(
         fulfillment_order_id: Annotated[str, Path(min_length=1, max_length=128)],
     ) -> dict[str, Any]:

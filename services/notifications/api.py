@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from services.notifications import domain
 from services.notifications.delivery import DeliveryMetrics, utcnow
 from services.notifications.tokens import DownloadTokens, ExpiredDownloadToken, InvalidDownloadToken
+from shared.auth import PUBLIC, requires
 from shared.http import ApiError
 from shared.store import AggregateStore, Document
 
@@ -50,7 +51,7 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter(tags=["notifications"])
 
-    @router.get("/notifications", response_model=NotificationList)
+    @router.get("/notifications", response_model=NotificationList, dependencies=[requires("orders:read")])
     async def list_notifications(order_id: Annotated[str, Query(min_length=1, max_length=128)]) -> NotificationList:
         """The emails about an order: sent, failed, or still pending; oldest first."""
         found = await notifications.find({"order_id": order_id}, sort=[("created_at", 1)])
@@ -58,6 +59,7 @@ def build_router(
 
     @router.get(
         "/downloads/{token}",
+        dependencies=[PUBLIC],  # the link itself is the signed capability
         status_code=302,
         response_class=RedirectResponse,
         responses={

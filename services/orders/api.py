@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import AfterValidator, EmailStr, Field
 
 from services.orders import domain
+from shared.auth import requires
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
 from shared.http import ApiError, Conflict, Identifier, NotFound, RequestBody
 from shared.idempotency import derived_id
@@ -121,7 +122,7 @@ def build_router(orders: AggregateStore) -> APIRouter:
             raise Conflict(str(exc)) from None
         return order_view(saved or await load(order_id))
 
-    @router.post("/orders", status_code=201)
+    @router.post("/orders", status_code=201, dependencies=[requires("orders:write")])
     async def create_order(body: OrderIn) -> dict[str, Any]:
         order_id = derived_id("order") or str(uuid.uuid4())
         try:
@@ -132,11 +133,11 @@ def build_router(orders: AggregateStore) -> APIRouter:
         saved = await orders.apply(order_id, lambda current: None if current else placed)
         return order_view(saved or await load(order_id))
 
-    @router.get("/orders/{order_id}")
+    @router.get("/orders/{order_id}", dependencies=[requires("orders:read")])
     async def get_order(order_id: str) -> dict[str, Any]:
         return order_view(await load(order_id))
 
-    @router.get("/orders")
+    @router.get("/orders", dependencies=[requires("orders:read")])
     async def list_orders(
         financial_status: FinancialStatus | None = None,
         fulfillment_status: DisplayFulfillmentStatus | None = None,
@@ -154,12 +155,12 @@ def build_router(orders: AggregateStore) -> APIRouter:
         total = await orders.collection.count_documents(query)
         return {"items": [order_view(o) for o in found], "total": total, "limit": limit, "offset": offset}
 
-    @router.post("/orders/{order_id}/pay")
+    @router.post("/orders/{order_id}/pay", dependencies=[requires("orders:write")])
     async def pay_order(order_id: str) -> dict[str, Any]:
         """Paying a paid order again changes nothing and emits nothing."""
         return await change(order_id, lambda order: domain.pay(order, now_iso()))
 
-    @router.post("/orders/{order_id}/cancel")
+    @router.post("/orders/{order_id}/cancel", dependencies=[requires("orders:write")])
     async def cancel_order(order_id: str, body: CancelIn) -> dict[str, Any]:
         """Cancel; a refund is only issued for a paid order. A fully fulfilled order is 409."""
         return await change(
@@ -170,7 +171,7 @@ def build_router(orders: AggregateStore) -> APIRouter:
             ),
         )  # fmt: skip
 
-    @router.post("/orders/{order_id}/post-purchase/complete")
+    @router.post("/orders/{order_id}/post-purchase/complete", dependencies=[requires("orders:write")])
     async def complete_post_purchase(order_id: str) -> dict[str, Any]:
         """The post-purchase upsell window closed: announce it so fulfillment can proceed."""
         return await change(order_id, lambda order: domain.complete_post_purchase(order, now_iso()))

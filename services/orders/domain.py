@@ -341,8 +341,10 @@ def _emit(order: Document, events: list[CloudEvent], now: str) -> Change:
 
 
 def _timeline_entry(event: CloudEvent, now: str) -> Document:
+    """`actor`: who caused it (the subject of the token of the HTTP call behind it), None when the
+    platform did it on its own."""
     return {"at": event.time.isoformat(), "recorded_at": now, "type": event.type, "source": event.source,
-            "event_id": event.id}  # fmt: skip
+            "event_id": event.id, "actor": event.actor}  # fmt: skip
 
 
 def _instant(value: str | None) -> datetime | None:

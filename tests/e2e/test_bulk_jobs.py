@@ -27,7 +27,7 @@ from services.fulfillment.domain.bulk_job import BulkAction, Outcome
 from services.fulfillment.service import Fulfillment
 from shared.catalog import InventoryReservation, StockLine
 from shared.store import AggregateStore, Document, now_iso
-from tests.conftest import eventually, running_stack
+from tests.conftest import bearer, eventually, running_stack
 from tests.e2e.test_fulfillment_flows import FULFILLMENT_TOPIC, Shop, physical
 from tests.integration.test_fulfillment_sweep import paid, replica, stocked
 from tests.kafka_tools import TopicReader
@@ -193,7 +193,7 @@ async def test_a_bulk_fulfil_survives_a_crash_of_fulfillment_and_ships_each_orde
     crash_stack: LocalStack,
 ) -> None:
     async with (
-        httpx.AsyncClient(timeout=10) as http,
+        httpx.AsyncClient(timeout=10, headers=bearer(crash_stack)) as http,
         TopicReader(crash_stack.kafka_bootstrap, FULFILLMENT_TOPIC) as kafka,
     ):
         shop = Shop(crash_stack, http)

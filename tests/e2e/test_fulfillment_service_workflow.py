@@ -1,6 +1,8 @@
 """A third-party fulfillment service end to end, played with plain aiokafka: it reads its
 requests on fulfillment.requests.v1 (keyed by its id) and publishes its answers as plain
-CloudEvents JSON on fulfillment.responses.v1, as a real 3PL integration would."""
+CloudEvents JSON on fulfillment.responses.v1, each signed with its own key (the `authtoken`
+attribute), as a real 3PL integration would. Answers that are not provably the location's own
+service's are dead-lettered with the reason."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import httpx
 import pytest
 
 from deploy.local_stack import LocalStack
+from shared.events import ANSWER_PROOF, CloudEvent
 from tests.conftest import eventually
 from tests.e2e.test_fulfillment_flows import FULFILLMENT_TOPIC, Shop, physical
 from tests.kafka_tools import TopicReader, produce_raw
@@ -47,17 +50,46 @@ class ThirdParty:
 
         return await eventually(found, timeout=30)
 
-    async def answer(self, event_type: str, fo: dict[str, Any], event_id: str | None = None, **data: Any) -> str:
+    async def answer(
+        self,
+        event_type: str,
+        fo: dict[str, Any],
+        event_id: str | None = None,
+        *,
+        proof: str | None = None,
+        signed: bool = True,
+        **data: Any,
+    ) -> str:
+        """Publish an answer, signed with this service's own key (or with `proof` as its
+        authtoken, or unsigned): what any Kafka producer could send."""
         event_id = event_id or str(uuid.uuid4())
         event = {
             "specversion": "1.0", "id": event_id, "source": self.service_id, "type": event_type,
             "time": datetime.now(UTC).isoformat(), "subject": fo["order_id"], "datacontenttype": "application/json",
             "data": {"fulfillment_order_id": fo["id"], "fulfillment_service": self.service_id, **data},
         }  # fmt: skip
+        if proof is not None:
+            event[ANSWER_PROOF] = proof
+        elif signed:
+            assert self.shop.stack.auth is not None
+            event = self.shop.stack.auth.sign_answer(CloudEvent.model_validate(event), self.service_id).model_dump(
+                mode="json"
+            )
         await produce_raw(
             self.shop.stack.kafka_bootstrap, RESPONSES, json.dumps(event).encode(), fo["order_id"].encode()
         )
         return event_id
+
+    async def dead_letter(self, event_id: str) -> dict[str, str]:
+        """The headers of the answer's dead letter (the consumer's reason)."""
+
+        def found() -> Any:
+            for record in self.kafka.records:
+                if record.topic == f"{RESPONSES}.dlq" and json.loads(record.value or b"{}").get("id") == event_id:
+                    return {key: value.decode() for key, value in record.headers}
+            return None
+
+        return dict(await eventually(found, timeout=30))
 
 
 @pytest.fixture
@@ -212,13 +244,7 @@ async def test_an_answer_from_another_fulfillment_service_is_dead_lettered_not_a
     impostor = ThirdParty(shop, kafka, service_id="other-3pl")
     event_id = await impostor.answer("fulfillment_service.request_accepted", fo)
 
-    def dead_lettered() -> Any:
-        for record in kafka.records:
-            if record.topic == f"{RESPONSES}.dlq" and json.loads(record.value or b"{}").get("id") == event_id:
-                return {key: value.decode() for key, value in record.headers}
-        return None
-
-    headers = await eventually(dead_lettered, timeout=30)
+    headers = await impostor.dead_letter(event_id)
     assert headers["x-dlq-reason"] == "rule_violation"  # refused at once, not retried
     assert headers["x-dlq-consumer-group"] == "fulfillment"
     assert "'other-3pl' cannot answer" in headers["x-dlq-error"] and SERVICE in headers["x-dlq-error"]
@@ -226,3 +252,56 @@ async def test_an_answer_from_another_fulfillment_service_is_dead_lettered_not_a
 
     await ThirdParty(shop, kafka).answer("fulfillment_service.request_accepted", fo)  # the consumer carries on
     await fo_where(shop, fo["order_id"], request_status="ACCEPTED")
+
+
+async def test_a_forged_answer_for_another_service_s_location_is_dead_lettered_and_changes_nothing(
+    shop: Shop, automatic: None, kafka: TopicReader
+) -> None:
+    """Issue 6: a forged `fulfillment_service.shipped` naming the location's own service id once
+    fulfilled a real order and emailed the buyer a fake tracking number. Now only an answer that
+    proves it is that service's goes through: the forgeries go to the DLQ with the reason, the
+    fulfillment order stays as it was, and the consumer carries on with the genuine answers."""
+    acme = ThirdParty(shop, kafka)
+    _, fo = await submitted_order(shop, shop.sku("MUG"), quantity=1, stock=2)
+    await acme.request(fo["id"])
+    await acme.answer("fulfillment_service.request_accepted", fo)
+    accepted = await fo_where(shop, fo["order_id"], request_status="ACCEPTED")
+    fake = {"tracking": {"numbers": ["FAKE-1"], "company": "Fake Freight"}}
+    assert shop.stack.auth is not None
+    forgeries = {
+        # what anyone who can write the topic could send: the owner's id, no proof
+        await acme.answer("fulfillment_service.shipped", fo, signed=False, **fake): "carries no authtoken",
+        # another fulfillment service's genuine signature, answering in acme's name
+        await acme.answer(
+            "fulfillment_service.shipped", fo, proof=_proof_of(shop, "other-3pl", fo, fake), **fake
+        ): f"does not speak for fulfillment service '{SERVICE}'",
+        # the merchant's own token, with every merchant scope
+        await acme.answer(
+            "fulfillment_service.shipped", fo, proof=shop.stack.auth.admin_token(60), **fake
+        ): f"does not speak for fulfillment service '{SERVICE}'",
+    }
+    for event_id, reason in forgeries.items():
+        headers = await acme.dead_letter(event_id)
+        assert headers["x-dlq-reason"] == "rule_violation", headers
+        assert "UnprovenAnswer" in headers["x-dlq-error"] and reason in headers["x-dlq-error"], headers
+
+    await acme.answer("fulfillment_service.shipped", fo, tracking={"numbers": ["ACME-9"], "company": "Acme"})
+    closed = await fo_where(shop, fo["order_id"], status="CLOSED")
+    assert [f["tracking"]["numbers"] for f in closed["fulfillments"]] == [["ACME-9"]]  # no fake shipment, ever
+    assert accepted["fulfillments"] == []
+
+    def shipped_by() -> Any:
+        created = [e for e in kafka.events(fo["order_id"], FULFILLMENT_TOPIC) if e["type"] == "fulfillment.created"]
+        return created[0] if created else None
+
+    assert (await eventually(shipped_by, timeout=30)).get("actor") == SERVICE  # the answer's signer did it
+
+
+def _proof_of(shop: Shop, service: str, fo: dict[str, Any], data: dict[str, Any]) -> str:
+    """A valid proof of `service` for some answer of its own (not the one it is attached to)."""
+    assert shop.stack.auth is not None
+    own = CloudEvent(
+        source=service, type="fulfillment_service.shipped", subject=fo["order_id"],
+        data={"fulfillment_order_id": fo["id"], "fulfillment_service": service, **data},
+    )  # fmt: skip
+    return str((shop.stack.auth.sign_answer(own, service).model_extra or {})[ANSWER_PROOF])

@@ -13,11 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.local_stack import LocalStack
 from services.inventory.app import COLLECTIONS, InventorySettings, build
 from services.inventory.operations import Inventory
 from services.inventory.store import StockStore
 from shared.catalog import FulfillmentOrderSnapshot
 from shared.store import AggregateStore
+from tests.conftest import auth_settings, bearer
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
 
@@ -48,13 +50,15 @@ class Api:
 
 
 @pytest.fixture
-async def api(mongo_uri: str) -> AsyncIterator[Api]:
+async def api(mongo_uri: str, stack: LocalStack) -> AsyncIterator[Api]:
     database = f"inventory_{uuid.uuid4().hex[:12]}"
     settings = InventorySettings(
-        mongodb_uri=mongo_uri, mongodb_database=database, kafka_bootstrap_servers="127.0.0.1:9"
-    )
+        mongodb_uri=mongo_uri, mongodb_database=database, kafka_bootstrap_servers="127.0.0.1:9",
+        **auth_settings(stack),
+    )  # fmt: skip
     runtime, app = build(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://inventory") as client:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://inventory", headers=bearer(stack)) as client:
         yield Api(client, runtime.database)
     await runtime.mongo.drop_database(database)
     await runtime.mongo.close()

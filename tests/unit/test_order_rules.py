@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from services.orders import domain
 from services.orders.domain import CancelReason, OrderRuleViolation, Refund
 from services.orders.handlers import FULFILLMENT_ORDER_EVENTS
 from shared.catalog import CATALOG, FulfillmentOrderChanged, OrderCancelled, OrderFulfillmentStatusChanged
-from shared.events import CloudEvent, new_event
+from shared.events import CloudEvent, acting_as, new_event
 from shared.store import Document
 
 NOW = "2025-05-01T10:00:00.000000+00:00"
@@ -282,10 +283,10 @@ def test_an_older_snapshot_arriving_late_does_not_undo_a_newer_one() -> None:
 
 def test_a_related_event_goes_on_the_timeline_only() -> None:
     order = placed()
-    event = CloudEvent(source="inventory", type="inventory.reserved", subject=order["id"], data={})
+    event = CloudEvent(source="inventory", type="inventory.reserved", subject=order["id"], data={}, actor="alice")
     after = domain.record_on_timeline(order, event, LATER).document
     assert after["timeline"][-1] == {"at": event.time.isoformat(), "recorded_at": LATER, "type": "inventory.reserved",
-                                     "source": "inventory", "event_id": event.id}  # fmt: skip
+                                     "source": "inventory", "event_id": event.id, "actor": "alice"}  # fmt: skip
     assert {k: v for k, v in after.items() if k != "timeline"} == {k: v for k, v in order.items() if k != "timeline"}
 
 
@@ -301,3 +302,16 @@ def test_an_event_without_a_fulfillment_order_snapshot_only_goes_on_the_timeline
     after = domain.record_fulfillment_order(order, event, LATER)
     assert after.events == [] and after.document["fulfillment_orders"] == {}
     assert after.document["timeline"][-1]["type"] == "fulfillment_order.opened"
+
+
+def test_the_caller_is_the_actor_of_the_events_and_the_timeline_entries_of_what_it_did() -> None:
+    """Issue 6: every change made over HTTP records the token's subject as `actor` in the event it
+    emits and in the order's timeline; what the platform does on its own has none."""
+    with acting_as("merchant-alice"):
+        change = domain.place(order_request(financial_status="paid"), NOW)
+    assert [(e.type, e.actor) for e in change.events] == [("order.created", "merchant-alice"),
+                                                          ("order.paid", "merchant-alice")]  # fmt: skip
+    assert {entry["actor"] for entry in change.document["timeline"]} == {"merchant-alice"}
+    assert json.loads(change.events[0].to_bytes())["actor"] == "merchant-alice"
+    unattended = domain.place(order_request(), NOW)
+    assert unattended.events[0].actor is None and "actor" not in json.loads(unattended.events[0].to_bytes())

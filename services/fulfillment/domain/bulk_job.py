@@ -100,9 +100,15 @@ def hold_reason(parameters: Mapping[str, Any]) -> HoldReason | None:
 
 
 def start(
-    job_id: str, action: BulkAction, parameters: Mapping[str, Any], fulfillment_order_ids: Sequence[str], now: str
+    job_id: str,
+    action: BulkAction,
+    parameters: Mapping[str, Any],
+    fulfillment_order_ids: Sequence[str],
+    now: str,
+    started_by: str | None = None,
 ) -> Change:
-    """A new job, RUNNING, every fulfillment order pending, claimable by any replica at once."""
+    """A new job, RUNNING, every fulfillment order pending, claimable by any replica at once.
+    `started_by` (the caller) is the actor of everything the job does, whichever replica works on it."""
     check_request(action, fulfillment_order_ids, parameters)
     job: Document = {
         "action": action.value,
@@ -119,6 +125,7 @@ def start(
         "completed_at": None,
         "lease_owner": None,
         "lease_until": "",
+        "started_by": started_by,
     }  # fmt: skip
     return Change(job)
 
@@ -193,6 +200,7 @@ def view(job: Mapping[str, Any]) -> dict[str, Any]:
     return {
         **snapshot(job).model_dump(mode="json"),
         "parameters": job["parameters"],
+        "started_by": job.get("started_by"),
         "results": [
             {"fulfillment_order_id": item["fulfillment_order_id"], "status": item["status"], "error": item["error"]}
             for item in job["items"]
