@@ -66,7 +66,7 @@ async def done(http: httpx.AsyncClient, stack: LocalStack, order_id: str) -> boo
 async def measure(stack: LocalStack, orders: int, in_flight: int) -> None:
     tag = uuid.uuid4().hex[:8]
     sku, location = f"MUG-{tag}", f"wh-{tag}"
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=stack.admin_headers()) as http:
         await http.put(f"{stack.url('inventory')}/locations/{location}", json={"name": "Bench", "priority": 1})
         await http.put(f"{stack.url('inventory')}/stock/{location}/{sku}", json={"on_hand": orders * 2})
         await http.put(f"{stack.url('fulfillment')}/settings", json={"auto_fulfill": True})
