@@ -22,6 +22,7 @@ bench: $(INSTALLED)
 	$(PY) -m bench.reservations
 	$(PY) -m bench.emails
 	$(PY) -m bench.auth
+	$(PY) -m bench.costs
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
