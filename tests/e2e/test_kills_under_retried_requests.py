@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient
 
 from deploy.local_stack import LocalStack
 from deploy.smtp_sink import SmtpSink
-from tests.conftest import eventually, running_stack, smtp_server
+from tests.conftest import bearer, eventually, running_stack, smtp_server
 from tests.e2e.test_crash_recovery import Findings, PlacedOrder, Platform, check_order, digital, physical, settled
 
 pytestmark = pytest.mark.e2e
@@ -96,7 +96,7 @@ async def orders_of(mongodb_uri: str, tag: str) -> list[dict[str, Any]]:
 async def test_orders_retried_under_idempotency_keys_through_8_kills_in_24s_are_created_once(
     stack: LocalStack, smtp: SmtpSink
 ) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=bearer(stack)) as http:
         platform = Platform(stack, http)
         tag = uuid.uuid4().hex[:8]
         mug, ebook, location = f"MUG-{tag}", f"EBOOK-{tag}", f"wh-{tag}"

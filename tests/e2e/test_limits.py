@@ -142,7 +142,7 @@ async def test_a_link_made_before_a_notifications_restart_still_downloads_after_
             local.start_infrastructure()
             local.start_services()
             local.wait_until_ready(90)
-            async with httpx.AsyncClient(timeout=10) as http:
+            async with httpx.AsyncClient(timeout=10, headers=local.admin_headers()) as http:
                 address = f"buyer+{uuid.uuid4().hex[:10]}@example.com"
                 order = await place_order(local, http, address, digital=True)
                 await publish(local, fulfillment_event(order, skus=("EBOOK-1",), notify=False))

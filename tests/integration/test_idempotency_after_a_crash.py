@@ -9,16 +9,22 @@ on the same store once the in-flight window has passed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from deploy.local_stack import LocalStack
 from services.orders.api import build_router
+from services.orders.app import OrdersSettings
+from shared.auth import Authenticator, install
 from shared.http import install_error_handlers
 from shared.idempotency import IdempotencyMiddleware
 from shared.store import AggregateStore
+from tests.conftest import auth_settings, bearer
 
 ORDER = {
     "customer": {"email": "ada@example.com", "name": "Ada"},
@@ -52,19 +58,33 @@ class DiesBeforeMarkingDone:
         raise ConnectionError("the process was killed before the key was marked done")
 
 
-def orders_app(db: Any, idempotency_keys: Any) -> FastAPI:
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(build_router(AggregateStore(db["orders"], lambda: None)))
-    app.add_middleware(IdempotencyMiddleware, collection=idempotency_keys, in_flight_seconds=10)
-    return app
+@pytest.fixture
+def orders_app(stack: LocalStack) -> Callable[[Any, Any], FastAPI]:
+    """The orders routes as the service mounts them (auth, then Idempotency-Key), on a test store."""
+
+    def build(db: Any, idempotency_keys: Any) -> FastAPI:
+        app = FastAPI()
+        install_error_handlers(app)
+        app.include_router(build_router(AggregateStore(db["orders"], lambda: None)))
+        app.add_middleware(IdempotencyMiddleware, collection=idempotency_keys, in_flight_seconds=10)
+        install(app, Authenticator(OrdersSettings(**auth_settings(stack))))
+        return app
+
+    return build
 
 
-def client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t")
+@pytest.fixture
+def client(stack: LocalStack) -> Callable[[FastAPI], httpx.AsyncClient]:
+    def open_client(app: FastAPI) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        return httpx.AsyncClient(transport=transport, base_url="http://t", headers=bearer(stack))
+
+    return open_client
 
 
-async def test_a_crash_after_the_order_is_written_does_not_create_the_order_twice(db: Any) -> None:
+async def test_a_crash_after_the_order_is_written_does_not_create_the_order_twice(
+    db: Any, orders_app: Callable[[Any, Any], FastAPI], client: Callable[[FastAPI], httpx.AsyncClient]
+) -> None:
     """Kill orders after the order is written but before the key is marked done: the retry must
     return the first order, not create a second one (which would ship)."""
     key = {"Idempotency-Key": "checkout-7f3a"}
@@ -93,7 +113,9 @@ async def test_a_crash_after_the_order_is_written_does_not_create_the_order_twic
     assert done is not None and done["state"] == "done", "the key no longer stays in progress"
 
 
-async def test_a_crash_after_an_action_is_applied_does_not_apply_it_twice(db: Any) -> None:
+async def test_a_crash_after_an_action_is_applied_does_not_apply_it_twice(
+    db: Any, orders_app: Callable[[Any, Any], FastAPI], client: Callable[[FastAPI], httpx.AsyncClient]
+) -> None:
     """The same for an action on an existing order: the retry of a cancel that crashed after the
     cancel was written answers with the cancelled order, not a 409 'already cancelled'."""
     async with client(orders_app(db, db["idempotency_keys"])) as healthy:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from deploy.local_stack import LocalStack
 from services.fulfillment.app import FulfillmentSettings
 from services.fulfillment.app import build as build_fulfillment
 from services.inventory.app import InventorySettings
@@ -28,27 +29,31 @@ from services.notifications.app import build as build_notifications
 from services.orders.app import OrdersSettings
 from services.orders.app import build as build_orders
 from shared.runtime import ServiceRuntime
+from tests.conftest import auth_settings, bearer
 
 NOWHERE = {"kafka_bootstrap_servers": "127.0.0.1:9", "mongodb_uri": "mongodb://127.0.0.1:9/?directConnection=true"}
-BUILDERS: dict[str, Callable[[], tuple[ServiceRuntime, FastAPI]]] = {
-    "orders": lambda: build_orders(OrdersSettings(**NOWHERE)),
-    "inventory": lambda: build_inventory(InventorySettings(**NOWHERE)),
-    "fulfillment": lambda: build_fulfillment(FulfillmentSettings(**NOWHERE)),
-    "notifications": lambda: build_notifications(
-        NotificationsSettings(**NOWHERE, download_link_secret="test-download-link-secret-0123456789")
+BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[ServiceRuntime, FastAPI]]] = {
+    "orders": lambda auth: build_orders(OrdersSettings(**NOWHERE, **auth)),
+    "inventory": lambda auth: build_inventory(InventorySettings(**NOWHERE, **auth)),
+    "fulfillment": lambda auth: build_fulfillment(FulfillmentSettings(**NOWHERE, **auth)),
+    "notifications": lambda auth: build_notifications(
+        NotificationsSettings(**NOWHERE, **auth, download_link_secret="test-download-link-secret-0123456789")
     ),
 }
 
 
 @pytest.fixture(scope="module")
-def apps() -> dict[str, FastAPI]:
-    return {name: build()[1] for name, build in BUILDERS.items()}
+def apps(stack: LocalStack) -> dict[str, FastAPI]:
+    """The apps trust the session stack's signing key (only for its tokens: nothing else is used)."""
+    return {name: build(auth_settings(stack))[1] for name, build in BUILDERS.items()}
 
 
 @pytest.fixture
-async def clients(apps: dict[str, FastAPI]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+async def clients(stack: LocalStack, apps: dict[str, FastAPI]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
     opened = {
-        name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}", timeout=5)
+        name: httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=f"http://{name}", timeout=5, headers=bearer(stack)
+        )
         for name, app in apps.items()
     }
     yield opened
