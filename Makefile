@@ -14,6 +14,7 @@ run: $(INSTALLED)
 	$(PY) -m deploy.local_stack
 
 test: $(INSTALLED)
+	@bash deploy/test-tools.sh
 	$(PY) -m pytest
 
 bench: $(INSTALLED)
