@@ -72,6 +72,9 @@ SCHEME_NAME = "bearerAuth"
 MAX_SUBJECT_LENGTH = 256
 ANSWER_MAX_LIFETIME_SECONDS = 900
 """A fulfillment service's answer proof lives at most this long (exp - iat)."""
+ANSWER_PROOF_TYPE = "answer+jwt"
+"""The JWT `typ` of an answer proof: a proof is not an access token, and an access token is not a
+proof (whoever reads the topic must not be able to call the API with a copied proof)."""
 
 SigningKey = Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey
 
@@ -184,6 +187,8 @@ class Authenticator:
         self.issuer = settings.auth_issuer
         self.audience = settings.auth_audience
         self.leeway = settings.auth_leeway_seconds
+        # Answers older than what an aggregate's inbox remembers (less a day) are refused.
+        self.answer_max_age = max(settings.inbox_retention_seconds - 86_400, 3_600)
         lifespan, cooldown = settings.auth_jwks_cache_seconds, settings.auth_jwks_refresh_cooldown_seconds
         self.keys: PyJWKClient = (
             PyJWKClient(url, lifespan=lifespan, cooldown_duration=cooldown, timeout=5)
@@ -196,11 +201,16 @@ class Authenticator:
         claims = await self.claims(token)
         return _principal(claims)
 
-    async def claims(self, token: str, *, verify_exp: bool = True) -> dict[str, Any]:
+    async def claims(self, token: str, *, answer_proof: bool = False) -> dict[str, Any]:
+        """The verified claims of an access token, or (`answer_proof`) of a fulfillment service's
+        proof of an answer, which is judged by when it was made, not by its expiry."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             raise Unauthenticated("the token is not a JWT") from None
+        if (header.get("typ") == ANSWER_PROOF_TYPE) != answer_proof:
+            kind = "an answer's proof" if answer_proof else "an access token"
+            raise Unauthenticated(f"the token is not {kind} (typ {str(header.get('typ'))[:20]!r})")
         algorithm = header.get("alg")
         if algorithm not in ALGORITHMS:
             raise Unauthenticated(f"algorithm {str(algorithm)[:20]!r} is not accepted (only {', '.join(ALGORITHMS)})")
@@ -216,7 +226,7 @@ class Authenticator:
                 issuer=self.issuer,
                 audience=self.audience,
                 leeway=self.leeway,
-                options={"require": ["exp", "iss", "aud", "sub"], "verify_exp": verify_exp},
+                options={"require": ["exp", "iss", "aud", "sub"], "verify_exp": not answer_proof},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the token has expired") from None
@@ -235,7 +245,7 @@ class Authenticator:
             raise Unauthenticated(f"the token's sub must be a string of 1-{MAX_SUBJECT_LENGTH} characters")
         if not isinstance(claims.get("scope", ""), str):
             raise Unauthenticated("the token's scope claim must be a space-separated string")
-        _check_key_binding(kid, _scopes(claims))
+        _check_key_binding(kid, _scopes(claims), subject)
         return claims
 
     async def _key(self, kid: str) -> PyJWK:
@@ -272,7 +282,7 @@ class Authenticator:
             raise UnprovenAnswer(f"the answer carries no {ANSWER_PROOF} attribute: it cannot be shown to come from "
                                  f"fulfillment service {fulfillment_service!r}")  # fmt: skip
         try:
-            claims = await self.claims(token, verify_exp=False)
+            claims = await self.claims(token, answer_proof=True)
         except Unauthenticated as refused:
             raise UnprovenAnswer(f"its {ANSWER_PROOF} is not valid: {refused.reason}") from None
         except AuthUnavailable as unavailable:
@@ -282,6 +292,9 @@ class Authenticator:
             raise UnprovenAnswer(f"its {ANSWER_PROOF} needs numeric iat and exp claims")
         if issued > time.time() + self.leeway:
             raise UnprovenAnswer(f"its {ANSWER_PROOF} was issued in the future")
+        if issued < time.time() - self.answer_max_age:
+            # Older than what the inbox remembers: it could no longer be told from a replay.
+            raise UnprovenAnswer(f"its {ANSWER_PROOF} is older than {self.answer_max_age:.0f} s")
         if not 0 < expires - issued <= ANSWER_MAX_LIFETIME_SECONDS:
             raise UnprovenAnswer(f"its {ANSWER_PROOF} must live at most {ANSWER_MAX_LIFETIME_SECONDS} s (exp - iat)")
         principal = _principal(claims)
@@ -305,15 +318,16 @@ def _principal(claims: dict[str, Any]) -> Principal:
     return Principal(subject=str(claims["sub"]), scopes=_scopes(claims))
 
 
-def _check_key_binding(kid: str, scopes: frozenset[str]) -> None:
+def _check_key_binding(kid: str, scopes: frozenset[str], subject: str) -> None:
     """A key registered under a kid that names a fulfillment service (`fulfillment_service:<id>`,
-    optionally `:<version>`) is that service's own: it signs only that service's tokens, so
-    adding a logistics partner's key to the JWKS never lets it mint a merchant's token."""
+    optionally `:<version>`) is that service's own: it signs only that service's tokens, as that
+    service, so adding a logistics partner's key to the JWKS never lets it mint a merchant's token
+    or act under another name."""
     if not kid.startswith(SERVICE_SCOPE_PREFIX):
         return
     owner = kid.removeprefix(SERVICE_SCOPE_PREFIX).split(":", 1)[0]
-    if scopes != {SERVICE_SCOPE_PREFIX + owner}:
-        raise Unauthenticated(f"key {kid[:80]!r} signs only for fulfillment service {owner!r}")
+    if scopes != {SERVICE_SCOPE_PREFIX + owner} or subject != owner:
+        raise Unauthenticated(f"key {kid[:80]!r} signs only for fulfillment service {owner!r}, as {owner!r}")
 
 
 # --- minting (the local stack, the tests, a fulfillment service signing its answers) ------
@@ -337,6 +351,7 @@ def mint_token(
     scopes: Iterable[str],
     ttl_seconds: float,
     claims: dict[str, Any] | None = None,
+    typ: str = "JWT",
 ) -> str:
     """A signed JWT (what an identity provider issues); `scopes` go in the `scope` claim."""
     now = int(time.time())
@@ -350,7 +365,7 @@ def mint_token(
         "jti": uuid.uuid4().hex,
         **(claims or {}),
     }
-    return jwt.encode(payload, key, algorithm=algorithm_for(key), headers={"kid": kid})
+    return jwt.encode(payload, key, algorithm=algorithm_for(key), headers={"kid": kid, "typ": typ})
 
 
 def answer_claims(event: CloudEvent) -> dict[str, str]:
@@ -377,6 +392,7 @@ def sign_answer(
     token = mint_token(
         key, kid, issuer=issuer, audience=audience, subject=fulfillment_service,
         scopes=[SERVICE_SCOPE_PREFIX + fulfillment_service], ttl_seconds=ttl_seconds, claims=answer_claims(event),
+        typ=ANSWER_PROOF_TYPE,
     )  # fmt: skip
     return CloudEvent.model_validate({**event.model_dump(mode="json"), ANSWER_PROOF: token})
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.text import no_control_characters
 from shared.topics import (
@@ -195,9 +195,11 @@ class FulfillmentOrderChanged(Contract):
 
 
 class Tracking(Contract):
-    numbers: list[str] = []
-    company: str | None = None
-    urls: list[TrackingUrl] = []
+    """The same bounds as over HTTP: an answer from outside cannot grow the events it causes."""
+
+    numbers: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=50)] = []
+    company: Annotated[str, Field(max_length=100)] | None = None
+    urls: Annotated[list[TrackingUrl], Field(max_length=50)] = []
 
 
 class LabelStatus(StrEnum):
@@ -282,9 +284,9 @@ class FulfillmentServiceResponse(Contract):
 
     multi_line_fields: ClassVar[frozenset[str]] = frozenset({"message"})
 
-    fulfillment_order_id: str
-    fulfillment_service: str
-    message: str = ""
+    fulfillment_order_id: Annotated[str, Field(min_length=1, max_length=100)]
+    fulfillment_service: Annotated[str, Field(min_length=1, max_length=64)]
+    message: Annotated[str, Field(max_length=1000)] = ""
 
 
 class FulfillmentRequestRejection(FulfillmentServiceResponse):
@@ -294,14 +296,14 @@ class FulfillmentRequestRejection(FulfillmentServiceResponse):
 
 
 class ShippedLine(Contract):
-    line_item_id: str
-    quantity: int
+    line_item_id: Annotated[str, Field(min_length=1, max_length=100)]
+    quantity: Annotated[int, Field(gt=0, le=100_000)]
 
 
 class FulfillmentServiceShipment(FulfillmentServiceResponse):
     """fulfillment_service.shipped: lines (None: all that remain) left with this tracking."""
 
-    line_items: list[ShippedLine] | None = None
+    line_items: Annotated[list[ShippedLine], Field(max_length=250)] | None = None
     tracking: Tracking = Tracking()
 
 

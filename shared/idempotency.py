@@ -115,7 +115,7 @@ class IdempotencyMiddleware:
             await send(message)
 
         # Per caller: the same key from two callers names two requests and two effects.
-        token = _current.set(_KeyedRequest(f"{current_actor() or ''}:{key}"))
+        token = _current.set(_KeyedRequest(hashlib.sha256(json.dumps([current_actor(), key]).encode()).hexdigest()))
         try:
             await self.app(scope, replay_body, capture)
         finally:

@@ -205,7 +205,7 @@ Publish = Callable[[CloudEvent], Awaitable[None]]
 
 # Every collection the relay watches gets this index: its probe for pending work is one indexed
 # lookup per collection per pass, however many aggregates are stored.
-OUTBOX_PENDING_INDEX = IndexModel([("outbox_pending", 1)])
+OUTBOX_PENDING_INDEX = IndexModel([("outbox_pending", 1), ("_id", 1)])
 
 
 class OutboxRelay:
@@ -234,6 +234,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self.published = 0
         self.failed = 0
+        self._resume_after: dict[str, Any] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -265,18 +266,26 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
     async def relay_once(self) -> int:
-        """One pass over every aggregate with pending events. An aggregate whose events cannot go
-        out now waits (its lease becomes its retry time); the others go on: no head-of-line blocking."""
+        """One pass over aggregates with pending events, a batch per collection. An aggregate whose
+        events cannot go out now waits (its lease becomes its retry time); the others go on: no
+        head-of-line blocking. Batches go round by id, so aggregates waiting out a retry never hide
+        the ones after them; another pass follows at once only while claims succeed."""
         sent = 0
         for collection in self.collections:
-            probe = collection.find({"outbox_pending": {"$eq": True}}, {"_id": 1}).limit(self.BATCH)
+            after = self._resume_after.get(collection.name, "")
+            probe = (
+                collection.find({"outbox_pending": {"$eq": True}, "_id": {"$gt": after}}, {"_id": 1})
+                .sort("_id", 1)
+                .limit(self.BATCH)
+            )
             pending = [doc["_id"] async for doc in probe]
-            if len(pending) == self.BATCH:
-                self._wake.set()  # more than one batch waits: go again without sleeping
+            self._resume_after[collection.name] = pending[-1] if len(pending) == self.BATCH else ""
+            claimed = 0
             for aggregate_id in pending:
                 doc = await self._claim(collection, aggregate_id)
                 if doc is None:
                     continue
+                claimed += 1
                 try:
                     sent += await self._relay_document(collection, doc)
                 except Exception:
@@ -285,6 +294,8 @@ class OutboxRelay:
                         "relaying %s/%s failed; retrying it in %ss, the others go on",
                         collection.name, aggregate_id, self.retry_seconds,
                     )  # fmt: skip
+            if len(pending) == self.BATCH and claimed:
+                self._wake.set()  # more waits beyond this batch: go again without sleeping
         return sent
 
     async def _claim(self, collection: AsyncCollection[Document], aggregate_id: Any) -> Document | None:

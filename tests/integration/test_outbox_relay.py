@@ -160,3 +160,25 @@ async def test_events_written_while_the_relay_publishes_stay_pending_for_the_nex
     assert published == ["IN_PROGRESS", "FULFILLED"]
     stored = await collection.find_one({"_id": "o-4"})
     assert stored is not None and not stored["outbox_pending"] and stored["outbox"] == {}
+
+
+async def test_aggregates_waiting_out_a_retry_do_not_hide_the_ones_after_them(
+    collection: AsyncCollection[Document],
+) -> None:
+    """Review finding: with a full batch of aggregates on their retry lease the probe returned the
+    same batch on every pass and spun; the ones after it were never relayed. Batches go round by id."""
+    published: list[str] = []
+
+    async def publish(event: CloudEvent) -> None:
+        if event.subject.startswith("a-"):
+            raise RuntimeError("this partition's leader is away")
+        published.append(event.subject)
+
+    relay = OutboxRelay([collection], publish, poll_seconds=60, retry_seconds=60)
+    relay.BATCH = 3
+    store = AggregateStore(collection, relay.wake)
+    for name in ("a-1", "a-2", "a-3", "b-1"):
+        await store.apply(name, lambda _, n=name: Change({"s": 1}, [status_event(n, "FULFILLED")]))
+    assert await relay.relay_once() == 0  # the first batch: a-1..a-3 fail and wait out their retry
+    assert await relay.relay_once() == 1  # the next batch starts after them
+    assert published == ["b-1"]

@@ -18,6 +18,7 @@ import pytest
 from deploy.auth import LocalAuth, new_signing_key
 from shared.auth import (
     ANSWER_MAX_LIFETIME_SECONDS,
+    ANSWER_PROOF_TYPE,
     MERCHANT_SCOPES,
     Access,
     AuthConfigError,
@@ -27,6 +28,7 @@ from shared.auth import (
     Principal,
     Unauthenticated,
     UnprovenAnswer,
+    algorithm_for,
     answer_claims,
     mint_token,
     sign_answer,
@@ -247,7 +249,7 @@ async def test_answers_that_are_not_provably_the_service_s_own_are_refused(local
     # a merchant's token, with every merchant scope, signed by the platform's own key
     merchant = CloudEvent.model_validate({**answer().model_dump(mode="json"),
                                           ANSWER_PROOF: local.mint("alice", MERCHANT_SCOPES, 60)})  # fmt: skip
-    assert "does not speak for fulfillment service 'acme-3pl'" in await unproven(auth, merchant)
+    assert "the token is not an answer's proof" in await unproven(auth, merchant)
     # a valid proof moved to another message, or the message changed after signing
     genuine = signed(local, answer(tracking={"numbers": ["ACME-1"]}))
     tampered = CloudEvent.model_validate(
@@ -273,7 +275,7 @@ async def test_an_answer_proof_must_be_short_lived_and_not_from_the_future(local
     later = int(time.time()) + 3600
     token = jwt.encode({"iss": local.issuer, "aud": local.audience, "sub": "acme-3pl", "iat": later, "exp": later + 60,
                         "scope": "fulfillment_service:acme-3pl", **answer_claims(event)},
-                       key, algorithm="EdDSA", headers={"kid": kid})  # fmt: skip
+                       key, algorithm="EdDSA", headers={"kid": kid, "typ": ANSWER_PROOF_TYPE})  # fmt: skip
     future = CloudEvent.model_validate({**event.model_dump(mode="json"), ANSWER_PROOF: token})
     assert "the token is not valid yet" in await unproven(auth, future)
 
@@ -286,7 +288,7 @@ async def test_an_answer_read_after_its_proof_expired_is_still_applied(local: Lo
     then = int(time.time()) - 3600
     token = jwt.encode({"iss": local.issuer, "aud": local.audience, "sub": "acme-3pl", "iat": then, "exp": then + 300,
                         "scope": "fulfillment_service:acme-3pl", **answer_claims(event)},
-                       key, algorithm="EdDSA", headers={"kid": kid})  # fmt: skip
+                       key, algorithm="EdDSA", headers={"kid": kid, "typ": ANSWER_PROOF_TYPE})  # fmt: skip
     late = CloudEvent.model_validate({**event.model_dump(mode="json"), ANSWER_PROOF: token})
     assert (await authenticator(local).verify_answer(late, "acme-3pl")).subject == "acme-3pl"
 
@@ -298,3 +300,37 @@ async def test_keys_that_cannot_be_read_leave_an_answer_for_redelivery(local: Lo
     local.jwks_path.write_text(json.dumps({"keys": "gone"}))
     with pytest.raises(ConnectionError):
         await auth.verify_answer(event, "acme-3pl")
+
+
+async def test_an_answer_s_proof_copied_off_the_topic_is_not_a_bearer_token(local: LocalAuth) -> None:
+    """Review finding: a proof read from fulfillment.responses.v1 (or its DLQ) logged in over HTTP
+    as the fulfillment service. A proof has its own JWT type and the API refuses it."""
+    proof = (signed(local, answer()).model_extra or {})[ANSWER_PROOF]
+    with pytest.raises(Unauthenticated, match="not an access token"):
+        await authenticator(local).principal(proof)
+
+
+async def test_a_fulfillment_service_s_key_signs_only_as_that_service(local: LocalAuth) -> None:
+    """Review finding: acme's key minted a token with sub 'local-admin' and scope
+    fulfillment_service:acme-3pl, so acme's shipments showed the merchant as their actor."""
+    key, kid = local.service_key("acme-3pl")
+    impostor = mint_token(key, kid, issuer=local.issuer, audience=local.audience, subject="local-admin",
+                          scopes=["fulfillment_service:acme-3pl"], ttl_seconds=60)  # fmt: skip
+    with pytest.raises(Unauthenticated, match="signs only for fulfillment service 'acme-3pl', as 'acme-3pl'"):
+        await authenticator(local).principal(impostor)
+
+
+async def test_an_answer_older_than_the_inbox_remembers_is_refused(local: LocalAuth) -> None:
+    """Review finding: a captured answer re-published after its id left the inbox (7 days) was
+    applied again. A proof older than the inbox's memory (less a day) is refused."""
+    auth = authenticator(local)
+    event = answer()
+    key, kid = local.service_key("acme-3pl")
+    issued = int(time.time()) - int(auth.answer_max_age) - 60
+    proof = jwt.encode(
+        {"iss": local.issuer, "aud": local.audience, "sub": "acme-3pl", "scope": "fulfillment_service:acme-3pl",
+         "iat": issued, "exp": issued + 300, **answer_claims(event)},
+        key, algorithm=algorithm_for(key), headers={"kid": kid, "typ": ANSWER_PROOF_TYPE},
+    )  # fmt: skip
+    old = CloudEvent.model_validate({**event.model_dump(mode="json"), ANSWER_PROOF: proof})
+    assert "is older than" in await unproven(auth, old)

@@ -74,3 +74,13 @@ def test_every_catalog_topic_is_provisioned() -> None:
     for spec in CATALOG.values():
         assert spec.topic.name in provisioned
         assert spec.topic.dlq in provisioned
+
+
+def test_an_answer_from_outside_cannot_grow_the_events_it_causes() -> None:
+    """Review finding: a `shipped` answer just under 1 MB of tracking numbers made fulfillment's
+    next event too large to publish. Answers have the same bounds as the HTTP API."""
+    data = {"fulfillment_order_id": "fo-1", "fulfillment_service": "acme", "tracking": {"numbers": ["1Z"] * 51}}
+    raw = json.dumps({"specversion": "1.0", "id": "e-1", "source": "acme", "type": "fulfillment_service.shipped",
+                      "subject": "o-1", "data": data})  # fmt: skip
+    with pytest.raises(EnvelopeError, match="tracking.numbers"):
+        parse_event(raw)
