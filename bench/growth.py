@@ -1,7 +1,7 @@
 """Does an order cost the same with 50,000 stored as with none? Latencies as the data grows.
 
     python -m bench.growth [--sizes 0,10000,50000] [--hot-units 10000,50000] [--samples 20]
-                           [--budget 30]
+                           [--budget 20]
 
 Starts its own embedded stack, a location with stock and the shop on automatic fulfilment, then
 for each size N (stored orders):
@@ -569,7 +569,7 @@ def main() -> None:
         "--hot-units", default="10000,50000", help="hot sku units fulfilled to measure after ('' for none)"
     )
     parser.add_argument("--samples", type=int, default=20, help="samples per operation")
-    parser.add_argument("--budget", type=float, default=30, help="seconds per operation and size (at least 3 samples)")
+    parser.add_argument("--budget", type=float, default=20, help="seconds per operation and size (at least 3 samples)")
     args = parser.parse_args()
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     hot_units = sorted({int(s) for s in args.hot_units.split(",") if s.strip()})
