@@ -98,17 +98,17 @@ UUIDS = re.compile(_UUID)
 TIMESPEC = {0: "seconds", 3: "milliseconds", 6: "microseconds"}
 
 
-def dumps(doc: Document) -> str:
-    """A document as JSON text; Extended JSON only when it holds more than JSON (dates, ObjectIds)."""
+def dumps(value: Any) -> str:
+    """A document as text to copy: "J" + JSON, or "X" + Extended JSON when it holds more than JSON
+    can (dates, ObjectIds), which is slower to read back."""
     try:
-        return "J" + json.dumps(doc)
+        return "J" + json.dumps(value)
     except TypeError:
-        return "X" + json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS)
+        return "X" + json_util.dumps(value, json_options=json_util.RELAXED_JSON_OPTIONS)
 
 
-def loads(text: str) -> Document:
-    loaded: Document = json.loads(text[1:]) if text[0] == "J" else json_util.loads(text[1:])
-    return loaded
+def loads(text: str) -> Any:
+    return json.loads(text[1:]) if text[0] == "J" else json_util.loads(text[1:])
 
 
 @dataclass
@@ -182,15 +182,13 @@ class Seeder:
     pending: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def _flush(self, database: str, collection: str, docs: list[Document]) -> None:
-        while len(self.pending) >= 2:  # keep the store busy, but not buried
-            await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(self.mongo[database][collection].insert_many(docs, ordered=False))
-        self.pending.add(task)
-        task.add_done_callback(self.pending.discard)
+        await self._wait(1)  # keep the store busy, but not buried
+        self.pending.add(asyncio.create_task(self.mongo[database][collection].insert_many(docs, ordered=False)))
 
-    async def drain(self) -> None:
-        while self.pending:
-            done, _ = await asyncio.wait(self.pending)
+    async def _wait(self, at_most: int) -> None:
+        """Until at most `at_most` inserts are under way; a failed one stops the run."""
+        while len(self.pending) > at_most:
+            done, self.pending = await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
 
@@ -232,7 +230,7 @@ class Seeder:
         for (database, collection), buffer in buffers.items():
             if buffer:
                 await self._flush(database, collection, buffer)
-        await self.drain()
+        await self._wait(0)
         return entries, order_ids
 
 
@@ -298,8 +296,8 @@ async def read_templates(
             for key, entry in value.items():
                 for order_id, template in templates.items():
                     if key.lower() in ids[order_id]:
-                        pair = json.dumps([key, entry], default=json_util.default)
-                        template.entries.append((database, collection, doc["_id"], map_field, "J" + pair))
+                        pair = dumps([key, entry])
+                        template.entries.append((database, collection, doc["_id"], map_field, pair))
     return list(templates.values()), shared
 
 
@@ -460,6 +458,9 @@ async def benchmark(stack: LocalStack, sizes: list[int], hot_units: list[int], s
                         lambda _: {template_sku: hot_sku}, frozenset({"inventory"}), with_entries=True,
                     )  # fmt: skip
                     await merge_entries(mongo, entries)
+                    if not entries:
+                        print("  (no shared document keeps entries per fulfilment: only inventory's per-order "
+                              "documents were seeded)", flush=True)  # fmt: skip
                     print(f"  seeded {target - units:,} fulfilled units in {time.perf_counter() - started:.0f}s",
                           flush=True)  # fmt: skip
                     units = target
