@@ -84,8 +84,7 @@ async def closed_loop(in_flight: int, seconds: float, one: Callable[[int], Await
     """`in_flight` workers, each doing `one(i)` after the other; the window opens once as many
     units as workers have completed (the pipeline is full) and lasts `seconds`."""
     ends: list[tuple[float, float]] = []
-    full = asyncio.Event()
-    window: list[float] = []
+    window: list[float] = []  # when it opened, once it has
 
     async def worker(first: int) -> None:
         i = first
@@ -93,9 +92,8 @@ async def closed_loop(in_flight: int, seconds: float, one: Callable[[int], Await
             started = time.perf_counter()
             await one(i)
             ends.append((started, time.perf_counter()))
-            if len(ends) >= in_flight and not full.is_set():
+            if len(ends) >= in_flight and not window:
                 window.append(time.perf_counter())
-                full.set()
             i += in_flight
 
     await asyncio.gather(*(worker(w) for w in range(in_flight)))
