@@ -24,6 +24,8 @@ bench: $(INSTALLED)
 	$(PY) -m bench.emails
 	$(PY) -m bench.auth
 	$(PY) -m bench.costs
+	$(PY) -m bench.growth
+	$(PY) -m bench.ceilings
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (`make bench`); each starts its own embedded stack."""
