@@ -387,14 +387,16 @@ class Inventory:
     ) -> None:
         """Read the fulfillment order's record, move stock (`step`), and write the record with
         what was moved, only if the record did not change meanwhile; else all over again."""
+        sent: set[str] = set()  # answers written with stock changes, by this attempt or an earlier one
         for _ in range(self.RECORD_ATTEMPTS):
             record = await self._read_record(fo_id, note_of)
             if record.applied(event_id):
                 return
             moves = await step(record)
             self.faults.reached("inventory.after_stock_update")
+            sent |= moves.sent
             change = domain.record_movements(
-                record.public, event_id, order_id, fo_id, moves.levels, moves.movements, now_iso(), moves.sent
+                record.public, event_id, order_id, fo_id, moves.levels, moves.movements, now_iso(), sent
             )
             if change is not None:
                 saved = await self.reservations.save(fo_id, record.stored, change, event_id=event_id)
