@@ -18,21 +18,26 @@ import bson
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from services.inventory.store import StockStore
+from services.inventory.store import INDEXES, StockStore
 from shared.events import CloudEvent
+from shared.query_log import filters_of
 from shared.store import OutboxRelay
 from tests.integration.test_inventory_store import CrashOnce, build, cancellation, fo, shipment, stocked
 
 
 class Commands(monitoring.CommandListener):
-    """Counts the commands a client sends, by (collection, command)."""
+    """Counts the commands a client sends, by (collection, command), and keeps their filters."""
 
     def __init__(self) -> None:
         self.sent: Counter[tuple[str, str]] = Counter()
+        self.filters: list[tuple[str, str, dict[str, Any]]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         target = event.command.get(event.command_name)
-        self.sent[target if isinstance(target, str) else "", event.command_name] += 1
+        collection = target if isinstance(target, str) else ""
+        self.sent[collection, event.command_name] += 1
+        for query in filters_of(event.command_name, event.command):
+            self.filters.append((collection, event.command_name, query))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -215,3 +220,32 @@ async def test_a_mark_no_record_ever_took_in_is_forgotten_past_the_redelivery_ho
 
     stored = await db["stock"].find_one({"_id": "wh-1/MUG-1"})
     assert (stored["on_hand"], stored["marks"]) == (9, {})
+
+
+async def test_every_query_inventory_sends_is_served_by_an_index(counted: tuple[Any, Commands]) -> None:
+    """Issue 15: "no collection but two has an index for its queries". Every filter inventory's
+    requests send is by `_id`, or explained by the store as a search of an index it creates at
+    start (INDEXES), in a shape the embedded store can serve from one ({"$eq": ...}, no $or...)."""
+    db, commands = counted
+    for collection, models in INDEXES.items():
+        await db[collection].create_indexes(models)
+    inventory = build(db)
+    await stocked(inventory, **{"MUG-1": 10, "TEE-1": 5})
+    await inventory.reorder_locations(["wh-1"])
+    request = fo("fo-1", order_id="order-1", lines={"MUG-1": 2, "TEE-1": 1})
+    await inventory.reserve("e-1", request)
+    await inventory.reserve("e-2", fo("fo-2", order_id="order-1", lines={"MUG-1": 1}))
+    await inventory.commit("e-3", shipment("f-1", request, **{"MUG-1": 1}))
+    await inventory.cancel_commit("e-4", shipment("f-1", request, **{"MUG-1": 1}), request)
+    await inventory.cancel_order("e-5", cancellation("order-1", restock=True))
+    await inventory.release("e-6", fo("fo-2", order_id="order-1", status="CANCELLED", lines={"MUG-1": 1}))
+    await inventory.stock_of("MUG-1")
+    await inventory.reservations_of("order-1")
+    await inventory.all_locations()
+
+    by_index = [(c, command, f) for c, command, f in commands.filters if f and "_id" not in f]
+    assert {c for c, _, _ in by_index} == {"stock", "reservations"}, commands.filters
+    for collection, command, filter_ in by_index:
+        assert all(isinstance(v, dict) and set(v) <= {"$eq"} for v in filter_.values()), (collection, filter_)
+        plan = await db.command("explain", {"find": collection, "filter": filter_})
+        assert "USING INDEX" in str(plan["queryPlanner"]), (collection, command, filter_, plan)
