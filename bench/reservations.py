@@ -101,7 +101,7 @@ async def in_process(requests: int, concurrency_levels: list[int]) -> None:
                     wake = relay.wake if relaying else _nothing
                     inventory = Inventory(
                         StockStore(db["stock"], wake), AggregateStore(db["reservations"], wake),
-                        AggregateStore(db["locations"], wake), AggregateStore(db["order_cancellations"], wake),
+                        AggregateStore(db["locations"], wake),
                     )  # fmt: skip
                     await inventory.put_location("wh-1", "Warehouse", 1, True, None)
                     for n in range(skus):

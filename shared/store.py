@@ -156,6 +156,19 @@ class AggregateStore:
                 return _public(saved)
         raise ConcurrencyConflict(f"{self.collection.name}/{aggregate_id} kept changing")
 
+    async def save(
+        self, aggregate_id: str, current: Document | None, change: Change, *, event_id: str | None = None
+    ) -> Document | None:
+        """Write `change` over `current` (the stored document as read, None if there was none)
+        only if nobody wrote the aggregate since; None when somebody did. For a caller whose
+        decision rests on more than this document: on None it re-reads and decides all over."""
+        saved = await self._save(aggregate_id, current, change, event_id)
+        if saved is None:
+            return None
+        if change.events:
+            self._wake_relay()
+        return _public(saved)
+
     async def _save(
         self, aggregate_id: str, current: Document | None, change: Change, event_id: str | None
     ) -> Document | None:

@@ -7,13 +7,21 @@ promised to new orders and is never negative. A fulfillment commits stock (it le
 building: on_hand and reserved both go down); cancelling the fulfillment puts it back;
 cancelling the order with restock puts what was shipped back on hand.
 
+A stock holds only what is live (on hand, reserved, the holds of open fulfillment orders) and
+stays the same size however many units were ever sold. What each fulfillment took, and what
+became of it, is history: it lives in the fulfillment order's reservation record. Between the
+stock write and the record write, a mark on the stock says the effect is done; the record takes
+it in and the stock forgets it (`settle`).
+
 Every stock rule is idempotent by construction: a hold is keyed by its fulfillment order and a
-commit by its fulfillment, so doing the same thing twice finds it done and moves nothing.
+commit by its fulfillment (in the record, or marked on the stock), so doing the same thing twice
+finds it done and moves nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
@@ -139,34 +147,45 @@ class CommitState(StrEnum):
 
 @dataclass(frozen=True)
 class Commit:
-    """What one fulfillment took out of this stock, and what became of it."""
+    """What one fulfillment took out of one stock, and what became of it. History: it is kept in
+    the fulfillment order's reservation record, not in the stock (which holds only what is live)."""
 
     fulfillment_order_id: str
-    order_id: str
     quantity: int
     state: CommitState = CommitState.COMMITTED
 
 
 @dataclass(frozen=True)
+class Mark:
+    """A commit, cancel or restock the stock has had and its fulfillment order's record may not
+    show yet. The stock keeps it only until that record has it: it makes the effect idempotent
+    across a crash between the two writes, then it is forgotten (see `settle`)."""
+
+    fulfillment_id: str
+    fulfillment_order_id: str
+    state: CommitState
+    quantity: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.state.value}:{self.fulfillment_id}"
+
+
+@dataclass(frozen=True)
 class StockLevel:
-    """Stock of one sku at one location, with the holds and commits that explain `reserved`."""
+    """Stock of one sku at one location: what is live, the same size however much was ever sold."""
 
     location_id: str
     sku: str
     on_hand: int = 0
     reserved: int = 0
     holds: Mapping[str, int] = field(default_factory=dict)  # fulfillment order id -> units held
-    commits: Mapping[str, Commit] = field(default_factory=dict)  # fulfillment id -> what it took
+    marks: Mapping[str, Mark] = field(default_factory=dict)  # Mark.key -> effect not yet recorded
     seq: int = 0  # how many changes this stock has had: the order of its snapshots for others
 
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
-
-    @property
-    def committed(self) -> int:
-        """Units shipped out of this stock and not put back."""
-        return sum(c.quantity for c in self.commits.values() if c.state == CommitState.COMMITTED)
 
     def snapshot(self) -> InventoryLevel:
         return InventoryLevel(
@@ -177,6 +196,41 @@ class StockLevel:
             available=self.available,
             seq=self.seq,
         )
+
+
+Recorded = Mapping[str, Commit]
+"""What a fulfillment order's record says its fulfillments took from one stock, by fulfillment id."""
+
+_LATER = {CommitState.COMMITTED: 0, CommitState.CANCELLED: 1, CommitState.RESTOCKED: 1}
+
+
+def commits_at(level: StockLevel, fulfillment_order_id: str, recorded: Recorded) -> dict[str, Commit]:
+    """What a fulfillment order's fulfillments took from this stock and what became of it: its
+    record, brought up to date with the marks of effects the stock has had since. A commit only
+    ever moves on from COMMITTED (to CANCELLED or RESTOCKED), never back."""
+    known = dict(recorded)
+    marks = [m for m in level.marks.values() if m.fulfillment_order_id == fulfillment_order_id]
+    for mark in sorted(marks, key=lambda m: _LATER[m.state]):
+        done = known.get(mark.fulfillment_id)
+        if mark.state == CommitState.COMMITTED:
+            if done is None:
+                known[mark.fulfillment_id] = Commit(fulfillment_order_id, mark.quantity)
+        elif done is None or done.state == CommitState.COMMITTED:
+            known[mark.fulfillment_id] = Commit(fulfillment_order_id, mark.quantity, mark.state)
+    return known
+
+
+def committed(commits: Recorded) -> int:
+    """Units shipped and not put back."""
+    return sum(c.quantity for c in commits.values() if c.state == CommitState.COMMITTED)
+
+
+def settle(level: StockLevel, fulfillment_order_id: str, recorded: Recorded) -> tuple[StockLevel, dict[str, Commit]]:
+    """The fulfillment order's record takes in what the stock's marks say, and the stock forgets
+    them: what happens, in two writes, once the record is saved."""
+    commits = commits_at(level, fulfillment_order_id, recorded)
+    marks = {k: m for k, m in level.marks.items() if m.fulfillment_order_id != fulfillment_order_id}
+    return replace(level, marks=marks), commits
 
 
 @dataclass(frozen=True)
@@ -239,15 +293,18 @@ def release(level: StockLevel, fulfillment_order_id: str) -> Effect:
     return Effect(replace(level, reserved=level.reserved - held, holds=holds), held)
 
 
-def commit(level: StockLevel, fulfillment_id: str, fulfillment_order_id: str, order_id: str, quantity: int) -> Effect:
+def commit(
+    level: StockLevel, recorded: Recorded, fulfillment_id: str, fulfillment_order_id: str, quantity: int
+) -> Effect:
     """A fulfillment shipped `quantity` units from here: they leave on_hand, out of the
     fulfillment order's hold first, then out of what is available.
 
     Never more than the records allow: if the building had fewer units than were shipped, the
     commit takes what there is (the caller sees `moved` < quantity), so available stays >= 0.
+    Once per fulfillment: its record (`recorded`) or the stock's mark says when it is done.
     """
     _positive(quantity)
-    if fulfillment_id in level.commits:
+    if fulfillment_id in commits_at(level, fulfillment_order_id, recorded):
         return Effect(level)
     held = level.holds.get(fulfillment_order_id, 0)
     from_hold = min(held, quantity)
@@ -257,47 +314,58 @@ def commit(level: StockLevel, fulfillment_id: str, fulfillment_order_id: str, or
     holds = {fo: q for fo, q in level.holds.items() if fo != fulfillment_order_id}
     if held - from_hold:
         holds[fulfillment_order_id] = held - from_hold
-    commits = {**level.commits, fulfillment_id: Commit(fulfillment_order_id, order_id, taken)}
     changed = replace(
-        level, on_hand=level.on_hand - taken, reserved=level.reserved - from_hold, holds=holds, commits=commits
+        level,
+        on_hand=level.on_hand - taken,
+        reserved=level.reserved - from_hold,
+        holds=holds,
+        marks=_marked(level, Mark(fulfillment_id, fulfillment_order_id, CommitState.COMMITTED, taken)),
     )
     return Effect(changed, taken)
 
 
-def cancel_commit(level: StockLevel, fulfillment_id: str, hold_again: bool) -> Effect:
+def cancel_commit(
+    level: StockLevel, recorded: Recorded, fulfillment_id: str, fulfillment_order_id: str, hold_again: bool
+) -> Effect:
     """A cancelled fulfillment did not ship: its units are back in the building, held again for
     their fulfillment order (or simply available when that order no longer needs them)."""
-    done = level.commits.get(fulfillment_id)
+    done = commits_at(level, fulfillment_order_id, recorded).get(fulfillment_id)
     if done is None or done.state != CommitState.COMMITTED:
         return Effect(level)
-    commits = {**level.commits, fulfillment_id: replace(done, state=CommitState.CANCELLED)}
+    marks = _marked(level, Mark(fulfillment_id, fulfillment_order_id, CommitState.CANCELLED, done.quantity))
     if not hold_again:
-        return Effect(replace(level, on_hand=level.on_hand + done.quantity, commits=commits), done.quantity)
-    fo = done.fulfillment_order_id
-    holds = {**level.holds, fo: level.holds.get(fo, 0) + done.quantity}
+        return Effect(replace(level, on_hand=level.on_hand + done.quantity, marks=marks), done.quantity)
+    fo = fulfillment_order_id
     changed = replace(
         level,
         on_hand=level.on_hand + done.quantity,
         reserved=level.reserved + done.quantity,
-        holds=holds,
-        commits=commits,
+        holds={**level.holds, fo: level.holds.get(fo, 0) + done.quantity},
+        marks=marks,
     )
     return Effect(changed, done.quantity)
 
 
-def restock(level: StockLevel, fulfillment_order_id: str) -> Effect:
+def restock(level: StockLevel, recorded: Recorded, fulfillment_order_id: str) -> Effect:
     """The order was cancelled with restock: what the fulfillment order shipped from here comes
     back on hand."""
     returned = {
         fid: c
-        for fid, c in level.commits.items()
-        if c.fulfillment_order_id == fulfillment_order_id and c.state == CommitState.COMMITTED
+        for fid, c in commits_at(level, fulfillment_order_id, recorded).items()
+        if c.state == CommitState.COMMITTED
     }
     if not returned:
         return Effect(level)
+    marks = dict(level.marks)
+    for fid, c in returned.items():
+        mark = Mark(fid, fulfillment_order_id, CommitState.RESTOCKED, c.quantity)
+        marks[mark.key] = mark
     quantity = sum(c.quantity for c in returned.values())
-    commits = {**level.commits, **{fid: replace(c, state=CommitState.RESTOCKED) for fid, c in returned.items()}}
-    return Effect(replace(level, on_hand=level.on_hand + quantity, commits=commits), quantity)
+    return Effect(replace(level, on_hand=level.on_hand + quantity, marks=marks), quantity)
+
+
+def _marked(level: StockLevel, mark: Mark) -> dict[str, Mark]:
+    return {**level.marks, mark.key: mark}
 
 
 def _positive(quantity: int) -> None:
@@ -339,19 +407,42 @@ def holds_again_after_cancelled_fulfillment(fulfillment_order: FulfillmentOrderS
     return not done and not order_cancelled
 
 
+def release_targets(record: Document | None, fulfillment_order: FulfillmentOrderSnapshot) -> dict[str, list[str]]:
+    """Per location, the skus where a fulfillment order may still hold stock: where its record
+    says it holds, and, at its location, any sku of its lines the record has never seen held or
+    shipped (as after a reservation whose record write was lost). A fulfillment order its record
+    saw through to the end touches no stock to be let go."""
+    targets = record_location_holds(record)
+    location_id = fulfillment_order.location_id
+    if location_id is None:
+        return targets
+    seen = {(h["location_id"], h["sku"]) for h in (record or {}).get("holds", [])} | {
+        (c["location_id"], c["sku"]) for c in (record or {}).get("fulfillments", [])
+    }
+    unseen = {line.sku for line in fulfillment_order.line_items if (location_id, line.sku) not in seen}
+    if unseen:
+        targets[location_id] = sorted(set(targets.get(location_id, [])) | unseen)
+    return targets
+
+
 def note_order_cancelled(note: Document | None, cancelled: OrderCancelled, now: str) -> Change | None:
     """Remember that an order was cancelled (and whether with restock): a shipment of it that
     reaches inventory later comes straight back when restock was asked for."""
     if note is not None:
         return None
     return Change({
-        "order_id": cancelled.order.id, "restock": cancelled.restock, "reason": cancelled.reason, "cancelled_at": now,
+        "cancelled_order_id": cancelled.order.id, "restock": cancelled.restock, "reason": cancelled.reason,
+        "cancelled_at": now,
     })  # fmt: skip
 
 
 # --- the reservation record of a fulfillment order --------------------------------------
 
 MovementKind = Literal["reserved", "reservation_failed", "released", "committed", "restocked"]
+
+# Answers are named by the request they answer: a redelivered request that announces again what a
+# crash kept from being recorded sends the same event (same id), which consumers take once.
+ANSWERS = uuid.UUID("5d0c1f4e-1a7b-4c55-9a53-6a0b2f7c9e21")
 
 
 @dataclass(frozen=True)
@@ -369,19 +460,35 @@ class Movement:
         return self.kind in ("reserved", "reservation_failed") or any(self.lines.values())
 
 
+def recorded_commits(record: Document | None, location_id: str, sku: str) -> dict[str, Commit]:
+    """What the record says its fulfillments took from one stock, by fulfillment id."""
+    if record is None:
+        return {}
+    fo_id = record["fulfillment_order_id"]
+    return {
+        c["fulfillment_id"]: Commit(fo_id, int(c["quantity"]), CommitState(c["state"]))
+        for c in record.get("fulfillments", [])
+        if (c["location_id"], c["sku"]) == (location_id, sku)
+    }
+
+
 def record_movements(
     record: Document | None,
+    request_id: str,
     order_id: str,
     fulfillment_order_id: str,
     levels: Iterable[StockLevel],
     movements: Sequence[Movement],
     now: str,
+    sent: Collection[str] = (),
 ) -> Change | None:
     """The reservation record of a fulfillment order after stock moved for it.
 
-    What it holds and what its fulfillments took per (location, sku) is read off the stock
-    levels as they are after the move (the stock is the source of truth); each movement
-    becomes the event that announces it, written in the same write as the record.
+    What it holds per (location, sku) is read off the stock levels as they are after the move
+    (the stock is the source of truth for what is live); what its fulfillments took is its own
+    history, brought up to date with the stock's marks. Each movement becomes the event that
+    announces it, written in the same write as the record, unless it was `sent` already (with
+    the stock change itself, see `answers_ride_with_stock`).
     """
     doc: Document = dict(record) if record else {
         "order_id": order_id,
@@ -402,12 +509,12 @@ def record_movements(
             holds[(level.location_id, level.sku)] = held
         else:
             holds.pop((level.location_id, level.sku), None)
-        for fulfillment_id, done in level.commits.items():
-            if done.fulfillment_order_id == fulfillment_order_id:
-                commits[(fulfillment_id, level.location_id, level.sku)] = {
-                    "fulfillment_id": fulfillment_id, "location_id": level.location_id, "sku": level.sku,
-                    "quantity": done.quantity, "state": done.state.value,
-                }  # fmt: skip
+        recorded = recorded_commits({**doc, "fulfillments": list(commits.values())}, level.location_id, level.sku)
+        for fulfillment_id, done in commits_at(level, fulfillment_order_id, recorded).items():
+            commits[(fulfillment_id, level.location_id, level.sku)] = {
+                "fulfillment_id": fulfillment_id, "location_id": level.location_id, "sku": level.sku,
+                "quantity": done.quantity, "state": done.state.value,
+            }  # fmt: skip
     doc["holds"] = [
         {"location_id": location_id, "sku": sku, "quantity": quantity}
         for (location_id, sku), quantity in sorted(holds.items())
@@ -429,8 +536,25 @@ def record_movements(
     if not news and unchanged:
         return None
     doc["updated_at"] = now
-    events = [_movement_event(order_id, fulfillment_order_id, movement) for movement in news]
-    return Change(doc, events)
+    events = [movement_event(request_id, order_id, fulfillment_order_id, movement) for movement in news]
+    return Change(doc, [event for event in events if event.id not in sent])
+
+
+def answers_ride_with_stock(record: Document | None, unsent: bool, location_id: str, skus: Collection[str]) -> bool:
+    """Whether a request's answer may be written with its stock change, in the stock's outbox,
+    instead of with the record (saving the record its own relay). Only for a fulfillment order
+    whose stock is one (sku, location) and whose record has nothing still to send: then all its
+    answers leave through that one outbox, or after the record's are out, in the order they
+    were given."""
+    if unsent or len(skus) != 1:
+        return False
+    [sku] = skus
+    if record is None:
+        return True
+    places = {(h["location_id"], h["sku"]) for h in record.get("holds", [])} | {
+        (c["location_id"], c["sku"]) for c in record.get("fulfillments", [])
+    }
+    return places <= {(location_id, sku)} and record.get("location_id") in (None, location_id)
 
 
 def recorded_hold(record: Document | None, location_id: str, sku: str) -> int:
@@ -470,21 +594,25 @@ def record_committed(record: Document | None) -> dict[str, list[str]]:
     return found
 
 
-def _movement_event(order_id: str, fulfillment_order_id: str, movement: Movement) -> CloudEvent:
+def movement_event(request_id: str, order_id: str, fulfillment_order_id: str, movement: Movement) -> CloudEvent:
+    """The inventory.* event announcing a movement, named by the request that caused it."""
     lines = _stock_lines(movement.lines)
+    payload: InventoryReservation | InventoryReservationFailed
     if movement.kind == "reservation_failed":
-        failed = InventoryReservationFailed(
+        payload = InventoryReservationFailed(
             order_id=order_id,
             fulfillment_order_id=fulfillment_order_id,
             location_id=movement.location_id,
             lines=lines,
             shortages=list(movement.shortages),
         )
-        return new_event(SOURCE, "inventory.reservation_failed", order_id, failed)
-    moved = InventoryReservation(
-        order_id=order_id, fulfillment_order_id=fulfillment_order_id, location_id=movement.location_id, lines=lines
-    )
-    return new_event(SOURCE, f"inventory.{movement.kind}", order_id, moved)
+    else:
+        payload = InventoryReservation(
+            order_id=order_id, fulfillment_order_id=fulfillment_order_id, location_id=movement.location_id, lines=lines
+        )
+    event = new_event(SOURCE, f"inventory.{movement.kind}", order_id, payload)
+    name = f"{request_id}/{fulfillment_order_id}/{movement.kind}/{movement.location_id}"
+    return event.model_copy(update={"id": str(uuid.uuid5(ANSWERS, name))})
 
 
 def _stock_lines(lines: Mapping[str, int]) -> list[StockLine]:

@@ -3,37 +3,65 @@
 Every stock change is read, decided by a pure rule from `domain`, then written with a single
 conditional update that matches only if no other stock change landed since the read (the
 document's `seq`, which counts stock changes). That one write also puts the
-inventory.level_changed event, with the exact new levels, into the document's outbox. So:
+inventory.level_changed event, with the exact new levels, into the document's outbox (and, when
+the caller asks, the answer to the request that caused it). So:
 
 - available never goes below zero whatever the concurrency: a rule sees a consistent level and
   its decision is written only if that level is still the current one (otherwise re-read, re-decide);
-- every change emits its level event, in order, and a crash cannot separate the two;
+- every change emits its one level event, in order, and a crash cannot separate the two;
 - the outbox relay's bookkeeping (it bumps `version`) does not make stock writers retry.
 
-Within one process, changes of the same stock queue behind each other instead of racing (a hot
-sku would otherwise make every loser re-read and retry); across processes the conditional write
-alone keeps them apart.
+A stock document holds what is live: on hand, reserved, the holds of open fulfillment orders, and
+the marks of effects whose fulfillment order's record does not show them yet (see
+`domain.Mark`). Marks are forgotten by the next change after their record has them (`settled`),
+or after `mark_retention` (the broker's redelivery horizon) if that never comes: the document
+stays the same size however many units were ever sold.
+
+The process remembers the last state it read or wrote of each stock, and decides on it without
+reading again: the conditional write proves it current (or sends the change back to read). A
+decision to change nothing proves nothing, so it is taken again on a fresh read. Within one
+process, changes of the same stock queue behind each other instead of racing (a hot sku would
+otherwise make every loser re-read and retry); across processes the conditional write alone
+keeps them apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import replace
-from typing import Any, TypeVar, cast
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, Generic, TypeVar, cast
 
+from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from services.inventory import domain
-from services.inventory.domain import Commit, CommitState, Effect, StockLevel
+from services.inventory.domain import CommitState, Effect, Mark, StockLevel
 from shared.catalog import Shortage
+from shared.events import CloudEvent
 from shared.idempotency import request_effect_id
 from shared.store import ConcurrencyConflict, Document, now_iso
 
 R = TypeVar("R", bound=Effect | Shortage)
+
+# Every query inventory sends, and the index that serves it (created at start by the runtime).
+# Documents are otherwise read by `_id`: a stock by (location, sku), a record by fulfillment order,
+# the location directory, an order's cancellation note.
+INDEXES: dict[str, list[IndexModel]] = {
+    # GET /stock/{sku}: {"sku": {"$eq": sku}}
+    "stock": [IndexModel([("sku", 1)])],
+    # GET /reservations?order_id= and an order's cancellation: {"order_id": {"$eq": id}} by created_at
+    "reservations": [IndexModel([("order_id", 1), ("created_at", 1)])],
+}
+
+# Locations have unique priorities 1..10,000: a sku has at most this many stock documents.
+MAX_LOCATIONS = 10_000
 
 
 def stock_id(location_id: str, sku: str) -> str:
@@ -55,144 +83,219 @@ def from_map_key(key: str) -> str:
 RECENT_REQUESTS = 32
 
 
+@dataclass(frozen=True)
+class Changed(Generic[R]):
+    """A stock change as decided: the stock after it (or as it was, when the rule moved nothing
+    or found a shortage), what the rule returned, and the ids of the events written with it
+    besides its level event (what `announce` gave)."""
+
+    level: StockLevel
+    outcome: R
+    sent: tuple[str, ...] = ()
+
+
+Announce = Callable[[StockLevel], Sequence[CloudEvent]]
+
+
 class StockStore:
     MAX_ATTEMPTS = 200
+    REMEMBERED = 10_000  # stocks whose last state (and settled marks) this process keeps in memory
 
-    def __init__(self, collection: AsyncCollection[Document], wake_relay: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        wake_relay: Callable[[], None],
+        mark_retention: timedelta = timedelta(days=7),
+    ) -> None:
         self.collection = collection
         self._wake_relay = wake_relay
-        self._indexed = False
+        self.mark_retention = mark_retention
         self._queues: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._known: OrderedDict[str, Document] = OrderedDict()
+        self._settled: OrderedDict[str, set[str]] = OrderedDict()
 
     async def level(self, location_id: str, sku: str) -> StockLevel:
-        doc = await self.collection.find_one({"_id": stock_id(location_id, sku)}, {"outbox": 0})
-        return to_level(doc) if doc else StockLevel(location_id, sku)
+        key = stock_id(location_id, sku)
+        doc = await self._read(key)
+        return self._to_level(doc) if doc else StockLevel(location_id, sku)
 
     async def levels_of_sku(self, sku: str) -> list[StockLevel]:
-        await self._ensure_indexes()
-        return [to_level(doc) async for doc in self.collection.find({"sku": sku}, {"outbox": 0})]
+        cursor = self.collection.find({"sku": {"$eq": sku}}, {"outbox": 0}).limit(MAX_LOCATIONS)
+        return [self._to_level(doc) async for doc in cursor]
+
+    def settled(self, location_id: str, sku: str, mark_keys: Iterable[str]) -> None:
+        """The record of these marks' fulfillment order has them now: the next change of this
+        stock forgets them (no write of its own; a mark left by a crash goes with its retention)."""
+        keys = set(mark_keys)
+        if not keys:
+            return
+        key = stock_id(location_id, sku)
+        self._settled.setdefault(key, set()).update(keys)
+        self._settled.move_to_end(key)
+        while len(self._settled) > self.REMEMBERED:
+            self._settled.popitem(last=False)
 
     async def change(
-        self, location_id: str, sku: str, rule: Callable[[StockLevel], R], cause: Mapping[str, Any]
-    ) -> tuple[StockLevel, R]:
-        """Apply `rule` to the stock and write its effect in one conditional write.
-
-        Returns the stock as it is after the change (or as it was, when the rule moved nothing
-        or found a shortage) and what the rule returned. A rule that raises writes nothing.
-        """
+        self,
+        location_id: str,
+        sku: str,
+        rule: Callable[[StockLevel], R],
+        cause: Mapping[str, Any],
+        announce: Announce | None = None,
+    ) -> Changed[R]:
+        """Apply `rule` to the stock and write its effect in one conditional write, with the
+        level event and whatever `announce` gives for the stock as changed. A rule that raises,
+        finds a shortage or moves nothing writes nothing (and announces nothing)."""
         key = stock_id(location_id, sku)
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = asyncio.Lock()
         async with queue:
-            return await self._change(key, location_id, sku, rule, cause)
+            return await self._change(key, location_id, sku, rule, cause, announce)
 
     async def _change(
-        self, key: str, location_id: str, sku: str, rule: Callable[[StockLevel], R], cause: Mapping[str, Any]
-    ) -> tuple[StockLevel, R]:
+        self,
+        key: str,
+        location_id: str,
+        sku: str,
+        rule: Callable[[StockLevel], R],
+        cause: Mapping[str, Any],
+        announce: Announce | None,
+    ) -> Changed[R]:
         request = request_effect_id(f"stock/{key}")
         if request is not None:
             cause = {**cause, "request": request}
         for attempt in range(self.MAX_ATTEMPTS):
-            doc = await self.collection.find_one({"_id": key}, {"outbox": 0})
-            current = to_level(doc) if doc else StockLevel(location_id, sku)
+            # A keyed request (a retry, perhaps) is checked against the stored document itself.
+            remembered = self._known.get(key) if attempt == 0 and request is None else None
+            doc = remembered or await self._read(key)
+            current = self._to_level(doc) if doc else StockLevel(location_id, sku)
             if request is not None and doc is not None and request in doc.get("recent_requests", []):
                 # This keyed request already changed it: a retry after a crash moves nothing.
-                return current, cast(R, Effect(current))
+                return Changed(current, cast(R, Effect(current)))
             outcome = rule(current)
             if not isinstance(outcome, Effect) or outcome.level == current:
-                return current, outcome
-            written = await self._write(key, doc, current, outcome.level, cause)
+                if remembered is not None:
+                    continue  # decided on what this process saw last: look again before saying no
+                return Changed(current, outcome)
+            events = list(announce(outcome.level)) if announce else []
+            written = await self._write(key, doc, current, outcome.level, cause, events)
             if written is not None:
                 self._wake_relay()
-                return written, outcome
-            # Someone else changed this stock since we read it: back off a little, re-decide.
-            await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+                return Changed(written, outcome, tuple(event.id for event in events))
+            # Someone else changed this stock since it was read: re-read and re-decide (after a
+            # little back-off, unless what was stale was only this process's memory).
+            self._known.pop(key, None)
+            if remembered is None:
+                await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
         raise ConcurrencyConflict(f"stock {key} kept changing")
 
+    async def _read(self, key: str) -> Document | None:
+        doc = await self.collection.find_one({"_id": key}, {"outbox": 0})
+        if doc is not None:
+            self._remember(key, doc)
+        return doc
+
+    def _remember(self, key: str, doc: Document) -> None:
+        self._known[key] = doc
+        self._known.move_to_end(key)
+        while len(self._known) > self.REMEMBERED:
+            self._known.popitem(last=False)
+
     async def _write(
-        self, key: str, doc: Document | None, before: StockLevel, after: StockLevel, cause: Mapping[str, Any]
+        self,
+        key: str,
+        doc: Document | None,
+        before: StockLevel,
+        after: StockLevel,
+        cause: Mapping[str, Any],
+        announced: Sequence[CloudEvent],
     ) -> StockLevel | None:
-        """The stock as written (with its new seq), or None when another change came first."""
+        """The stock as decided (with its new seq), or None when another change came first."""
         seq = int(doc.get("seq", 0)) if doc else 0
         after = replace(after, seq=seq + 1)
-        event = domain.level_changed(after)
-        entry = {"seq": (seq + 1) * 1000, "event": event.model_dump(mode="json")}
+        events = [domain.level_changed(after), *announced]
+        entries = {event.id: {"seq": (seq + 1) * 1000 + i, "event": event.model_dump(mode="json")}
+                   for i, event in enumerate(events)}  # fmt: skip
         last_change = {**cause, "at": now_iso()}
         # The keys of the last requests that changed this stock, written with the change itself.
         recent = list(doc.get("recent_requests", [])) if doc else []
         if "request" in cause:
             recent = [*recent, cause["request"]][-RECENT_REQUESTS:]
+        settled = set(self._settled.get(key, ()))
+        stored_marks: dict[str, Document] = (doc or {}).get("marks") or {}
+        marks = {
+            map_key(k): stored_marks.get(map_key(k)) or {**_mark_doc(mark), "at": time.time()}
+            for k, mark in after.marks.items()
+            if k not in settled
+        }
+        stored: Document = {
+            "_id": key, "location_id": after.location_id, "sku": after.sku, "on_hand": after.on_hand,
+            "reserved": after.reserved, "holds": {map_key(fo): q for fo, q in after.holds.items()}, "marks": marks,
+            "seq": seq + 1, "last_change": last_change, "recent_requests": recent,
+        }  # fmt: skip
         if doc is None:
-            fresh = {
-                "_id": key, **_fields(after), "seq": 1, "version": 1, "last_change": last_change,
-                "recent_requests": recent,
-                "outbox": {event.id: entry}, "outbox_pending": True,
-            }  # fmt: skip
             try:
-                await self.collection.insert_one(fresh)
+                await self.collection.insert_one({**stored, "version": 1, "outbox": entries, "outbox_pending": True})
             except DuplicateKeyError:
                 return None
-            return after
-        to_set: Document = {
-            "on_hand": after.on_hand, "reserved": after.reserved, "seq": seq + 1, "last_change": last_change,
-            "recent_requests": recent,
-            f"outbox.{event.id}": entry, "outbox_pending": True,
-        }  # fmt: skip
-        to_unset: Document = {}
-        for name, old, new in (
-            ("holds", before.holds, after.holds),
-            ("commits", _commit_docs(before.commits), _commit_docs(after.commits)),
-        ):
-            for identifier in old.keys() | new.keys():
-                path = f"{name}.{map_key(identifier)}"
-                if identifier not in new:
-                    to_unset[path] = ""
-                elif old.get(identifier) != new[identifier]:
-                    to_set[path] = new[identifier]
-        update: Document = {"$set": to_set, "$inc": {"version": 1}}
-        if to_unset:
-            update["$unset"] = to_unset
-        result = await self.collection.update_one({"_id": key, "seq": seq}, update)
-        return after if result.matched_count == 1 else None
+        else:
+            to_set: Document = {
+                "on_hand": after.on_hand, "reserved": after.reserved, "seq": seq + 1, "last_change": last_change,
+                "recent_requests": recent, "outbox_pending": True,
+                **{f"outbox.{event_id}": entry for event_id, entry in entries.items()},
+            }  # fmt: skip
+            to_unset: Document = {}
+            holds: Document = stored["holds"]
+            pairs: list[tuple[str, Document, Document]] = [
+                ("holds", doc.get("holds") or {}, holds), ("marks", stored_marks, marks)
+            ]  # fmt: skip
+            for name, old, new in pairs:
+                for field in old.keys() | new.keys():
+                    if field not in new:
+                        to_unset[f"{name}.{field}"] = ""
+                    elif old.get(field) != new[field]:
+                        to_set[f"{name}.{field}"] = new[field]
+            if "commits" in doc:
+                to_unset["commits"] = ""  # the history stocks kept before it moved to the records
+            update: Document = {"$set": to_set, "$inc": {"version": 1}}
+            if to_unset:
+                update["$unset"] = to_unset
+            result = await self.collection.update_one({"_id": key, "seq": seq}, update)
+            if result.matched_count != 1:
+                return None
+        self._remember(key, stored)
+        if settled and key in self._settled:
+            self._settled[key] -= settled
+            if not self._settled[key]:
+                del self._settled[key]
+        return after
 
-    async def _ensure_indexes(self) -> None:
-        if not self._indexed:
-            await self.collection.create_index("sku")
-            self._indexed = True
+    def _to_level(self, doc: Document) -> StockLevel:
+        """The stock a document holds, without the marks past their retention."""
+        horizon = time.time() - self.mark_retention.total_seconds()
+        return to_level(doc, horizon)
 
 
-def to_level(doc: Document) -> StockLevel:
+def to_level(doc: Document, marks_after: float = 0.0) -> StockLevel:
+    marks = [
+        Mark(v["fulfillment_id"], v["fulfillment_order_id"], CommitState(v["state"]), int(v["quantity"]))
+        for v in (doc.get("marks") or {}).values()
+        if float(v.get("at", 0.0)) >= marks_after
+    ]
     return StockLevel(
         location_id=doc["location_id"],
         sku=doc["sku"],
         on_hand=int(doc.get("on_hand", 0)),
         reserved=int(doc.get("reserved", 0)),
         holds={from_map_key(k): int(v) for k, v in (doc.get("holds") or {}).items()},
-        commits={
-            from_map_key(k): Commit(
-                v["fulfillment_order_id"], v["order_id"], int(v["quantity"]), CommitState(v["state"])
-            )
-            for k, v in (doc.get("commits") or {}).items()
-        },
+        marks={mark.key: mark for mark in marks},
         seq=int(doc.get("seq", 0)),
     )
 
 
-def _fields(level: StockLevel) -> Document:
+def _mark_doc(mark: Mark) -> Document:
     return {
-        "location_id": level.location_id,
-        "sku": level.sku,
-        "on_hand": level.on_hand,
-        "reserved": level.reserved,
-        "holds": {map_key(fo): q for fo, q in level.holds.items()},
-        "commits": {map_key(k): v for k, v in _commit_docs(level.commits).items()},
-    }
-
-
-def _commit_docs(commits: Mapping[str, Commit]) -> dict[str, Document]:
-    return {
-        fid: {"fulfillment_order_id": c.fulfillment_order_id, "order_id": c.order_id, "quantity": c.quantity,
-              "state": c.state.value}
-        for fid, c in commits.items()
+        "fulfillment_id": mark.fulfillment_id, "fulfillment_order_id": mark.fulfillment_order_id,
+        "state": mark.state.value, "quantity": mark.quantity,
     }  # fmt: skip

@@ -45,7 +45,7 @@ class Api:
 
         return Inventory(
             StockStore(self.db["stock"], nothing), AggregateStore(self.db["reservations"], nothing),
-            AggregateStore(self.db["locations"], nothing), AggregateStore(self.db["order_cancellations"], nothing),
+            AggregateStore(self.db["locations"], nothing),
         )  # fmt: skip
 
 

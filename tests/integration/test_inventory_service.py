@@ -193,13 +193,17 @@ async def test_a_crash_between_stock_update_and_event_publication_loses_no_event
     assert (tmp_path / "crashed").read_text() == fault
     stored = await stock_db.find_one({"_id": f"{location_id}/{sku}"})
     assert (stored["on_hand"], stored["reserved"]) == (10, 3)  # the stock moved before the crash
-    assert not [e for e in kafka.events(order_id, INVENTORY_TOPIC) if e["type"] in ANSWERS]
+
+    def answered() -> list[str]:
+        """The answers as consumers take them: once per event id. (A one-stock request's answer
+        is written with its stock change; the redelivery announces it again under the same id.)"""
+        once = {e["id"]: e["type"] for e in kafka.events(order_id, INVENTORY_TOPIC) if e["type"] in ANSWERS}
+        return list(once.values())
+
+    assert len(answered()) <= 1
 
     _restart_inventory(stack, {"FAULT_CRASH_AT": fault, "FAULT_MARKER": str(tmp_path / "crashed")})
     await eventually(lambda: is_ready(stack.url("inventory") + "/readyz"), timeout=60)
-
-    def answered() -> list[str]:
-        return [e["type"] for e in kafka.events(order_id, INVENTORY_TOPIC) if e["type"] in ANSWERS]
 
     await eventually(answered, timeout=90)
     # A later request on the same partition is answered only after the redelivered one.

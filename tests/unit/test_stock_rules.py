@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from services.inventory import domain
-from services.inventory.domain import CommitState, Effect, Movement, StockLevel
+from services.inventory.domain import Commit, CommitState, Effect, Movement, StockLevel
 from shared.catalog import FulfillmentOrderSnapshot, Location, Shortage
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
@@ -82,59 +82,98 @@ def test_release_lets_go_of_the_hold_once() -> None:
 
 
 # --- commits -------------------------------------------------------------------------------
+# What a fulfillment took is history, kept in its fulfillment order's record (`recorded`); the
+# stock marks an effect until the record has it (`settle`).
 
 
 def test_commit_takes_units_out_of_on_hand_and_the_hold() -> None:
-    result = domain.commit(stock(10, fo1=4), "f1", "fo1", "o1", 4)
+    result = domain.commit(stock(10, fo1=4), {}, "f1", "fo1", 4)
     level = result.level
     assert (level.on_hand, level.reserved, level.available, dict(level.holds)) == (6, 0, 6, {})
-    assert level.commits["f1"].state == CommitState.COMMITTED and level.committed == 4
+    commits = domain.commits_at(level, "fo1", {})
+    assert commits["f1"] == Commit("fo1", 4, CommitState.COMMITTED) and domain.committed(commits) == 4
 
 
 def test_partial_fulfillment_keeps_the_rest_held() -> None:
-    level = domain.commit(stock(10, fo1=4), "f1", "fo1", "o1", 1).level
+    level = domain.commit(stock(10, fo1=4), {}, "f1", "fo1", 1).level
     assert (level.on_hand, level.reserved, dict(level.holds)) == (9, 3, {"fo1": 3})
 
 
 def test_the_same_fulfillment_commits_once() -> None:
-    once = domain.commit(stock(10, fo1=4), "f1", "fo1", "o1", 2).level
-    again = domain.commit(once, "f1", "fo1", "o1", 2)
+    once = domain.commit(stock(10, fo1=4), {}, "f1", "fo1", 2).level
+    again = domain.commit(once, {}, "f1", "fo1", 2)
     assert again.level == once and again.moved == 0
+
+
+def test_the_same_fulfillment_commits_once_after_the_stock_forgot_it() -> None:
+    """Once the record has the commit, the stock forgets its mark: the record alone says it is done."""
+    once = domain.commit(stock(10, fo1=4), {}, "f1", "fo1", 2).level
+    forgotten, recorded = domain.settle(once, "fo1", {})
+    assert forgotten.marks == {} and recorded == {"f1": Commit("fo1", 2)}
+    again = domain.commit(forgotten, recorded, "f1", "fo1", 2)
+    assert again.level == forgotten and again.moved == 0
+
+
+def test_a_stock_forgets_what_was_sold_once_recorded() -> None:
+    """Issue 15: "every fulfilment adds an entry to the stock document ... forever": a stock holds
+    only what is live, however many fulfillments it has had."""
+    level, recorded = stock(10_000), {}
+    for n in range(500):
+        level = domain.commit(level, recorded, f"f{n}", f"fo{n}", 1).level
+        level, recorded_now = domain.settle(level, f"fo{n}", {})
+        recorded = {**recorded, **recorded_now}
+    assert (level.on_hand, dict(level.holds), dict(level.marks)) == (9_500, {}, {})
 
 
 def test_commit_beyond_the_hold_takes_from_available_never_below_zero() -> None:
     level = stock(5, fo1=2, fo2=2)  # available 1
-    result = domain.commit(level, "f1", "fo1", "o1", 6)
+    result = domain.commit(level, {}, "f1", "fo1", 6)
     assert result.moved == 3  # 2 held + 1 available; the records had no more
     assert (result.level.on_hand, result.level.reserved, result.level.available) == (2, 2, 0)
     assert dict(result.level.holds) == {"fo2": 2}
 
 
 def test_cancelled_fulfillment_puts_units_back_held_for_their_fulfillment_order() -> None:
-    committed = domain.commit(stock(10, fo1=4), "f1", "fo1", "o1", 3).level
-    back = domain.cancel_commit(committed, "f1", hold_again=True)
+    committed = domain.commit(stock(10, fo1=4), {}, "f1", "fo1", 3).level
+    back = domain.cancel_commit(committed, {}, "f1", "fo1", hold_again=True)
     assert (back.level.on_hand, back.level.reserved, dict(back.level.holds)) == (10, 4, {"fo1": 4})
-    assert back.level.commits["f1"].state == CommitState.CANCELLED and back.moved == 3
-    assert domain.cancel_commit(back.level, "f1", hold_again=True).moved == 0
+    assert domain.commits_at(back.level, "fo1", {})["f1"].state == CommitState.CANCELLED and back.moved == 3
+    assert domain.cancel_commit(back.level, {}, "f1", "fo1", hold_again=True).moved == 0
+
+
+def test_cancelling_a_recorded_commit_takes_its_quantity_from_the_record() -> None:
+    level, recorded = domain.settle(domain.commit(stock(10, fo1=4), {}, "f1", "fo1", 3).level, "fo1", {})
+    back = domain.cancel_commit(level, recorded, "f1", "fo1", hold_again=False)
+    assert (back.level.on_hand, back.level.reserved, back.moved) == (10, 1, 3)
+    _, after = domain.settle(back.level, "fo1", recorded)
+    assert after == {"f1": Commit("fo1", 3, CommitState.CANCELLED)}
 
 
 def test_cancelled_fulfillment_of_a_finished_order_goes_back_to_available() -> None:
-    committed = domain.commit(stock(10, fo1=4), "f1", "fo1", "o1", 4).level
-    back = domain.cancel_commit(committed, "f1", hold_again=False).level
+    committed = domain.commit(stock(10, fo1=4), {}, "f1", "fo1", 4).level
+    back = domain.cancel_commit(committed, {}, "f1", "fo1", hold_again=False).level
     assert (back.on_hand, back.reserved, back.available) == (10, 0, 10)
 
 
 def test_restock_puts_what_the_fulfillment_order_shipped_back_on_hand_once() -> None:
     level = stock(10, fo1=4, fo2=2)
-    level = domain.commit(level, "f1", "fo1", "o1", 4).level
-    level = domain.commit(level, "f2", "fo2", "o2", 2).level
-    restocked = domain.restock(level, "fo1")
+    level = domain.commit(level, {}, "f1", "fo1", 4).level
+    level = domain.commit(level, {}, "f2", "fo2", 2).level
+    restocked = domain.restock(level, {}, "fo1")
     assert restocked.moved == 4
-    assert (restocked.level.on_hand, restocked.level.committed) == (8, 2)
-    assert restocked.level.commits["f2"].state == CommitState.COMMITTED
-    assert domain.restock(restocked.level, "fo1").moved == 0
+    assert restocked.level.on_hand == 8
+    assert domain.committed(domain.commits_at(restocked.level, "fo1", {})) == 0
+    assert domain.commits_at(restocked.level, "fo2", {})["f2"].state == CommitState.COMMITTED
+    assert domain.restock(restocked.level, {}, "fo1").moved == 0
     # A restocked shipment cannot be cancelled back into stock a second time.
-    assert domain.cancel_commit(restocked.level, "f1", hold_again=True).moved == 0
+    assert domain.cancel_commit(restocked.level, {}, "f1", "fo1", hold_again=True).moved == 0
+
+
+def test_a_commit_never_goes_back_to_committed() -> None:
+    """The record may have moved on (restocked) before a slower write brings the commit's mark."""
+    level = domain.commit(stock(10), {}, "f1", "fo1", 2).level
+    recorded = {"f1": Commit("fo1", 2, CommitState.RESTOCKED)}
+    assert domain.commits_at(level, "fo1", recorded) == recorded
 
 
 # --- what fulfillment asks for -------------------------------------------------------------
@@ -219,7 +258,9 @@ def test_reorder_to_the_same_order_changes_nothing() -> None:
 
 def test_record_announces_each_movement_and_reads_holds_off_the_stock() -> None:
     level = effect(domain.reserve(stock(10), "fo1", 4)).level
-    change = domain.record_movements(None, "o1", "fo1", [level], [Movement("reserved", "wh-1", {"MUG-1": 4})], NOW)
+    change = domain.record_movements(
+        None, "e1", "o1", "fo1", [level], [Movement("reserved", "wh-1", {"MUG-1": 4})], NOW
+    )
     assert change is not None
     assert change.document["holds"] == [{"location_id": "wh-1", "sku": "MUG-1", "quantity": 4}]
     assert change.document["status"] == "reserved"
@@ -231,7 +272,7 @@ def test_record_announces_each_movement_and_reads_holds_off_the_stock() -> None:
 def test_a_failed_request_is_answered_with_its_shortages() -> None:
     shortage = Shortage(sku="MUG-1", requested=4, available=1)
     movement = Movement("reservation_failed", "wh-1", {"MUG-1": 4}, [shortage])
-    change = domain.record_movements(None, "o1", "fo1", [], [movement], NOW)
+    change = domain.record_movements(None, "e1", "o1", "fo1", [], [movement], NOW)
     assert change is not None
     assert change.events[0].type == "inventory.reservation_failed"
     assert change.events[0].data["shortages"] == [{"sku": "MUG-1", "requested": 4, "available": 1, "seq": None}]
@@ -239,6 +280,54 @@ def test_a_failed_request_is_answered_with_its_shortages() -> None:
 
 def test_releasing_nothing_announces_nothing_and_writes_nothing() -> None:
     assert (
-        domain.record_movements(None, "o1", "fo1", [stock(10)], [Movement("released", "wh-1", {"MUG-1": 0})], NOW)
+        domain.record_movements(None, "e1", "o1", "fo1", [stock(10)], [Movement("released", "wh-1", {"MUG-1": 0})], NOW)
         is None
     )
+
+
+def test_the_record_takes_in_what_its_fulfillments_took_from_the_stocks_marks() -> None:
+    level = domain.commit(effect(domain.reserve(stock(10), "fo1", 4)).level, {}, "f1", "fo1", 3).level
+    other = domain.commit(level, {}, "f9", "fo9", 1).level  # another fulfillment order's mark stays out
+    change = domain.record_movements(
+        None, "e2", "o1", "fo1", [other], [Movement("committed", "wh-1", {"MUG-1": 3})], NOW
+    )
+    assert change is not None
+    assert change.document["fulfillments"] == [
+        {"fulfillment_id": "f1", "location_id": "wh-1", "sku": "MUG-1", "quantity": 3, "state": "committed"}
+    ]
+    assert change.document["holds"] == [{"location_id": "wh-1", "sku": "MUG-1", "quantity": 1}]
+    assert domain.recorded_commits({"id": "fo1", **change.document}, "wh-1", "MUG-1") == {"f1": Commit("fo1", 3)}
+
+
+def test_an_answer_is_named_by_the_request_it_answers_and_sent_once() -> None:
+    """A redelivered request announces again, under the same id, what a crash kept from being
+    recorded; an answer already written with the stock change is not written again with the record."""
+    movement = Movement("reserved", "wh-1", {"MUG-1": 4})
+    first, again = (domain.movement_event("e1", "o1", "fo1", movement) for _ in range(2))
+    assert first.id == again.id != domain.movement_event("e2", "o1", "fo1", movement).id
+    level = effect(domain.reserve(stock(10), "fo1", 4)).level
+    change = domain.record_movements(None, "e1", "o1", "fo1", [level], [movement], NOW, sent={first.id})
+    assert change is not None and change.events == [] and change.document["status"] == "reserved"
+
+
+def test_only_a_one_stock_fulfillment_order_with_nothing_unsent_answers_with_its_stock() -> None:
+    one = {"id": "fo1", "fulfillment_order_id": "fo1", "location_id": "wh-1",
+           "holds": [{"location_id": "wh-1", "sku": "MUG-1", "quantity": 1}], "fulfillments": []}  # fmt: skip
+    assert domain.answers_ride_with_stock(None, False, "wh-1", ["MUG-1"])
+    assert domain.answers_ride_with_stock(one, False, "wh-1", ["MUG-1"])
+    assert not domain.answers_ride_with_stock(one, True, "wh-1", ["MUG-1"])  # its record's events go first
+    assert not domain.answers_ride_with_stock(None, False, "wh-1", ["MUG-1", "TEE-1"])
+    assert not domain.answers_ride_with_stock(one, False, "wh-1", ["TEE-1"])
+    assert not domain.answers_ride_with_stock(one, False, "wh-2", ["MUG-1"])
+
+
+def test_a_fulfillment_order_seen_through_to_the_end_has_no_stock_to_let_go() -> None:
+    done = {"id": "fo1", "fulfillment_order_id": "fo1", "holds": [], "fulfillments": [
+        {"fulfillment_id": "f1", "location_id": "wh-1", "sku": "MUG-1", "quantity": 4, "state": "committed"},
+    ]}  # fmt: skip
+    lines = [{"line_item_id": "l1", "sku": "MUG-1", "quantity": 4, "fulfilled_quantity": 4}]
+    assert domain.release_targets(done, fulfillment_order(status="CLOSED", lines=lines)) == {}
+    # Without a record of it, the stock at its location is looked at all the same.
+    assert domain.release_targets(None, fulfillment_order(status="CLOSED", lines=lines)) == {"wh-1": ["MUG-1"]}
+    held = {**done, "holds": [{"location_id": "wh-2", "sku": "TEE-1", "quantity": 1}]}
+    assert domain.release_targets(held, fulfillment_order(status="CANCELLED", lines=lines)) == {"wh-2": ["TEE-1"]}
