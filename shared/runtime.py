@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import uvicorn
@@ -115,7 +116,7 @@ class ServiceRuntime:
 
     def store(self, collection: str) -> AggregateStore:
         retention = timedelta(seconds=self.settings.inbox_retention_seconds)
-        return AggregateStore(self.database[collection], self.relay.wake, retention)
+        return AggregateStore(self.database[collection], partial(self.relay.wake, collection), retention)
 
     async def _publish(self, event: CloudEvent) -> None:
         await publish_event(self.broker, event, self.metrics)

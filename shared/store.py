@@ -216,6 +216,8 @@ def _public(doc: Document) -> Document:
 
 Publish = Callable[[CloudEvent], Awaitable[None]]
 
+UNSET_CHUNK = 100
+
 # Every collection the relay watches gets this index: its probe for pending work is one indexed
 # lookup per collection per pass, however many aggregates are stored.
 OUTBOX_PENDING_INDEX = IndexModel([("outbox_pending", 1), ("_id", 1)])
@@ -248,8 +250,15 @@ class OutboxRelay:
         self.published = 0
         self.failed = 0
         self._resume_after: dict[str, Any] = {}
+        self._dirty: set[str] = set()
+        self._everything = True
 
-    def wake(self) -> None:
+    def wake(self, collection: str | None = None) -> None:
+        """Something was written to `collection` (to any, without one): relay it now."""
+        if collection is None:
+            self._everything = True
+        else:
+            self._dirty.add(collection)
         self._wake.set()
 
     def start(self) -> None:
@@ -267,24 +276,32 @@ class OutboxRelay:
             log.warning("outbox not fully relayed at shutdown; it will be at next start")
 
     async def _run(self) -> None:
+        """A pass woken by writes probes the collections written; a pass on the poll (what a
+        crashed replica or a failed publish left behind) probes them all."""
         while True:
             self._wake.clear()
+            only = None if self._everything else set(self._dirty)
+            self._everything, self._dirty = False, set()
             try:
-                await self.relay_once()
+                await self.relay_once(only)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                self._everything = True
 
-    async def relay_once(self) -> int:
+    async def relay_once(self, only: set[str] | None = None) -> int:
         """One pass over aggregates with pending events, a batch per collection. An aggregate whose
         events cannot go out now waits (its lease becomes its retry time); the others go on: no
         head-of-line blocking. Batches go round by id, so aggregates waiting out a retry never hide
         the ones after them; another pass follows at once only while claims succeed."""
         sent = 0
         for collection in self.collections:
+            if only is not None and collection.name not in only:
+                continue
             after = self._resume_after.get(collection.name, "")
             probe = (
                 collection.find({"outbox_pending": {"$eq": True}, "_id": {"$gt": after}}, {"_id": 1})
@@ -308,7 +325,7 @@ class OutboxRelay:
                         collection.name, aggregate_id, self.retry_seconds,
                     )  # fmt: skip
             if len(pending) == self.BATCH and claimed:
-                self._wake.set()  # more waits beyond this batch: go again without sleeping
+                self.wake(collection.name)  # more waits beyond this batch: go again without sleeping
         return sent
 
     async def _claim(self, collection: AsyncCollection[Document], aggregate_id: Any) -> Document | None:
@@ -345,22 +362,30 @@ class OutboxRelay:
         pending for the next pass. Bumping the version makes a writer holding an older copy re-read,
         so it neither puts published events back nor restores the lease (which would hold the next
         events back until it ran out)."""
-        cleared: Document = {f"outbox.{e}": "" for e in published}
-        if failed and self.retry_seconds > 0:
-            retry_at = datetime.now(UTC) + timedelta(seconds=self.retry_seconds)
-            update: Document = {"$set": {"relay_lease_until": retry_at.isoformat(timespec="microseconds")}}
-            if cleared:
-                update["$unset"] = cleared
-            await collection.update_one({"_id": doc["_id"]}, {**update, "$inc": {"version": 1}})
-            return
-        release = {"$unset": {"relay_lease_until": "", **cleared}, "$inc": {"version": 1}}
-        if not failed and "version" in doc:
-            done = await collection.update_one(
-                {"_id": doc["_id"], "version": doc["version"]}, {**release, "$set": {"outbox_pending": False}}
-            )
-            if done.modified_count == 1:
-                return
-        await collection.update_one({"_id": doc["_id"]}, release)
+        # nx-27017 silently ignores a $unset of 127 or more fields: clear in chunks of UNSET_CHUNK.
+        paths = [f"outbox.{e}" for e in published]
+        chunks = [paths[i : i + UNSET_CHUNK] for i in range(0, len(paths), UNSET_CHUNK)] or [[]]
+        retry = failed and self.retry_seconds > 0
+        version: int = doc.get("version", 0)
+        conditional = not failed and "version" in doc
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            update: Document = {"$unset": dict.fromkeys(chunk, ""), "$inc": {"version": 1}}
+            if last and retry:
+                retry_at = datetime.now(UTC) + timedelta(seconds=self.retry_seconds)
+                update["$set"] = {"relay_lease_until": retry_at.isoformat(timespec="microseconds")}
+            elif last:
+                update["$unset"]["relay_lease_until"] = ""
+            if not update["$unset"]:
+                del update["$unset"]
+            if conditional:
+                marked = {**update, "$set": {"outbox_pending": False}} if last else update
+                done = await collection.update_one({"_id": doc["_id"], "version": {"$eq": version}}, marked)
+                if done.modified_count == 1:
+                    version += 1
+                    continue
+                conditional = False  # a writer came in between: it keeps the aggregate pending
+            await collection.update_one({"_id": doc["_id"]}, update)
 
 
 async def ping(database: AsyncDatabase[Document]) -> None:

@@ -4,6 +4,7 @@ the reservations fulfillment asks for."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -36,7 +37,9 @@ def build(settings: InventorySettings | None = None) -> tuple[ServiceRuntime, Fa
     )
     inventory = Inventory(
         stock=StockStore(
-            runtime.database["stock"], runtime.relay.wake, timedelta(seconds=settings.inbox_retention_seconds)
+            runtime.database["stock"],
+            partial(runtime.relay.wake, "stock"),
+            timedelta(seconds=settings.inbox_retention_seconds),
         ),
         reservations=runtime.store("reservations"),
         locations=runtime.store("locations"),

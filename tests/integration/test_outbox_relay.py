@@ -182,3 +182,23 @@ async def test_aggregates_waiting_out_a_retry_do_not_hide_the_ones_after_them(
     assert await relay.relay_once() == 0  # the first batch: a-1..a-3 fail and wait out their retry
     assert await relay.relay_once() == 1  # the next batch starts after them
     assert published == ["b-1"]
+
+
+async def test_an_aggregate_with_more_events_than_the_store_unsets_at_once_is_emptied(
+    collection: AsyncCollection[Document],
+) -> None:
+    """nx-27017 silently ignores a $unset of 127 or more fields: an aggregate with that many events
+    waiting was marked done but never emptied, and re-published them on every write after."""
+    published: list[str] = []
+
+    async def publish(event: CloudEvent) -> None:
+        published.append(event.id)
+
+    relay = OutboxRelay([collection], publish, poll_seconds=60)
+    store = AggregateStore(collection, relay.wake)
+    events = [status_event("o-many", "IN_PROGRESS") for _ in range(150)]
+    await store.apply("o-many", lambda _: Change({"s": 1}, events))
+    assert await relay.relay_once() == 150
+    stored = await collection.find_one({"_id": "o-many"})
+    assert stored is not None and stored["outbox"] == {} and not stored["outbox_pending"]
+    assert await relay.relay_once() == 0 and len(published) == 150
