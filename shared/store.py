@@ -156,6 +156,17 @@ class AggregateStore:
                 return _public(saved)
         raise ConcurrencyConflict(f"{self.collection.name}/{aggregate_id} kept changing")
 
+    async def create(self, aggregate_id: str, change: Change, *, event_id: str | None = None) -> Document | None:
+        """Insert a new aggregate without reading first: one round trip where `apply` takes two,
+        for a caller that expects it not to exist yet. None when it exists already (nothing
+        written); the caller then goes on with what is stored, e.g. through `apply`."""
+        saved = await self._save(aggregate_id, None, change, event_id)
+        if saved is None:
+            return None
+        if change.events:
+            self._wake_relay()
+        return _public(saved)
+
     async def _save(
         self, aggregate_id: str, current: Document | None, change: Change, event_id: str | None
     ) -> Document | None:

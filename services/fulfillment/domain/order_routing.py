@@ -132,10 +132,17 @@ def cancel(current: Document | None, order: OrderSnapshot, now: str) -> Change |
 
 
 def materialised(current: Document | None, revision: int) -> Change | None:
-    """Every fulfillment order of plan revision `revision` exists (or is cancelled as planned)."""
+    """Every fulfillment order of plan revision `revision` exists (or is cancelled as planned).
+    The service writes it as the one-field update `materialised_update` (no read first)."""
     if current is None or current["revision"] != revision or current["materialised_revision"] == revision:
         return None
-    return Change({**current, "materialised_revision": revision})
+    return Change({**current, **materialised_update(revision)})
+
+
+def materialised_update(revision: int) -> Document:
+    """The fields `materialised` sets: the sweep finds plans still to materialise by the flag
+    (`materialise_pending`, indexed), not by comparing two fields of every routing."""
+    return {"materialised_revision": revision, "materialise_pending": False}
 
 
 def live_entries(routing: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -293,5 +300,6 @@ def _copy(routing: Mapping[str, Any]) -> Document:
 
 def _revised(routing: Document, now: str) -> Change:
     routing["revision"] = routing.get("revision", 0) + 1
+    routing["materialise_pending"] = True
     routing["updated_at"] = now
     return Change(routing)
