@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import FastAPI
@@ -22,8 +24,11 @@ from services.fulfillment.store import (
     SweepInterval,
 )
 from services.fulfillment.sweep import Sweeper
+from shared.events import CloudEvent
+from shared.messaging import publish_event
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings, seconds
+from shared.store import AggregateStore, OutboxRelay
 
 
 class FulfillmentSettings(ServiceSettings):
@@ -43,7 +48,7 @@ def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, 
     settings = settings or load_settings(FulfillmentSettings)
     runtime = ServiceRuntime(
         settings,
-        collections=["fulfillment_orders", "bulk_jobs"],
+        collections=["fulfillment_orders"],
         description="Fulfillment: fulfillment orders per location, routing, holds and fulfillments.",
     )
     defaults = ShopSettings(
@@ -63,10 +68,35 @@ def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, 
     runtime.subscribe(build_subscriptions(fulfillment, runtime.authenticator))
     runtime.background("sweep", Sweeper(fulfillment, runtime.registry).run)
     bulk_jobs = BulkJobs(
-        runtime.store("bulk_jobs"), fulfillment, runtime.registry, lease_seconds=settings.bulk_job_lease_seconds
+        bulk_job_store(runtime, settings), fulfillment, runtime.registry, lease_seconds=settings.bulk_job_lease_seconds
     )
     runtime.background("bulk-jobs", bulk_jobs.run)
     return runtime, runtime.http_app(build_router(fulfillment), build_bulk_router(bulk_jobs))
+
+
+def bulk_job_store(runtime: ServiceRuntime, settings: FulfillmentSettings) -> AggregateStore:
+    """Bulk jobs' events go out through an outbox relay of their own, woken by bulk-job writes
+    only. The service's relay looks for pending events in each of its collections on every pass,
+    and it makes a pass for every order (twice): bulk jobs, which seldom have events, would cost
+    two needless lookups per order there. (Until the shared relay looks only where it was woken.)"""
+
+    async def publish(event: CloudEvent) -> None:  # as the service's relay does
+        await publish_event(runtime.broker, event, runtime.metrics)
+        runtime.metrics.outbox_published.labels(event.type).inc()
+
+    relay = OutboxRelay([runtime.database["bulk_jobs"]], publish, settings.outbox_poll_seconds)
+
+    async def run() -> None:
+        relay.start()
+        try:
+            await asyncio.Event().wait()  # until the service stops: then one last pass
+        finally:
+            await relay.stop()
+
+    runtime.background("bulk-job-relay", run)
+    return AggregateStore(
+        runtime.database["bulk_jobs"], relay.wake, timedelta(seconds=settings.inbox_retention_seconds)
+    )
 
 
 def main() -> None:

@@ -146,26 +146,44 @@ class Fulfillment:
         fresh: bool = False,
     ) -> dict[str, Document]:
         """Make the fulfillment orders match the stored plan (`routing`, read when not given):
-        create what is missing, cancel everything of a cancelled order. Safe to repeat, and to run
-        beside another replica. `fresh`: the plan was written just now, so none of its
-        fulfillment orders can exist but by a concurrent run of this (which creation tolerates).
-        Returns the plan's fulfillment orders as they are now, by id."""
+        create what is missing, cancel everything of a cancelled order, and mark the plan done.
+        Safe to repeat, and to run beside another replica. Returns the plan's fulfillment orders
+        as they are now, by id.
+
+        `fresh`: the plan was written just now, so none of its fulfillment orders can exist but by
+        a concurrent run of this (which creation tolerates); and the plan is not marked done, the
+        sweep confirms it at its `materialise_check_at`, many plans in one write, rather than one
+        more write per order here."""
         routing = routing or await self.routings.get(order_id)
         if routing is None:
             return {}
+        existing = {} if fresh else await self._planned_fulfillment_orders([routing])
+        await self._materialise(routing, existing, cancel_reason)
+        if not fresh and routing.get("materialise_check_at") is not None:
+            await self._mark_materialised(order_id, routing["revision"])
+        return existing
+
+    async def _planned_fulfillment_orders(self, routings: list[Document]) -> dict[str, Document]:
+        """The existing fulfillment orders of these plans, by id: one lookup by key."""
+        planned = [entry["fulfillment_order_id"] for routing in routings for entry in routing["entries"]]
+        found = await self.fulfillment_orders.find({"_id": {"$in": planned}}, limit=len(planned)) if planned else []
+        return {fo["id"]: fo for fo in found}
+
+    async def _materialise(
+        self, routing: Document, existing: dict[str, Document], cancel_reason: str = "the order was cancelled"
+    ) -> int:
+        """Create the plan's missing fulfillment orders, cancel those of a cancelled order;
+        `existing` (by id) is kept up to date. How many were created or cancelled."""
         order = OrderSnapshot.model_validate(routing["order"])
-        existing: dict[str, Document] = {}
-        if not fresh:
-            planned = [entry["fulfillment_order_id"] for entry in routing["entries"]]
-            found = await self.fulfillment_orders.find({"_id": {"$in": planned}}, limit=len(planned)) if planned else []
-            existing = {fo["id"]: fo for fo in found}
         now = now_iso()
         live = {entry["fulfillment_order_id"] for entry in order_routing.live_entries(routing)}
+        written = 0
         for entry in routing["entries"]:
             fo_id = entry["fulfillment_order_id"]
             if fo_id in live and fo_id not in existing:
                 created = await self.fulfillment_orders.create(fo_id, fo_rules.create(entry, order, now))
                 if created is not None:
+                    written += 1
                     await self._indexed(created)
                 else:  # created meanwhile by another run of this
                     created = await self.fulfillment_orders.get(fo_id)
@@ -176,10 +194,9 @@ class Fulfillment:
                     fo_id, _cancel_or_tombstone(entry, order, cancel_reason, now)
                 )
                 if cancelled is not None:
+                    written += 1
                     existing[fo_id] = cancelled
-        if routing.get("materialised_revision") != routing["revision"]:
-            await self._mark_materialised(order_id, routing["revision"])
-        return existing
+        return written
 
     async def _mark_materialised(self, order_id: str, revision: int) -> None:
         """`order_routing.materialised` as one conditional update, without reading the plan again:
@@ -315,10 +332,26 @@ class Fulfillment:
         for fo in await self.fulfillment_orders.find({"reroute_pending": {"$eq": True}}, limit=BATCH):
             await self.finish_reroute(fo)
             report.repaired += 1
-        for routing in await self.routings.find({"materialise_pending": {"$eq": True}}, limit=BATCH):
-            await self.materialise(routing["id"], routing=routing)
-            report.repaired += 1
+        report.repaired += await self._confirm_plans(fo_rules.epoch(now))
         return report
+
+    async def _confirm_plans(self, now: float) -> int:
+        """Plans due to be checked: create what a crash left out, then mark them all done in one
+        write (a plan revised meanwhile has a later check time, so it is left for its own).
+        How many needed a repair."""
+        due = await self.routings.find({"materialise_check_at": {"$lte": now}}, limit=BATCH)
+        if not due:
+            return 0
+        existing = await self._planned_fulfillment_orders(due)
+        repaired = 0
+        for routing in due:
+            if await self._materialise(routing, existing):
+                repaired += 1
+        await self.routings.collection.update_many(
+            {"_id": {"$in": [routing["id"] for routing in due]}, "materialise_check_at": {"$lte": now}},
+            {"$set": {"materialise_check_at": None}, "$inc": {"version": 1}},
+        )
+        return repaired
 
     # --- lookups ------------------------------------------------------------------------
 

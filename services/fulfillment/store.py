@@ -16,7 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from services.fulfillment.domain.routing import RoutingLocation
 from shared.catalog import InventoryLevel, Location
 from shared.settings import seconds
-from shared.store import AggregateStore, Change, Document
+from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Change, Document
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,17 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("out_of_stock", 1), ("created_at", 1)]),
         IndexModel([("reroute_pending", 1)]),
     ],
-    # Plans whose fulfillment orders are not all created yet (the sweep repairs them).
-    "routings": [IndexModel([("materialise_pending", 1)])],
+    # Plans the sweep is to check (and repair, if a crash left fulfillment orders uncreated).
+    "routings": [IndexModel([("materialise_check_at", 1)])],
     "stock_view": [IndexModel([("sku", 1)])],
     OUT_OF_STOCK_HOLDS: [IndexModel([("sku", 1), ("created_at", 1)])],
-    # Running jobs, for the probe that resumes a crashed replica's; the most recent first.
-    "bulk_jobs": [IndexModel([("status", 1), ("created_at", 1)]), IndexModel([("created_at", 1)])],
+    # Running jobs, for the probe that resumes a crashed replica's; the most recent first; and the
+    # probe of bulk jobs' own outbox relay (see app.bulk_job_store).
+    "bulk_jobs": [
+        IndexModel([("status", 1), ("created_at", 1)]),
+        IndexModel([("created_at", 1)]),
+        OUTBOX_PENDING_INDEX,
+    ],
 }
 """The indexes the service's queries use, by collection, created at start (idempotently)."""
 
@@ -57,6 +62,13 @@ Both change seldom, by a merchant's hand, and a few seconds late on the other re
 harm: an order routed to a location deactivated meanwhile has its reservation refused and is
 re-routed. The replica that makes the change (`PUT /settings`, or the one that consumes
 location.updated) sees it at once."""
+
+SEEN_SECONDS = 2.0
+"""How long a replica trusts what it last wrote of a stock snapshot to skip the next one when that
+one leaves `available`, all that routing reads, as it was (a commit: on hand and reserved go down
+together). Inventory's snapshots of one stock come in order, to one replica at a time; the store
+is asked again after this long, so another replica that took the stock over (a rebalance, which
+takes longer than this) and changed it is never overlooked."""
 
 MAX_LOCATIONS = 10_000
 """Bound of a read of every location (far above any shop's count)."""
@@ -126,24 +138,39 @@ class SettingsStore:
 class StockView:
     """Available stock per location and sku, as inventory last announced it."""
 
-    def __init__(self, store: AggregateStore) -> None:
+    def __init__(self, store: AggregateStore, seen_seconds: float = SEEN_SECONDS) -> None:
         self.store = store
+        self.seen_seconds = seen_seconds
+        self._seen: dict[str, tuple[float, int, int]] = {}  # key: (when written, seq, available)
 
     async def record(self, level: InventoryLevel, as_of: str) -> bool:
         """Keep a level snapshot unless a newer one is known; True when more became available.
 
-        A numbered snapshot newer than the one kept is written in one conditional round trip
+        A numbered snapshot that leaves `available` as this replica just wrote it is not written
+        (see SEEN_SECONDS); one newer than the one kept is written in one conditional round trip
         (the condition is checked on the one document, found by key); the first snapshot of a
         stock, one not newer and one without a number go through the rule, which reads first."""
+        key = _key(level.location_id, level.sku)
         if level.seq is not None:
+            seen = self._seen.get(key)
+            if (
+                seen is not None
+                and time.monotonic() - seen[0] < self.seen_seconds
+                and level.seq > seen[1]
+                and level.available == seen[2]
+            ):
+                self._seen[key] = (seen[0], level.seq, level.available)
+                return False
             before = await self.store.collection.find_one_and_update(
-                {"_id": _key(level.location_id, level.sku), "seq": {"$lt": level.seq}},
+                {"_id": key, "seq": {"$lt": level.seq}},
                 {"$set": {**level.model_dump(), "as_of": as_of}, "$inc": {"version": 1}},
                 projection={"available": 1},
                 return_document=ReturnDocument.BEFORE,
             )
             if before is not None:
+                self._written(key, level.seq, level.available)
                 return level.available > int(before.get("available", 0))
+        self._seen.pop(key, None)
         increased = False
 
         def rule(current: Document | None) -> Change | None:
@@ -160,6 +187,7 @@ class StockView:
         self, location_id: str, sku: str, available: int, as_of: str, seq: int | None = None
     ) -> None:
         """A failed reservation tells what was really available there."""
+        self._seen.pop(_key(location_id, sku), None)
 
         def rule(current: Document | None) -> Change | None:
             if not _newer(current, seq, as_of):
@@ -168,6 +196,12 @@ class StockView:
             return Change({**base, "available": available, "seq": seq, "as_of": as_of})
 
         await self.store.apply(_key(location_id, sku), rule)
+
+    def _written(self, key: str, seq: int, available: int) -> None:
+        if len(self._seen) >= 10_000:  # keep it small: what is too old to trust goes
+            horizon = time.monotonic() - self.seen_seconds
+            self._seen = {k: seen for k, seen in self._seen.items() if seen[0] >= horizon}
+        self._seen[key] = (time.monotonic(), seq, available)
 
     async def available(
         self, skus: Iterable[str], location_ids: Iterable[str] | None = None

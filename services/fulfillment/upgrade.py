@@ -2,7 +2,7 @@
 
 This version finds fulfillment orders and plans through fields that earlier versions did not keep
 (`sort_key`, `opens_at_epoch`, `upsell_release_epoch`: see fulfillment_order.derived_fields;
-`materialise_pending` on plans), finds out-of-stock holds by sku through `out_of_stock_holds`,
+`materialise_check_at` on plans), finds out-of-stock holds by sku through `out_of_stock_holds`,
 and finds a fulfillment through the fulfillment order its id names, which ids made before do not.
 Without this, an earlier version's scheduled fulfillment orders would never open, its interrupted
 plans never be repaired, and its fulfillments never be found again.
@@ -97,16 +97,14 @@ async def _fulfillment_orders(database: AsyncDatabase[Document]) -> int:
 
 async def _routings(collection: AsyncCollection[Document]) -> int:
     changed = 0
-    projection = {"revision": 1, "materialised_revision": 1, "materialise_pending": 1, "version": 1}
+    projection = {"revision": 1, "materialised_revision": 1, "materialise_check_at": 1, "version": 1}
     async for doc in _every(collection, projection):
-        if "materialise_pending" in doc:
+        if "materialise_check_at" in doc:
             continue  # written by this version
+        pending = doc.get("materialised_revision") != doc.get("revision")
         result = await collection.update_one(
             {"_id": doc["_id"], "version": {"$eq": doc.get("version")}},
-            {
-                "$set": {"materialise_pending": doc.get("materialised_revision") != doc.get("revision")},
-                "$inc": {"version": 1},
-            },
+            {"$set": {"materialise_check_at": 0.0 if pending else None}, "$inc": {"version": 1}},
         )
         changed += result.modified_count
     return changed
