@@ -50,6 +50,8 @@ FoRule = Callable[[Document], Change | None]
 
 BATCH = 250
 """Documents one sweep query (or one out-of-stock retry) takes at most; the next pass takes the rest."""
+MAX_PAGES = 100
+"""Pages of plans one sweep pass confirms at most (25,000 orders)."""
 
 
 class UnknownFulfillmentOrder(LookupError):
@@ -336,21 +338,25 @@ class Fulfillment:
         return report
 
     async def _confirm_plans(self, now: float) -> int:
-        """Plans due to be checked: create what a crash left out, then mark them all done in one
-        write (a plan revised meanwhile has a later check time, so it is left for its own).
-        How many needed a repair."""
-        due = await self.routings.find({"materialise_check_at": {"$lte": now}}, limit=BATCH)
-        if not due:
-            return 0
-        existing = await self._planned_fulfillment_orders(due)
+        """Plans due to be checked: create what a crash left out, then mark them done, a page of
+        them per write (a plan revised meanwhile has a later check time, so it is left for its
+        own). Every plan comes due once, so a pass goes on until none is left, however many orders
+        came in since the last. How many needed a repair."""
         repaired = 0
-        for routing in due:
-            if await self._materialise(routing, existing):
-                repaired += 1
-        await self.routings.collection.update_many(
-            {"_id": {"$in": [routing["id"] for routing in due]}, "materialise_check_at": {"$lte": now}},
-            {"$set": {"materialise_check_at": None}, "$inc": {"version": 1}},
-        )
+        for _ in range(MAX_PAGES):
+            due = await self.routings.find({"materialise_check_at": {"$lte": now}}, limit=BATCH)
+            if not due:
+                break
+            existing = await self._planned_fulfillment_orders(due)
+            for routing in due:
+                if await self._materialise(routing, existing):
+                    repaired += 1
+            await self.routings.collection.update_many(
+                {"_id": {"$in": [routing["id"] for routing in due]}, "materialise_check_at": {"$lte": now}},
+                {"$set": {"materialise_check_at": None}, "$inc": {"version": 1}},
+            )
+            if len(due) < BATCH:
+                break
         return repaired
 
     # --- lookups ------------------------------------------------------------------------

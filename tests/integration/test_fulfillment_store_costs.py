@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
+from services.fulfillment import service as service_module
 from services.fulfillment import upgrade
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import fulfillment_order as fo_rules
@@ -135,8 +136,10 @@ async def test_the_sweep_confirms_many_plans_in_one_write(
     counted: tuple[Any, Commands], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A plan is no longer marked materialised by a second write per order: the sweep checks the
-    plans that are due and marks them all at once, creating what a crash left out."""
+    plans that are due and marks them a page at a time, creating what a crash left out; a pass
+    goes on until none is left."""
     monkeypatch.setattr(order_routing, "MATERIALISE_GRACE_SECONDS", 0.0)  # due at once
+    monkeypatch.setattr(service_module, "BATCH", 4)  # seven plans: two pages
     db, commands = counted
     service = replica(db)
     await service.location_updated(Location(id="wh", name="wh", priority=1), T0)
@@ -154,7 +157,7 @@ async def test_the_sweep_confirms_many_plans_in_one_write(
     report = await service.sweep()
     assert report.repaired == 1
     sent = commands.take()
-    assert sent["routings", "find"] == 1 and sent["routings", "update"] == 1, sent
+    assert sent["routings", "find"] == 2 and sent["routings", "update"] == 2, sent
     assert await db["routings"].count_documents({"materialise_check_at": {"$ne": None}}) == 0
     assert len(await service.fulfillment_orders.find({"order_id": {"$eq": crashed.id}})) == 1
     assert (await service.sweep()).repaired == 0
