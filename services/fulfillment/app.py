@@ -78,13 +78,16 @@ def bulk_job_store(runtime: ServiceRuntime, settings: FulfillmentSettings) -> Ag
     """Bulk jobs' events go out through an outbox relay of their own, woken by bulk-job writes
     only. The service's relay looks for pending events in each of its collections on every pass,
     and it makes a pass for every order (twice): bulk jobs, which seldom have events, would cost
-    two needless lookups per order there. (Until the shared relay looks only where it was woken.)"""
+    two needless lookups per order there. (Until the shared relay looks only where it was woken.)
+    Its poll, which only finds what a crashed replica wrote and did not relay, runs once per bulk
+    job lease: that replica's jobs are not taken over sooner either."""
 
     async def publish(event: CloudEvent) -> None:  # as the service's relay does
         await publish_event(runtime.broker, event, runtime.metrics)
         runtime.metrics.outbox_published.labels(event.type).inc()
 
-    relay = OutboxRelay([runtime.database["bulk_jobs"]], publish, settings.outbox_poll_seconds)
+    poll_seconds = max(settings.outbox_poll_seconds, settings.bulk_job_lease_seconds)
+    relay = OutboxRelay([runtime.database["bulk_jobs"]], publish, poll_seconds)
 
     async def run() -> None:
         relay.start()
