@@ -115,6 +115,12 @@ class ServiceRuntime:
         self._background[name] = run
 
     def store(self, collection: str) -> AggregateStore:
+        """An aggregate collection whose events the relay publishes (it watches every one: a pass
+        woken by a write probes only the collection written, the poll probes them all)."""
+        self.relay.watch(self.database[collection])
+        declared = self._indexes.setdefault(collection, [])
+        if OUTBOX_PENDING_INDEX not in declared:
+            declared.append(OUTBOX_PENDING_INDEX)
         retention = timedelta(seconds=self.settings.inbox_retention_seconds)
         return AggregateStore(self.database[collection], partial(self.relay.wake, collection), retention)
 

@@ -169,6 +169,12 @@ class AggregateStore:
             self._wake_relay()
         return _public(saved)
 
+    async def create(self, aggregate_id: str, change: Change, *, event_id: str | None = None) -> Document | None:
+        """Insert a new aggregate without reading first: one round trip where `apply` takes two,
+        for a caller that expects it not to exist yet. None when it exists already (nothing
+        written); the caller then goes on with what is stored, e.g. through `apply`."""
+        return await self.save(aggregate_id, None, change, event_id=event_id)
+
     async def _save(
         self, aggregate_id: str, current: Document | None, change: Change, event_id: str | None
     ) -> Document | None:
@@ -220,7 +226,7 @@ UNSET_CHUNK = 100
 
 # Every collection the relay watches gets this index: its probe for pending work is one indexed
 # lookup per collection per pass, however many aggregates are stored.
-OUTBOX_PENDING_INDEX = IndexModel([("outbox_pending", 1), ("_id", 1)])
+OUTBOX_PENDING_INDEX = IndexModel([("outbox_pending", 1)])  # (nx-27017 cannot index _id in a compound)
 
 
 class OutboxRelay:
@@ -249,9 +255,13 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self.published = 0
         self.failed = 0
-        self._resume_after: dict[str, Any] = {}
+        self._skip: dict[str, int] = {}
         self._dirty: set[str] = set()
         self._everything = True
+
+    def watch(self, collection: AsyncCollection[Document]) -> None:
+        if all(watched.name != collection.name for watched in self.collections):
+            self.collections.append(collection)
 
     def wake(self, collection: str | None = None) -> None:
         """Something was written to `collection` (to any, without one): relay it now."""
@@ -296,20 +306,15 @@ class OutboxRelay:
     async def relay_once(self, only: set[str] | None = None) -> int:
         """One pass over aggregates with pending events, a batch per collection. An aggregate whose
         events cannot go out now waits (its lease becomes its retry time); the others go on: no
-        head-of-line blocking. Batches go round by id, so aggregates waiting out a retry never hide
-        the ones after them; another pass follows at once only while claims succeed."""
+        head-of-line blocking. A batch of aggregates all waiting out a retry never hides the ones
+        after it: the next pass looks past it."""
         sent = 0
         for collection in self.collections:
             if only is not None and collection.name not in only:
                 continue
-            after = self._resume_after.get(collection.name, "")
-            probe = (
-                collection.find({"outbox_pending": {"$eq": True}, "_id": {"$gt": after}}, {"_id": 1})
-                .sort("_id", 1)
-                .limit(self.BATCH)
-            )
-            pending = [doc["_id"] async for doc in probe]
-            self._resume_after[collection.name] = pending[-1] if len(pending) == self.BATCH else ""
+            skip = self._skip.get(collection.name, 0)
+            probe = collection.find({"outbox_pending": {"$eq": True}}, {"_id": 1}).sort("_id", 1)
+            pending = [doc["_id"] async for doc in probe.skip(skip).limit(self.BATCH)]
             claimed = 0
             for aggregate_id in pending:
                 doc = await self._claim(collection, aggregate_id)
@@ -324,7 +329,10 @@ class OutboxRelay:
                         "relaying %s/%s failed; retrying it in %ss, the others go on",
                         collection.name, aggregate_id, self.retry_seconds,
                     )  # fmt: skip
-            if len(pending) == self.BATCH and claimed:
+            # A full batch all waiting out a retry must not hide the aggregates after it: the next
+            # pass looks past it. Otherwise the next pass starts from the first again.
+            self._skip[collection.name] = skip + self.BATCH if len(pending) == self.BATCH and not claimed else 0
+            if len(pending) == self.BATCH:
                 self.wake(collection.name)  # more waits beyond this batch: go again without sleeping
         return sent
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, Field, StrictBool, StrictInt
 
+from services.fulfillment import listing
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import bulk_job as bulk_rules
 from services.fulfillment.domain import fulfillment_order as fo_rules
@@ -44,6 +45,9 @@ INTERNAL_FIELDS = {
     "order",
     "sort_fulfill_by",
     "upsell_release_at",
+    "upsell_release_epoch",
+    "opens_at_epoch",
+    "sort_key",
     "out_of_stock",
     "skus",
     "reroute_pending",
@@ -184,12 +188,10 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 
     async def holding(fulfillment_id: str) -> Document:
         """The fulfillment order a fulfillment (shipment) belongs to."""
-        found = []
-        if SAFE_ID.match(fulfillment_id):
-            found = await fulfillment_orders.find({f"fulfillments.{fulfillment_id}": {"$exists": True}}, limit=1)
-        if not found:
+        found = await fulfillment.fulfillment_order_holding(fulfillment_id) if SAFE_ID.match(fulfillment_id) else None
+        if found is None:
             raise NotFound("fulfillment", fulfillment_id)
-        return found[0]
+        return found
 
     async def act(fulfillment_order_id: str, rule: Callable[[Document], Change | None]) -> Document:
         await load(fulfillment_order_id)
@@ -213,21 +215,29 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         location_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=250)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        after: Annotated[
+            str | None,
+            Query(max_length=400, description="the `next_cursor` of the previous page: the page after it"),
+        ] = None,
     ) -> dict[str, Any]:
         """Sorted by fulfill-by deadline, soonest first; those without one come last. A fulfillment
-        service's token lists only the fulfillment orders at the locations it runs."""
-        query: Document = {}
-        if not who.may("fulfillment:read"):
-            query["fulfillment_service"] = {"$in": sorted(who.fulfillment_services)}
-        if order_id:
-            query["order_id"] = order_id
-        if status:
-            query["status"] = status.value
-        if location_id:
-            query["location_id"] = location_id
-        sort = [("sort_fulfill_by", 1), ("created_at", 1), ("_id", 1)]
-        found = await fulfillment_orders.find(query, sort=sort, skip=offset, limit=limit)
-        return {"items": [fulfillment_order_view(fo) for fo in found]}
+        service's token lists only the fulfillment orders at the locations it runs.
+
+        Pages: `next_cursor` is where the next page starts (null on the last page); pass it as
+        `after` to get that page. Unlike `offset`, a cursor costs the same however deep the page,
+        and a page never repeats or skips a fulfillment order when others are added meanwhile."""
+        try:
+            resume = listing.decode_cursor(after) if after is not None else None
+        except listing.BadCursor:
+            raise invalid_field("after", "not a cursor this listing returned (next_cursor)") from None
+        filters = listing.Filters(
+            order_id=order_id or None,
+            status=status.value if status else None,
+            location_id=location_id or None,
+            fulfillment_services=None if who.may("fulfillment:read") else sorted(who.fulfillment_services),
+        )
+        found, next_cursor = await listing.page(fulfillment_orders, filters, after=resume, offset=offset, limit=limit)
+        return {"items": [fulfillment_order_view(fo) for fo in found], "next_cursor": next_cursor}
 
     @router.get(
         "/fulfillment-orders/{fulfillment_order_id}", dependencies=[SEEN_BY_SERVICES], tags=["fulfillment orders"]
@@ -294,7 +304,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         location = await fulfillment.locations.get(body.location_id)
         if location is None:
             raise invalid_field("location_id", f"no location {body.location_id!r} is known")
-        stock = await fulfillment.stock.available(line["sku"] for line in current["line_items"])
+        stock = await fulfillment.stock.available((line["sku"] for line in current["line_items"]), [location.id])
         available = {sku: quantity for (location_id, sku), quantity in stock.items() if location_id == location.id}
         fo = await act(fulfillment_order_id, lambda doc: fo_rules.move(doc, location, available, now_iso()))
         return fulfillment_order_view(fo)
@@ -385,8 +395,8 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
     async def routing_view(sku: str) -> dict[str, Any]:
         """The locations and the sku's available stock as routing sees them (its copy of
         inventory's events): why an order went where it went."""
-        available = await fulfillment.stock.available([sku])
         locations = sorted(await fulfillment.locations.all(), key=lambda loc: loc.rank)
+        available = await fulfillment.stock.available([sku], [loc.id for loc in locations])
         return {
             "sku": sku,
             "locations": [

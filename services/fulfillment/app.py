@@ -6,11 +6,14 @@ from typing import Annotated
 
 from fastapi import FastAPI
 
+from services.fulfillment import upgrade
 from services.fulfillment.api import build_bulk_router, build_router
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.handlers import build_subscriptions
 from services.fulfillment.service import Fulfillment
 from services.fulfillment.store import (
+    CACHE_SECONDS,
+    INDEXES,
     LocationDirectory,
     PostPurchaseHold,
     SettingsStore,
@@ -32,13 +35,15 @@ class FulfillmentSettings(ServiceSettings):
     post_purchase_hold_seconds: PostPurchaseHold = 3600.0
     # How long a replica's claim on a bulk job lasts without progress before another takes it over.
     bulk_job_lease_seconds: Annotated[float, seconds(1, 3_600)] = 30.0
+    # How long a replica serves the shop settings and the locations from memory (see store.CACHE_SECONDS).
+    config_cache_seconds: Annotated[float, seconds(0, 300)] = CACHE_SECONDS
 
 
 def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or load_settings(FulfillmentSettings)
     runtime = ServiceRuntime(
         settings,
-        collections=["fulfillment_orders", "bulk_jobs"],
+        collections=["fulfillment_orders"],
         description="Fulfillment: fulfillment orders per location, routing, holds and fulfillments.",
     )
     defaults = ShopSettings(
@@ -46,13 +51,15 @@ def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, 
         sweep_interval_seconds=settings.sweep_interval_seconds,
         post_purchase_hold_seconds=settings.post_purchase_hold_seconds,
     )
+    runtime.indexes(INDEXES)
     fulfillment = Fulfillment(
         fulfillment_orders=runtime.store("fulfillment_orders"),
         routings=runtime.store("routings"),
         stock=StockView(runtime.store("stock_view")),
-        locations=LocationDirectory(runtime.store("locations")),
-        settings=SettingsStore(runtime.store("settings"), defaults),
+        locations=LocationDirectory(runtime.store("locations"), settings.config_cache_seconds),
+        settings=SettingsStore(runtime.store("settings"), defaults, settings.config_cache_seconds),
     )
+    runtime.background("upgrade", lambda: upgrade.run(runtime.database))
     runtime.subscribe(build_subscriptions(fulfillment, runtime.authenticator))
     runtime.background("sweep", Sweeper(fulfillment, runtime.registry).run)
     bulk_jobs = BulkJobs(

@@ -2,6 +2,10 @@
 document, taken under optimistic concurrency) and applies the job's action to one fulfillment
 order after another, recording each result in the job.
 
+The worker does not poll: a job started here wakes it, and jobs of other replicas (started
+there, or left by a replica that crashed) are found by an indexed probe once per lease, which is
+as soon as a crashed replica's lease can have run out anyway.
+
 Resuming is exact: a job is picked up again where its results stop, after a crash or when a
 stalled replica's lease runs out. The action is applied to a fulfillment order with the job's
 id in that fulfillment order's inbox (same write), so a fulfillment order the job already
@@ -38,6 +42,9 @@ log = logging.getLogger("fulfillment.bulk")
 MAX_JOBS_AT_ONCE = 4
 """Jobs one replica works on at the same time; more wait for the next free slot or another replica."""
 
+MAX_RUNNING = 100
+"""Running jobs one probe looks at (oldest first); more are looked at once these are done."""
+
 
 class BulkJobs:
     def __init__(
@@ -47,13 +54,14 @@ class BulkJobs:
         registry: CollectorRegistry | None = None,
         *,
         lease_seconds: float = 30.0,
-        poll_seconds: float = 1.0,
+        probe_seconds: float | None = None,
         owner: str | None = None,
     ) -> None:
         self.jobs = jobs
         self.fulfillment = fulfillment
         self.lease_seconds = lease_seconds
-        self.poll_seconds = poll_seconds
+        # How often to look for jobs this replica was not woken for: once per lease by default.
+        self.probe_seconds = lease_seconds if probe_seconds is None else probe_seconds
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.items = Counter(
             "fulfillment_bulk_job_items",
@@ -100,8 +108,9 @@ class BulkJobs:
     # --- the worker ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        """The background task: claim what is claimable, work on it, wait for a new job or the
-        next poll (a job whose replica died is claimable when its lease runs out)."""
+        """The background task: claim what is claimable, work on it, wait to be woken (a job started
+        here, or one finished, which frees a slot) or for the next probe (a job whose replica died
+        is claimable when its lease runs out)."""
         try:
             while True:
                 try:
@@ -111,7 +120,7 @@ class BulkJobs:
                 except Exception:
                     log.exception("looking for bulk jobs failed; retrying")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(self.probe_seconds, 0.1))
                 self._wake.clear()
         finally:
             for task in self._working.values():
@@ -132,7 +141,9 @@ class BulkJobs:
         now = now_iso()
         # Leases are compared here, not in the query: the embedded store compares time strings
         # to the second only and never matches "" (a job nobody claimed yet) with $lt.
-        running = await self.jobs.find({"status": "RUNNING"}, sort=[("created_at", 1), ("_id", 1)])
+        running = await self.jobs.find(
+            {"status": {"$eq": "RUNNING"}}, sort=[("created_at", 1), ("_id", 1)], limit=MAX_RUNNING
+        )
         for job in running:
             if len(self._working) >= MAX_JOBS_AT_ONCE:
                 return
@@ -142,7 +153,9 @@ class BulkJobs:
                 job["id"], lambda current: rules.claim(_known(current), self.owner, now_iso(), self.lease_seconds)
             )
             if claimed is not None:
-                self._working[job["id"]] = asyncio.create_task(self.work(claimed), name=f"bulk-job-{job['id']}")
+                task = asyncio.create_task(self.work(claimed), name=f"bulk-job-{job['id']}")
+                task.add_done_callback(lambda _: self._wake.set())  # a slot is free: look again
+                self._working[job["id"]] = task
 
     async def drain(self) -> None:
         """Wait until the jobs this replica is working on are done (or it lost them)."""
@@ -216,7 +229,7 @@ class BulkJobs:
         location = await self.fulfillment.locations.get(location_id)
         if location is None:
             raise InvalidRequest("location_id", f"no location {location_id!r} is known")
-        stock = await self.fulfillment.stock.available(line["sku"] for line in fo["line_items"])
+        stock = await self.fulfillment.stock.available((line["sku"] for line in fo["line_items"]), [location.id])
         available = {sku: quantity for (at, sku), quantity in stock.items() if at == location.id}
         return lambda current: fo_rules.move(current, location, available, now_iso())
 

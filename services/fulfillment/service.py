@@ -23,7 +23,15 @@ from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.order_routing import RoutingContext
 from services.fulfillment.domain.routing import LineNeed, route
-from services.fulfillment.store import LocationDirectory, SettingsStore, ShopSettings, StockView
+from services.fulfillment.store import (
+    LEGACY_FULFILLMENTS,
+    OUT_OF_STOCK_HOLDS,
+    LocationDirectory,
+    OutOfStockHolds,
+    SettingsStore,
+    ShopSettings,
+    StockView,
+)
 from shared.catalog import (
     FulfillmentServiceResponse,
     InventoryLevel,
@@ -38,6 +46,12 @@ log = logging.getLogger("fulfillment.service")
 
 FoRule = Callable[[Document], Change | None]
 """A rule of one existing fulfillment order (see domain.fulfillment_order)."""
+
+
+BATCH = 250
+"""Documents one sweep query (or one out-of-stock retry) takes at most; the next pass takes the rest."""
+MAX_PAGES = 100
+"""Pages of plans one sweep pass confirms at most (25,000 orders)."""
 
 
 class UnknownFulfillmentOrder(LookupError):
@@ -63,21 +77,27 @@ class Fulfillment:
         stock: StockView,
         locations: LocationDirectory,
         settings: SettingsStore,
+        out_of_stock: OutOfStockHolds | None = None,
     ) -> None:
         self.fulfillment_orders = fulfillment_orders
         self.routings = routings
         self.stock = stock
         self.locations = locations
         self.settings = settings
+        database = fulfillment_orders.collection.database
+        self.out_of_stock = out_of_stock or OutOfStockHolds(database[OUT_OF_STOCK_HOLDS])
+        self.legacy_fulfillments = database[LEGACY_FULFILLMENTS]
 
     async def shop_settings(self) -> ShopSettings:
         return await self.settings.get()
 
     async def context(self, skus: Iterable[str], shop: ShopSettings | None = None) -> RoutingContext:
+        """Settings and locations from memory (see store.CACHE_SECONDS), the stock in one lookup."""
         shop = shop or await self.settings.get()
+        locations = await self.locations.all()
         return RoutingContext(
-            await self.locations.all(),
-            await self.stock.available(skus),
+            locations,
+            await self.stock.available(skus, [location.id for location in locations]),
             auto_fulfill=shop.auto_fulfill,
             post_purchase_hold_seconds=shop.post_purchase_hold_seconds,
         )
@@ -85,52 +105,109 @@ class Fulfillment:
     # --- orders -------------------------------------------------------------------------
 
     async def route_paid_order(self, order: OrderSnapshot, event_id: str) -> None:
+        """Plan, then create the plan's fulfillment orders. A first delivery (the usual case) writes
+        the plan and each fulfillment order without reading first; when the plan exists already (a
+        redelivery, or the order was cancelled first), the stored plan decides, never a new one."""
         context = await self.context(line.sku for line in order.line_items)
         now = now_iso()
-        await self.routings.apply(
-            order.id, lambda current: order_routing.route_paid_order(current, order, context, now), event_id=event_id
-        )
-        await self.materialise(order.id)
+        plan = order_routing.route_paid_order(None, order, context, now)
+        routing = await self.routings.create(order.id, plan, event_id=event_id) if plan else None
+        if routing is None:
+            await self.materialise(order.id)
+        else:
+            await self.materialise(order.id, routing=routing, fresh=True)
 
     async def cancel_order(self, order: OrderSnapshot, reason: str, event_id: str) -> None:
         now = now_iso()
-        await self.routings.apply(
+        routing = await self.routings.apply(
             order.id, lambda current: order_routing.cancel(current, order, now), event_id=event_id
         )
-        await self.materialise(order.id, cancel_reason=reason)
+        await self.materialise(order.id, cancel_reason=reason, routing=routing)
 
     async def post_purchase_completed(self, order: OrderSnapshot, event_id: str) -> None:
         context = await self.context(line.sku for line in order.line_items)
         now = now_iso()
-        await self.routings.apply(
+        routing = await self.routings.apply(
             order.id,
             lambda current: order_routing.post_purchase_completed(current, order, context, now),
             event_id=event_id,
         )
-        await self.materialise(order.id)
-        for fo in await self.fulfillment_orders.find({"order_id": order.id, "status": "ON_HOLD"}):
-            await self._apply(
-                fo["id"], lambda current: fo_rules.release_post_purchase_hold(current, now, expired_only=False)
-            )
+        fulfillment_orders = await self.materialise(order.id, routing=routing)
+        for fo in fulfillment_orders.values():
+            if fo["status"] == fo_rules.Status.ON_HOLD:
+                await self._apply(
+                    fo["id"], lambda current: fo_rules.release_post_purchase_hold(current, now, expired_only=False)
+                )
 
-    async def materialise(self, order_id: str, cancel_reason: str = "the order was cancelled") -> None:
-        """Make the fulfillment orders match the stored plan: create what is missing, cancel
-        everything of a cancelled order. Safe to repeat, and to run beside another replica."""
-        routing = await self.routings.get(order_id)
+    async def materialise(
+        self,
+        order_id: str,
+        cancel_reason: str = "the order was cancelled",
+        *,
+        routing: Document | None = None,
+        fresh: bool = False,
+    ) -> dict[str, Document]:
+        """Make the fulfillment orders match the stored plan (`routing`, read when not given):
+        create what is missing, cancel everything of a cancelled order, and mark the plan done.
+        Safe to repeat, and to run beside another replica. Returns the plan's fulfillment orders
+        as they are now, by id.
+
+        `fresh`: the plan was written just now, so none of its fulfillment orders can exist but by
+        a concurrent run of this (which creation tolerates); and the plan is not marked done, the
+        sweep confirms it at its `materialise_check_at`, many plans in one write, rather than one
+        more write per order here."""
+        routing = routing or await self.routings.get(order_id)
         if routing is None:
-            return
+            return {}
+        existing = {} if fresh else await self._planned_fulfillment_orders([routing])
+        await self._materialise(routing, existing, cancel_reason)
+        if not fresh and routing.get("materialise_check_at") is not None:
+            await self._mark_materialised(order_id, routing["revision"])
+        return existing
+
+    async def _planned_fulfillment_orders(self, routings: list[Document]) -> dict[str, Document]:
+        """The existing fulfillment orders of these plans, by id: one lookup by key."""
+        planned = [entry["fulfillment_order_id"] for routing in routings for entry in routing["entries"]]
+        found = await self.fulfillment_orders.find({"_id": {"$in": planned}}, limit=len(planned)) if planned else []
+        return {fo["id"]: fo for fo in found}
+
+    async def _materialise(
+        self, routing: Document, existing: dict[str, Document], cancel_reason: str = "the order was cancelled"
+    ) -> int:
+        """Create the plan's missing fulfillment orders, cancel those of a cancelled order;
+        `existing` (by id) is kept up to date. How many were created or cancelled."""
         order = OrderSnapshot.model_validate(routing["order"])
-        existing = {fo["id"]: fo for fo in await self.fulfillment_orders.find({"order_id": order_id})}
         now = now_iso()
         live = {entry["fulfillment_order_id"] for entry in order_routing.live_entries(routing)}
+        written = 0
         for entry in routing["entries"]:
             fo_id = entry["fulfillment_order_id"]
             if fo_id in live and fo_id not in existing:
-                await self.fulfillment_orders.apply(fo_id, _create_if_missing(entry, order, now))
+                created = await self.fulfillment_orders.create(fo_id, fo_rules.create(entry, order, now))
+                if created is not None:
+                    written += 1
+                    await self._indexed(created)
+                else:  # created meanwhile by another run of this
+                    created = await self.fulfillment_orders.get(fo_id)
+                if created is not None:
+                    existing[fo_id] = created
             elif routing["cancelled"] and existing.get(fo_id, {}).get("status") not in fo_rules.TERMINAL:
-                await self.fulfillment_orders.apply(fo_id, _cancel_or_tombstone(entry, order, cancel_reason, now))
-        revision = routing["revision"]
-        await self.routings.apply(order_id, lambda current: order_routing.materialised(current, revision))
+                cancelled = await self.fulfillment_orders.apply(
+                    fo_id, _cancel_or_tombstone(entry, order, cancel_reason, now)
+                )
+                if cancelled is not None:
+                    written += 1
+                    existing[fo_id] = cancelled
+        return written
+
+    async def _mark_materialised(self, order_id: str, revision: int) -> None:
+        """`order_routing.materialised` as one conditional update, without reading the plan again:
+        only if the plan is still at `revision`. The version goes up, so a writer holding an older
+        copy of the plan reads it again rather than overwrite the mark."""
+        await self.routings.collection.update_one(
+            {"_id": order_id, "revision": {"$eq": revision}},
+            {"$set": order_routing.materialised_update(revision), "$inc": {"version": 1}},
+        )
 
     # --- inventory ----------------------------------------------------------------------
 
@@ -147,12 +224,13 @@ class Fulfillment:
             await self.stock.record_shortage(failed.location_id, shortage.sku, shortage.available, as_of, shortage.seq)
         short = ", ".join(f"{s.sku}: {s.requested} requested, {s.available} available" for s in failed.shortages)
         now = now_iso()
-        await self._apply(
+        fo = await self._apply(
             failed.fulfillment_order_id,
             lambda current: fo_rules.reservation_failed(current, failed.location_id, short or "no stock", now),
             event_id=event_id,
         )
-        fo = await self.fulfillment_orders.get(failed.fulfillment_order_id)
+        if fo is None:  # applied before (a redelivery): finish what it started, if need be
+            fo = await self.fulfillment_orders.get(failed.fulfillment_order_id)
         if fo is not None and fo.get("reroute_pending"):
             await self.finish_reroute(fo)
 
@@ -166,11 +244,14 @@ class Fulfillment:
 
     async def retry_out_of_stock(self, skus: list[str] | None = None) -> int:
         """Re-route out-of-stock holds that the stock view says can now ship, in part or whole,
-        oldest first; what one takes is not offered to the next in the same pass."""
-        query: Document = {"out_of_stock": True, "status": "ON_HOLD"}
+        oldest first; what one takes is not offered to the next in the same pass. With `skus`,
+        the holds waiting for them (through `OutOfStockHolds`); without, the oldest of all."""
         if skus:
-            query["skus"] = {"$in": skus}
-        held_orders = await self.fulfillment_orders.find(query, sort=[("created_at", 1), ("_id", 1)])
+            held_orders = await self._held_for(skus)
+        else:
+            held_orders = await self.fulfillment_orders.find(
+                {"out_of_stock": {"$eq": True}}, sort=[("created_at", 1), ("_id", 1)], limit=BATCH
+            )
         if not held_orders:
             return 0
         context = await self.context({sku for held in held_orders for sku in held["skus"]})
@@ -192,14 +273,26 @@ class Fulfillment:
                         stock[allocation.location.id, need.sku] -= need.quantity
         return rerouted
 
+    async def _held_for(self, skus: list[str]) -> list[Document]:
+        """The out-of-stock holds waiting for any of `skus`, oldest first; entries of holds that
+        no longer wait are forgotten."""
+        entries = await self.out_of_stock.waiting_for(skus, BATCH)
+        wanted = sorted({entry["fulfillment_order_id"] for entry in entries})
+        found = await self.fulfillment_orders.find({"_id": {"$in": wanted}}, limit=len(wanted)) if wanted else []
+        held = {fo["id"]: fo for fo in found if fo.get("out_of_stock")}
+        await self.out_of_stock.forget([entry["_id"] for entry in entries if entry["fulfillment_order_id"] not in held])
+        return sorted(held.values(), key=lambda fo: (fo["created_at"], fo["id"]))
+
     async def finish_reroute(self, replaced: Document, context: RoutingContext | None = None) -> None:
         """Plan and create the replacements of a fulfillment order that gave way."""
         order_id = replaced["order_id"]
         context = context or await self.context(line["sku"] for line in replaced["line_items"])
         now = now_iso()
-        await self.routings.apply(order_id, lambda current: order_routing.reroute(current, replaced, context, now))
-        await self.materialise(order_id)
-        routing = await self.routings.get(order_id)
+        routing = await self.routings.apply(
+            order_id, lambda current: order_routing.reroute(current, replaced, context, now)
+        )
+        routing = routing or await self.routings.get(order_id)  # planned before: the stored plan
+        await self.materialise(order_id, routing=routing)
         entry = next(
             (e for e in (routing or {}).get("entries", []) if e["fulfillment_order_id"] == replaced["id"]), None
         )
@@ -218,7 +311,7 @@ class Fulfillment:
                 raise UnknownFulfillmentOrder(f"no fulfillment order {answer.fulfillment_order_id!r}")
             return rule(current)
 
-        await self.fulfillment_orders.apply(answer.fulfillment_order_id, known, event_id=event_id)
+        await self._indexed(await self.fulfillment_orders.apply(answer.fulfillment_order_id, known, event_id=event_id))
 
     # --- the sweep ----------------------------------------------------------------------
 
@@ -228,24 +321,56 @@ class Fulfillment:
         re-checked by its rule under optimistic concurrency, so replicas never do one twice."""
         report = SweepReport()
         now = now_iso()
-        for fo in await self.fulfillment_orders.find({"status": "SCHEDULED", "fulfill_at": {"$lte": now}}):
+        due = {"$lte": fo_rules.epoch(now)}
+        for fo in await self.fulfillment_orders.find({"opens_at_epoch": due}, limit=BATCH):
             if await self._apply(fo["id"], lambda current: fo_rules.open_scheduled(current, now, due_only=True)):
                 report.opened += 1
-        for fo in await self.fulfillment_orders.find(
-            {"status": "ON_HOLD", "upsell_release_at": {"$gt": "", "$lte": now}}
-        ):
+        for fo in await self.fulfillment_orders.find({"upsell_release_epoch": due}, limit=BATCH):
             if await self._apply(
                 fo["id"], lambda current: fo_rules.release_post_purchase_hold(current, now, expired_only=True)
             ):
                 report.released += 1
         report.rerouted = await self.retry_out_of_stock()
-        for fo in await self.fulfillment_orders.find({"reroute_pending": True}):
+        for fo in await self.fulfillment_orders.find({"reroute_pending": {"$eq": True}}, limit=BATCH):
             await self.finish_reroute(fo)
             report.repaired += 1
-        for routing in await self.routings.find({"$expr": {"$lt": ["$materialised_revision", "$revision"]}}):
-            await self.materialise(routing["id"])
-            report.repaired += 1
+        report.repaired += await self._confirm_plans(fo_rules.epoch(now))
         return report
+
+    async def _confirm_plans(self, now: float) -> int:
+        """Plans due to be checked: create what a crash left out, then mark them done, a page of
+        them per write (a plan revised meanwhile has a later check time, so it is left for its
+        own). Every plan comes due once, so a pass goes on until none is left, however many orders
+        came in since the last. How many needed a repair."""
+        repaired = 0
+        for _ in range(MAX_PAGES):
+            due = await self.routings.find({"materialise_check_at": {"$lte": now}}, limit=BATCH)
+            if not due:
+                break
+            existing = await self._planned_fulfillment_orders(due)
+            for routing in due:
+                if await self._materialise(routing, existing):
+                    repaired += 1
+            await self.routings.collection.update_many(
+                {"_id": {"$in": [routing["id"] for routing in due]}, "materialise_check_at": {"$lte": now}},
+                {"$set": {"materialise_check_at": None}, "$inc": {"version": 1}},
+            )
+            if len(due) < BATCH:
+                break
+        return repaired
+
+    # --- lookups ------------------------------------------------------------------------
+
+    async def fulfillment_order_holding(self, fulfillment_id: str) -> Document | None:
+        """The fulfillment order a fulfillment (shipment) belongs to, by key: the fulfillment's id
+        names it (`fo_rules.fulfillment_order_of`); one made before that is found in the table the
+        upgrade kept of them (services/fulfillment/upgrade.py)."""
+        fo_id = fo_rules.fulfillment_order_of(fulfillment_id)
+        if fo_id is None:
+            legacy = await self.legacy_fulfillments.find_one({"_id": fulfillment_id})
+            fo_id = legacy["fulfillment_order_id"] if legacy else None
+        fo = await self.fulfillment_orders.get(fo_id) if fo_id else None
+        return fo if fo is not None and fulfillment_id in fo["fulfillments"] else None
 
     # --- merchant actions ---------------------------------------------------------------
 
@@ -263,24 +388,24 @@ class Fulfillment:
                 raise LookupError(f"fulfillment order {fulfillment_order_id!r} does not exist")
             return rule(current)
 
-        return await self.fulfillment_orders.apply(fulfillment_order_id, known, event_id=action_id)
+        return await self._indexed(await self.fulfillment_orders.apply(fulfillment_order_id, known, event_id=action_id))
 
     async def _apply(self, fo_id: str, rule: FoRule, event_id: str | None = None) -> Document | None:
         def guarded(current: Document | None) -> Change | None:
             return None if current is None else rule(current)
 
-        return await self.fulfillment_orders.apply(fo_id, guarded, event_id=event_id)
+        return await self._indexed(await self.fulfillment_orders.apply(fo_id, guarded, event_id=event_id))
+
+    async def _indexed(self, saved: Document | None) -> Document | None:
+        """After a fulfillment order is written: an out-of-stock hold is entered where stock
+        arriving for its skus finds it (`OutOfStockHolds`; only those, so it costs others nothing)."""
+        if saved is not None and saved.get("out_of_stock"):
+            await self.out_of_stock.add(saved)
+        return saved
 
 
 def _replace_out_of_stock(now: str) -> FoRule:
     return lambda current: fo_rules.replace_out_of_stock(current, now)
-
-
-def _create_if_missing(entry: dict[str, Any], order: OrderSnapshot, now: str) -> Rule:
-    def rule(current: Document | None) -> Change | None:
-        return fo_rules.create(entry, order, now) if current is None else None
-
-    return rule
 
 
 def _cancel_or_tombstone(entry: dict[str, Any], order: OrderSnapshot, reason: str, now: str) -> Rule:

@@ -79,8 +79,10 @@ async def test_two_replicas_open_each_scheduled_fulfillment_order_once(db: Any) 
     for order in orders:
         await first.route_paid_order(order, f"paid-{order.id}")
         (fo,) = await first.fulfillment_orders.find({"order_id": order.id})
+        # Due at once (the schedule rule refuses a time not in the future), with the fields the rules keep.
+        scheduled = {"status": "SCHEDULED", "fulfill_at": now_iso()}
         await db["fulfillment_orders"].update_one(
-            {"_id": fo["id"]}, {"$set": {"status": "SCHEDULED", "fulfill_at": now_iso()}}
+            {"_id": fo["id"]}, {"$set": {**scheduled, **fo_rules.derived_fields({**fo, **scheduled})}}
         )
     reports = await asyncio.gather(first.sweep(), second.sweep())
     assert sum(report.opened for report in reports) == 8

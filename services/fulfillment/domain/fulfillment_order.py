@@ -21,7 +21,6 @@ accepts (CANCELLATION_ACCEPTED: the fulfillment order is cancelled) or rejects
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -264,9 +263,7 @@ def _ship(fo: Document, request: FulfillmentRequest, now: str) -> Change:
     """A shipment, by the merchant or the fulfillment service: the one rule for both."""
     quantities = _requested_quantities(fo, request.lines)
     fo = _copy(fo, now)
-    fulfillment_id = str(
-        uuid.uuid5(uuid.NAMESPACE_URL, f"fulfillment-order/{fo['id']}/fulfillment/{len(fo['fulfillments']) + 1}")
-    )
+    fulfillment_id = fulfillment_id_for(fo["id"], len(fo["fulfillments"]) + 1)
     shipped = []
     for line in fo["line_items"]:
         quantity = quantities.get(line["line_item_id"], 0)
@@ -771,13 +768,53 @@ def _copy(fo: Document, now: str) -> Document:
 
 
 def _changed(fo: Document, events: list[CloudEvent]) -> Change:
-    """Keep the fields the listing filters and sorts by in step with the fulfillment order."""
-    fo["sort_fulfill_by"] = fo.get("fulfill_by") or NO_DEADLINE
-    upsell = [hold.get("release_at") for hold in fo["holds"] if hold["reason"] == HoldReason.POST_PURCHASE_UPSELL]
-    fo["upsell_release_at"] = min((at for at in upsell if at), default=None) if fo["status"] not in TERMINAL else None
-    fo["out_of_stock"] = is_out_of_stock_hold(fo)
-    fo["skus"] = sorted({line["sku"] for line in fo["line_items"]})
+    fo.update(derived_fields(fo))
     return Change(fo, events)
+
+
+def derived_fields(fo: Mapping[str, Any]) -> Document:
+    """The fields the queries filter and sort by, kept in step with the fulfillment order on every
+    write. Each is one indexable value (see services/fulfillment/store.py INDEXES): times the
+    sweep ranges over are epoch seconds (the embedded store scans for a filter on an RFC 3339
+    string), and the listing's order is one string, so that a page resumes after a single value."""
+    sort_fulfill_by = fo.get("fulfill_by") or NO_DEADLINE
+    upsell = [hold.get("release_at") for hold in fo["holds"] if hold["reason"] == HoldReason.POST_PURCHASE_UPSELL]
+    upsell_release_at = min((at for at in upsell if at), default=None) if fo["status"] not in TERMINAL else None
+    scheduled = fo["status"] == Status.SCHEDULED and fo.get("fulfill_at")
+    return {
+        "sort_fulfill_by": sort_fulfill_by,
+        "sort_key": sort_key(sort_fulfill_by, fo["created_at"], fo["id"]),
+        "upsell_release_at": upsell_release_at,
+        "upsell_release_epoch": epoch(upsell_release_at) if upsell_release_at else None,
+        "opens_at_epoch": epoch(fo["fulfill_at"]) if scheduled else None,
+        "out_of_stock": is_out_of_stock_hold(fo),
+        "skus": sorted({line["sku"] for line in fo["line_items"]}),
+    }
+
+
+def sort_key(fulfill_by: str, created_at: str, fo_id: str) -> str:
+    """The listing's order (fulfill-by deadline, then creation, then id) as one string that sorts
+    the same way: both times are RFC 3339 in UTC with microseconds, so of one width. It starts with
+    a letter, because the embedded store takes a filter value that starts like a date for a date."""
+    return f"k{fulfill_by}|{created_at}|{fo_id}"
+
+
+def epoch(moment: str) -> float:
+    return _at(moment).timestamp()
+
+
+def fulfillment_id_for(fulfillment_order_id: str, number: int) -> str:
+    """A fulfillment's id names its fulfillment order, so `/fulfillments/{id}` finds it by the
+    fulfillment order's key (no query over every fulfillment order's shipments); deterministic, so
+    that the same shipment applied twice has the same id."""
+    return f"{fulfillment_order_id}_{number}"
+
+
+def fulfillment_order_of(fulfillment_id: str) -> str | None:
+    """The fulfillment order a fulfillment id names, or None for an id not of that form (made
+    before fulfillment ids named their fulfillment order: see services/fulfillment/upgrade.py)."""
+    fulfillment_order_id, _, number = fulfillment_id.rpartition("_")
+    return fulfillment_order_id if fulfillment_order_id and number.isdigit() else None
 
 
 def _snapshot(fo: Mapping[str, Any]) -> FulfillmentOrderSnapshot:

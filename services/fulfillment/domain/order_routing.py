@@ -19,8 +19,13 @@ from typing import Any
 from shared.catalog import HoldReason, OrderSnapshot
 from shared.store import Change, Document
 
-from .fulfillment_order import Kind, later, remaining_lines
+from .fulfillment_order import Kind, epoch, later, remaining_lines
 from .routing import LineNeed, RoutingLocation, RoutingPlan, Stock, route
+
+MATERIALISE_GRACE_SECONDS = 60.0
+"""How long after a plan is revised the sweep checks that its fulfillment orders exist (and
+creates what a crash left out). Longer than any handler takes, so the sweep does not do again
+what the handler is doing; a crash is usually repaired sooner, by the event's redelivery."""
 
 
 @dataclass(frozen=True)
@@ -132,10 +137,16 @@ def cancel(current: Document | None, order: OrderSnapshot, now: str) -> Change |
 
 
 def materialised(current: Document | None, revision: int) -> Change | None:
-    """Every fulfillment order of plan revision `revision` exists (or is cancelled as planned)."""
+    """Every fulfillment order of plan revision `revision` exists (or is cancelled as planned).
+    The service writes it as the update `materialised_update` (no read first)."""
     if current is None or current["revision"] != revision or current["materialised_revision"] == revision:
         return None
-    return Change({**current, "materialised_revision": revision})
+    return Change({**current, **materialised_update(revision)})
+
+
+def materialised_update(revision: int) -> Document:
+    """The fields `materialised` sets: nothing is left for the sweep to check."""
+    return {"materialised_revision": revision, "materialise_check_at": None}
 
 
 def live_entries(routing: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -292,6 +303,9 @@ def _copy(routing: Mapping[str, Any]) -> Document:
 
 
 def _revised(routing: Document, now: str) -> Change:
+    """A new revision of the plan: the sweep checks at `materialise_check_at` (epoch seconds, an
+    indexed range) that its fulfillment orders exist, unless it is marked materialised before."""
     routing["revision"] = routing.get("revision", 0) + 1
+    routing["materialise_check_at"] = epoch(now) + MATERIALISE_GRACE_SECONDS
     routing["updated_at"] = now
     return Change(routing)

@@ -1,0 +1,122 @@
+"""Brings what an earlier version stored up to what this one queries by: once, at start.
+
+This version finds fulfillment orders and plans through fields that earlier versions did not keep
+(`sort_key`, `opens_at_epoch`, `upsell_release_epoch`: see fulfillment_order.derived_fields;
+`materialise_check_at` on plans), finds out-of-stock holds by sku through `out_of_stock_holds`,
+and finds a fulfillment through the fulfillment order its id names, which ids made before do not.
+Without this, an earlier version's scheduled fulfillment orders would never open, its interrupted
+plans never be repaired, and its fulfillments never be found again.
+
+Every replica runs it at start, in the background; it is idempotent (each write is of values
+derived from the document, conditional on the version it read, or an upsert) and a marker
+document says it is done, so later starts cost one lookup. It reads each collection once, in
+pages by key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.fulfillment.domain import fulfillment_order as fo_rules
+from services.fulfillment.store import LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS, OutOfStockHolds
+from shared.store import Document, now_iso
+
+log = logging.getLogger("fulfillment.upgrade")
+
+MARKER = "fulfillment-indexed-fields-1"
+MIGRATIONS = "migrations"
+PAGE = 200
+RETRY_SECONDS = 30.0
+
+
+async def run(database: AsyncDatabase[Document]) -> None:
+    """The background task: upgrade, retrying while the store is unreachable."""
+    while True:
+        try:
+            changed = await upgrade(database)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("upgrading stored documents failed; retrying in %ss", RETRY_SECONDS)
+            await asyncio.sleep(RETRY_SECONDS)
+            continue
+        if changed:
+            log.info("upgraded %d stored documents to what this version queries by", changed)
+        return
+
+
+async def upgrade(database: AsyncDatabase[Document]) -> int:
+    """Upgrade what needs it (nothing when the marker says it was done); how many documents changed."""
+    migrations = database[MIGRATIONS]
+    if await migrations.find_one({"_id": MARKER}) is not None:
+        return 0
+    changed = await _fulfillment_orders(database) + await _routings(database["routings"])
+    await migrations.update_one(
+        {"_id": MARKER}, {"$setOnInsert": {"done_at": now_iso(), "changed": changed}}, upsert=True
+    )
+    return changed
+
+
+async def _fulfillment_orders(database: AsyncDatabase[Document]) -> int:
+    collection = database["fulfillment_orders"]
+    holds = OutOfStockHolds(database[OUT_OF_STOCK_HOLDS])
+    changed = 0
+    async for doc in _every(collection, {"inbox": 0, "outbox": 0}):
+        fo = {**doc, "id": doc["_id"]}
+        try:
+            derived = fo_rules.derived_fields(fo)
+        except (KeyError, TypeError, ValueError):
+            log.warning("fulfillment order %s is not one this version knows: left as it is", doc["_id"])
+            continue
+        if any(doc.get(name) != value for name, value in derived.items()):
+            result = await collection.update_one(
+                {"_id": doc["_id"], "version": {"$eq": doc.get("version")}},
+                {"$set": derived, "$inc": {"version": 1}},
+            )  # not modified: written meanwhile, by this version, which keeps the fields itself
+            changed += result.modified_count
+        legacy = [fid for fid in doc.get("fulfillments", {}) if fo_rules.fulfillment_order_of(fid) is None]
+        if legacy:
+            await database[LEGACY_FULFILLMENTS].bulk_write(
+                [
+                    UpdateOne({"_id": fid}, {"$setOnInsert": {"fulfillment_order_id": doc["_id"]}}, upsert=True)
+                    for fid in legacy
+                ],
+                ordered=False,
+            )
+        if derived["out_of_stock"]:
+            await holds.add({**fo, **derived})
+    return changed
+
+
+async def _routings(collection: AsyncCollection[Document]) -> int:
+    changed = 0
+    projection = {"revision": 1, "materialised_revision": 1, "materialise_check_at": 1, "version": 1}
+    async for doc in _every(collection, projection):
+        if "materialise_check_at" in doc:
+            continue  # written by this version
+        pending = doc.get("materialised_revision") != doc.get("revision")
+        result = await collection.update_one(
+            {"_id": doc["_id"], "version": {"$eq": doc.get("version")}},
+            {"$set": {"materialise_check_at": 0.0 if pending else None}, "$inc": {"version": 1}},
+        )
+        changed += result.modified_count
+    return changed
+
+
+async def _every(collection: AsyncCollection[Document], projection: dict[str, Any]) -> AsyncIterator[Document]:
+    """Every document, in pages by key (never deleted here, so a page is never skipped)."""
+    skip = 0
+    while True:
+        page = await collection.find({}, projection).sort([("_id", 1)]).skip(skip).limit(PAGE).to_list()
+        for doc in page:
+            yield doc
+        if len(page) < PAGE:
+            return
+        skip += len(page)

@@ -1,0 +1,327 @@
+"""What fulfillment asks of the store, counted command by command against the real embedded store
+(issue 15: "Fulfillment costs ~25 store commands per order today [...] fulfillment makes ~6
+finds/s idling"): an order's handlers, the sweep, the bulk-job worker at rest, the caches, the
+stock view, the out-of-stock holds found by sku, and the upgrade of what an earlier version stored.
+
+No broker: events stay in the documents' outboxes. Commands are counted by pymongo's command
+monitoring on a client of the test's own, as the services count them (`store_commands_total`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+
+from services.fulfillment import service as service_module
+from services.fulfillment import upgrade
+from services.fulfillment.bulk import BulkJobs
+from services.fulfillment.domain import fulfillment_order as fo_rules
+from services.fulfillment.domain import order_routing
+from services.fulfillment.domain.bulk_job import BulkAction
+from services.fulfillment.service import Fulfillment
+from services.fulfillment.store import (
+    LEGACY_FULFILLMENTS,
+    OUT_OF_STOCK_HOLDS,
+    LocationDirectory,
+    SettingsStore,
+    ShopSettings,
+    StockView,
+)
+from shared.catalog import InventoryLevel, InventoryReservation, Location, StockLine
+from shared.store import AggregateStore, Document, now_iso
+from tests.conftest import eventually
+from tests.integration.test_fulfillment_sweep import T0, paid
+
+
+class Commands(monitoring.CommandListener):
+    """Every command sent, by (collection, command)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        if isinstance(target, str):
+            self.counts[target, event.command_name] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def take(self) -> Counter[tuple[str, str]]:
+        """What was sent since the last take."""
+        taken, self.counts = self.counts, Counter()
+        return taken
+
+
+@pytest.fixture
+async def counted(db: Any, mongo_uri: str) -> AsyncIterator[tuple[Any, Commands]]:
+    """The test's database through a client that counts what it sends."""
+    commands = Commands()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_uri, event_listeners=[commands])
+    try:
+        yield client[db.name], commands
+    finally:
+        await client.close()
+
+
+def nothing() -> None:
+    return None
+
+
+def replica(db: Any, **settings: Any) -> Fulfillment:
+    return Fulfillment(
+        fulfillment_orders=AggregateStore(db["fulfillment_orders"], nothing),
+        routings=AggregateStore(db["routings"], nothing),
+        stock=StockView(AggregateStore(db["stock_view"], nothing)),
+        locations=LocationDirectory(AggregateStore(db["locations"], nothing)),
+        settings=SettingsStore(AggregateStore(db["settings"], nothing), ShopSettings(**settings)),
+    )
+
+
+def level(sku: str, on_hand: int, reserved: int, seq: int, location_id: str = "wh") -> InventoryLevel:
+    return InventoryLevel(
+        sku=sku, location_id=location_id, on_hand=on_hand, reserved=reserved, available=on_hand - reserved, seq=seq
+    )
+
+
+async def test_a_paid_order_costs_fulfillment_six_store_commands_from_paid_to_committed(
+    counted: tuple[Any, Commands],
+) -> None:
+    """Was ~25 per order: settings and locations read for every order, the plan and each
+    fulfillment order read before being written and read again after, a stock snapshot read and
+    written for every change. Now: the stock for routing (one lookup by key), the plan and the
+    fulfillment order (an insert each), the reservation (the fulfillment order read and written),
+    the reservation's stock snapshot (one conditional write), the commit's (none: it leaves
+    available as it was). Settings and locations come from memory."""
+    db, commands = counted
+    service = replica(db, auto_fulfill=True)
+    await service.location_updated(Location(id="wh", name="wh", priority=1), T0)
+    await service.stock_level_changed(level("MUG", 10, 0, seq=1), now_iso())
+    await service.context(["MUG"])  # settings and locations in memory, as on a running replica
+    commands.take()
+
+    order = paid("MUG")
+    await service.route_paid_order(order, f"paid-{order.id}")
+    assert commands.take() == {
+        ("stock_view", "find"): 1,
+        ("routings", "insert"): 1,
+        ("fulfillment_orders", "insert"): 1,
+    }
+
+    (fo,) = await service.fulfillment_orders.find({"order_id": {"$eq": order.id}})
+    commands.take()
+    reservation = InventoryReservation(
+        order_id=order.id, fulfillment_order_id=fo["id"], location_id="wh", lines=[StockLine(sku="MUG", quantity=1)]
+    )
+    await service.reservation_confirmed(reservation, f"reserved-{fo['id']}")
+    assert commands.take() == {("fulfillment_orders", "find"): 1, ("fulfillment_orders", "update"): 1}
+    assert (await service.fulfillment_orders.get(fo["id"]) or {})["status"] == "CLOSED", "fulfilled at once"
+    commands.take()
+
+    await service.stock_level_changed(level("MUG", 10, 1, seq=2), now_iso())  # reserved
+    await service.stock_level_changed(level("MUG", 9, 0, seq=3), now_iso())  # committed: available unchanged
+    assert commands.take() == {("stock_view", "findAndModify"): 1}
+    assert (await service.stock.available(["MUG"], ["wh"])) == {("wh", "MUG"): 9}
+
+
+async def test_the_sweep_confirms_many_plans_in_one_write(
+    counted: tuple[Any, Commands], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan is no longer marked materialised by a second write per order: the sweep checks the
+    plans that are due and marks them a page at a time, creating what a crash left out; a pass
+    goes on until none is left."""
+    monkeypatch.setattr(order_routing, "MATERIALISE_GRACE_SECONDS", 0.0)  # due at once
+    monkeypatch.setattr(service_module, "BATCH", 4)  # seven plans: two pages
+    db, commands = counted
+    service = replica(db)
+    await service.location_updated(Location(id="wh", name="wh", priority=1), T0)
+    await service.stock_level_changed(level("MUG", 100, 0, seq=1), now_iso())
+    orders = [paid("MUG") for _ in range(6)]
+    for order in orders:
+        await service.route_paid_order(order, f"paid-{order.id}")
+    crashed = paid("MUG")  # planned, then the process died before creating its fulfillment order
+    context = await service.context(["MUG"])
+    await service.routings.apply(
+        crashed.id, lambda current: order_routing.route_paid_order(current, crashed, context, T0)
+    )
+    commands.take()
+
+    report = await service.sweep()
+    assert report.repaired == 1
+    sent = commands.take()
+    assert sent["routings", "find"] == 2 and sent["routings", "update"] == 2, sent
+    assert await db["routings"].count_documents({"materialise_check_at": {"$ne": None}}) == 0
+    assert len(await service.fulfillment_orders.find({"order_id": {"$eq": crashed.id}})) == 1
+    assert (await service.sweep()).repaired == 0
+
+
+async def test_the_bulk_job_worker_does_not_poll_and_a_new_job_wakes_it(counted: tuple[Any, Commands]) -> None:
+    """It looked for running jobs every second (bulk_jobs 3 finds/s idling, with the relay's):
+    now only once per lease (for a crashed replica's jobs), and a job started here wakes it."""
+    db, commands = counted
+    service = replica(db)
+    worker = BulkJobs(AggregateStore(db["bulk_jobs"], nothing), service, owner="only", lease_seconds=30)
+    commands.take()
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(2.5)
+        assert commands.take()["bulk_jobs", "find"] == 1, "one probe at start, then it waits"
+        job = await worker.start(BulkAction.HOLD, ["no-such-fulfillment-order"], {"reason": "OTHER"})
+
+        async def completed() -> bool:
+            done = await worker.get(job["id"])
+            return bool(done and done["status"] == "COMPLETED")
+
+        await eventually(completed, timeout=10)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_settings_come_from_memory_and_a_change_reaches_another_replica_within_the_cache_time(
+    counted: tuple[Any, Commands],
+) -> None:
+    db, commands = counted
+    first = SettingsStore(AggregateStore(db["settings"], nothing), ShopSettings(), cache_seconds=3)
+    second = SettingsStore(AggregateStore(db["settings"], nothing), ShopSettings(), cache_seconds=3)
+    assert not (await second.get()).auto_fulfill
+    commands.take()
+    for _ in range(20):
+        await second.get()
+    assert commands.take() == {}, "served from memory"
+    assert (await first.update({"auto_fulfill": True})).auto_fulfill
+    assert (await first.get()).auto_fulfill, "the replica that changed it sees it at once"
+    assert not (await second.get()).auto_fulfill, "another replica: within its cache time"
+
+    async def reached() -> bool:
+        return (await second.get()).auto_fulfill
+
+    await eventually(reached, timeout=10)
+
+
+async def test_locations_come_from_memory_and_news_of_one_is_seen_at_once(counted: tuple[Any, Commands]) -> None:
+    db, commands = counted
+    locations = LocationDirectory(AggregateStore(db["locations"], nothing), cache_seconds=60)
+    other_replica = LocationDirectory(AggregateStore(db["locations"], nothing), cache_seconds=60)
+    await locations.record(Location(id="a", name="A", priority=1), T0)
+    assert [location.id for location in await locations.all()] == ["a"]
+    assert await other_replica.all() != []  # loaded now, kept for a minute
+    commands.take()
+    await locations.all()
+    assert commands.take() == {}
+    await locations.record(Location(id="b", name="B", priority=2), T0)
+    assert sorted(location.id for location in await locations.all()) == ["a", "b"], "its own news at once"
+    assert (await other_replica.get("b")) is not None, "an id it does not know yet is looked up"
+
+
+async def test_stock_snapshots_are_written_only_when_available_changes_and_one_round_trip_each(
+    counted: tuple[Any, Commands],
+) -> None:
+    db, commands = counted
+    view = StockView(AggregateStore(db["stock_view"], nothing))
+    await view.record(level("MUG", 5, 0, seq=1), now_iso())  # the first of this stock: read, then insert
+    commands.take()
+    assert await view.record(level("MUG", 8, 0, seq=2), now_iso()), "more available"
+    assert commands.take() == {("stock_view", "findAndModify"): 1}
+    assert not await view.record(level("MUG", 9, 1, seq=3), now_iso())  # the same available
+    assert not await view.record(level("MUG", 10, 2, seq=4), now_iso())
+    assert commands.take() == {}
+    assert not await view.record(level("MUG", 10, 5, seq=5), now_iso())
+    assert commands.take() == {("stock_view", "findAndModify"): 1}
+    assert await view.available(["MUG"]) == {("wh", "MUG"): 5}
+    # Another replica, which trusts nothing of its own, writes what changes and ignores what is older.
+    other = StockView(AggregateStore(db["stock_view"], nothing), seen_seconds=0)
+    assert not await other.record(level("MUG", 10, 5, seq=6), now_iso())
+    assert not await other.record(level("MUG", 99, 0, seq=4), now_iso())
+    assert await view.available(["MUG"]) == {("wh", "MUG"): 5}
+
+
+async def test_stock_arriving_for_a_sku_finds_its_out_of_stock_holds_by_index(db: Any) -> None:
+    """Was `{"skus": {"$in": [...]}}` over every fulfillment order (a scan): now the holds waiting
+    for a sku are found in `out_of_stock_holds`; entries of holds that no longer wait go away,
+    and a hold without an entry (a crash between the two writes) is still retried by the sweep."""
+    service = replica(db)
+    await service.location_updated(Location(id="wh", name="wh", priority=1), T0)
+    orders = [paid("MUG", 2), paid("CUP", 1)]
+    for order in orders:
+        await service.route_paid_order(order, f"paid-{order.id}")
+    assert sorted([entry["sku"] async for entry in db[OUT_OF_STOCK_HOLDS].find({})]) == ["CUP", "MUG"]
+
+    await service.stock_level_changed(level("MUG", 5, 0, seq=1), now_iso())
+    mug = await service.fulfillment_orders.find({"order_id": {"$eq": orders[0].id}, "status": {"$eq": "OPEN"}})
+    assert [(fo["location_id"], fo["line_items"][0]["quantity"]) for fo in mug] == [("wh", 2)]
+    await service.stock_level_changed(level("MUG", 6, 0, seq=2), now_iso())  # finds the replaced one: forgotten
+    assert sorted([entry["sku"] async for entry in db[OUT_OF_STOCK_HOLDS].find({})]) == ["CUP"]
+
+    await db[OUT_OF_STOCK_HOLDS].delete_many({})  # the crash: the hold was never entered
+    await service.stock.record(level("CUP", 1, 0, seq=1), now_iso())
+    assert await service.retry_out_of_stock(["CUP"]) == 0
+    assert (await service.sweep()).rerouted == 1
+
+
+async def test_a_fulfillment_is_found_by_its_id_through_its_fulfillment_order_s_key(db: Any) -> None:
+    """Was `{"fulfillments.<id>": {"$exists": true}}`: a scan of every fulfillment order."""
+    service = replica(db, auto_fulfill=True)
+    await service.location_updated(Location(id="wh", name="wh", priority=1), T0)
+    await service.stock_level_changed(level("MUG", 5, 0, seq=1), now_iso())
+    order = paid("MUG")
+    await service.route_paid_order(order, f"paid-{order.id}")
+    (fo,) = await service.fulfillment_orders.find({"order_id": {"$eq": order.id}})
+    reservation = InventoryReservation(
+        order_id=order.id, fulfillment_order_id=fo["id"], location_id="wh", lines=[StockLine(sku="MUG", quantity=1)]
+    )
+    await service.reservation_confirmed(reservation, "reserved-1")
+    (fulfillment_id,) = (await service.fulfillment_orders.get(fo["id"]) or {})["fulfillments"]
+    assert fulfillment_id == f"{fo['id']}_1"
+    assert ((await service.fulfillment_order_holding(fulfillment_id)) or {})["id"] == fo["id"]
+    for unknown in (f"{fo['id']}_2", "no-such-fulfillment", "missing_1", "_1"):
+        assert await service.fulfillment_order_holding(unknown) is None
+
+
+async def test_the_upgrade_makes_what_an_earlier_version_stored_findable_once(db: Any) -> None:
+    """Documents stored before the new query fields existed: a scheduled fulfillment order due to
+    open, a fulfillment with an id of the old form, a plan left half materialised, an out-of-stock
+    hold. After the upgrade the sweep, the lookups and the listing find them as if just written."""
+    service = replica(db)
+    await service.location_updated(Location(id="wh", name="wh", priority=1), T0)
+    await service.stock_level_changed(level("MUG", 5, 0, seq=1), now_iso())
+    scheduled, shipped, held, half = paid("MUG"), paid("MUG"), paid("HAT"), paid("MUG")
+    for order in (scheduled, shipped, held):
+        await service.route_paid_order(order, f"paid-{order.id}")
+    context = await service.context(["MUG"])
+    await service.routings.apply(half.id, lambda current: order_routing.route_paid_order(current, half, context, T0))
+    ids: dict[str, str] = {}
+    for order in (scheduled, shipped, held):
+        (fo,) = await service.fulfillment_orders.find({"order_id": {"$eq": order.id}})
+        ids[order.id] = fo["id"]
+    legacy_fulfillment = "2f1e5c3a-0000-5000-8000-000000000001"
+    new_fields = {"sort_key": "", "opens_at_epoch": "", "upsell_release_epoch": ""}
+    await db["fulfillment_orders"].update_many({}, {"$unset": new_fields})
+    await db["fulfillment_orders"].update_one(
+        {"_id": ids[scheduled.id]}, {"$set": {"status": "SCHEDULED", "fulfill_at": T0}}
+    )
+    await db["fulfillment_orders"].update_one(
+        {"_id": ids[shipped.id]},
+        {"$set": {f"fulfillments.{legacy_fulfillment}": {"id": legacy_fulfillment, "created_at": T0}}},
+    )
+    await db["routings"].update_many({}, {"$unset": {"materialise_check_at": ""}})
+    await db[OUT_OF_STOCK_HOLDS].delete_many({})
+
+    assert await upgrade.upgrade(db) >= 4
+    assert await upgrade.upgrade(db) == 0, "once"
+    report = await service.sweep()
+    assert (report.opened, report.repaired) == (1, 1)
+    assert ((await service.fulfillment_order_holding(legacy_fulfillment)) or {})["id"] == ids[shipped.id]
+    assert await db[LEGACY_FULFILLMENTS].count_documents({}) == 1
+    assert [entry["sku"] async for entry in db[OUT_OF_STOCK_HOLDS].find({})] == ["HAT"]
+    listed = await service.fulfillment_orders.find({"sort_key": {"$gt": ""}})
+    assert {fo["id"] for fo in listed} >= set(ids.values())
+    assert all(fo["sort_key"] == fo_rules.derived_fields(fo)["sort_key"] for fo in listed)
