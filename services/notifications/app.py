@@ -127,18 +127,20 @@ def build(settings: NotificationsSettings | None = None) -> tuple[ServiceRuntime
     # until before they stop, so the outcomes of the last sends are still relayed.
     runtime.background("email-delivery", delivery.run)
 
-    async def prepare_store() -> None:
-        """The indexes of store.INDEXES and the due times of older notifications, once at
-        start (retried until the store answers)."""
+    runtime.indexes(store.INDEXES)
+
+    async def backfill() -> None:
+        """Bring documents stored before this version up to its fields, once at start (retried
+        until the store answers)."""
         while True:
             try:
-                await store.prepare(runtime.database)
+                await store.backfill_next_attempt_ts(runtime.database)
                 return
             except PyMongoError:
-                log.exception("preparing the notifications store failed; trying again")
+                log.exception("backfilling the notifications store failed; trying again")
                 await asyncio.sleep(5)
 
-    runtime.background("prepare-store", prepare_store)
+    runtime.background("backfill", backfill)
     return runtime, runtime.http_app(build_router(notifications, downloads, links.tokens, metrics))
 
 

@@ -22,25 +22,16 @@ log = logging.getLogger(__name__)
 
 BACKFILL_BATCH = 500
 
+# Created at start by the runtime (runtime.indexes), beside the outbox relay's own index.
+# Download grants need none: they are only ever read by `_id` (the token id).
 INDEXES: dict[str, list[IndexModel]] = {
     "notifications": [
         # GET /notifications?order_id=: an order's emails, oldest first.
         IndexModel([("order_id", ASCENDING), ("created_at", ASCENDING)]),
         # The sweep: pending notifications whose next attempt is due, soonest first.
         IndexModel([("status", ASCENDING), ("next_attempt_ts", ASCENDING)]),
-        # The outbox relay's probe for notifications with events still to publish.
-        IndexModel([("outbox_pending", ASCENDING)]),
     ],
-    # Download grants are only ever read by `_id` (the token id).
-    "downloads": [],
 }
-
-
-async def create_indexes(database: AsyncDatabase[Document]) -> None:
-    """Create every index in INDEXES (idempotent: an existing one is left as it is)."""
-    for collection, indexes in INDEXES.items():
-        if indexes:
-            await database[collection].create_indexes(indexes)
 
 
 async def backfill_next_attempt_ts(database: AsyncDatabase[Document]) -> int:
@@ -60,12 +51,6 @@ async def backfill_next_attempt_ts(database: AsyncDatabase[Document]) -> int:
     if updated:
         log.info("gave %d pending notifications their next_attempt_ts", updated)
     return updated
-
-
-async def prepare(database: AsyncDatabase[Document]) -> None:
-    """At start: the indexes, then the due times of notifications recorded before them."""
-    await create_indexes(database)
-    await backfill_next_attempt_ts(database)
 
 
 async def claim(

@@ -32,18 +32,20 @@ def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastA
     orders = runtime.store("orders")
     runtime.subscribe(build_subscriptions(orders))
 
-    async def prepare_store() -> None:
-        """The indexes of store.INDEXES and the listing keys of older orders, once at start
-        (retried until the store answers)."""
+    runtime.indexes(store.INDEXES)
+
+    async def backfill() -> None:
+        """Bring documents stored before this version up to its fields, once at start (retried
+        until the store answers)."""
         while True:
             try:
-                await store.prepare(runtime.database)
+                await store.backfill_list_keys(runtime.database)
                 return
             except PyMongoError:
-                log.exception("preparing the orders store failed; trying again")
+                log.exception("backfilling the orders store failed; trying again")
                 await asyncio.sleep(5)
 
-    runtime.background("prepare-store", prepare_store)
+    runtime.background("backfill", backfill)
     return runtime, runtime.http_app(build_router(orders))
 
 

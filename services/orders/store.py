@@ -32,21 +32,10 @@ def _listing_indexes() -> list[IndexModel]:
     ]
 
 
-INDEXES: dict[str, list[IndexModel]] = {
-    "orders": [
-        # The outbox relay's probe for orders with events still to publish.
-        IndexModel([("outbox_pending", ASCENDING)]),
-        *_listing_indexes(),
-    ],
-}
+# Created at start by the runtime (runtime.indexes), beside the outbox relay's own index.
+INDEXES: dict[str, list[IndexModel]] = {"orders": _listing_indexes()}
 
 BACKFILL_BATCH = 500
-
-
-async def create_indexes(database: AsyncDatabase[Document]) -> None:
-    """Create every index in INDEXES (idempotent: an existing one is left as it is)."""
-    for collection, indexes in INDEXES.items():
-        await database[collection].create_indexes(indexes)
 
 
 async def backfill_list_keys(database: AsyncDatabase[Document]) -> int:
@@ -72,9 +61,3 @@ async def backfill_list_keys(database: AsyncDatabase[Document]) -> int:
     if updated:
         log.info("gave %d stored orders their listing keys", updated)
     return updated
-
-
-async def prepare(database: AsyncDatabase[Document]) -> None:
-    """At start: the indexes, then the keys of orders stored before them."""
-    await create_indexes(database)
-    await backfill_list_keys(database)

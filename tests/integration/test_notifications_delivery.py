@@ -33,7 +33,7 @@ from shared.catalog import NotificationOutcome
 from shared.http import install_error_handlers
 from shared.store import AggregateStore
 from tests.conftest import eventually
-from tests.integration.test_orders_at_scale import Commands
+from tests.integration.test_orders_at_scale import Commands, create_indexes, merchant_app
 from tests.unit.test_notification_rules import BOOK, LINKS, MUG, NOW, fulfillment_event
 
 POLICY = RetryPolicy(max_attempts=4, backoff=timedelta(seconds=0.2), max_backoff=timedelta(seconds=0.5),
@@ -378,7 +378,7 @@ async def counted(mongo_uri: str) -> AsyncIterator[tuple[tuple[AggregateStore, A
     commands = Commands()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True, event_listeners=[commands])
     database = client[f"notifications_{uuid.uuid4().hex[:8]}"]
-    await store.prepare(database)
+    await create_indexes(database, store.INDEXES)
     try:
         yield (AggregateStore(database["notifications"], lambda: None),
                AggregateStore(database["downloads"], lambda: None)), commands, database  # fmt: skip
@@ -440,15 +440,17 @@ async def test_a_notification_pending_from_before_the_numeric_due_time_is_still_
     assert await store.backfill_next_attempt_ts(database) == 0
 
 
-async def test_an_orders_emails_are_listed_from_an_index_and_bounded(counted: Any, sink: SmtpSink) -> None:
+async def test_an_orders_emails_are_listed_from_an_index_and_bounded(
+    counted: Any, sink: SmtpSink, tmp_path: Path
+) -> None:
     stores, commands, database = counted
     delivery = delivery_for(stores, sink)
     both = drafts(lines=[MUG, BOOK])
     await delivery.record(both)
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(build_router(stores[0], stores[1], LINKS.tokens, delivery.metrics))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop") as client:
+    app, headers = merchant_app(tmp_path, build_router(stores[0], stores[1], LINKS.tokens, delivery.metrics))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://shop", headers=headers
+    ) as client:
         commands.sent.clear()
         reply = await client.get("/notifications", params={"order_id": both[0].order_id})
     assert reply.status_code == 200 and len(reply.json()["items"]) == 2

@@ -19,22 +19,26 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
-from pymongo import AsyncMongoClient, monitoring
+from fastapi import APIRouter, Depends, FastAPI
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
+from deploy.auth import LocalAuth
 from deploy.local_stack import free_port, wait_for_port
 from services.orders import domain, store
 from services.orders.api import build_router
 from services.orders.handlers import build_subscriptions
+from shared.auth import Authenticator, install
 from shared.catalog import FulfillmentChanged, FulfillmentOrderChanged
 from shared.events import CloudEvent, new_event
 from shared.http import install_error_handlers, refuse_unknown_query_parameters
 from shared.messaging import EventSubscriptions
+from shared.settings import ServiceSettings
 from shared.store import AggregateStore, Document
 from tests.unit.test_order_rules import order_request
 
 STORED = 2_100
+MERCHANT_SCOPES = ("orders:read", "orders:write")
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
 
@@ -89,18 +93,36 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.wait(10)
 
 
+async def create_indexes(db: AsyncDatabase[Document], indexes: dict[str, list[IndexModel]]) -> None:
+    """What the runtime does at start with a service's INDEXES."""
+    for collection, models in indexes.items():
+        await db[collection].create_indexes(models)
+
+
+def merchant_app(folder: Path, *routers: APIRouter) -> tuple[FastAPI, dict[str, str]]:
+    """An app of these routes behind the platform's access control, trusting a key of its own,
+    and the headers of a merchant with every merchant scope."""
+    local = LocalAuth(folder / "auth").ensure()
+    app = FastAPI(dependencies=[Depends(refuse_unknown_query_parameters)])
+    install_error_handlers(app)
+    for router in routers:
+        app.include_router(router)
+    install(app, Authenticator(ServiceSettings(**{k.lower(): v for k, v in local.env().items()})))
+    return app, {"authorization": f"Bearer {local.mint('merchant', MERCHANT_SCOPES)}"}
+
+
 @pytest.fixture(scope="module")
-async def service(mongo_uri: str) -> AsyncIterator[Service]:
+async def service(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
     commands = Commands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_uri, tz_aware=True, event_listeners=[commands])
     db = client["orders"]
     orders = AggregateStore(db["orders"], lambda: None)
-    app = FastAPI(dependencies=[Depends(refuse_unknown_query_parameters)])
-    install_error_handlers(app)
-    app.include_router(build_router(orders))
-    await store.prepare(db)
+    app, headers = merchant_app(tmp_path_factory.mktemp("orders"), build_router(orders))
+    await create_indexes(db, store.INDEXES)
+    await store.backfill_list_keys(db)
     await seed(db, STORED)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://orders") as http:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://orders", headers=headers) as http:
         yield Service(http, db, orders, commands)
     await client.close()
 
