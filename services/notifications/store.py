@@ -1,8 +1,9 @@
 """The notifications service's indexes, and the one write that takes a send attempt.
 
-Every query the service sends has an index here (see README, "Indexes"): the list of an
-order's emails, the sweep for notifications due for (re)delivery, and the outbox relay's probe.
-Download links are looked up by their token id, the document's `_id`, which is always indexed.
+Every query the service sends has an index here (README, "Store indexes"): the list of an
+order's emails and the sweep for notifications due for (re)delivery (the outbox relay's probe
+has the runtime's own). Download links are looked up by their token id, the document's `_id`,
+which is always indexed.
 """
 
 from __future__ import annotations

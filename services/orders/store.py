@@ -1,9 +1,10 @@
 """The orders collection's indexes, and bringing stored orders up to the listing's keys.
 
-Every query the service sends has an index here (see README, "Indexes"), shaped as
-/work's scale rules ask: equality as `$eq`, ranges on the listing keys, and each filter of
-`GET /orders` with each of its sort orders as one compound index (the filters first, then the
-sort key), so a page is one index range walk whatever the number of orders stored.
+Every query the service sends has an index here (README, "Store indexes"), and is shaped so that
+both the embedded store and MongoDB answer it from that index: equality as `$eq`, one range, on
+the listing key it sorts by, and each filter of `GET /orders` with each of its sort orders as one
+compound index (the filters first, then the sort key), so a page is one index range walk however
+many orders are stored.
 """
 
 from __future__ import annotations
