@@ -219,6 +219,7 @@ async def test_offset_paging_and_the_total_still_work_beside_the_cursor(service:
     assert first["total"] == second["total"] >= STORED and first["offset"] == 0 and second["offset"] == 50
     by_cursor = await listed(service, sort="created_at", limit=50, after=first["next_cursor"])
     assert by_cursor["items"] == second["items"]
+    assert by_cursor["total"] is None, "counted on the first page only: the one cost that grows with the orders"
     shown = first["items"][0]
     assert not {"sort_fulfill_by", "sort_created_at", "fulfill_by_sort", "timeline_notes"} & set(shown)
 
@@ -270,7 +271,7 @@ async def test_every_query_of_the_listing_is_answered_from_an_index(service: Ser
     await listed(service, limit=50, after=first["next_cursor"])
     await listed(service, limit=50, financial_status="paid", sort="-created_at")
     await listed(service, limit=50, fulfillment_status="UNFULFILLED", financial_status="paid", sort="created_at")
-    assert service.commands.names() == ["find", "aggregate"] * 4
+    assert service.commands.names() == ["find", "aggregate", "find", "find", "aggregate", "find", "aggregate"]
     for name, command in service.commands.sent:
         if name == "find":
             assert command["limit"] == 51, "a page is bounded"
