@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -170,10 +171,48 @@ class AggregateStore:
         return _public(saved)
 
     async def create(self, aggregate_id: str, change: Change, *, event_id: str | None = None) -> Document | None:
-        """Insert a new aggregate without reading first: one round trip where `apply` takes two,
-        for a caller that expects it not to exist yet. None when it exists already (nothing
-        written); the caller then goes on with what is stored, e.g. through `apply`."""
+        """Store a new aggregate in one round trip (an insert, no read first), for a caller that
+        expects it not to exist yet. Returns the saved document, or None when the aggregate exists
+        already (a redelivery or retry: nothing changes; the caller goes on with what is stored)."""
+        if event_id is None:
+            event_id = request_effect_id(f"{self.collection.name}/{aggregate_id}")
         return await self.save(aggregate_id, None, change, event_id=event_id)
+
+    async def apply_to(self, stored: Document, rule: Rule) -> Document | None:
+        """`apply` starting from a stored document the caller already holds (as a conditional
+        `find_one_and_update` returned it), so the common case is one write and no read; if the
+        aggregate changed since, it is re-read and the rule applied again."""
+        change = rule(_public(stored))
+        if change is None:
+            return None
+        aggregate_id = stored["_id"]
+        saved = await self._save(
+            aggregate_id, stored, change, request_effect_id(f"{self.collection.name}/{aggregate_id}")
+        )
+        if saved is None:
+            return await self.apply(aggregate_id, rule)
+        if change.events:
+            self._wake_relay()
+        return _public(saved)
+
+    async def set_fields(self, aggregate_id: str, fields: Document, *, event_id: str) -> bool | None:
+        """Set `fields` (dotted paths allowed) on an existing aggregate in one conditional write,
+        without reading it: for an effect that depends on nothing in the aggregate and emits
+        nothing. Idempotent by `event_id` like `apply`, and it moves the version on, so a writer
+        holding an older copy re-reads. True when written, False when the event was applied
+        already, None when there is no such aggregate. The event id becomes a field name, so it
+        must be letters, digits, '-', '_' or ':' (ValueError otherwise: use `apply`)."""
+        if not _FIELD_NAME.fullmatch(event_id):
+            raise ValueError(f"event id {event_id[:64]!r} cannot be an inbox field name")
+        inbox_entry = f"inbox.{event_id}"
+        result = await self.collection.update_one(
+            {"_id": aggregate_id, inbox_entry: {"$exists": False}},
+            {"$set": {**fields, inbox_entry: now_iso()}, "$inc": {"version": 1}},
+        )
+        if result.modified_count == 1:
+            return True
+        exists = await self.collection.find_one({"_id": aggregate_id}, {"_id": 1})
+        return False if exists is not None else None
 
     async def _save(
         self, aggregate_id: str, current: Document | None, change: Change, event_id: str | None
@@ -201,6 +240,10 @@ class AggregateStore:
             return doc
         result = await self.collection.replace_one({"_id": aggregate_id, "version": version}, doc)
         return doc if result.modified_count == 1 else None
+
+
+# What an event id must look like to be used as a field name in an update (no path syntax).
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_:-]{1,200}")
 
 
 def _recent(inbox: dict[str, str], retention: timedelta) -> dict[str, str]:
@@ -394,6 +437,20 @@ class OutboxRelay:
                     continue
                 conditional = False  # a writer came in between: it keeps the aggregate pending
             await collection.update_one({"_id": doc["_id"]}, update)
+
+
+async def missing_first(
+    collection: AsyncCollection[Document], query: Document, field: str, limit: int
+) -> list[Document]:
+    """Up to `limit` documents matching `query` that lack `field` (or hold null), for giving
+    documents stored before a field existed their value. They sort first on an index that ends
+    with `field` (before any value, on MongoDB and on the embedded store), so this reads one
+    document when none lacks it, and never scans."""
+    first = await collection.find(query, {"inbox": 0, "outbox": 0}).sort(field, 1).limit(1).to_list()
+    if not first or first[0].get(field) is not None:
+        return []
+    batch = await collection.find(query, {"inbox": 0, "outbox": 0}).sort(field, 1).limit(limit).to_list()
+    return [doc for doc in batch if doc.get(field) is None]
 
 
 async def ping(database: AsyncDatabase[Document]) -> None:

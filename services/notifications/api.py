@@ -20,6 +20,10 @@ from shared.store import AggregateStore, Document
 log = logging.getLogger(__name__)
 
 
+# A bound on one order's list, so that a query can never load an unbounded result.
+MAX_LISTED = 1_000
+
+
 class NotificationView(BaseModel):
     id: str
     type: str
@@ -53,8 +57,9 @@ def build_router(
 
     @router.get("/notifications", response_model=NotificationList, dependencies=[requires("orders:read")])
     async def list_notifications(order_id: Annotated[str, Query(min_length=1, max_length=128)]) -> NotificationList:
-        """The emails about an order: sent, failed, or still pending; oldest first."""
-        found = await notifications.find({"order_id": order_id}, sort=[("created_at", 1)])
+        """The emails about an order: sent, failed, or still pending; oldest first (at most
+        MAX_LISTED: an order is emailed a few times, not thousands)."""
+        found = await notifications.find({"order_id": {"$eq": order_id}}, sort=[("created_at", 1)], limit=MAX_LISTED)
         return NotificationList(items=[view(n) for n in found])
 
     @router.get(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Self
 
 from fastapi import FastAPI
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pymongo.errors import PyMongoError
 
+from services.notifications import store
 from services.notifications.api import build_router
 from services.notifications.delivery import Delivery, DeliveryMetrics
 from services.notifications.domain import LinkPolicy, RetryPolicy
@@ -18,6 +22,8 @@ from services.notifications.templates import EmailTemplates
 from services.notifications.tokens import MIN_SECRET_BYTES, DownloadTokens
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings, seconds
+
+log = logging.getLogger(__name__)
 
 
 class NotificationsSettings(ServiceSettings):
@@ -120,6 +126,21 @@ def build(settings: NotificationsSettings | None = None) -> tuple[ServiceRuntime
     # The sender runs beside the consumer, from after the broker and outbox relay start
     # until before they stop, so the outcomes of the last sends are still relayed.
     runtime.background("email-delivery", delivery.run)
+
+    runtime.indexes(store.INDEXES)
+
+    async def backfill() -> None:
+        """Bring documents stored before this version up to its fields, once at start (retried
+        until the store answers)."""
+        while True:
+            try:
+                await store.backfill_next_attempt_ts(runtime.database)
+                return
+            except PyMongoError:
+                log.exception("backfilling the notifications store failed; trying again")
+                await asyncio.sleep(5)
+
+    runtime.background("backfill", backfill)
     return runtime, runtime.http_app(build_router(notifications, downloads, links.tokens, metrics))
 
 

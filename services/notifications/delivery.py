@@ -7,11 +7,15 @@ Why this way (the crash between sending and recording):
    and records nothing new. The handler never waits on SMTP, so a slow or absent mail
    server does not hold up the partition.
 2. The sender (workers fed by the handler and by a periodic sweep of due `pending`
-   notifications) *claims* an attempt by moving the notification's `next_attempt_at`
-   forward by the claim time and counting the attempt, in one optimistic-concurrency write:
-   one replica, one attempt. Then it sends, with a Message-ID derived from the
-   notification id. Then it records `sent` (or the failure) and, in the same document
-   write, the notification.sent / notification.failed event through the store's outbox.
+   notifications) *claims* an attempt by moving the notification's next attempt forward by
+   the claim time and counting the attempt, in one conditional write: one replica, one
+   attempt. Then it sends, with a Message-ID derived from the notification id. Then it
+   records `sent` (or the failure) and, in the same document write, the notification.sent /
+   notification.failed event through the store's outbox.
+
+Store round trips per email: the record is one insert (no read first), the claim one
+conditional find-and-modify that returns the notification, the outcome one write of the
+document the claim returned (a re-read only if someone changed it meanwhile).
 3. A crash after the SMTP server accepted the message but before `sent` was recorded
    leaves the notification pending; when the claim runs out the sweep sends it again.
    So delivery to the SMTP server is **at least once**, never zero times: a buyer would
@@ -42,7 +46,7 @@ from functools import partial
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pymongo.errors import PyMongoError
 
-from services.notifications import domain
+from services.notifications import domain, store
 from services.notifications.domain import EmailDraft, RetryPolicy
 from services.notifications.mailer import Mailer, SendFailed, build_message
 from services.notifications.templates import EmailTemplates
@@ -109,6 +113,7 @@ class Delivery:
         self.sweep_seconds = sweep_seconds
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
+        self._sending: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -119,20 +124,22 @@ class Delivery:
         now = utcnow()
         for draft in drafts:
             for grant in draft.grants:
-                await self.downloads.apply(grant.token_id, partial(domain.open_grant, grant=grant, now=now))
+                opened = domain.open_grant(None, grant=grant, now=now)
+                if opened is not None:
+                    await self.downloads.create(grant.token_id, opened)  # None: granted by an earlier delivery
             rendered = self.templates.render(draft.kind, draft.context)
             message_id = domain.message_id(draft.notification_id, self.mailer.config.sender_domain)
-            created = await self.notifications.apply(
-                draft.notification_id,
-                partial(domain.record_pending, draft=draft, rendered=rendered, msg_id=message_id, now=now),
-            )
+            pending = domain.record_pending(None, draft=draft, rendered=rendered, msg_id=message_id, now=now)
+            created = await self.notifications.create(draft.notification_id, pending) if pending else None
             if created is not None:
                 self.metrics.recorded.labels(draft.kind.value).inc()
             # Queued even when it already existed: a redelivery after a crash speeds it up.
             self.enqueue(draft.notification_id)
 
     def enqueue(self, notification_id: str) -> None:
-        if notification_id not in self._queued:
+        """Queue a notification for an attempt, unless it is queued or being attempted already
+        (the sweep finds the ones being sent as due until their claim is written)."""
+        if notification_id not in self._queued and notification_id not in self._sending:
             self._queued.add(notification_id)
             self._queue.put_nowait(notification_id)
 
@@ -141,9 +148,15 @@ class Delivery:
     async def deliver(self, notification_id: str) -> Document | None:
         """One attempt at one notification, if it is due and nobody else is at it.
         Returns the notification as recorded after the attempt, or None if there was none."""
-        claimed = await self.notifications.apply(
-            notification_id, partial(domain.claim, now=utcnow(), policy=self.policy)
-        )
+        now = utcnow()
+        stored = await store.claim(self.notifications.collection, notification_id, now, self.policy)
+        if stored is not None:
+            claimed: Document | None = {"id": stored["_id"], **{k: v for k, v in stored.items() if k != "_id"}}
+        else:
+            # Not claimable in one write: read it, and let the rule say why (out of attempts: failed).
+            claimed = await self.notifications.apply(
+                notification_id, partial(domain.claim, now=now, policy=self.policy)
+            )
         if claimed is None:
             return None  # sent, failed, not due yet, or another sender holds the attempt
         kind = claimed["type"]
@@ -158,6 +171,7 @@ class Delivery:
                 notification_id,
                 partial(domain.record_failure, error=failure.reason, permanent=failure.permanent, now=utcnow(),
                         policy=self.policy),
+                stored,
             )  # fmt: skip
             outcome = saved["status"] if saved else "unknown"
             outcome = "retry" if outcome == "pending" else outcome
@@ -168,7 +182,7 @@ class Delivery:
             )  # fmt: skip
             return saved
         self.metrics.send_seconds.observe(asyncio.get_running_loop().time() - started)
-        saved = await self._record(notification_id, partial(domain.record_sent, now=utcnow()))
+        saved = await self._record(notification_id, partial(domain.record_sent, now=utcnow()), stored)
         self.metrics.attempts.labels(kind, "sent").inc()
         log.info("notification %s (%s, order %s) sent", notification_id, kind, claimed["order_id"])
         return saved
@@ -193,10 +207,13 @@ class Delivery:
             return SendFailed(f"unexpected error while sending: {type(exc).__name__}", permanent=False)
         return None
 
-    async def _record(self, notification_id: str, rule: Rule) -> Document | None:
-        """Record an attempt's outcome, trying hard: until it is recorded, a crash resends."""
+    async def _record(self, notification_id: str, rule: Rule, stored: Document | None = None) -> Document | None:
+        """Record an attempt's outcome, trying hard: until it is recorded, a crash resends.
+        `stored` is the notification as the claim left it, so the first try needs no read."""
         for attempt in range(5):
             try:
+                if stored is not None and attempt == 0:
+                    return await self.notifications.apply_to(stored, rule)
                 return await self.notifications.apply(notification_id, rule)
             except (PyMongoError, ConcurrencyConflict):
                 if attempt == 4:
@@ -208,9 +225,9 @@ class Delivery:
         """Queue the pending notifications whose next attempt is due (retries, and any a
         crashed process left behind)."""
         cursor = self.notifications.collection.find(
-            {"status": "pending", "next_attempt_at": {"$lt": domain.iso(utcnow())}}, {"_id": 1}
+            {"status": {"$eq": "pending"}, "next_attempt_ts": {"$lte": utcnow().timestamp()}}, {"_id": 1}
         )
-        due = [doc["_id"] async for doc in cursor.sort("next_attempt_at", 1).limit(self.SWEEP_BATCH)]
+        due = [doc["_id"] async for doc in cursor.sort("next_attempt_ts", 1).limit(self.SWEEP_BATCH)]
         for notification_id in due:
             self.enqueue(notification_id)
         return len(due)
@@ -246,6 +263,7 @@ class Delivery:
         while True:
             notification_id = await self._queue.get()
             self._queued.discard(notification_id)
+            self._sending.add(notification_id)
             task = asyncio.create_task(self._deliver_logged(notification_id))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
@@ -257,15 +275,12 @@ class Delivery:
             await self.deliver(notification_id)
         except Exception:
             log.exception("delivering notification %s failed; the sweep will try again", notification_id)
+        finally:
+            self._sending.discard(notification_id)
 
     async def _sweep(self) -> None:
-        indexed = False
         while True:
             try:
-                if not indexed:
-                    await self.notifications.collection.create_index([("status", 1), ("next_attempt_at", 1)])
-                    await self.notifications.collection.create_index([("order_id", 1), ("created_at", 1)])
-                    indexed = True
                 await self.sweep_once()
             except Exception:
                 log.exception("sweep of pending notifications failed; trying again")

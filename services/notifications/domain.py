@@ -56,6 +56,22 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def next_attempt(moment: datetime) -> Document:
+    """When a notification is next due, in both forms: `next_attempt_at` (RFC 3339) for people,
+    `next_attempt_ts` (Unix seconds) for the sweep's query, which ranges over it from an index
+    (a range over date strings runs on a slow path that reads every document on the embedded store)."""
+    return {"next_attempt_at": iso(moment), "next_attempt_ts": moment.timestamp()}
+
+
+def next_attempt_ts(notification: Document) -> float:
+    """When the notification is due, in Unix seconds (a notification recorded before
+    `next_attempt_ts` existed has only the RFC 3339 form)."""
+    ts = notification.get("next_attempt_ts")
+    if isinstance(ts, int | float):
+        return float(ts)
+    return datetime.fromisoformat(notification["next_attempt_at"]).timestamp()
+
+
 def notification_id(trigger_event_id: str, kind: EmailKind) -> str:
     return f"{trigger_event_id}.{kind.value}"
 
@@ -327,7 +343,7 @@ def record_pending(
         "html": rendered.html,
         "created_at": iso(now),
         "attempts": 0,
-        "next_attempt_at": iso(now),
+        **next_attempt(now),
         "sent_at": None,
         "failed_at": None,
         "error": None,
@@ -336,7 +352,7 @@ def record_pending(
 
 
 def is_due(notification: Document, now: datetime) -> bool:
-    return bool(notification["status"] == "pending" and notification["next_attempt_at"] <= iso(now))
+    return bool(notification["status"] == "pending" and next_attempt_ts(notification) <= now.timestamp())
 
 
 def claim(notification: Document | None, now: datetime, policy: RetryPolicy) -> Change | None:
@@ -351,11 +367,7 @@ def claim(notification: Document | None, now: datetime, policy: RetryPolicy) -> 
         error = f"gave up after {notification['attempts']} attempts, the last of which never finished{last}"
         failed = {**notification, "status": "failed", "failed_at": iso(now), "error": error}
         return Change(failed, [_outcome("notification.failed", failed)])
-    claimed = {
-        **notification,
-        "attempts": notification["attempts"] + 1,
-        "next_attempt_at": iso(now + policy.claim),
-    }
+    claimed = {**notification, "attempts": notification["attempts"] + 1, **next_attempt(now + policy.claim)}
     return Change(claimed)
 
 
@@ -376,7 +388,7 @@ def record_failure(
         failed = {**notification, "status": "failed", "failed_at": iso(now), "error": error}
         return Change(failed, [_outcome("notification.failed", failed)])
     retry_at = now + policy.delay(notification["attempts"])
-    return Change({**notification, "next_attempt_at": iso(retry_at), "error": error})
+    return Change({**notification, **next_attempt(retry_at), "error": error})
 
 
 def record_of(notification: Document) -> NotificationRecord:

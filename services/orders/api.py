@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator, EmailStr, Field
 
-from services.orders import domain
+from services.orders import domain, listing
 from shared.auth import requires
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
 from shared.http import ApiError, Conflict, Identifier, NotFound, RequestBody
@@ -86,20 +86,16 @@ class CancelIn(RequestBody):
     reason: domain.CancelReason
 
 
-OrderSort = Literal["fulfill_by", "created_at", "-created_at"]
-
-SORTS: dict[str, list[tuple[str, int]]] = {
-    # Earliest deadline first; orders without one last (domain.NO_DEADLINE), oldest first.
-    "fulfill_by": [("fulfill_by_sort", 1), ("created_at", 1), ("_id", 1)],
-    "created_at": [("created_at", 1), ("_id", 1)],
-    "-created_at": [("created_at", -1), ("_id", -1)],
-}
+# Fields of the stored order that are bookkeeping, not part of what the API shows.
+HIDDEN = frozenset(
+    {"fulfillment_orders", "fulfill_by_sort", "version", domain.TIMELINE_NOTES, *domain.LIST_KEYS.values()}
+)
 
 
 def order_view(order: Document) -> dict[str, Any]:
     """The order as the API shows it: timeline newest first, no internal bookkeeping."""
-    view = {k: v for k, v in order.items() if k not in ("fulfillment_orders", "fulfill_by_sort", "version")}
-    view["timeline"] = list(reversed(order.get("timeline", [])))
+    view = {k: v for k, v in order.items() if k not in HIDDEN}
+    view["timeline"] = list(reversed(domain.timeline_of(order)))
     view["fulfillment_orders"] = list(order.get("fulfillment_orders", {}).values())
     return view
 
@@ -130,7 +126,7 @@ def build_router(orders: AggregateStore) -> APIRouter:
         except domain.InvalidOrder as exc:
             raise _invalid(exc.problems) from None
         # A retry of a keyed request that crashed after this write finds the order it created.
-        saved = await orders.apply(order_id, lambda current: None if current else placed)
+        saved = await orders.create(order_id, placed)
         return order_view(saved or await load(order_id))
 
     @router.get("/orders/{order_id}", dependencies=[requires("orders:read")])
@@ -141,19 +137,52 @@ def build_router(orders: AggregateStore) -> APIRouter:
     async def list_orders(
         financial_status: FinancialStatus | None = None,
         fulfillment_status: DisplayFulfillmentStatus | None = None,
-        sort: OrderSort = "fulfill_by",
+        sort: listing.OrderSort = "fulfill_by",
         limit: Annotated[int, Query(ge=1, le=250)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        after: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=1024,
+                description="keyset pagination: the next_cursor of the previous page (same sort); the page "
+                "starts after its last order, however many orders come and go meanwhile. Not with offset.",
+            ),
+        ] = None,
     ) -> dict[str, Any]:
-        """Orders by earliest fulfill-by deadline (those without one last), or by creation time."""
-        query: Document = {}
+        """Orders by earliest fulfill-by deadline (those without one last), or by creation time.
+
+        Pages with limit/offset, or with the cursor each page returns (`next_cursor`, null on the
+        last page) passed back as `after`: a cursor page costs the same however deep it is.
+        `total` counts every order matching the filters, on a page without `after` (the first);
+        a cursor page leaves it null, as counting is the one part of a page whose cost grows with
+        the orders stored."""
+        filters: Document = {}
         if financial_status:
-            query["financial_status"] = financial_status.value
+            filters["financial_status"] = {"$eq": financial_status.value}
         if fulfillment_status:
-            query["fulfillment_status"] = fulfillment_status.value
-        found = await orders.find(query, sort=SORTS[sort], skip=offset, limit=limit)
-        total = await orders.collection.count_documents(query)
-        return {"items": [order_view(o) for o in found], "total": total, "limit": limit, "offset": offset}
+            filters["fulfillment_status"] = {"$eq": fulfillment_status.value}
+        if after is not None and offset:
+            detail = {"field": "query.offset", "reason": "use either offset or after, not both"}
+            raise ApiError(422, "invalid_request", "invalid request: query.offset", [detail])
+        try:
+            page = listing.page(filters, sort, after)
+        except listing.InvalidCursor as exc:
+            raise ApiError(422, "invalid_request", "invalid request: query.after",
+                           [{"field": "query.after", "reason": str(exc)}]) from None  # fmt: skip
+        found = await orders.find(page.query, sort=page.sort, skip=offset, limit=limit + 1)
+        total = None
+        if after is None:
+            # Not count_documents: the embedded store runs its $group in Python over every order.
+            counted = await (await orders.collection.aggregate([{"$match": filters}, {"$count": "n"}])).to_list()
+            total = counted[0]["n"] if counted else 0
+        return {
+            "items": [order_view(o) for o in found[:limit]],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "next_cursor": listing.next_cursor(sort, found, limit),
+        }
 
     @router.post("/orders/{order_id}/pay", dependencies=[requires("orders:write")])
     async def pay_order(order_id: str) -> dict[str, Any]:

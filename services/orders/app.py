@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import logging
 
+from fastapi import FastAPI
+from pymongo.errors import PyMongoError
+
+from services.orders import store
 from services.orders.api import build_router
 from services.orders.handlers import build_subscriptions
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 class OrdersSettings(ServiceSettings):
@@ -24,6 +31,21 @@ def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastA
     )
     orders = runtime.store("orders")
     runtime.subscribe(build_subscriptions(orders))
+
+    runtime.indexes(store.INDEXES)
+
+    async def backfill() -> None:
+        """Bring documents stored before this version up to its fields, once at start (retried
+        until the store answers)."""
+        while True:
+            try:
+                await store.backfill_list_keys(runtime.database)
+                return
+            except PyMongoError:
+                log.exception("backfilling the orders store failed; trying again")
+                await asyncio.sleep(5)
+
+    runtime.background("backfill", backfill)
     return runtime, runtime.http_app(build_router(orders))
 
 

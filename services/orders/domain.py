@@ -6,6 +6,8 @@ and the events that say so, or raises OrderRuleViolation (or InvalidOrder) with 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,6 +61,19 @@ MAX_ORDER_BYTES = 256_000
 # Orders with no fulfill-by deadline sort after every real one. The embedded store sorts a
 # missing or null value first, so the sort key is always a string that compares as a time.
 NO_DEADLINE = "9999-12-31T23:59:59.999999+00:00"
+
+# The listing's sort orders, each one stored field whose value orders the orders totally (the
+# order id breaks ties), so that a page can start after any order with one indexed range
+# condition (keyset pagination) instead of an $or over several fields, which no store answers
+# from an index. The "~" keeps the value from looking like a date to the embedded store, which
+# would otherwise compare it on a slow path that reads every document.
+LIST_KEYS = {"fulfill_by": "sort_fulfill_by", "created_at": "sort_created_at"}
+LIST_KEY_PREFIX = "~"
+
+# Notes other services' events leave on the order (inventory, notifications) are added in one
+# write each without reading the order: each under its event id in this map, folded into the
+# timeline by the next write of the whole order. timeline_of() shows both as one timeline.
+TIMELINE_NOTES = "timeline_notes"
 
 OPEN_FULFILLMENT_ORDER_STATUSES = frozenset(
     {
@@ -169,6 +184,7 @@ def place(request: dict[str, Any], now: str, order_id: str | None = None) -> Cha
         "fulfillment_orders": {},
         "timeline": [],
     }
+    order.update(list_keys(order))
     size = len(snapshot(order).model_dump_json())
     if size > MAX_ORDER_BYTES:
         reason = (
@@ -257,6 +273,7 @@ def record_fulfillment_order(order: Document, event: CloudEvent, now: str) -> Ch
     before = order.get("fulfillment_status")
     order = {**order, "fulfillment_orders": known, "fulfillment_status": status.value,
              "fulfill_by": deadline, "fulfill_by_sort": deadline or NO_DEADLINE}  # fmt: skip
+    order.update(list_keys(order))
     order = record_on_timeline(order, event, now).document
     events = []
     if status != before:
@@ -265,9 +282,39 @@ def record_fulfillment_order(order: Document, event: CloudEvent, now: str) -> Ch
     return _emit(order, events, now)
 
 
+def incoming_snapshot(event: CloudEvent) -> Document | None:
+    """The fulfillment order as a fulfillment event carries it, as the order keeps it; None if it carries none."""
+    if not event.data.get("fulfillment_order"):
+        return None
+    return FulfillmentOrderSnapshot.model_validate(event.data["fulfillment_order"]).model_dump(mode="json")
+
+
+def snapshot_digest(snapshot: Document) -> str:
+    """A fingerprint of a fulfillment-order snapshot: equal for equal snapshots."""
+    return hashlib.sha256(json.dumps(snapshot, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def record_on_timeline(order: Document, event: CloudEvent, now: str) -> Change:
     """Anything that touched the order goes on its timeline (shown newest first)."""
-    return Change({**order, "timeline": [*order.get("timeline", []), _timeline_entry(event, now)]})
+    return Change(_with_timeline(order, [timeline_entry(event, now)]))
+
+
+def timeline_of(order: Document) -> list[Document]:
+    """The order's timeline, oldest first: the entries written with the order and the notes
+    added apart from it since (TIMELINE_NOTES), in the order they were recorded."""
+    notes = list(order.get(TIMELINE_NOTES, {}).values())
+    if not notes:
+        return list(order.get("timeline", []))
+    return sorted([*order.get("timeline", []), *notes], key=lambda entry: str(entry.get("recorded_at", "")))
+
+
+def list_keys(order: Document) -> Document:
+    """The values the listing sorts and pages by (see LIST_KEYS)."""
+    created_at, order_id = order["created_at"], order["id"]
+    return {
+        LIST_KEYS["fulfill_by"]: f"{LIST_KEY_PREFIX}{order['fulfill_by_sort']}|{created_at}|{order_id}",
+        LIST_KEYS["created_at"]: f"{LIST_KEY_PREFIX}{created_at}|{order_id}",
+    }
 
 
 def display_fulfillment_status(fulfillment_orders: Iterable[FulfillmentOrderSnapshot]) -> DisplayFulfillmentStatus:
@@ -336,11 +383,16 @@ def _order_event(event_type: str, order: Document) -> CloudEvent:
 
 def _emit(order: Document, events: list[CloudEvent], now: str) -> Change:
     """The order's own events go on its timeline in the same write that emits them."""
-    timeline = [*order.get("timeline", []), *(_timeline_entry(event, now) for event in events)]
-    return Change({**order, "timeline": timeline}, events)
+    return Change(_with_timeline(order, [timeline_entry(event, now) for event in events]), events)
 
 
-def _timeline_entry(event: CloudEvent, now: str) -> Document:
+def _with_timeline(order: Document, entries: list[Document]) -> Document:
+    """The order with `entries` at the end of its timeline, its notes folded in."""
+    written = {k: v for k, v in order.items() if k != TIMELINE_NOTES}
+    return {**written, "timeline": [*timeline_of(order), *entries]}
+
+
+def timeline_entry(event: CloudEvent, now: str) -> Document:
     """`actor`: who caused it (the subject of the token of the HTTP call behind it), None when the
     platform did it on its own."""
     return {"at": event.time.isoformat(), "recorded_at": now, "type": event.type, "source": event.source,

@@ -3,11 +3,14 @@ status and timeline. Each handler is idempotent by event id (the store's inbox).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
+
 from services.orders import domain
 from shared.catalog import CATALOG
 from shared.events import CloudEvent
 from shared.messaging import EventSubscriptions
-from shared.store import AggregateStore, Document, now_iso
+from shared.store import AggregateStore, Change, Document, now_iso
 from shared.topics import FULFILLMENT_EVENTS
 
 # Every fulfillment event that carries the fulfillment order as it is now (fulfillment_order.*,
@@ -29,24 +32,74 @@ TIMELINE_ONLY_EVENTS = [
 ]
 
 
+class WrittenSnapshots:
+    """The fulfillment-order snapshots this process last wrote onto orders (a bounded memo).
+
+    An event carrying one of them again changes nothing on the order but its timeline
+    (fulfillment.created and the fulfillment_order.closed that follows it carry the same
+    snapshot): the order holds that snapshot or a newer one (domain.record_fulfillment_order
+    never replaces a newer one with an older), so its status and deadline stay as they are.
+    Such an event is then a timeline note, one write without a read. Forgetting costs only
+    the read: after a restart, or for an order whose events another replica handled.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._digests: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def remember(self, order: Document) -> None:
+        for fo_id, snapshot in order.get("fulfillment_orders", {}).items():
+            self._digests[order["id"], fo_id] = domain.snapshot_digest(snapshot)
+            self._digests.move_to_end((order["id"], fo_id))
+        while len(self._digests) > self.size:
+            self._digests.popitem(last=False)
+
+    def holds(self, order_id: str, event: CloudEvent) -> bool:
+        snapshot = domain.incoming_snapshot(event)
+        if snapshot is None:
+            return True  # no snapshot at all: the event only goes on the timeline
+        return self._digests.get((order_id, snapshot["id"])) == domain.snapshot_digest(snapshot)
+
+
 def build_subscriptions(orders: AggregateStore) -> EventSubscriptions:
     subscriptions = EventSubscriptions()
+    written = WrittenSnapshots()
 
     @subscriptions.on(*FULFILLMENT_ORDER_EVENTS)
     async def on_fulfillment_order_changed(event: CloudEvent) -> None:
-        await orders.apply(
-            _order_id(event), lambda order: domain.record_fulfillment_order(_known(order, event), event, now_iso()),
+        order_id = _order_id(event)
+        if written.holds(order_id, event):
+            await _note(orders, order_id, event, domain.record_fulfillment_order)
+            return
+        saved = await orders.apply(
+            order_id, lambda order: domain.record_fulfillment_order(_known(order, event), event, now_iso()),
             event_id=event.id,
         )  # fmt: skip
+        if saved is not None:
+            written.remember(saved)
 
     @subscriptions.on(*TIMELINE_ONLY_EVENTS)
     async def on_related_event(event: CloudEvent) -> None:
-        await orders.apply(
-            _order_id(event), lambda order: domain.record_on_timeline(_known(order, event), event, now_iso()),
-            event_id=event.id,
-        )  # fmt: skip
+        await _note(orders, _order_id(event), event, domain.record_on_timeline)
 
     return subscriptions
+
+
+Rule = Callable[[Document, CloudEvent, str], Change]
+
+
+async def _note(orders: AggregateStore, order_id: str, event: CloudEvent, rule: Rule) -> None:
+    """Put the event on the order's timeline as a note: it needs nothing from the order, so one
+    write and no read (domain.TIMELINE_NOTES). An event id that cannot be a field name takes
+    the long way through `rule`, which gives the same result."""
+    note = {f"{domain.TIMELINE_NOTES}.{event.id}": domain.timeline_entry(event, now_iso())}
+    try:
+        recorded = await orders.set_fields(order_id, note, event_id=event.id)
+    except ValueError:
+        await orders.apply(order_id, lambda order: rule(_known(order, event), event, now_iso()), event_id=event.id)
+        return
+    if recorded is None:
+        raise _unknown(event)
 
 
 class UnknownOrder(LookupError):
@@ -65,5 +118,9 @@ def _order_id(event: CloudEvent) -> str:
 
 def _known(order: Document | None, event: CloudEvent) -> Document:
     if order is None:
-        raise UnknownOrder(f"{event.type} {event.id} is about an order that does not exist")
+        raise _unknown(event)
     return order
+
+
+def _unknown(event: CloudEvent) -> UnknownOrder:
+    return UnknownOrder(f"{event.type} {event.id} is about an order that does not exist")

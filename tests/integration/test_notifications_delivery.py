@@ -22,8 +22,8 @@ from pymongo import AsyncMongoClient
 
 from deploy.local_stack import free_port, wait_for_port
 from deploy.smtp_sink import SmtpSink
-from services.notifications import domain
-from services.notifications.api import build_router
+from services.notifications import domain, store
+from services.notifications.api import MAX_LISTED, build_router
 from services.notifications.delivery import Delivery, DeliveryMetrics, utcnow
 from services.notifications.domain import RetryPolicy
 from services.notifications.mailer import Mailer, SmtpConfig
@@ -33,6 +33,7 @@ from shared.catalog import NotificationOutcome
 from shared.http import install_error_handlers
 from shared.store import AggregateStore
 from tests.conftest import eventually
+from tests.integration.test_orders_at_scale import Commands, create_indexes, merchant_app
 from tests.unit.test_notification_rules import BOOK, LINKS, MUG, NOW, fulfillment_event
 
 POLICY = RetryPolicy(max_attempts=4, backoff=timedelta(seconds=0.2), max_backoff=timedelta(seconds=0.5),
@@ -366,3 +367,95 @@ async def test_an_expired_link_is_refused_with_410_and_says_when(shop: Any, sink
     # signed with another secret, the same claims are not the shop's
     foreign = DownloadTokens(b"someone-else-secret-0123456789ab").sign(claims)
     assert (await client.get(f"/downloads/{foreign}")).status_code == 403
+
+
+# --- what one email costs the store, and the queries that find work (issue 15, Scale) --------------
+
+
+@pytest.fixture
+async def counted(mongo_uri: str) -> AsyncIterator[tuple[tuple[AggregateStore, AggregateStore], Commands, Any]]:
+    """Stores whose every command is recorded, with the service's indexes."""
+    commands = Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True, event_listeners=[commands])
+    database = client[f"notifications_{uuid.uuid4().hex[:8]}"]
+    await create_indexes(database, store.INDEXES)
+    try:
+        yield (AggregateStore(database["notifications"], lambda: None),
+               AggregateStore(database["downloads"], lambda: None)), commands, database  # fmt: skip
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
+
+
+async def test_one_email_costs_an_insert_a_claim_and_one_write_of_its_outcome(counted: Any, sink: SmtpSink) -> None:
+    """Issue 15: notifications made ~22 store commands per order, a read before every write
+    (record, claim, outcome) where the document was already in hand or the write could decide."""
+    stores, commands, _ = counted
+    delivery = delivery_for(stores, sink)
+    [shipping, downloads] = drafts(lines=[MUG, BOOK])
+    commands.sent.clear()
+    await delivery.record([shipping, downloads])
+    assert commands.names() == ["insert", "insert", "insert"], "a grant and two notifications, no read first"
+    commands.sent.clear()
+    sent = await delivery.deliver(shipping.notification_id)
+    assert sent is not None and sent["status"] == "sent"
+    assert commands.names() == ["findAndModify", "update"], "claim, then the outcome written on what the claim returned"
+    commands.sent.clear()
+    await delivery.record([shipping, downloads])  # a redelivery
+    assert commands.names() == ["insert", "insert", "insert"], "each refused as a duplicate: nothing changes"
+    assert len(sink.messages()) == 1
+
+
+async def test_the_sweep_finds_due_notifications_by_number_from_an_index(counted: Any, sink: SmtpSink) -> None:
+    """The sweep's query ranged over an RFC 3339 string, which the embedded store compares on a
+    path that reads every document."""
+    stores, commands, database = counted
+    delivery = delivery_for(stores, sink)
+    [draft] = drafts()
+    await delivery.record([draft])
+    commands.sent.clear()
+    assert await delivery.sweep_once() == 1
+    [(name, command)] = commands.sent
+    assert name == "find" and command["limit"] == Delivery.SWEEP_BATCH
+    query = command["filter"]
+    assert query["status"] == {"$eq": "pending"} and set(query["next_attempt_ts"]) == {"$lte"}
+    assert isinstance(query["next_attempt_ts"]["$lte"], float) and list(command["sort"]) == ["next_attempt_ts"]
+    plan = await database.command("explain", {"find": "notifications", "filter": query})
+    assert "USING INDEX" in str(plan["queryPlanner"]["winningPlan"])
+
+
+async def test_a_notification_pending_from_before_the_numeric_due_time_is_still_swept(
+    counted: Any, sink: SmtpSink
+) -> None:
+    stores, _, database = counted
+    delivery = delivery_for(stores, sink)
+    [draft] = drafts()
+    await delivery.record([draft])
+    await stores[0].collection.update_one({"_id": draft.notification_id}, {"$unset": {"next_attempt_ts": ""}})
+    assert await delivery.sweep_once() == 0
+    assert await store.backfill_next_attempt_ts(database) == 1
+    assert await delivery.sweep_once() == 1
+    sent = await delivery.deliver(draft.notification_id)
+    assert sent is not None and sent["status"] == "sent"
+    assert await store.backfill_next_attempt_ts(database) == 0
+
+
+async def test_an_orders_emails_are_listed_from_an_index_and_bounded(
+    counted: Any, sink: SmtpSink, tmp_path: Path
+) -> None:
+    stores, commands, database = counted
+    delivery = delivery_for(stores, sink)
+    both = drafts(lines=[MUG, BOOK])
+    await delivery.record(both)
+    app, headers = merchant_app(tmp_path, build_router(stores[0], stores[1], LINKS.tokens, delivery.metrics))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://shop", headers=headers
+    ) as client:
+        commands.sent.clear()
+        reply = await client.get("/notifications", params={"order_id": both[0].order_id})
+    assert reply.status_code == 200 and len(reply.json()["items"]) == 2
+    [(name, command)] = commands.sent
+    assert name == "find" and command["filter"] == {"order_id": {"$eq": both[0].order_id}}
+    assert command["limit"] == MAX_LISTED and list(command["sort"]) == ["created_at"]
+    plan = await database.command("explain", {"find": "notifications", "filter": command["filter"]})
+    assert "USING INDEX" in str(plan["queryPlanner"]["winningPlan"])

@@ -10,7 +10,7 @@ import pytest
 
 from services.orders import domain
 from services.orders.domain import CancelReason, OrderRuleViolation, Refund
-from services.orders.handlers import FULFILLMENT_ORDER_EVENTS
+from services.orders.handlers import FULFILLMENT_ORDER_EVENTS, WrittenSnapshots
 from shared.catalog import CATALOG, FulfillmentOrderChanged, OrderCancelled, OrderFulfillmentStatusChanged
 from shared.events import CloudEvent, acting_as, new_event
 from shared.store import Document
@@ -315,3 +315,62 @@ def test_the_caller_is_the_actor_of_the_events_and_the_timeline_entries_of_what_
     assert json.loads(change.events[0].to_bytes())["actor"] == "merchant-alice"
     unattended = domain.place(order_request(), NOW)
     assert unattended.events[0].actor is None and "actor" not in json.loads(unattended.events[0].to_bytes())
+
+
+# --- notes: timeline entries written apart from the order (one write, no read) ---------------------
+
+
+def test_notes_show_on_the_timeline_in_the_order_they_were_recorded() -> None:
+    order = placed(financial_status="paid")  # order.created, order.paid at NOW
+    reserved = CloudEvent(source="inventory", type="inventory.reserved", subject=order["id"], data={})
+    sent = CloudEvent(source="notifications", type="notification.sent", subject=order["id"], data={})
+    order[domain.TIMELINE_NOTES] = {
+        sent.id: domain.timeline_entry(sent, "2025-05-01T12:00:00.000000+00:00"),
+        reserved.id: domain.timeline_entry(reserved, LATER),
+    }
+    types = [entry["type"] for entry in domain.timeline_of(order)]
+    assert types == ["order.created", "order.paid", "inventory.reserved", "notification.sent"]
+
+
+def test_the_next_write_of_the_order_folds_its_notes_into_the_timeline() -> None:
+    order = placed()
+    reserved = CloudEvent(source="inventory", type="inventory.reserved", subject=order["id"], data={})
+    order[domain.TIMELINE_NOTES] = {reserved.id: domain.timeline_entry(reserved, LATER)}
+    paid = domain.pay(order, "2025-05-01T12:00:00.000000+00:00")
+    assert paid is not None and domain.TIMELINE_NOTES not in paid.document
+    assert [entry["type"] for entry in paid.document["timeline"]] == [
+        "order.created",
+        "inventory.reserved",
+        "order.paid",
+    ]
+
+
+def test_a_snapshot_the_order_already_holds_changes_nothing_but_the_timeline() -> None:
+    """Why an event carrying a snapshot the service just wrote (fulfillment.created, then
+    fulfillment_order.closed with the same fulfillment order) can be a note without a read."""
+    order = fully_fulfilled(placed(financial_status="paid"))
+    closed = fulfillment_event(order, "fulfillment_order.closed", **order["fulfillment_orders"]["fo-1"])
+    assert domain.snapshot_digest(domain.incoming_snapshot(closed) or {}) == domain.snapshot_digest(
+        order["fulfillment_orders"]["fo-1"]
+    )
+    change = domain.record_fulfillment_order(order, closed, "2025-05-01T12:00:00.000000+00:00")
+    assert change.events == []
+    assert {k: v for k, v in change.document.items() if k != "timeline"} == {
+        k: v for k, v in order.items() if k != "timeline"
+    }
+
+
+def test_the_service_remembers_the_snapshots_it_wrote_and_only_those() -> None:
+    order = fully_fulfilled(placed(financial_status="paid"))
+    written = WrittenSnapshots(size=2)
+    same = fulfillment_event(order, "fulfillment_order.closed", **order["fulfillment_orders"]["fo-1"])
+    assert not written.holds(order["id"], same), "nothing remembered yet: read the order"
+    written.remember(order)
+    assert written.holds(order["id"], same)
+    newer = fulfillment_event(order, "fulfillment_order.opened", status="OPEN", updated_at="2025-05-02T00:00:00Z")
+    assert not written.holds(order["id"], newer), "a different snapshot: read the order and derive again"
+    assert written.holds(order["id"], CloudEvent(source="fulfillment", type="fulfillment_order.opened",
+                                                 subject=order["id"], data={})), "no snapshot: a note"  # fmt: skip
+    for other in (placed(financial_status="paid"), placed(financial_status="paid")):
+        written.remember(fully_fulfilled(other))
+    assert not written.holds(order["id"], same), "bounded: the oldest is forgotten"
