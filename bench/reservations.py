@@ -123,7 +123,7 @@ async def in_process(requests: int, concurrency_levels: list[int]) -> None:
         stack.stop()
 
 
-def _nothing() -> None:
+def _nothing(*_: object) -> None:
     return None
 
 

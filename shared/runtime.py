@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 import uvicorn
@@ -122,7 +121,7 @@ class ServiceRuntime:
         if OUTBOX_PENDING_INDEX not in declared:
             declared.append(OUTBOX_PENDING_INDEX)
         retention = timedelta(seconds=self.settings.inbox_retention_seconds)
-        return AggregateStore(self.database[collection], partial(self.relay.wake, collection), retention)
+        return AggregateStore(self.database[collection], self.relay.wake, retention)
 
     async def _publish(self, event: CloudEvent) -> None:
         await publish_event(self.broker, event, self.metrics)

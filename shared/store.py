@@ -105,7 +105,7 @@ class AggregateStore:
     def __init__(
         self,
         collection: AsyncCollection[Document],
-        wake_relay: Callable[[], None],
+        wake_relay: WakeRelay,
         inbox_retention: timedelta = timedelta(days=7),
     ) -> None:
         self.collection = collection
@@ -153,7 +153,7 @@ class AggregateStore:
             saved = await self._save(aggregate_id, current, change, event_id)
             if saved is not None:
                 if change.events:
-                    self._wake_relay()
+                    self._wake_relay(self.collection.name, aggregate_id)
                 return _public(saved)
         raise ConcurrencyConflict(f"{self.collection.name}/{aggregate_id} kept changing")
 
@@ -167,7 +167,7 @@ class AggregateStore:
         if saved is None:
             return None
         if change.events:
-            self._wake_relay()
+            self._wake_relay(self.collection.name, aggregate_id)
         return _public(saved)
 
     async def create(self, aggregate_id: str, change: Change, *, event_id: str | None = None) -> Document | None:
@@ -192,7 +192,7 @@ class AggregateStore:
         if saved is None:
             return await self.apply(aggregate_id, rule)
         if change.events:
-            self._wake_relay()
+            self._wake_relay(self.collection.name, aggregate_id)
         return _public(saved)
 
     async def set_fields(self, aggregate_id: str, fields: Document, *, event_id: str) -> bool | None:
@@ -264,6 +264,8 @@ def _public(doc: Document) -> Document:
 
 
 Publish = Callable[[CloudEvent], Awaitable[None]]
+WakeRelay = Callable[[str, Any], None]
+"""Told (collection, aggregate id) after a write that left events in the outbox."""
 
 UNSET_CHUNK = 100
 
@@ -299,19 +301,24 @@ class OutboxRelay:
         self.published = 0
         self.failed = 0
         self._skip: dict[str, int] = {}
-        self._dirty: set[str] = set()
+        self._dirty: dict[str, set[Any] | None] = {}  # written since the last pass; None: probe it
         self._everything = True
 
     def watch(self, collection: AsyncCollection[Document]) -> None:
         if all(watched.name != collection.name for watched in self.collections):
             self.collections.append(collection)
 
-    def wake(self, collection: str | None = None) -> None:
-        """Something was written to `collection` (to any, without one): relay it now."""
+    def wake(self, collection: str | None = None, aggregate_id: Any = None) -> None:
+        """Events were written to `aggregate_id` in `collection` (somewhere, without them): relay
+        them now. A pass for known aggregates claims them without probing for pending work."""
         if collection is None:
             self._everything = True
+        elif aggregate_id is None:
+            self._dirty[collection] = None
         else:
-            self._dirty.add(collection)
+            known = self._dirty.setdefault(collection, set())
+            if known is not None:
+                known.add(aggregate_id)
         self._wake.set()
 
     def start(self) -> None:
@@ -333,8 +340,8 @@ class OutboxRelay:
         crashed replica or a failed publish left behind) probes them all."""
         while True:
             self._wake.clear()
-            only = None if self._everything else set(self._dirty)
-            self._everything, self._dirty = False, set()
+            only = None if self._everything else dict(self._dirty)
+            self._everything, self._dirty = False, {}
             try:
                 await self.relay_once(only)
             except asyncio.CancelledError:
@@ -346,7 +353,7 @@ class OutboxRelay:
             except TimeoutError:
                 self._everything = True
 
-    async def relay_once(self, only: set[str] | None = None) -> int:
+    async def relay_once(self, only: dict[str, set[Any] | None] | None = None) -> int:
         """One pass over aggregates with pending events, a batch per collection. An aggregate whose
         events cannot go out now waits (its lease becomes its retry time); the others go on: no
         head-of-line blocking. A batch of aggregates all waiting out a retry never hides the ones
@@ -355,28 +362,35 @@ class OutboxRelay:
         for collection in self.collections:
             if only is not None and collection.name not in only:
                 continue
-            skip = self._skip.get(collection.name, 0)
-            probe = collection.find({"outbox_pending": {"$eq": True}}, {"_id": 1}).sort("_id", 1)
-            pending = [doc["_id"] async for doc in probe.skip(skip).limit(self.BATCH)]
-            claimed = 0
+            known = only.get(collection.name) if only is not None else None
+            if known is not None:
+                pending = sorted(known, key=str)  # written just now: no need to look for them
+                skip = 0
+            else:
+                skip = self._skip.get(collection.name, 0)
+                probe = collection.find({"outbox_pending": {"$eq": True}}, {"_id": 1}).sort("_id", 1)
+                pending = [doc["_id"] async for doc in probe.skip(skip).limit(self.BATCH)]
+            relayed = 0
             for aggregate_id in pending:
                 doc = await self._claim(collection, aggregate_id)
                 if doc is None:
                     continue
-                claimed += 1
                 try:
                     sent += await self._relay_document(collection, doc)
+                    relayed += 1
                 except Exception:
                     self.failed += 1
                     log.exception(
                         "relaying %s/%s failed; retrying it in %ss, the others go on",
                         collection.name, aggregate_id, self.retry_seconds,
                     )  # fmt: skip
-            # A full batch all waiting out a retry must not hide the aggregates after it: the next
-            # pass looks past it. Otherwise the next pass starts from the first again.
-            self._skip[collection.name] = skip + self.BATCH if len(pending) == self.BATCH and not claimed else 0
-            if len(pending) == self.BATCH:
-                self.wake(collection.name)  # more waits beyond this batch: go again without sleeping
+            if known is not None or len(pending) < self.BATCH:
+                self._skip.pop(collection.name, None)
+                continue
+            # A full batch none of which could go out (each waits out a retry, or another replica
+            # has it) must not hide the aggregates after it: the next pass looks past it, at once.
+            self._skip[collection.name] = skip + self.BATCH if not relayed else 0
+            self.wake(collection.name)
         return sent
 
     async def _claim(self, collection: AsyncCollection[Document], aggregate_id: Any) -> Document | None:
@@ -435,7 +449,8 @@ class OutboxRelay:
                 if done.modified_count == 1:
                     version += 1
                     continue
-                conditional = False  # a writer came in between: it keeps the aggregate pending
+                conditional = False  # a writer came in between: it keeps the aggregate pending,
+                self.wake(collection.name, doc["_id"])  # and its events go out at the next pass
             await collection.update_one({"_id": doc["_id"]}, update)
 
 

@@ -4,7 +4,6 @@ the reservations fulfillment asks for."""
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
 
 from fastapi import FastAPI
 
@@ -38,7 +37,7 @@ def build(settings: InventorySettings | None = None) -> tuple[ServiceRuntime, Fa
     inventory = Inventory(
         stock=StockStore(
             runtime.database["stock"],
-            partial(runtime.relay.wake, "stock"),
+            runtime.relay.wake,
             timedelta(seconds=settings.inbox_retention_seconds),
         ),
         reservations=runtime.store("reservations"),

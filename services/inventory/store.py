@@ -46,7 +46,7 @@ from services.inventory.domain import CommitState, Effect, Mark, StockLevel
 from shared.catalog import Shortage
 from shared.events import CloudEvent
 from shared.idempotency import request_effect_id
-from shared.store import ConcurrencyConflict, Document, now_iso
+from shared.store import ConcurrencyConflict, Document, WakeRelay, now_iso
 
 R = TypeVar("R", bound=Effect | Shortage)
 
@@ -104,7 +104,7 @@ class StockStore:
     def __init__(
         self,
         collection: AsyncCollection[Document],
-        wake_relay: Callable[[], None],
+        wake_relay: WakeRelay,
         mark_retention: timedelta = timedelta(days=7),
     ) -> None:
         self.collection = collection
@@ -181,7 +181,7 @@ class StockStore:
             events = list(announce(outcome.level)) if announce else []
             written = await self._write(key, doc, current, outcome.level, cause, events)
             if written is not None:
-                self._wake_relay()
+                self._wake_relay(self.collection.name, key)
                 return Changed(written, outcome, tuple(event.id for event in events))
             # Someone else changed this stock since it was read: re-read and re-decide (after a
             # little back-off, unless what was stale was only this process's memory).

@@ -261,7 +261,7 @@ def existing(document: Document | None) -> Document:
 
 
 def bulk_worker(db: Any, service: Fulfillment, owner: str, lease_seconds: float = 30) -> BulkJobs:
-    return BulkJobs(AggregateStore(db["bulk_jobs"], lambda: None), service, owner=owner, lease_seconds=lease_seconds)
+    return BulkJobs(AggregateStore(db["bulk_jobs"], lambda *_: None), service, owner=owner, lease_seconds=lease_seconds)
 
 
 async def shipments(service: Fulfillment, fo_ids: list[str]) -> list[int]:

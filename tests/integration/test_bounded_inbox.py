@@ -10,7 +10,7 @@ from shared.store import AggregateStore, Change
 
 
 async def test_inbox_entries_older_than_the_retention_are_dropped_at_the_next_write(db: Any) -> None:
-    store = AggregateStore(db["things"], lambda: None, inbox_retention=timedelta(days=7))
+    store = AggregateStore(db["things"], lambda *_: None, inbox_retention=timedelta(days=7))
     for n in range(3):
         await store.apply("t-1", lambda doc, n=n: Change({**(doc or {}), "n": n}), event_id=f"event-{n}")
     old = (datetime.now(UTC) - timedelta(days=8)).isoformat(timespec="microseconds")

@@ -65,7 +65,7 @@ def orders_app(stack: LocalStack) -> Callable[[Any, Any], FastAPI]:
     def build(db: Any, idempotency_keys: Any) -> FastAPI:
         app = FastAPI()
         install_error_handlers(app)
-        app.include_router(build_router(AggregateStore(db["orders"], lambda: None)))
+        app.include_router(build_router(AggregateStore(db["orders"], lambda *_: None)))
         app.add_middleware(IdempotencyMiddleware, collection=idempotency_keys, in_flight_seconds=10)
         install(app, Authenticator(OrdersSettings(**auth_settings(stack))))
         return app

@@ -215,7 +215,7 @@ async def test_a_mark_no_record_ever_took_in_is_forgotten_past_the_redelivery_ho
     assert list((await db["stock"].find_one({"_id": "wh-1/MUG-1"}))["marks"]) == ["committed:f-1"]
 
     later = build(db)
-    later.stock = StockStore(db["stock"], lambda: None, mark_retention=timedelta(seconds=0))
+    later.stock = StockStore(db["stock"], lambda *_: None, mark_retention=timedelta(seconds=0))
     await later.adjust("wh-1", "MUG-1", 1, "received")
 
     stored = await db["stock"].find_one({"_id": "wh-1/MUG-1"})

@@ -73,8 +73,8 @@ async def stores(mongo_uri: str) -> AsyncIterator[tuple[AggregateStore, Aggregat
     database = client[f"notifications_{uuid.uuid4().hex[:8]}"]
     try:
         yield (
-            AggregateStore(database["notifications"], lambda: None),
-            AggregateStore(database["downloads"], lambda: None),
+            AggregateStore(database["notifications"], lambda *_: None),
+            AggregateStore(database["downloads"], lambda *_: None),
         )
     finally:
         await client.drop_database(database.name)
@@ -380,8 +380,8 @@ async def counted(mongo_uri: str) -> AsyncIterator[tuple[tuple[AggregateStore, A
     database = client[f"notifications_{uuid.uuid4().hex[:8]}"]
     await create_indexes(database, store.INDEXES)
     try:
-        yield (AggregateStore(database["notifications"], lambda: None),
-               AggregateStore(database["downloads"], lambda: None)), commands, database  # fmt: skip
+        yield (AggregateStore(database["notifications"], lambda *_: None),
+               AggregateStore(database["downloads"], lambda *_: None)), commands, database  # fmt: skip
     finally:
         await client.drop_database(database.name)
         await client.close()

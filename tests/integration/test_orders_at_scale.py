@@ -116,7 +116,7 @@ async def service(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> A
     commands = Commands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_uri, tz_aware=True, event_listeners=[commands])
     db = client["orders"]
-    orders = AggregateStore(db["orders"], lambda: None)
+    orders = AggregateStore(db["orders"], lambda *_: None)
     app, headers = merchant_app(tmp_path_factory.mktemp("orders"), build_router(orders))
     await create_indexes(db, store.INDEXES)
     await store.backfill_list_keys(db)

@@ -202,3 +202,24 @@ async def test_an_aggregate_with_more_events_than_the_store_unsets_at_once_is_em
     stored = await collection.find_one({"_id": "o-many"})
     assert stored is not None and stored["outbox"] == {} and not stored["outbox_pending"]
     assert await relay.relay_once() == 0 and len(published) == 150
+
+
+async def test_a_pass_woken_by_a_write_claims_what_was_written_without_looking_for_more(
+    collection: AsyncCollection[Document],
+) -> None:
+    """What an order costs: after a write the relay is told which aggregate holds new events and
+    claims it straight away (no probe); what others left behind is found by the poll's probe."""
+    published: list[str] = []
+
+    async def publish(event: CloudEvent) -> None:
+        published.append(event.subject)
+
+    relay = OutboxRelay([collection], publish, poll_seconds=60)
+    left_behind = AggregateStore(collection, lambda *_: None)  # as a crashed replica's write
+    await left_behind.apply("o-old", lambda _: Change({"s": 1}, [status_event("o-old", "FULFILLED")]))
+    store = AggregateStore(collection, relay.wake)
+    await store.apply("o-new", lambda _: Change({"s": 1}, [status_event("o-new", "FULFILLED")]))
+    assert await relay.relay_once({collection.name: {"o-new"}}) == 1
+    assert published == ["o-new"]
+    assert await relay.relay_once() == 1  # the poll's pass
+    assert published == ["o-new", "o-old"]
