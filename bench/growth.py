@@ -224,7 +224,7 @@ class Seeder:
                 order_ids.append(ids[template.order_id])
             for (database, collection, _), text in zip(docs, copies, strict=False):
                 buffer = buffers[database, collection]
-                buffer.append(loads(text))
+                buffer.append(settled(loads(text)))
                 if len(buffer) >= self.batch:
                     await self._flush(database, collection, buffer)
                     buffers[database, collection] = []
@@ -257,6 +257,15 @@ async def merge_entries(
         if "version" in doc:
             update["$inc"] = {"version": 1}
         await coll.update_one({"_id": doc_id}, update)
+
+
+def settled(doc: Document) -> Document:
+    """A copy as its original is once nothing is left to happen to it. A plan is confirmed by the
+    sweep a minute after its last revision (`materialise_check_at` then cleared): a template read
+    sooner still carries the time, which moved back with the copy would make every copy due at once."""
+    if doc.get("materialise_check_at") is not None:
+        doc["materialise_check_at"] = None
+    return doc
 
 
 def per_order(doc: Document) -> bool:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -229,8 +230,8 @@ class AggregateStore:
             outbox[event.id] = {"seq": doc["version"] * 1000 + index, "event": event.model_dump(mode="json")}
         doc["outbox"] = outbox
         doc["outbox_pending"] = bool(outbox)
-        if current and "relay_lease_until" in current:
-            doc["relay_lease_until"] = current["relay_lease_until"]
+        if current and "relay_lease_epoch" in current:
+            doc["relay_lease_epoch"] = current["relay_lease_epoch"]
         doc.pop("id", None)
         if current is None:
             try:
@@ -254,7 +255,7 @@ def _recent(inbox: dict[str, str], retention: timedelta) -> dict[str, str]:
     return {event_id: at for event_id, at in inbox.items() if at >= horizon}
 
 
-_BOOKKEEPING = ("_id", "inbox", "outbox", "outbox_pending", "relay_lease_until")
+_BOOKKEEPING = ("_id", "inbox", "outbox", "outbox_pending", "relay_lease_epoch", "relay_lease_until")
 
 
 def _public(doc: Document) -> Document:
@@ -368,7 +369,8 @@ class OutboxRelay:
                 skip = 0
             else:
                 skip = self._skip.get(collection.name, 0)
-                probe = collection.find({"outbox_pending": {"$eq": True}}, {"_id": 1}).sort("_id", 1)
+                # No sort: with one, the embedded store walks the whole collection in _id order.
+                probe = collection.find({"outbox_pending": {"$eq": True}}, {"_id": 1})
                 pending = [doc["_id"] async for doc in probe.skip(skip).limit(self.BATCH)]
             relayed = 0
             for aggregate_id in pending:
@@ -394,15 +396,21 @@ class OutboxRelay:
         return sent
 
     async def _claim(self, collection: AsyncCollection[Document], aggregate_id: Any) -> Document | None:
-        now = datetime.now(UTC)
-        lease_until = (now + timedelta(seconds=self.LEASE_SECONDS)).isoformat(timespec="microseconds")
-        claimable = {"$or": [{"relay_lease_until": {"$exists": False}}, {"relay_lease_until": {"$lt": now_iso()}}]}
-        return await collection.find_one_and_update(
-            {"_id": aggregate_id, "outbox_pending": True, **claimable},
-            {"$set": {"relay_lease_until": lease_until}},
-            projection={"outbox": 1, "version": 1},
-            return_document=ReturnDocument.AFTER,
-        )
+        """Lease the aggregate for LEASE_SECONDS: the unleased one, else one whose lease ran out.
+        Two plain conditions rather than one `$or`, and the lease as a number: the embedded
+        store answers an `$or` or a time-string range in a find-and-modify by reading every
+        document of the collection."""
+        lease: Document = {"$set": {"relay_lease_epoch": time.time() + self.LEASE_SECONDS}}
+        for unleased_or_expired in ({"$exists": False}, {"$lt": time.time()}):
+            claimed = await collection.find_one_and_update(
+                {"_id": aggregate_id, "outbox_pending": {"$eq": True}, "relay_lease_epoch": unleased_or_expired},
+                lease,
+                projection={"outbox": 1, "version": 1},
+                return_document=ReturnDocument.AFTER,
+            )
+            if claimed is not None:
+                return claimed
+        return None
 
     async def _relay_document(self, collection: AsyncCollection[Document], doc: Document) -> int:
         entries = sorted(doc.get("outbox", {}).items(), key=lambda item: item[1]["seq"])
@@ -437,10 +445,9 @@ class OutboxRelay:
             last = index == len(chunks) - 1
             update: Document = {"$unset": dict.fromkeys(chunk, ""), "$inc": {"version": 1}}
             if last and retry:
-                retry_at = datetime.now(UTC) + timedelta(seconds=self.retry_seconds)
-                update["$set"] = {"relay_lease_until": retry_at.isoformat(timespec="microseconds")}
+                update["$set"] = {"relay_lease_epoch": time.time() + self.retry_seconds}
             elif last:
-                update["$unset"]["relay_lease_until"] = ""
+                update["$unset"]["relay_lease_epoch"] = ""
             if not update["$unset"]:
                 del update["$unset"]
             if conditional:

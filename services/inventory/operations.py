@@ -92,7 +92,7 @@ class Record:
     def public(self) -> Document | None:
         if self.stored is None:
             return None
-        hidden = ("_id", "inbox", "outbox", "outbox_pending", "relay_lease_until")
+        hidden = ("_id", "inbox", "outbox", "outbox_pending", "relay_lease_epoch", "relay_lease_until")
         return {"id": self.stored["_id"], **{k: v for k, v in self.stored.items() if k not in hidden}}
 
     @property

@@ -126,7 +126,7 @@ async def test_a_writer_racing_the_relay_cannot_restore_its_lease(collection: As
     claimed = await relay._claim(collection, "o-3")
     assert claimed is not None
     read_during_relay = await collection.find_one({"_id": "o-3"})
-    assert read_during_relay is not None and "relay_lease_until" in read_during_relay
+    assert read_during_relay is not None and "relay_lease_epoch" in read_during_relay
     await relay._relay_document(collection, claimed)
 
     # The racing writer's copy is stale: its write is refused and it re-reads.
