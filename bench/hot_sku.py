@@ -125,7 +125,7 @@ async def publish_nowhere(_: CloudEvent) -> None:
     return None
 
 
-def nothing() -> None:
+def nothing(*_: object) -> None:
     return None
 
 

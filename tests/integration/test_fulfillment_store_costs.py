@@ -72,7 +72,7 @@ async def counted(db: Any, mongo_uri: str) -> AsyncIterator[tuple[Any, Commands]
         await client.close()
 
 
-def nothing() -> None:
+def nothing(*_: object) -> None:
     return None
 
 

@@ -22,7 +22,7 @@ T0 = "2020-01-01T00:00:00.000000+00:00"
 
 
 def replica(db: Any, **settings: Any) -> Fulfillment:
-    def nothing() -> None:
+    def nothing(*_: object) -> None:
         return None
 
     return Fulfillment(

@@ -40,7 +40,7 @@ class Api:
     def inventory(self) -> Inventory:
         """The same store, for what only events can do (reserving)."""
 
-        def nothing() -> None:
+        def nothing(*_: object) -> None:
             return None
 
         return Inventory(

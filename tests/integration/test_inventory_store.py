@@ -21,7 +21,7 @@ NOW = "2026-01-01T00:00:00.000000+00:00"
 
 
 def build(db: Any, faults: FaultPoints | None = None) -> Inventory:
-    def nothing() -> None:
+    def nothing(*_: object) -> None:
         return None
 
     return Inventory(

@@ -24,7 +24,7 @@ FUTURE = "2099-01-01T00:00:00.000000+00:00"
 PAST = "2020-01-01T00:00:00.000000+00:00"
 
 
-def nothing() -> None:
+def nothing(*_: object) -> None:
     return None
 
 
