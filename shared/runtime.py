@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pymongo import IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.auth import PUBLIC, Authenticator, install
 from shared.body_limit import BodySizeLimit
@@ -30,12 +31,13 @@ from shared.idempotency import EXPIRY_INDEX, IdempotencyMiddleware, forget_expir
 from shared.messaging import EventSubscriptions, build_broker, publish_event
 from shared.observability import ServiceMetrics, configure_logging
 from shared.settings import ServiceSettings
-from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, OutboxRelay, build_mongo_client
+from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Document, OutboxRelay, build_mongo_client
 from shared.topics import TOPICS
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEYS = "idempotency_keys"
+UPGRADE_RETRY_SECONDS = 5.0
 
 
 class ServiceRuntime:
@@ -107,6 +109,28 @@ class ServiceRuntime:
             except Exception:
                 log.exception("idempotency key expiry failed; trying again later")
             await asyncio.sleep(self.settings.idempotency_key_sweep_seconds)
+
+    def upgrade(self, name: str, run: Callable[[AsyncDatabase[Document]], Awaitable[int | None]]) -> None:
+        """Bring what an earlier version stored up to this one's fields, once at start, in the
+        background (the service serves meanwhile), retried until the store answers."""
+
+        async def until_done() -> None:
+            while True:
+                try:
+                    changed = await run(self.database)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception(
+                        "upgrading stored documents (%s) failed; retrying in %ss", name, UPGRADE_RETRY_SECONDS
+                    )
+                    await asyncio.sleep(UPGRADE_RETRY_SECONDS)
+                    continue
+                if changed:
+                    log.info("upgraded %d stored documents (%s)", changed, name)
+                return
+
+        self.background(f"upgrade-{name}", until_done)
 
     def background(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `run()` as a task while the service is up (started after the broker, cancelled

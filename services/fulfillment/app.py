@@ -59,7 +59,7 @@ def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, 
         locations=LocationDirectory(runtime.store("locations"), settings.config_cache_seconds),
         settings=SettingsStore(runtime.store("settings"), defaults, settings.config_cache_seconds),
     )
-    runtime.background("upgrade", lambda: upgrade.run(runtime.database))
+    runtime.upgrade("fulfillment", upgrade.upgrade)
     runtime.subscribe(build_subscriptions(fulfillment, runtime.authenticator))
     runtime.background("sweep", Sweeper(fulfillment, runtime.registry).run)
     bulk_jobs = BulkJobs(

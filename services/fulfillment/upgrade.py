@@ -15,7 +15,6 @@ pages by key.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,23 +32,6 @@ log = logging.getLogger("fulfillment.upgrade")
 MARKER = "fulfillment-indexed-fields-1"
 MIGRATIONS = "migrations"
 PAGE = 200
-RETRY_SECONDS = 30.0
-
-
-async def run(database: AsyncDatabase[Document]) -> None:
-    """The background task: upgrade, retrying while the store is unreachable."""
-    while True:
-        try:
-            changed = await upgrade(database)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("upgrading stored documents failed; retrying in %ss", RETRY_SECONDS)
-            await asyncio.sleep(RETRY_SECONDS)
-            continue
-        if changed:
-            log.info("upgraded %d stored documents to what this version queries by", changed)
-        return
 
 
 async def upgrade(database: AsyncDatabase[Document]) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +9,6 @@ from typing import Annotated, Self
 
 from fastapi import FastAPI
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pymongo.errors import PyMongoError
 
 from services.notifications import store
 from services.notifications.api import build_router
@@ -129,18 +127,7 @@ def build(settings: NotificationsSettings | None = None) -> tuple[ServiceRuntime
 
     runtime.indexes(store.INDEXES)
 
-    async def backfill() -> None:
-        """Bring documents stored before this version up to its fields, once at start (retried
-        until the store answers)."""
-        while True:
-            try:
-                await store.backfill_next_attempt_ts(runtime.database)
-                return
-            except PyMongoError:
-                log.exception("backfilling the notifications store failed; trying again")
-                await asyncio.sleep(5)
-
-    runtime.background("backfill", backfill)
+    runtime.upgrade("notifications", store.backfill_next_attempt_ts)
     return runtime, runtime.http_app(build_router(notifications, downloads, links.tokens, metrics))
 
 

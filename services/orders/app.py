@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import FastAPI
-from pymongo.errors import PyMongoError
 
 from services.orders import store
 from services.orders.api import build_router
@@ -34,18 +32,7 @@ def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastA
 
     runtime.indexes(store.INDEXES)
 
-    async def backfill() -> None:
-        """Bring documents stored before this version up to its fields, once at start (retried
-        until the store answers)."""
-        while True:
-            try:
-                await store.backfill_list_keys(runtime.database)
-                return
-            except PyMongoError:
-                log.exception("backfilling the orders store failed; trying again")
-                await asyncio.sleep(5)
-
-    runtime.background("backfill", backfill)
+    runtime.upgrade("orders", store.backfill_list_keys)
     return runtime, runtime.http_app(build_router(orders))
 
 

@@ -10,18 +10,14 @@ shapes the embedded store scans for whatever the indexes refused outright.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
-from bson import json_util
-from pymongo import AsyncMongoClient
 
 from deploy.local_stack import LocalStack
 from tests.conftest import eventually
-from tests.e2e.test_every_query_indexed import by_primary_key, logged_queries, plan_uses_an_index, shape_problem
+from tests.e2e.test_every_query_indexed import logged_queries, unindexed
 from tests.e2e.test_fulfillment_flows import Shop, physical
 
 pytestmark = pytest.mark.e2e
@@ -94,23 +90,7 @@ async def test_every_query_of_fulfillment_is_served_by_an_index(
     await drive_fulfillment(Shop(stack, http), token)
     queries = [query for query in logged_queries(stack) if query["database"] == "fulfillment"]
     assert len(queries) > 15, "fulfillment logged its queries"
-    problems: list[str] = []
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_uri)
-    try:
-        for query in queries:
-            filter_ = json_util.loads(query["filter"])
-            where = f"{query['collection']} {query['command']} {json.dumps(filter_)[:160]}"
-            problem = shape_problem(query, filter_)
-            if problem:
-                problems.append(f"{where}: {problem}")
-                continue
-            if not filter_ or by_primary_key(filter_):
-                continue
-            explained = await client["fulfillment"].command("explain", {"find": query["collection"], "filter": filter_})
-            if not plan_uses_an_index(explained):
-                problems.append(f"{where}: scans ({json.dumps(explained.get('queryPlanner', {}))[:160]})")
-    finally:
-        await client.close()
+    problems = await unindexed(stack.mongodb_uri, queries)
     assert not problems, f"{len(problems)} of {len(queries)} fulfillment query shapes scan:\n" + "\n".join(
         sorted(problems)
     )
