@@ -6,6 +6,8 @@ Free ports keep the tests clear of a `make run` on the same machine.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -17,7 +19,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from deploy.local_stack import LocalStack, free_port
+from deploy.local_stack import LocalStack, free_port, wait_for_port
 from deploy.smtp_sink import SmtpSink
 from shared.auth import MERCHANT_SCOPES
 
@@ -52,6 +54,24 @@ def bearer(stack: LocalStack, *scopes: str, sub: str = MERCHANT, ttl: float = 36
     """An Authorization header with a token the stack trusts (every merchant scope by default)."""
     assert stack.auth is not None, "the stack has no local signing key"
     return {"authorization": f"Bearer {stack.auth.mint(sub, scopes or MERCHANT_SCOPES, ttl)}"}
+
+
+@contextmanager
+def store_server(folder: Path) -> Iterator[str]:
+    """The embedded store alone (nx-27017, in memory) on a free port, for tests of one service's
+    persistence that need neither the broker nor the services."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nx_27017.nx_27017", "--host", "127.0.0.1", "--port", str(port), "--data-dir", "memory",
+         "--log-file", str(folder / "nx.log"), "--pid-file", str(folder / "nx.pid")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port("127.0.0.1", port, 30)
+        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 @contextmanager

@@ -5,8 +5,6 @@ for good on a 5xx; and the download links those emails carry, followed over HTTP
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
@@ -20,7 +18,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
-from deploy.local_stack import free_port, wait_for_port
+from deploy.local_stack import free_port
 from deploy.smtp_sink import SmtpSink
 from services.notifications import domain, store
 from services.notifications.api import MAX_LISTED, build_router
@@ -32,7 +30,7 @@ from services.notifications.tokens import DownloadClaims, DownloadTokens
 from shared.catalog import NotificationOutcome
 from shared.http import install_error_handlers
 from shared.store import AggregateStore
-from tests.conftest import eventually
+from tests.conftest import eventually, store_server
 from tests.integration.test_orders_at_scale import Commands, create_indexes, merchant_app
 from tests.unit.test_notification_rules import BOOK, LINKS, MUG, NOW, fulfillment_event
 
@@ -42,19 +40,8 @@ POLICY = RetryPolicy(max_attempts=4, backoff=timedelta(seconds=0.2), max_backoff
 
 @pytest.fixture(scope="module")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder: Path = tmp_path_factory.mktemp("nx")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "nx_27017.nx_27017", "--host", "127.0.0.1", "--port", str(port), "--data-dir", "memory",
-         "--log-file", str(folder / "nx.log"), "--pid-file", str(folder / "nx.pid")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for_port("127.0.0.1", port, 30)
-        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    finally:
-        server.terminate()
-        server.wait(10)
+    with store_server(tmp_path_factory.mktemp("nx")) as uri:
+        yield uri
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ this module's own; every command the service sends is recorded by pymongo comman
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +22,6 @@ from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy.auth import LocalAuth
-from deploy.local_stack import free_port, wait_for_port
 from services.orders import domain, store
 from services.orders.api import build_router
 from services.orders.handlers import build_subscriptions
@@ -35,6 +32,7 @@ from shared.http import install_error_handlers, refuse_unknown_query_parameters
 from shared.messaging import EventSubscriptions
 from shared.settings import ServiceSettings
 from shared.store import AggregateStore, Document
+from tests.conftest import store_server
 from tests.unit.test_order_rules import order_request
 
 STORED = 2_100
@@ -78,19 +76,8 @@ class Service:
 
 @pytest.fixture(scope="module")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder: Path = tmp_path_factory.mktemp("nx")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "nx_27017.nx_27017", "--host", "127.0.0.1", "--port", str(port), "--data-dir", "memory",
-         "--log-file", str(folder / "nx.log"), "--pid-file", str(folder / "nx.pid")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for_port("127.0.0.1", port, 30)
-        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    finally:
-        server.terminate()
-        server.wait(10)
+    with store_server(tmp_path_factory.mktemp("nx")) as uri:
+        yield uri
 
 
 async def create_indexes(db: AsyncDatabase[Document], indexes: dict[str, list[IndexModel]]) -> None:
