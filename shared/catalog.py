@@ -24,7 +24,7 @@ from shared.topics import (
     ORDERS_EVENTS,
     Topic,
 )
-from shared.urls import AssetUrl, TrackingUrl
+from shared.urls import StoredAssetUrl, TrackingUrl
 
 
 class Contract(BaseModel):
@@ -71,7 +71,7 @@ class LineItem(Contract):
     quantity: int
     unit_price: Decimal
     requires_shipping: bool = True
-    digital_asset_url: AssetUrl | None = None
+    digital_asset_url: StoredAssetUrl | None = None
 
 
 class OrderSnapshot(Contract):
@@ -212,7 +212,7 @@ class FulfillmentLine(Contract):
     line_item_id: str
     sku: str
     quantity: int
-    digital_asset_url: AssetUrl | None = None
+    digital_asset_url: StoredAssetUrl | None = None
 
 
 class FulfillmentSnapshot(Contract):

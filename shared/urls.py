@@ -66,9 +66,10 @@ class UnsafeUrl(ValueError):
     """A URL the platform will not send a buyer to; the message says why."""
 
 
-def check_url(url: str, *, asset: bool, rules: UrlRules | None = None) -> str:
+def check_url(url: str, *, asset: bool, rules: UrlRules | None = None, allow_list: bool = True) -> str:
     """The URL in normalised form if a buyer may be sent there, else UnsafeUrl saying why.
-    `asset`: a digital asset (the allow-list applies); else a tracking URL."""
+    `asset`: a digital asset (the allow-list applies, unless `allow_list` is False); else a
+    tracking URL."""
     rules = rules or url_rules()
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeUrl(f"must be at most {MAX_URL_LENGTH} characters")
@@ -90,7 +91,7 @@ def check_url(url: str, *, asset: bool, rules: UrlRules | None = None) -> str:
     if problem:
         raise UnsafeUrl(problem)
     allowed = rules.allowed_asset_hosts()
-    if asset and allowed and not any(_host_matches(host, entry) for entry in allowed):
+    if asset and allow_list and allowed and not any(_host_matches(host, entry) for entry in allowed):
         raise UnsafeUrl(f"host {host!r} is not one of the allowed asset hosts (ASSET_URL_ALLOWED_HOSTS)")
     return str(parsed)
 
@@ -149,10 +150,10 @@ def _host_matches(host: str, entry: str) -> bool:
     return host == entry
 
 
-def _checked(asset: bool) -> AfterValidator:
+def _checked(asset: bool, allow_list: bool = True) -> AfterValidator:
     def check(url: str) -> str:
         try:
-            return check_url(url, asset=asset)
+            return check_url(url, asset=asset, allow_list=allow_list)
         except UnsafeUrl as unsafe:
             raise PydanticCustomError("unsafe_url", "{reason}", {"reason": f"URL {unsafe}"}) from None
 
@@ -168,7 +169,21 @@ AssetUrl = Annotated[
     ),
     _checked(asset=True),
 ]
-"""A digital asset's URL (download links redirect to it)."""
+"""A digital asset's URL as a merchant gives it (download links redirect to it): the allow-list
+applies where it enters, over HTTP."""
+
+StoredAssetUrl = Annotated[
+    str,
+    Field(
+        max_length=MAX_URL_LENGTH,
+        description="https URL of the digital asset, on a public host",
+        json_schema_extra={"format": "uri"},
+    ),
+    _checked(asset=True, allow_list=False),
+]
+"""A digital asset's URL in an event: always a safe public URL, but the allow-list (a setting
+that may change) is not re-applied to orders accepted under an earlier one, whose events must
+still go out; the download link checks it again before it redirects."""
 
 TrackingUrl = Annotated[
     str,

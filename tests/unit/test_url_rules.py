@@ -210,3 +210,26 @@ def test_a_forged_order_paid_with_a_data_asset_url_is_not_an_event_we_process() 
              "financial_status": "paid", "line_items": [line], "created_at": "2030-01-01T00:00:00Z"}  # fmt: skip
     with pytest.raises(EnvelopeError, match=r"order\.line_items\.0\.digital_asset_url: URL must be an https URL"):
         parse_event(forged("order.paid", {"order": order}))
+
+
+def test_tightening_the_asset_allow_list_does_not_break_the_events_of_orders_already_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review finding: the allow-list was re-applied whenever a stored order's snapshot was turned
+    into an event again, so setting ASSET_URL_ALLOWED_HOSTS later made every event of orders
+    accepted before fail (hold, fulfil: 500; consumers dead-lettered them). The allow-list is an
+    admission rule: POST /orders applies it, the download link re-checks it before redirecting;
+    an event only requires a safe public URL."""
+    monkeypatch.setattr("shared.urls.url_rules", lambda: ALLOW_LIST)
+    accepted_earlier = {"id": "l-1", "sku": "EBOOK-1", "title": "Book", "quantity": 1, "unit_price": "5.00",
+                        "requires_shipping": False, "digital_asset_url": "https://evil.example/book.pdf"}  # fmt: skip
+    assert LineItem.model_validate(accepted_earlier).digital_asset_url == "https://evil.example/book.pdf"
+    with pytest.raises(UnsafeUrl, match="not one of the allowed asset hosts"):
+        check_url("https://evil.example/book.pdf", asset=True)  # what the download link does
+    with pytest.raises(ValidationError, match="allowed asset hosts"):
+        OrderIn.model_validate({
+            "customer": {"email": "a@example.com", "name": "A"}, "currency": "SEK",
+            "line_items": [{k: v for k, v in accepted_earlier.items() if k != "id"}],
+        })  # fmt: skip
+    with pytest.raises(ValidationError, match="loopback"):  # still never an internal host
+        LineItem.model_validate({**accepted_earlier, "digital_asset_url": "https://127.0.0.1/x"})
