@@ -187,6 +187,7 @@ class Authenticator:
         self.issuer = settings.auth_issuer
         self.audience = settings.auth_audience
         self.leeway = settings.auth_leeway_seconds
+        self._last_good: dict[str, PyJWK] = {}
         # Answers older than what an aggregate's inbox remembers (less a day) are refused.
         self.answer_max_age = max(settings.inbox_retention_seconds - 86_400, 3_600)
         lifespan, cooldown = settings.auth_jwks_cache_seconds, settings.auth_jwks_refresh_cooldown_seconds
@@ -251,15 +252,24 @@ class Authenticator:
     async def _key(self, kid: str) -> PyJWK:
         cached = self._cached_key(kid)
         if cached is not None:
+            self._last_good[kid] = cached
             return cached
         try:
             # May fetch the key set (an unknown kid: a rotation), which blocks: off the event loop.
-            return await asyncio.to_thread(self.keys.get_signing_key, kid)
+            key = await asyncio.to_thread(self.keys.get_signing_key, kid)
         except (PyJWKClientConnectionError, PyJWKSetError) as unreachable:
+            if kid in self._last_good:
+                # The identity provider is away: keep trusting the keys it last published (a key
+                # it has since withdrawn stays trusted until it answers again), rather than
+                # refusing every caller.
+                log.warning("the JWKS could not be fetched (%s); using the keys fetched last", unreachable)
+                return self._last_good[kid]
             log.warning("the JWKS could not be fetched or read: %s", unreachable)
             raise AuthUnavailable("the signing keys could not be fetched") from None
         except (PyJWKClientError, PyJWKError):
             raise Unauthenticated("the token is signed with a key this service does not trust") from None
+        self._last_good[kid] = key
+        return key
 
     def _cached_key(self, kid: str) -> PyJWK | None:
         cache = self.keys.jwk_set_cache

@@ -334,3 +334,20 @@ async def test_an_answer_older_than_the_inbox_remembers_is_refused(local: LocalA
     )  # fmt: skip
     old = CloudEvent.model_validate({**event.model_dump(mode="json"), ANSWER_PROOF: proof})
     assert "is older than" in await unproven(auth, old)
+
+
+async def test_while_the_key_set_cannot_be_fetched_the_keys_fetched_last_are_used(local: LocalAuth) -> None:
+    """Review finding: when the cached key set lapsed while the identity provider was away, every
+    request failed with 503. The keys fetched last keep working until it answers again; a key
+    never fetched is still refused."""
+    auth = authenticator(local)
+    token = local.mint("alice", ["orders:read"], 60)
+    assert (await auth.principal(token)).subject == "alice"
+    local.jwks_path.rename(local.jwks_path.with_suffix(".away"))  # the provider is unreachable
+    assert auth.keys.jwk_set_cache is not None
+    auth.keys.jwk_set_cache.put(None)  # and the cached copy has lapsed
+    assert (await auth.principal(token)).subject == "alice"
+    stranger = mint_token(new_signing_key(), "never-fetched", issuer=local.issuer, audience=local.audience,
+                          subject="mallory", scopes=["orders:read"], ttl_seconds=60)  # fmt: skip
+    with pytest.raises(AuthUnavailable):
+        await auth.principal(stranger)
