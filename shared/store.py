@@ -475,5 +475,25 @@ async def missing_first(
     return [doc for doc in batch if doc.get(field) is None]
 
 
+async def backfill(
+    collection: AsyncCollection[Document],
+    query: Document,
+    field: str,
+    values_of: Callable[[Document], Document],
+    batch: int = 500,
+) -> int:
+    """Give every document matching `query` that lacks `field` the fields `values_of(doc)` says,
+    batch by batch through `missing_first`; how many were updated. The version moves on, so a
+    writer holding a copy without them re-reads."""
+    updated = 0
+    while True:
+        missing = await missing_first(collection, query, field, batch)
+        for doc in missing:
+            await collection.update_one({"_id": doc["_id"]}, {"$set": values_of(doc), "$inc": {"version": 1}})
+        updated += len(missing)
+        if len(missing) < batch:
+            return updated
+
+
 async def ping(database: AsyncDatabase[Document]) -> None:
     await database.command("ping")

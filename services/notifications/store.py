@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.notifications import domain
 from services.notifications.domain import RetryPolicy
-from shared.store import Document, missing_first
+from shared.store import Document, backfill
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +39,10 @@ async def backfill_next_attempt_ts(database: AsyncDatabase[Document]) -> int:
     """Give pending notifications recorded before `next_attempt_ts` existed that field, so the
     sweep finds them. They sort first on the sweep's index (a missing value sorts before any
     number): one look at the first says whether there is anything to do."""
-    collection = database["notifications"]
-    updated = 0
-    while True:
-        missing = await missing_first(collection, {"status": {"$eq": "pending"}}, "next_attempt_ts", BACKFILL_BATCH)
-        for doc in missing:
-            update = {"$set": {"next_attempt_ts": domain.next_attempt_ts(doc)}, "$inc": {"version": 1}}
-            await collection.update_one({"_id": doc["_id"]}, update)
-        updated += len(missing)
-        if len(missing) < BACKFILL_BATCH:
-            break
+    updated = await backfill(
+        database["notifications"], {"status": {"$eq": "pending"}}, "next_attempt_ts",
+        lambda doc: {"next_attempt_ts": domain.next_attempt_ts(doc)}, BACKFILL_BATCH,
+    )  # fmt: skip
     if updated:
         log.info("gave %d pending notifications their next_attempt_ts", updated)
     return updated

@@ -15,7 +15,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.orders import domain
-from shared.store import Document, missing_first
+from shared.store import Document, backfill
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +46,15 @@ async def backfill_list_keys(database: AsyncDatabase[Document]) -> int:
     MongoDB and on the embedded store): one look at the first order says whether there is
     anything to do, and each batch is an index walk from the start.
     """
-    collection = database["orders"]
+
+    def keys_of(doc: Document) -> Document:
+        return domain.list_keys(
+            {**doc, "id": doc["_id"], "fulfill_by_sort": doc.get("fulfill_by_sort") or domain.NO_DEADLINE}
+        )
+
     updated = 0
     for key in domain.LIST_KEYS.values():
-        while True:
-            missing = await missing_first(collection, {}, key, BACKFILL_BATCH)
-            for doc in missing:
-                order = {**doc, "id": doc["_id"], "fulfill_by_sort": doc.get("fulfill_by_sort") or domain.NO_DEADLINE}
-                # The version moves on so that a writer holding the order without its keys re-reads.
-                update = {"$set": domain.list_keys(order), "$inc": {"version": 1}}
-                await collection.update_one({"_id": doc["_id"]}, update)
-            updated += len(missing)
-            if len(missing) < BACKFILL_BATCH:
-                break
+        updated += await backfill(database["orders"], {}, key, keys_of, BACKFILL_BATCH)
     if updated:
         log.info("gave %d stored orders their listing keys", updated)
     return updated
