@@ -31,7 +31,7 @@ bench: $(INSTALLED)
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared services deploy bench
+	$(VENV)/bin/mypy shared services deploy bench tests
 
 clean-data:
 	rm -rf .local

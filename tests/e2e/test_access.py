@@ -124,7 +124,7 @@ async def test_a_key_added_to_the_jwks_works_at_once_and_the_old_one_keeps_worki
     assert stack.auth is not None
     url = f"{stack.url('orders')}/orders?limit=1"
     new_key = new_signing_key("ES256")
-    claims = {"issuer": stack.auth.issuer, "audience": stack.auth.audience, "scopes": ["orders:read"]}
+    claims: dict[str, Any] = {"issuer": stack.auth.issuer, "audience": stack.auth.audience, "scopes": ["orders:read"]}
     async with httpx.AsyncClient(timeout=10) as http:
         stranger = mint_token(new_key, "rotation-key", subject="rotated", ttl_seconds=60, **claims)
         refused = await http.get(url, headers={"authorization": f"Bearer {stranger}"})

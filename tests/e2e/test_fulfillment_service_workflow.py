@@ -266,7 +266,7 @@ async def test_a_forged_answer_for_another_service_s_location_is_dead_lettered_a
     await acme.request(fo["id"])
     await acme.answer("fulfillment_service.request_accepted", fo)
     accepted = await fo_where(shop, fo["order_id"], request_status="ACCEPTED")
-    fake = {"tracking": {"numbers": ["FAKE-1"], "company": "Fake Freight"}}
+    fake: dict[str, Any] = {"tracking": {"numbers": ["FAKE-1"], "company": "Fake Freight"}}
     assert shop.stack.auth is not None
     forgeries = {
         # what anyone who can write the topic could send: the owner's id, no proof

@@ -9,6 +9,7 @@ A stack of its own: its processes are killed with SIGKILL (no shutdown hooks, no
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -146,7 +147,7 @@ async def test_orders_retried_under_idempotency_keys_through_8_kills_in_24s_are_
         answers = await asyncio.gather(*checkouts)
         assert len(answers) == CLIENTS
         for service in SERVICE_DATABASES:
-            await eventually(lambda s=service: platform.ready(s), timeout=60, interval=0.3)
+            await eventually(functools.partial(platform.ready, service), timeout=60, interval=0.3)
 
         # Every key answers with exactly one order, now and on any later retry.
         first_ids = [answer["id"] for answer, _ in answers]

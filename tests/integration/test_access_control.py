@@ -20,6 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from pydantic import SecretStr
 
 from deploy.local_stack import LocalStack
 from services.fulfillment.app import FulfillmentSettings
@@ -98,7 +99,9 @@ async def services(mongo_uri: str, stack: LocalStack) -> AsyncIterator[dict[str,
         "inventory": lambda: build_inventory(InventorySettings(**common, mongodb_database=unique("inventory"))),
         "fulfillment": lambda: build_fulfillment(FulfillmentSettings(**common, mongodb_database=unique("fulfillment"))),
         "notifications": lambda: build_notifications(
-            NotificationsSettings(**common, mongodb_database=unique("notifications"), download_link_secret="s" * 32)
+            NotificationsSettings(
+                **common, mongodb_database=unique("notifications"), download_link_secret=SecretStr("s" * 32)
+            )
         ),
     }
     built: dict[str, Service] = {}
@@ -287,6 +290,7 @@ async def test_a_fulfillment_service_token_reaches_only_its_own_fulfillment_orde
     assert shipped.json()["tracking"]["numbers"] == ["ACME-1"]
     assert shipped.json()["fulfillment_order"]["status"] == "CLOSED"
     stored = await fulfillment.runtime.database["fulfillment_orders"].find_one({"_id": fo["id"]})
+    assert stored is not None
     events = {entry["event"]["type"]: entry["event"] for entry in stored["outbox"].values()}
     assert events["fulfillment.created"]["actor"] == "acme-3pl"  # the service's token is the actor
     assert events["fulfillment_request.submitted"]["actor"] == "test-merchant"

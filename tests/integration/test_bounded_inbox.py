@@ -6,13 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.store import AggregateStore, Change
+from shared.store import AggregateStore, Change, Document
 
 
 async def test_inbox_entries_older_than_the_retention_are_dropped_at_the_next_write(db: Any) -> None:
     store = AggregateStore(db["things"], lambda *_: None, inbox_retention=timedelta(days=7))
     for n in range(3):
-        await store.apply("t-1", lambda doc, n=n: Change({**(doc or {}), "n": n}), event_id=f"event-{n}")
+
+        def count(doc: Document | None, n: int = n) -> Change:
+            return Change({**(doc or {}), "n": n})
+
+        await store.apply("t-1", count, event_id=f"event-{n}")
     old = (datetime.now(UTC) - timedelta(days=8)).isoformat(timespec="microseconds")
     await db["things"].update_one({"_id": "t-1"}, {"$set": {"inbox.event-0": old, "inbox.event-1": old}})
 

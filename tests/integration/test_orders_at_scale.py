@@ -94,7 +94,8 @@ def merchant_app(folder: Path, *routers: APIRouter) -> tuple[FastAPI, dict[str, 
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
-    install(app, Authenticator(ServiceSettings(**{k.lower(): v for k, v in local.env().items()})))
+    settings: dict[str, Any] = {k.lower(): v for k, v in local.env().items()}
+    install(app, Authenticator(ServiceSettings(**settings)))
     return app, {"authorization": f"Bearer {local.mint('merchant', MERCHANT_SCOPES)}"}
 
 

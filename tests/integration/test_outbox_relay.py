@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from deploy.local_stack import LocalStack
-from shared.catalog import OrderFulfillmentStatusChanged
+from shared.catalog import DisplayFulfillmentStatus, OrderFulfillmentStatusChanged
 from shared.events import CloudEvent, new_event
 from shared.store import AggregateStore, Change, Document, OutboxRelay
 
@@ -25,7 +25,7 @@ async def collection(stack: LocalStack) -> AsyncIterator[AsyncCollection[Documen
 
 
 def status_event(order_id: str, status: str) -> CloudEvent:
-    data = OrderFulfillmentStatusChanged(order_id=order_id, fulfillment_status=status)
+    data = OrderFulfillmentStatusChanged(order_id=order_id, fulfillment_status=DisplayFulfillmentStatus(status))
     return new_event("orders", "order.fulfillment_status_changed", order_id, data)
 
 
@@ -39,7 +39,11 @@ async def test_events_are_published_in_the_order_they_were_written(collection: A
     store = AggregateStore(collection, relay.wake)
     statuses = ["IN_PROGRESS", "PARTIALLY_FULFILLED", "FULFILLED"]
     for status in statuses:
-        await store.apply("o-1", lambda doc, s=status: Change({**(doc or {}), "s": s}, [status_event("o-1", s)]))
+
+        def set_status(doc: Document | None, s: str = status) -> Change:
+            return Change({**(doc or {}), "s": s}, [status_event("o-1", s)])
+
+        await store.apply("o-1", set_status)
     assert await relay.relay_once() == 3
     assert [e.data["fulfillment_status"] for e in published] == statuses
     assert await relay.relay_once() == 0, "a relayed event is not relayed again"
@@ -83,7 +87,11 @@ async def test_one_aggregate_whose_events_cannot_go_out_does_not_stop_the_others
     store = AggregateStore(collection, relay.wake)
     await store.apply("wedged", lambda _: Change({"s": 1}, [status_event("wedged", "FULFILLED")]))
     for i in range(5):
-        await store.apply(f"later-{i}", lambda _, i=i: Change({"s": 1}, [status_event(f"later-{i}", "FULFILLED")]))
+
+        def later(_: Document | None, i: int = i) -> Change:
+            return Change({"s": 1}, [status_event(f"later-{i}", "FULFILLED")])
+
+        await store.apply(f"later-{i}", later)
     assert await relay.relay_once() == 5
     assert sorted(published) == [f"later-{i}" for i in range(5)]
     # The wedged aggregate keeps its event and waits out its retry time instead of being tried every pass.
@@ -107,7 +115,11 @@ async def test_two_relays_racing_publish_each_event_once(collection: AsyncCollec
     for i in range(30):
         event = status_event(f"o-{i}", "FULFILLED")
         written.append(event.id)
-        await store.apply(f"o-{i}", lambda _, e=event: Change({"s": 1}, [e]))
+
+        def emit(_: Document | None, e: CloudEvent = event) -> Change:
+            return Change({"s": 1}, [e])
+
+        await store.apply(f"o-{i}", emit)
     await asyncio.gather(first.relay_once(), second.relay_once())
     assert sorted(published) == sorted(written)
 
@@ -178,7 +190,11 @@ async def test_aggregates_waiting_out_a_retry_do_not_hide_the_ones_after_them(
     relay.BATCH = 3
     store = AggregateStore(collection, relay.wake)
     for name in ("a-1", "a-2", "a-3", "b-1"):
-        await store.apply(name, lambda _, n=name: Change({"s": 1}, [status_event(n, "FULFILLED")]))
+
+        def fulfilled(_: Document | None, n: str = name) -> Change:
+            return Change({"s": 1}, [status_event(n, "FULFILLED")])
+
+        await store.apply(name, fulfilled)
     assert await relay.relay_once() == 0  # the first batch: a-1..a-3 fail and wait out their retry
     assert await relay.relay_once() == 1  # the next batch starts after them
     assert published == ["b-1"]

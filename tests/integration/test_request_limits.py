@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from deploy.local_stack import LocalStack
 from services.fulfillment.app import FulfillmentSettings
@@ -31,13 +32,16 @@ from services.orders.app import build as build_orders
 from shared.runtime import ServiceRuntime
 from tests.conftest import auth_settings, bearer
 
-NOWHERE = {"kafka_bootstrap_servers": "127.0.0.1:9", "mongodb_uri": "mongodb://127.0.0.1:9/?directConnection=true"}
+NOWHERE: dict[str, Any] = {
+    "kafka_bootstrap_servers": "127.0.0.1:9",
+    "mongodb_uri": "mongodb://127.0.0.1:9/?directConnection=true",
+}
 BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[ServiceRuntime, FastAPI]]] = {
     "orders": lambda auth: build_orders(OrdersSettings(**NOWHERE, **auth)),
     "inventory": lambda auth: build_inventory(InventorySettings(**NOWHERE, **auth)),
     "fulfillment": lambda auth: build_fulfillment(FulfillmentSettings(**NOWHERE, **auth)),
     "notifications": lambda auth: build_notifications(
-        NotificationsSettings(**NOWHERE, **auth, download_link_secret="test-download-link-secret-0123456789")
+        NotificationsSettings(**NOWHERE, **auth, download_link_secret=SecretStr("test-download-link-secret-0123456789"))
     ),
 }
 

@@ -8,7 +8,7 @@ import re
 import httpx
 
 from deploy.local_stack import LocalStack
-from shared.catalog import FulfillmentOrderChanged, FulfillmentOrderSnapshot, OrderSnapshot
+from shared.catalog import FulfillmentOrderChanged, FulfillmentOrderSnapshot, FulfillmentOrderStatus, OrderSnapshot
 from shared.events import new_event
 from tests.conftest import eventually
 from tests.kafka_tools import produce_raw
@@ -43,7 +43,7 @@ async def test_two_orders_replicas_split_the_work(stack: LocalStack, http: httpx
         # An event per order, keyed by order id: spread over the topic's six partitions.
         for snapshot in snapshots:
             fulfillment_order = FulfillmentOrderSnapshot(
-                id=f"fo-{snapshot.id}", order_id=snapshot.id, location_id=None, status="OPEN",
+                id=f"fo-{snapshot.id}", order_id=snapshot.id, location_id=None, status=FulfillmentOrderStatus.OPEN,
                 line_items=[], created_at=snapshot.created_at, updated_at=snapshot.created_at,
             )  # fmt: skip
             event = new_event("fulfillment", "fulfillment_order.opened", snapshot.id,

@@ -123,7 +123,7 @@ async def test_alg_none_and_hs256_are_refused(local: LocalAuth) -> None:
     claims = {"iss": local.issuer, "aud": local.audience, "sub": "mallory", "scope": " ".join(MERCHANT_SCOPES),
               "exp": int(time.time()) + 60}  # fmt: skip
     auth = authenticator(local)
-    unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": kid})
+    unsigned = jwt.encode(claims, "", algorithm="none", headers={"kid": kid})  # PyJWT takes "" as no key
     assert "algorithm 'none' is not accepted" in await refused(auth, unsigned)
     public_key_as_secret = json.loads(local.jwks_path.read_text())["keys"][0]["x"].encode()
     assert "algorithm 'HS256' is not accepted" in await refused(auth, hs256(claims, public_key_as_secret, kid))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import bson
 
@@ -37,7 +38,7 @@ def test_a_copy_has_fresh_ids_the_same_new_one_wherever_the_old_one_was() -> Non
 
 
 def test_a_copy_is_from_another_time_but_sentinels_counts_and_prices_stay() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "created_at": "2026-11-30T11:10:25.604871+00:00",
         "short": "2026-11-30T11:10:25Z",
         "no_deadline": "9999-12-31T23:59:59.999999+00:00",

@@ -6,11 +6,12 @@ arriving, and stop reading there (issue: "the 1 MB body limit is checked on Cont
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 from shared.body_limit import BodySizeLimit
 
-Message = dict[str, Any]
+Message = MutableMapping[str, Any]
 LIMIT = 1_000
 CHUNK = b"x" * 100
 
@@ -51,7 +52,7 @@ def scope(content_length: int | None = None) -> dict[str, Any]:
     return {"type": "http", "method": "POST", "path": "/orders", "headers": headers}
 
 
-async def reads_everything(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def reads_everything(scope: Message, receive: Any, send: Any) -> None:
     """Like a route (or the Idempotency-Key middleware): reads the whole body, then answers."""
     size = 0
     while True:
@@ -64,7 +65,7 @@ async def reads_everything(scope: dict[str, Any], receive: Any, send: Any) -> No
     await send({"type": "http.response.body", "body": payload})
 
 
-async def turns_errors_into_400(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def turns_errors_into_400(scope: Message, receive: Any, send: Any) -> None:
     """Like FastAPI: an error while reading the body becomes "There was an error parsing the body"."""
     try:
         await reads_everything(scope, receive, send)

@@ -12,7 +12,14 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry
 from pymongo.errors import AutoReconnect
 
-from shared.catalog import OrderFulfillmentStatusChanged, OrderPostPurchaseCompleted, OrderSnapshot
+from shared.catalog import (
+    Customer,
+    DisplayFulfillmentStatus,
+    FinancialStatus,
+    OrderFulfillmentStatusChanged,
+    OrderPostPurchaseCompleted,
+    OrderSnapshot,
+)
 from shared.events import CloudEvent, new_event
 from shared.messaging import EventSubscriptions
 from shared.observability import ServiceMetrics
@@ -23,7 +30,7 @@ SETTINGS = ServiceSettings(service_name="unit", handler_attempts=3, handler_back
 
 
 def an_event() -> CloudEvent:
-    data = OrderFulfillmentStatusChanged(order_id="o-1", fulfillment_status="FULFILLED")
+    data = OrderFulfillmentStatusChanged(order_id="o-1", fulfillment_status=DisplayFulfillmentStatus.FULFILLED)
     return new_event("orders", "order.fulfillment_status_changed", "o-1", data)
 
 
@@ -125,7 +132,8 @@ async def test_event_types_the_service_does_not_handle_are_ignored() -> None:
 
     broker, dead, _ = wire(handler)
     order = OrderSnapshot(
-        id="o-1", customer={"email": "a@example.com", "name": "A"}, currency="SEK", financial_status="paid",
+        id="o-1", customer=Customer(email="a@example.com", name="A"), currency="SEK",
+        financial_status=FinancialStatus.PAID,
         line_items=[], created_at="2026-01-01T00:00:00+00:00",
     )  # fmt: skip
     other = new_event("orders", "order.post_purchase_completed", "o-1", OrderPostPurchaseCompleted(order=order))

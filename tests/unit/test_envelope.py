@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from shared.catalog import CATALOG, OrderFulfillmentStatusChanged
+from shared.catalog import CATALOG, DisplayFulfillmentStatus, OrderFulfillmentStatusChanged
 from shared.events import CloudEvent, EnvelopeError, new_event, parse_event
 from shared.topics import ORDERS_EVENTS, all_topic_partitions
 
 
 def status_changed() -> CloudEvent:
-    data = OrderFulfillmentStatusChanged(order_id="o-1", fulfillment_status="FULFILLED")
+    data = OrderFulfillmentStatusChanged(order_id="o-1", fulfillment_status=DisplayFulfillmentStatus.FULFILLED)
     return new_event("orders", "order.fulfillment_status_changed", "o-1", data)
 
 
@@ -57,7 +57,7 @@ def test_not_json_is_rejected() -> None:
 
 
 def test_wrong_payload_model_for_type_is_refused() -> None:
-    data = OrderFulfillmentStatusChanged(order_id="o-1", fulfillment_status="FULFILLED")
+    data = OrderFulfillmentStatusChanged(order_id="o-1", fulfillment_status=DisplayFulfillmentStatus.FULFILLED)
     with pytest.raises(EnvelopeError, match="carries OrderPaid"):
         new_event("orders", "order.paid", "o-1", data)
 

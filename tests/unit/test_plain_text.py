@@ -94,7 +94,14 @@ def test_event_text_with_control_characters_is_refused() -> None:
     assert FulfillmentServiceResponse(fulfillment_order_id="fo", fulfillment_service="s", message="a\nb").message
     with pytest.raises(ValidationError):
         FulfillmentServiceResponse(fulfillment_order_id="fo", fulfillment_service="s", message=f"a{ESC}")
-    record = {"id": "n", "order_id": "o", "type": "t", "to": "a@example.com", "subject": "s", "status": "failed"}
+    record: dict[str, Any] = {
+        "id": "n",
+        "order_id": "o",
+        "type": "t",
+        "to": "a@example.com",
+        "subject": "s",
+        "status": "failed",
+    }
     assert NotificationRecord(**record, error="451 try\nlater").error  # an SMTP reply may span lines
 
 

@@ -134,8 +134,11 @@ def test_a_search_too_large_for_the_budget_still_covers_everything() -> None:
 SKUS = ["X", "Y", "Z", "W"]
 
 
+Scenario = tuple[list[LineNeed], list[RoutingLocation], dict[tuple[str, str], int]]
+
+
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[list[LineNeed], list[RoutingLocation], dict[tuple[str, str], int]]:
+def scenarios(draw: st.DrawFn) -> Scenario:
     count = draw(st.integers(min_value=1, max_value=6))
     priorities = draw(st.lists(st.integers(1, 4), min_size=count, max_size=count))
     actives = draw(st.lists(st.booleans(), min_size=count, max_size=count))
@@ -155,7 +158,7 @@ def _active(locations: list[RoutingLocation]) -> list[RoutingLocation]:
 
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
-def test_property_never_routes_more_than_available(scenario) -> None:
+def test_property_never_routes_more_than_available(scenario: Scenario) -> None:
     needs, locations, stock = scenario
     plan = route(needs, locations, stock)
     for location_id, skus in placed(plan).items():
@@ -166,7 +169,7 @@ def test_property_never_routes_more_than_available(scenario) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
-def test_property_every_unit_is_routed_or_unfulfillable_and_only_what_nobody_has(scenario) -> None:
+def test_property_every_unit_is_routed_or_unfulfillable_and_only_what_nobody_has(scenario: Scenario) -> None:
     needs, locations, stock = scenario
     plan = route(needs, locations, stock)
     per_line: Counter[str] = Counter()
@@ -186,7 +189,9 @@ def test_property_every_unit_is_routed_or_unfulfillable_and_only_what_nobody_has
 
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
-def test_property_never_splits_when_one_location_can_ship_all_and_picks_the_first_by_priority(scenario) -> None:
+def test_property_never_splits_when_one_location_can_ship_all_and_picks_the_first_by_priority(
+    scenario: Scenario,
+) -> None:
     needs, locations, stock = scenario
     plan = route(needs, locations, stock)
     demand: Counter[str] = Counter()
@@ -200,7 +205,7 @@ def test_property_never_splits_when_one_location_can_ship_all_and_picks_the_firs
 
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
-def test_property_fewest_locations_first_by_priority(scenario) -> None:
+def test_property_fewest_locations_first_by_priority(scenario: Scenario) -> None:
     needs, locations, stock = scenario
     plan = route(needs, locations, stock)
     active = _active(locations)
@@ -225,7 +230,7 @@ def test_property_fewest_locations_first_by_priority(scenario) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(scenarios(), st.randoms())
-def test_property_deterministic_whatever_the_order_of_locations(scenario, rng) -> None:
+def test_property_deterministic_whatever_the_order_of_locations(scenario: Scenario, rng: random.Random) -> None:
     needs, locations, stock = scenario
     shuffled = list(locations)
     rng.shuffle(shuffled)

@@ -117,7 +117,8 @@ def test_the_same_fulfillment_commits_once_after_the_stock_forgot_it() -> None:
 def test_a_stock_forgets_what_was_sold_once_recorded() -> None:
     """Issue 15: "every fulfilment adds an entry to the stock document ... forever": a stock holds
     only what is live, however many fulfillments it has had."""
-    level, recorded = stock(10_000), {}
+    level = stock(10_000)
+    recorded: dict[str, Commit] = {}
     for n in range(500):
         level = domain.commit(level, recorded, f"f{n}", f"fo{n}", 1).level
         level, recorded_now = domain.settle(level, f"fo{n}", {})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -185,7 +186,9 @@ def test_event_models_refuse_unsafe_urls() -> None:
     with pytest.raises(ValidationError, match="not data:"):
         FulfillmentLine(line_item_id="l", sku="S", quantity=1, digital_asset_url="data:text/html,hi")
     with pytest.raises(ValidationError, match="loopback"):
-        LineItem(id="l", sku="S", title="T", quantity=1, unit_price="1", digital_asset_url="https://127.0.0.1/x")
+        LineItem(
+            id="l", sku="S", title="T", quantity=1, unit_price=Decimal("1"), digital_asset_url="https://127.0.0.1/x"
+        )
 
 
 def forged(event_type: str, data: dict[str, Any]) -> bytes:
