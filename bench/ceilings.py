@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -112,6 +113,7 @@ class Platform:
     received: float
     message_bytes: float  # average size of a message the consumers received
     store_cpu: float  # share of a core
+    cpu_ms: dict[str, float]  # CPU milliseconds per order, by process of the stack
 
 
 async def platform_level(
@@ -125,10 +127,13 @@ async def platform_level(
         await watch.wait(reply.json()["id"], "notification.sent", WAIT_S)
 
     pid = store_pid(stack)
+    processes = {child.name: child.process.pid for child in stack.children}
+    cpu_each = {name: cpu_seconds(child) for name, child in processes.items()}
     before, cpu_before, started = await counters(http, stack), cpu_seconds(pid), time.perf_counter()
     level = await closed_loop(in_flight, seconds, one)
     await asyncio.sleep(2)  # the events that follow the email, and the last commits
     after, cpu_after, elapsed = await counters(http, stack), cpu_seconds(pid), time.perf_counter() - started
+    cpu_ms = {name: (cpu_seconds(child) - cpu_each[name]) * 1000 / level.total for name, child in processes.items()}
     delta = difference(after, before)
     writes, reads = store_commands(delta)
     orders = level.total
@@ -137,6 +142,7 @@ async def platform_level(
         level, (writes + reads) / orders, writes / orders, reads / orders,
         delta.get(("messages", "published"), 0.0) / orders, received / orders,
         delta.get(("messages", "received bytes"), 0.0) / max(received, 1), (cpu_after - cpu_before) / elapsed,
+        cpu_ms,
     )  # fmt: skip
 
 
@@ -308,6 +314,13 @@ def report(platform: dict[int, Platform], relay: dict[int, Level], hops: int, ce
                  f"{result.store_cpu:.0%}", f"{chains:.1f}", f"{rate / chains:.1%}", f"{allowed:.2f}",
                  f"{rate / allowed:.0%}", f"{rate / by_mix:.0%}"]  # fmt: skip
         print("".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, columns, strict=True)))
+    print("\nCPU milliseconds per order, by process (the stack shares this machine's "
+          f"{os.cpu_count()} cores; all of them at work allow cores x 1000 / total orders/s):")  # fmt: skip
+    for in_flight, result in platform.items():
+        total = sum(result.cpu_ms.values())
+        each = ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(result.cpu_ms.items(), key=lambda kv: -kv[1]))
+        print(f"  {in_flight:>3} in flight: {each}; total {total:.1f} -> at most "
+              f"{(os.cpu_count() or 1) * 1000 / total:.1f} orders/s")  # fmt: skip
     top = max(platform)
     result = platform[top]
     if top in relay and result.commands:

@@ -51,8 +51,16 @@ class Shop:
         assert reply.status_code == 200, reply.text
 
         async def routing_sees_it() -> bool:
+            # Routing has caught up with inventory: the same available units at that location.
+            # (Not `available == on_hand`: an order waiting for this stock may take it at once.)
+            level = (await self.levels(sku)).get(location_id)
+            if level is None or level["on_hand"] != on_hand:
+                return False
             view = await self.routing_view(sku)
-            return any(loc["location_id"] == location_id and loc["available"] == on_hand for loc in view["locations"])
+            return any(
+                loc["location_id"] == location_id and loc["available"] == level["available"]
+                for loc in view["locations"]
+            )
 
         await eventually(routing_sees_it, timeout=30)
 
