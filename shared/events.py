@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from shared import clock
 from shared.catalog import CATALOG, Contract, EventSpec
 from shared.topics import FULFILLMENT_RESPONSES, Topic
 
@@ -27,10 +28,6 @@ the JWKS, bound to this event (see shared/auth.py, `sign_answer`)."""
 
 class EnvelopeError(ValueError):
     """A message value that is not a CloudEvent this platform understands."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 _ACTOR: ContextVar[str | None] = ContextVar("actor", default=None)
@@ -59,7 +56,7 @@ class CloudEvent(BaseModel):
     id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1)
     source: str = Field(min_length=1)
     type: str = Field(min_length=1)
-    time: datetime = Field(default_factory=utcnow)
+    time: datetime = Field(default_factory=clock.now)
     subject: str = Field(min_length=1)
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]

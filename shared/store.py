@@ -18,10 +18,9 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -30,6 +29,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from shared.clock import epoch_now, iso, now
+from shared.clock import now_iso as now_iso  # re-exported: callers that only store
 from shared.events import CloudEvent
 from shared.idempotency import request_effect_id
 from shared.query_log import QueryShapes
@@ -76,11 +77,6 @@ def build_mongo_client(
             *([QueryShapes(settings.store_query_log, settings.service_name)] if settings.store_query_log else []),
         ],
     )
-
-
-def now_iso() -> str:
-    """Times are stored as RFC 3339 strings in UTC: they sort as they compare."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class ConcurrencyConflict(RuntimeError):
@@ -251,7 +247,7 @@ def _recent(inbox: dict[str, str], retention: timedelta) -> dict[str, str]:
     """The inbox without entries older than `retention`: an event is not redelivered after its
     topic's retention (and a redrive of older dead letters is a deliberate new delivery), so the
     inbox stays the size of the aggregate's recent history instead of all of it."""
-    horizon = (datetime.now(UTC) - retention).isoformat(timespec="microseconds")
+    horizon = iso(now() - retention)
     return {event_id: at for event_id, at in inbox.items() if at >= horizon}
 
 
@@ -400,8 +396,8 @@ class OutboxRelay:
         Two plain conditions rather than one `$or`, and the lease as a number: the embedded
         store answers an `$or` or a time-string range in a find-and-modify by reading every
         document of the collection."""
-        lease: Document = {"$set": {"relay_lease_epoch": time.time() + self.LEASE_SECONDS}}
-        for unleased_or_expired in ({"$exists": False}, {"$lt": time.time()}):
+        lease: Document = {"$set": {"relay_lease_epoch": epoch_now() + self.LEASE_SECONDS}}
+        for unleased_or_expired in ({"$exists": False}, {"$lt": epoch_now()}):
             claimed = await collection.find_one_and_update(
                 {"_id": aggregate_id, "outbox_pending": {"$eq": True}, "relay_lease_epoch": unleased_or_expired},
                 lease,
@@ -445,7 +441,7 @@ class OutboxRelay:
             last = index == len(chunks) - 1
             update: Document = {"$unset": dict.fromkeys(chunk, ""), "$inc": {"version": 1}}
             if last and retry:
-                update["$set"] = {"relay_lease_epoch": time.time() + self.retry_seconds}
+                update["$set"] = {"relay_lease_epoch": epoch_now() + self.retry_seconds}
             elif last:
                 update["$unset"]["relay_lease_epoch"] = ""
             if not update["$unset"]:

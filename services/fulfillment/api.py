@@ -23,7 +23,6 @@ from services.fulfillment.domain.fulfillment_order import (
     InvalidRequest,
     LineQuantity,
     TransitionRefused,
-    normalise_time,
 )
 from services.fulfillment.service import Fulfillment
 from services.fulfillment.store import PostPurchaseHold, ShopSettings, SweepInterval
@@ -36,8 +35,9 @@ from shared.catalog import (
     ShippedLine,
     Tracking,
 )
+from shared.clock import iso, now_iso
 from shared.http import ApiError, Conflict, NotFound, RequestBody
-from shared.store import Change, Document, now_iso
+from shared.store import Change, Document
 from shared.urls import TrackingUrl
 
 INTERNAL_FIELDS = {
@@ -313,7 +313,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         "/fulfillment-orders/{fulfillment_order_id}/fulfill-by", dependencies=[WRITE], tags=["fulfillment orders"]
     )
     async def fulfill_by(fulfillment_order_id: str, body: FulfillByIn) -> dict[str, Any]:
-        deadline = normalise_time(body.fulfill_by) if body.fulfill_by else None
+        deadline = iso(body.fulfill_by) if body.fulfill_by else None
         fo = await act(fulfillment_order_id, lambda current: fo_rules.set_fulfill_by(current, deadline, now_iso()))
         return fulfillment_order_view(fo)
 
@@ -322,7 +322,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
     )
     async def schedule(fulfillment_order_id: str, body: ScheduleIn) -> dict[str, Any]:
         """Open only at fulfill_at (the sweep opens it then)."""
-        at = normalise_time(body.fulfill_at)
+        at = iso(body.fulfill_at)
         fo = await act(fulfillment_order_id, lambda current: fo_rules.schedule(current, at, now_iso()))
         return fulfillment_order_view(fo)
 

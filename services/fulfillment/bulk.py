@@ -32,10 +32,11 @@ from services.fulfillment.domain.bulk_job import BulkAction, LeaseLost, Outcome
 from services.fulfillment.domain.fulfillment_order import FulfillmentRequest, InvalidRequest, TransitionRefused
 from services.fulfillment.service import FoRule, Fulfillment
 from shared.catalog import Tracking
+from shared.clock import now_iso
 from shared.events import acting_as, current_actor
 from shared.idempotency import derived_id
 from shared.messaging import TRANSIENT_ERRORS
-from shared.store import AggregateStore, Document, now_iso
+from shared.store import AggregateStore, Document
 
 log = logging.getLogger("fulfillment.bulk")
 

@@ -5,7 +5,6 @@ fulfillment service's answer is applied only with its proof (see `answered`)."""
 from __future__ import annotations
 
 from services.fulfillment.domain import fulfillment_order as fo_rules
-from services.fulfillment.domain.fulfillment_order import normalise_time
 from services.fulfillment.service import FoRule, Fulfillment
 from shared.auth import Authenticator
 from shared.catalog import (
@@ -20,9 +19,9 @@ from shared.catalog import (
     OrderPaid,
     OrderPostPurchaseCompleted,
 )
+from shared.clock import iso, now_iso
 from shared.events import CloudEvent, acting_as
 from shared.messaging import EventSubscriptions
-from shared.store import now_iso
 
 
 def build_subscriptions(fulfillment: Fulfillment, authenticator: Authenticator) -> EventSubscriptions:
@@ -104,4 +103,4 @@ def _as_of(event: CloudEvent) -> str:
     """When the producer saw this state: a later snapshot must not be overwritten by an older one.
     Never later than now: a producer's clock ahead (or a forged time) must not make a snapshot
     look newer than every one still to come."""
-    return min(normalise_time(event.time), now_iso())
+    return min(iso(event.time), now_iso())

@@ -40,7 +40,8 @@ from shared.catalog import (
     Location,
     OrderSnapshot,
 )
-from shared.store import AggregateStore, Change, Document, Rule, now_iso
+from shared.clock import epoch, now_iso
+from shared.store import AggregateStore, Change, Document, Rule
 
 log = logging.getLogger("fulfillment.service")
 
@@ -321,7 +322,7 @@ class Fulfillment:
         re-checked by its rule under optimistic concurrency, so replicas never do one twice."""
         report = SweepReport()
         now = now_iso()
-        due = {"$lte": fo_rules.epoch(now)}
+        due = {"$lte": epoch(now)}
         for fo in await self.fulfillment_orders.find({"opens_at_epoch": due}, limit=BATCH):
             if await self._apply(fo["id"], lambda current: fo_rules.open_scheduled(current, now, due_only=True)):
                 report.opened += 1
@@ -334,7 +335,7 @@ class Fulfillment:
         for fo in await self.fulfillment_orders.find({"reroute_pending": {"$eq": True}}, limit=BATCH):
             await self.finish_reroute(fo)
             report.repaired += 1
-        report.repaired += await self._confirm_plans(fo_rules.epoch(now))
+        report.repaired += await self._confirm_plans(epoch(now))
         return report
 
     async def _confirm_plans(self, now: float) -> int:

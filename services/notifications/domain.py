@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -36,6 +36,7 @@ from shared.catalog import (
     OrderSnapshot,
     Tracking,
 )
+from shared.clock import epoch, iso
 from shared.events import CloudEvent, new_event
 from shared.store import Change, Document
 from shared.urls import UnsafeUrl, check_url
@@ -51,11 +52,6 @@ class EmailKind(StrEnum):
     ORDER_CANCELLED = "order_cancelled"
 
 
-def iso(moment: datetime) -> str:
-    """The store's time format (RFC 3339, UTC, microseconds): strings sort as times do."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def next_attempt(moment: datetime) -> Document:
     """When a notification is next due, in both forms: `next_attempt_at` (RFC 3339) for people,
     `next_attempt_ts` (Unix seconds) for the sweep's query, which ranges over it from an index
@@ -69,7 +65,7 @@ def next_attempt_ts(notification: Document) -> float:
     ts = notification.get("next_attempt_ts")
     if isinstance(ts, int | float):
         return float(ts)
-    return datetime.fromisoformat(notification["next_attempt_at"]).timestamp()
+    return epoch(notification["next_attempt_at"])
 
 
 def notification_id(trigger_event_id: str, kind: EmailKind) -> str:

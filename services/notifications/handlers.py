@@ -7,8 +7,9 @@ the consumer, so a slow mail server never holds a partition.
 from __future__ import annotations
 
 from services.notifications import domain
-from services.notifications.delivery import Delivery, utcnow
+from services.notifications.delivery import Delivery
 from shared.catalog import FulfillmentChanged, OrderCancelled
+from shared.clock import now as utcnow
 from shared.events import CloudEvent
 from shared.messaging import EventSubscriptions
 

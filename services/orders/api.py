@@ -17,9 +17,10 @@ from pydantic import AfterValidator, EmailStr, Field
 from services.orders import domain, listing
 from shared.auth import requires
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
+from shared.clock import now_iso
 from shared.http import ApiError, Conflict, Identifier, NotFound, RequestBody
 from shared.idempotency import derived_id
-from shared.store import AggregateStore, Change, Document, now_iso
+from shared.store import AggregateStore, Change, Document
 from shared.urls import AssetUrl
 
 MAX_LINES = 250

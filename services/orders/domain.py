@@ -11,10 +11,11 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from shared import clock
 from shared.catalog import (
     DisplayFulfillmentStatus,
     FinancialStatus,
@@ -404,10 +405,9 @@ def _instant(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
+        return clock.parse(value)
     except ValueError:
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _is_older(candidate: str, current: str) -> bool:

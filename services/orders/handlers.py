@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 from services.orders import domain
 from shared.catalog import CATALOG
+from shared.clock import now_iso
 from shared.events import CloudEvent
 from shared.messaging import EventSubscriptions
-from shared.store import AggregateStore, Change, Document, now_iso
+from shared.store import AggregateStore, Change, Document
 from shared.topics import FULFILLMENT_EVENTS
 
 # Every fulfillment event that carries the fulfillment order as it is now (fulfillment_order.*,
