@@ -26,6 +26,7 @@ from services.fulfillment.domain.fulfillment_order import (
 )
 from services.fulfillment.service import Fulfillment
 from services.fulfillment.store import PostPurchaseHold, ShopSettings, SweepInterval
+from shared.aggregates import Change, Document
 from shared.auth import Caller, reach_of, requires
 from shared.catalog import (
     FulfillmentOrderStatus,
@@ -37,7 +38,6 @@ from shared.catalog import (
 )
 from shared.clock import iso, now_iso
 from shared.http import ApiError, Conflict, NotFound, RequestBody
-from shared.store import Change, Document
 from shared.urls import TrackingUrl
 
 INTERNAL_FIELDS = {

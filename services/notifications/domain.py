@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from services.notifications.tokens import DownloadClaims, DownloadTokens, asset_digest, token_id
+from shared.aggregates import Change, Document
 from shared.catalog import (
     FulfillmentChanged,
     FulfillmentLine,
@@ -38,7 +39,6 @@ from shared.catalog import (
 )
 from shared.clock import epoch, iso
 from shared.events import CloudEvent, new_event
-from shared.store import Change, Document
 from shared.urls import UnsafeUrl, check_url
 
 SOURCE = "notifications"

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared import clock
+from shared.aggregates import Change, Document
 from shared.catalog import (
     DisplayFulfillmentStatus,
     FinancialStatus,
@@ -32,7 +33,6 @@ from shared.catalog import (
 )
 from shared.events import CloudEvent, new_event
 from shared.rules import RuleViolation
-from shared.store import Change, Document
 
 SOURCE = "orders"
 

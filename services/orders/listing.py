@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from services.orders import domain
-from shared.store import Document
+from shared.aggregates import Document
 
 OrderSort = Literal["fulfill_by", "created_at", "-created_at"]
 
