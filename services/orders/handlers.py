@@ -73,8 +73,8 @@ def build_subscriptions(orders: AggregateStore) -> EventSubscriptions:
             await _note(orders, order_id, event, domain.record_fulfillment_order)
             return
         saved = await orders.apply(
-            order_id, lambda order: domain.record_fulfillment_order(_known(order, event), event, now_iso()),
-            event_id=event.id,
+            order_id, lambda order: domain.record_fulfillment_order(order, event, now_iso()),
+            event_id=event.id, missing=_unknown(event),
         )  # fmt: skip
         if saved is not None:
             written.remember(saved)
@@ -97,7 +97,9 @@ async def _note(orders: AggregateStore, order_id: str, event: CloudEvent, rule: 
     try:
         recorded = await orders.set_fields(order_id, note, event_id=event.id)
     except ValueError:
-        await orders.apply(order_id, lambda order: rule(_known(order, event), event, now_iso()), event_id=event.id)
+        await orders.apply(
+            order_id, lambda order: rule(order, event, now_iso()), event_id=event.id, missing=_unknown(event)
+        )
         return
     if recorded is None:
         raise _unknown(event)
@@ -115,12 +117,6 @@ def _order_id(event: CloudEvent) -> str:
         if key in data and "order_id" in data[key]:
             return str(data[key]["order_id"])
     return event.subject
-
-
-def _known(order: Document | None, event: CloudEvent) -> Document:
-    if order is None:
-        raise _unknown(event)
-    return order
 
 
 def _unknown(event: CloudEvent) -> UnknownOrder:
