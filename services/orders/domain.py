@@ -18,6 +18,7 @@ from typing import Any
 from shared import clock
 from shared.aggregates import Change, Document
 from shared.catalog import (
+    WITH_SERVICE,
     DisplayFulfillmentStatus,
     FinancialStatus,
     FulfillmentOrderSnapshot,
@@ -31,6 +32,7 @@ from shared.catalog import (
     OrderSnapshot,
     RequestStatus,
 )
+from shared.clock import NO_DEADLINE as NO_DEADLINE  # the sort key of an order without a deadline
 from shared.events import CloudEvent, new_event
 from shared.rules import RuleViolation
 
@@ -59,10 +61,6 @@ CURRENCIES = frozenset(
 # at the door, not stall the pipeline later.
 MAX_ORDER_BYTES = 256_000
 
-# Orders with no fulfill-by deadline sort after every real one. The embedded store sorts a
-# missing or null value first, so the sort key is always a string that compares as a time.
-NO_DEADLINE = "9999-12-31T23:59:59.999999+00:00"
-
 # The listing's sort orders, each one stored field whose value orders the orders totally (the
 # order id breaks ties), so that a page can start after any order with one indexed range
 # condition (keyset pagination) instead of an $or over several fields, which no store answers
@@ -82,16 +80,6 @@ OPEN_FULFILLMENT_ORDER_STATUSES = frozenset(
         FulfillmentOrderStatus.SCHEDULED,
         FulfillmentOrderStatus.ON_HOLD,
         FulfillmentOrderStatus.IN_PROGRESS,
-    }
-)
-
-# A fulfillment service has the request and has not declined it: the work is in its hands.
-REQUEST_WITH_SERVICE = frozenset(
-    {
-        RequestStatus.SUBMITTED,
-        RequestStatus.ACCEPTED,
-        RequestStatus.CANCELLATION_REQUESTED,
-        RequestStatus.CANCELLATION_REJECTED,
     }
 )
 
@@ -346,7 +334,7 @@ def display_fulfillment_status(fulfillment_orders: Iterable[FulfillmentOrderSnap
         return DisplayFulfillmentStatus.SCHEDULED
     if any(line.fulfilled_quantity > 0 for fo in live for line in fo.line_items):
         return DisplayFulfillmentStatus.PARTIALLY_FULFILLED
-    if all(fo.status == FulfillmentOrderStatus.IN_PROGRESS or fo.request_status in REQUEST_WITH_SERVICE
+    if all(fo.status == FulfillmentOrderStatus.IN_PROGRESS or fo.request_status in WITH_SERVICE
            for fo in remaining):  # fmt: skip
         return DisplayFulfillmentStatus.IN_PROGRESS
     return DisplayFulfillmentStatus.UNFULFILLED
