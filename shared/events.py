@@ -119,15 +119,21 @@ def parse_event(raw: bytes | str) -> CloudEvent:
 
     Raises EnvelopeError with a message that names what is wrong, for the dead-letter record.
     """
+    return parse_message(raw)[0]
+
+
+def parse_message(raw: bytes | str) -> tuple[CloudEvent, Contract]:
+    """`parse_event`, also giving the data as the catalog model of its type (validated once:
+    this is what a handler receives)."""
     try:
         event = CloudEvent.model_validate_json(raw)
     except ValidationError as exc:
         raise EnvelopeError(f"not a CloudEvents 1.0 envelope: {_describe(exc)}") from None
     try:
-        event.payload()
+        payload = event.payload()
     except ValidationError as exc:
         raise EnvelopeError(f"{event.type} data is invalid: {_describe(exc)}") from None
-    return event
+    return event, payload
 
 
 def _describe(exc: ValidationError) -> str:

@@ -18,13 +18,12 @@ def build_subscriptions(delivery: Delivery, links: domain.LinkPolicy) -> EventSu
     subscriptions = EventSubscriptions()
 
     @subscriptions.on("fulfillment.created", "fulfillment.tracking_updated")
-    async def on_fulfillment(event: CloudEvent) -> None:
-        changed = FulfillmentChanged.model_validate(event.data)
+    async def on_fulfillment(event: CloudEvent, changed: FulfillmentChanged) -> None:
         await delivery.record(domain.emails_for_fulfillment(event, changed, links, utcnow()))
 
     @subscriptions.on("order.cancelled")
-    async def on_order_cancelled(event: CloudEvent) -> None:
-        draft = domain.email_for_cancellation(event, OrderCancelled.model_validate(event.data))
+    async def on_order_cancelled(event: CloudEvent, cancelled: OrderCancelled) -> None:
+        draft = domain.email_for_cancellation(event, cancelled)
         await delivery.record([draft] if draft else [])
 
     return subscriptions

@@ -246,12 +246,16 @@ def complete_post_purchase(order: Document, now: str) -> Change:
 # --- what fulfillment tells us ---------------------------------------------------------------
 
 
-def record_fulfillment_order(order: Document, event: CloudEvent, now: str) -> Change:
+def record_fulfillment_order(
+    order: Document, event: CloudEvent, now: str, incoming: FulfillmentOrderSnapshot | None = None
+) -> Change:
     """Keep the latest snapshot of one of the order's fulfillment orders and re-derive the
-    order's display fulfillment status and fulfill-by deadline from all of them."""
-    if not event.data.get("fulfillment_order"):
-        return record_on_timeline(order, event, now)
-    incoming = FulfillmentOrderSnapshot.model_validate(event.data["fulfillment_order"])
+    order's display fulfillment status and fulfill-by deadline from all of them. `incoming`: the
+    snapshot the event carries, where the caller has it validated already."""
+    if incoming is None:
+        if not event.data.get("fulfillment_order"):
+            return record_on_timeline(order, event, now)
+        incoming = FulfillmentOrderSnapshot.model_validate(event.data["fulfillment_order"])
     known = dict(order.get("fulfillment_orders", {}))
     previous = known.get(incoming.id)
     if previous is None or not _is_older(incoming.updated_at, previous["updated_at"]):
@@ -271,11 +275,14 @@ def record_fulfillment_order(order: Document, event: CloudEvent, now: str) -> Ch
     return _emit(order, events, now)
 
 
-def incoming_snapshot(event: CloudEvent) -> Document | None:
-    """The fulfillment order as a fulfillment event carries it, as the order keeps it; None if it carries none."""
-    if not event.data.get("fulfillment_order"):
-        return None
-    return FulfillmentOrderSnapshot.model_validate(event.data["fulfillment_order"]).model_dump(mode="json")
+def incoming_snapshot(event: CloudEvent, incoming: FulfillmentOrderSnapshot | None = None) -> Document | None:
+    """The fulfillment order as a fulfillment event carries it (`incoming`, where the caller has it
+    validated already), as the order keeps it; None if it carries none."""
+    if incoming is None:
+        if not event.data.get("fulfillment_order"):
+            return None
+        incoming = FulfillmentOrderSnapshot.model_validate(event.data["fulfillment_order"])
+    return incoming.model_dump(mode="json")
 
 
 def snapshot_digest(snapshot: Document) -> str:
