@@ -138,6 +138,18 @@ class RequestStatus(StrEnum):
     CLOSED = "CLOSED"
 
 
+WITH_SERVICE = frozenset(
+    {
+        RequestStatus.SUBMITTED,
+        RequestStatus.ACCEPTED,
+        RequestStatus.CANCELLATION_REQUESTED,
+        RequestStatus.CANCELLATION_REJECTED,
+    }
+)
+"""Request statuses in which a fulfillment service has the work and has not declined it: the
+merchant does not ship, hold or move it, and the order counts it as in progress."""
+
+
 class HoldReason(StrEnum):
     AWAITING_PAYMENT = "AWAITING_PAYMENT"
     HIGH_RISK_OF_FRAUD = "HIGH_RISK_OF_FRAUD"

@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from shared import clock
 from shared.catalog import CATALOG, Contract, EventSpec
 from shared.topics import FULFILLMENT_RESPONSES, Topic
 
@@ -27,10 +28,6 @@ the JWKS, bound to this event (see shared/auth.py, `sign_answer`)."""
 
 class EnvelopeError(ValueError):
     """A message value that is not a CloudEvent this platform understands."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 _ACTOR: ContextVar[str | None] = ContextVar("actor", default=None)
@@ -59,7 +56,7 @@ class CloudEvent(BaseModel):
     id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1)
     source: str = Field(min_length=1)
     type: str = Field(min_length=1)
-    time: datetime = Field(default_factory=utcnow)
+    time: datetime = Field(default_factory=clock.now)
     subject: str = Field(min_length=1)
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
@@ -122,15 +119,21 @@ def parse_event(raw: bytes | str) -> CloudEvent:
 
     Raises EnvelopeError with a message that names what is wrong, for the dead-letter record.
     """
+    return parse_message(raw)[0]
+
+
+def parse_message(raw: bytes | str) -> tuple[CloudEvent, Contract]:
+    """`parse_event`, also giving the data as the catalog model of its type (validated once:
+    this is what a handler receives)."""
     try:
         event = CloudEvent.model_validate_json(raw)
     except ValidationError as exc:
         raise EnvelopeError(f"not a CloudEvents 1.0 envelope: {_describe(exc)}") from None
     try:
-        event.payload()
+        payload = event.payload()
     except ValidationError as exc:
         raise EnvelopeError(f"{event.type} data is invalid: {_describe(exc)}") from None
-    return event
+    return event, payload
 
 
 def _describe(exc: ValidationError) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -24,6 +24,10 @@ IDENTIFIER_RULE = "1-64 characters: letters, digits, '.', '_', '-', starting wit
 # Skus, location ids and fulfillment service ids: one rule for every service, so an order can
 # only name a sku that inventory can stock.
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=IDENTIFIER_RULE)]
+IdentifierPath = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=IDENTIFIER_RULE)
+]
+"""The same rule for an identifier in a URL path."""
 
 
 class RequestBody(BaseModel):

@@ -23,13 +23,14 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from shared import clock
 from shared.events import current_actor
 from shared.http import error_body
 
@@ -132,7 +133,7 @@ class IdempotencyMiddleware:
 
     async def _begin(self, key: str, fingerprint: str, send: Send) -> bool:
         """Record the key as in progress; False when the answer was already given here."""
-        now = datetime.now(UTC)
+        now = clock.now()
         record = {"_id": key, "fingerprint": fingerprint, "state": "in_progress", "started_at": now.isoformat(),
                   "expires_epoch": now.timestamp() + self.keep_seconds}  # fmt: skip
         try:
@@ -153,7 +154,7 @@ class IdempotencyMiddleware:
         if existing["state"] == "done":
             await _answer(send, existing["status"], existing["body"], existing["content_type"], replayed=True)
             return False
-        if datetime.fromisoformat(existing["started_at"]) < now - self.in_flight:
+        if clock.parse(existing["started_at"]) < now - self.in_flight:
             # The first attempt died mid-way (its process crashed): this retry takes over, and finds
             # whatever the first one did through the key it left in the effect. Only one taker wins.
             taken = await self.collection.replace_one(
@@ -173,7 +174,7 @@ EXPIRY_INDEX = IndexModel([("expires_epoch", 1)])
 
 async def forget_expired(collection: AsyncCollection[dict[str, Any]]) -> int:
     """Delete the keys past their keeping time; returns how many."""
-    now = datetime.now(UTC).timestamp()
+    now = clock.epoch_now()
     return (await collection.delete_many({"expires_epoch": {"$lt": now}})).deleted_count
 
 

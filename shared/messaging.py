@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import logging
+import types
+import typing
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
@@ -26,7 +30,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from prometheus_client import CollectorRegistry
 from pymongo.errors import ConnectionFailure
 
-from shared.events import CloudEvent, EnvelopeError, acting_as, parse_event, spec_for
+from shared.catalog import Contract
+from shared.events import CloudEvent, EnvelopeError, acting_as, parse_message, spec_for
 from shared.observability import ServiceMetrics
 from shared.offsets import OffsetResetGuard
 from shared.rules import RuleViolation
@@ -53,7 +58,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
-Handler = Callable[[CloudEvent], Awaitable[None]]
+Handler = Callable[[CloudEvent, Any], Awaitable[None]]
+"""`async def on_paid(event: CloudEvent, paid: OrderPaid) -> None`: the event and its data as the
+catalog model of its type (for a handler of several types, the union of their models)."""
+H = TypeVar("H", bound=Handler)
 
 
 def build_security(settings: ServiceSettings) -> BaseSecurity | None:
@@ -128,18 +136,28 @@ class EventSubscriptions:
     """
 
     def __init__(self) -> None:
-        self.handlers: dict[str, Handler] = {}
+        self.typed: dict[str, Handler] = {}
         self.topics: dict[str, Topic] = {}
 
-    def on(self, *event_types: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            for event_type in event_types:
-                spec = spec_for(event_type)
-                self.handlers[event_type] = handler
+    def on(self, *event_types: str) -> Callable[[H], H]:
+        """Register a handler for these event types; its second parameter, where annotated, must be
+        the catalog model of the types (their union for several): checked here, once."""
+
+        def register(handler: H) -> H:
+            specs = [spec_for(event_type) for event_type in event_types]
+            _check_payload_annotation(handler, {spec.model for spec in specs})
+            for spec in specs:
+                self.typed[spec.event_type] = handler
                 self.topics[spec.topic.name] = spec.topic
             return handler
 
         return register
+
+    @property
+    def handlers(self) -> dict[str, Callable[[CloudEvent], Awaitable[None]]]:
+        """Each handler as a function of the event alone (its data validated on the way): for
+        callers that hold a parsed event, such as tests driving a service without Kafka."""
+        return {event_type: partial(_with_payload, handler) for event_type, handler in self.typed.items()}
 
     def attach(self, broker: KafkaBroker, settings: ServiceSettings, metrics: ServiceMetrics) -> None:
         """One consumer for all the service's topics: one group member, one rebalance."""
@@ -164,7 +182,7 @@ class EventSubscriptions:
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             decoder=_the_message_itself,
             title=f"{settings.service_name} consumer",
-            description="CloudEvents handled: " + ", ".join(sorted(self.handlers)),
+            description="CloudEvents handled: " + ", ".join(sorted(self.typed)),
         )(consume)
 
 
@@ -191,7 +209,7 @@ class _Consumer:
     async def consume(self, message: KafkaMessage) -> None:
         raw: bytes = message.body
         try:
-            event = parse_event(raw)
+            event, payload = parse_message(raw)
         except EnvelopeError as exc:
             await self.dead_letter(message, "malformed", str(exc))
             return
@@ -202,17 +220,19 @@ class _Consumer:
             error = f"{event.type} belongs on {event.spec.topic.name}, not on {arrived_on}"
             await self.dead_letter(message, "wrong_topic", error, event)
             return
-        handler = self.subscriptions.handlers.get(event.type)
+        handler = self.subscriptions.typed.get(event.type)
         if handler is None:
             return
-        await self.handle_with_retries(message, handler, event)
+        await self.handle_with_retries(message, handler, event, payload)
 
-    async def handle_with_retries(self, message: KafkaMessage, handler: Handler, event: CloudEvent) -> None:
+    async def handle_with_retries(
+        self, message: KafkaMessage, handler: Handler, event: CloudEvent, payload: Contract
+    ) -> None:
         attempts = self.settings.handler_attempts
         for attempt in range(1, attempts + 1):
             try:
                 with acting_as(event.actor):  # what this event causes is done for whoever caused it
-                    await handler(event)
+                    await handler(event, payload)
                 return
             except RuleViolation as exc:
                 # Refused by a business rule: retrying the same message gets the same answer.
@@ -254,6 +274,29 @@ class _Consumer:
             "dead-lettered message from %s partition %s offset %s: %s: %s",
             record.topic, record.partition, record.offset, reason, error[:300],
         )  # fmt: skip
+
+
+async def _with_payload(handler: Handler, event: CloudEvent) -> None:
+    await handler(event, event.payload())
+
+
+def _check_payload_annotation(handler: Handler, models: set[type[Contract]]) -> None:
+    """A handler annotated with another model than its event types carry fails at start, not on
+    the first message. An annotation that cannot be resolved here is left unchecked."""
+    try:
+        parameters = list(inspect.signature(handler, eval_str=True).parameters.values())
+    except (NameError, TypeError):
+        return
+    if len(parameters) != 2:
+        raise TypeError(f"{handler.__qualname__} must take (event, payload), not {len(parameters)} parameters")
+    annotation = parameters[1].annotation
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    declared = set(typing.get_args(annotation)) if union else {annotation}
+    if declared != models:
+        expected = " | ".join(sorted(model.__name__ for model in models))
+        raise TypeError(f"{handler.__qualname__} receives {expected}, not {annotation}")
 
 
 def dead_letter_value(body: bytes) -> tuple[bytes, bool]:

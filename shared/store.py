@@ -18,11 +18,9 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, Generic, Literal, cast, overload
 
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import AsyncMongoClient, IndexModel, ReturnDocument, monitoring
@@ -30,14 +28,20 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+# The aggregate vocabulary lives in shared.aggregates (no pymongo there); re-exported for callers that store.
+from shared.aggregates import AS_DOCUMENT, A, Missing
+from shared.aggregates import Change as Change
+from shared.aggregates import Document as Document
+from shared.aggregates import Rule as Rule
+from shared.aggregates import StoreMapping as StoreMapping
+from shared.clock import epoch_now, iso, now
+from shared.clock import now_iso as now_iso
 from shared.events import CloudEvent
 from shared.idempotency import request_effect_id
 from shared.query_log import QueryShapes
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
-
-Document = dict[str, Any]
 
 
 class StoreOperations(monitoring.CommandListener):
@@ -78,44 +82,58 @@ def build_mongo_client(
     )
 
 
-def now_iso() -> str:
-    """Times are stored as RFC 3339 strings in UTC: they sort as they compare."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
 class ConcurrencyConflict(RuntimeError):
     """The aggregate kept changing under us; the caller's retry policy decides what next."""
 
 
-@dataclass
-class Change:
-    """What a rule decided: the aggregate as it should be now and the events to emit."""
-
-    document: Document
-    events: list[CloudEvent] = field(default_factory=list)
+class AggregateMissing(LookupError):
+    """`apply(..., missing="raise")` found no such aggregate."""
 
 
-Rule = Callable[[Document | None], Change | None]
+class AggregateStore(Generic[A]):
+    """One collection of aggregates, each written whole with its inbox and outbox.
 
-
-class AggregateStore:
-    """One collection of aggregates, each written whole with its inbox and outbox."""
+    `mapping` says how an aggregate of type `A` is stored (shared.aggregates.StoreMapping);
+    without one the aggregates are the stored documents themselves."""
 
     MAX_CONFLICT_RETRIES = 50
+
+    @overload
+    def __init__(
+        self: AggregateStore[Document],
+        collection: AsyncCollection[Document],
+        wake_relay: WakeRelay,
+        inbox_retention: timedelta = ...,
+        *,
+        mapping: None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        wake_relay: WakeRelay,
+        inbox_retention: timedelta = ...,
+        *,
+        mapping: StoreMapping[A],
+    ) -> None: ...
 
     def __init__(
         self,
         collection: AsyncCollection[Document],
         wake_relay: WakeRelay,
         inbox_retention: timedelta = timedelta(days=7),
+        *,
+        mapping: StoreMapping[A] | None = None,
     ) -> None:
         self.collection = collection
         self._wake_relay = wake_relay
         self.inbox_retention = inbox_retention
+        self.mapping: StoreMapping[A] = mapping if mapping is not None else cast(StoreMapping[A], AS_DOCUMENT)
 
-    async def get(self, aggregate_id: str) -> Document | None:
+    async def get(self, aggregate_id: str) -> A | None:
         doc = await self.collection.find_one({"_id": aggregate_id})
-        return _public(doc) if doc else None
+        return self.mapping.load(_public(doc)) if doc else None
 
     async def find(
         self,
@@ -123,7 +141,7 @@ class AggregateStore:
         sort: list[tuple[str, int]] | None = None,
         skip: int = 0,
         limit: int = 0,
-    ) -> list[Document]:
+    ) -> list[A]:
         cursor = self.collection.find(query, {"inbox": 0, "outbox": 0})
         if sort:
             cursor = cursor.sort(sort)
@@ -131,14 +149,39 @@ class AggregateStore:
             cursor = cursor.skip(skip)
         if limit:
             cursor = cursor.limit(limit)
-        return [_public(doc) async for doc in cursor]
+        return [self.mapping.load(_public(doc)) async for doc in cursor]
 
-    async def apply(self, aggregate_id: str, rule: Rule, *, event_id: str | None = None) -> Document | None:
-        """Apply `rule` to the aggregate (None if it does not exist yet) and save the result.
+    @overload
+    async def apply(
+        self, aggregate_id: str, rule: Rule[A], *, event_id: str | None = None, missing: Literal["create"] = "create"
+    ) -> A | None: ...
 
-        The rule is pure: it gets the current document and returns a Change, or None when
+    @overload
+    async def apply(
+        self,
+        aggregate_id: str,
+        rule: Callable[[A], Change[A] | None],
+        *,
+        event_id: str | None = None,
+        missing: Literal["skip", "raise"] | BaseException,
+    ) -> A | None: ...
+
+    async def apply(
+        self,
+        aggregate_id: str,
+        rule: Callable[[Any], Change[A] | None],
+        *,
+        event_id: str | None = None,
+        missing: Missing | BaseException = "create",
+    ) -> A | None:
+        """Apply `rule` to the aggregate and save the result.
+
+        The rule is pure: it gets the current aggregate and returns a Change, or None when
         there is nothing to do. With `event_id`, an event already applied is skipped.
-        Returns the saved document, or None when nothing changed.
+        Returns the saved aggregate, or None when nothing changed.
+        When there is no such aggregate: `missing="create"` gives the rule None (it may create
+        it), `"skip"` changes nothing (None), `"raise"` raises AggregateMissing, and an exception
+        given as `missing` is raised as it is.
         Inside an HTTP request with an Idempotency-Key the key is the event id (see
         shared.idempotency), so the request's effect and its key are one write.
         """
@@ -148,19 +191,28 @@ class AggregateStore:
             current = await self.collection.find_one({"_id": aggregate_id})
             if current is not None and event_id is not None and event_id in current.get("inbox", {}):
                 return None
-            change = rule(_public(current) if current else None)
+            if current is not None:
+                change = rule(self.mapping.load(_public(current)))
+            elif missing == "create":
+                change = rule(None)
+            elif missing == "skip":
+                return None
+            elif missing == "raise":
+                raise AggregateMissing(f"{self.collection.name}/{aggregate_id} does not exist")
+            else:
+                raise missing
             if change is None:
                 return None
             saved = await self._save(aggregate_id, current, change, event_id)
             if saved is not None:
                 if change.events:
                     self._wake_relay(self.collection.name, aggregate_id)
-                return _public(saved)
+                return self.mapping.load(_public(saved))
         raise ConcurrencyConflict(f"{self.collection.name}/{aggregate_id} kept changing")
 
     async def save(
-        self, aggregate_id: str, current: Document | None, change: Change, *, event_id: str | None = None
-    ) -> Document | None:
+        self, aggregate_id: str, current: Document | None, change: Change[A], *, event_id: str | None = None
+    ) -> A | None:
         """Write `change` over `current` (the stored document as read, None if there was none)
         only if nobody wrote the aggregate since; None when somebody did. For a caller whose
         decision rests on more than this document: on None it re-reads and decides all over."""
@@ -169,9 +221,9 @@ class AggregateStore:
             return None
         if change.events:
             self._wake_relay(self.collection.name, aggregate_id)
-        return _public(saved)
+        return self.mapping.load(_public(saved))
 
-    async def create(self, aggregate_id: str, change: Change, *, event_id: str | None = None) -> Document | None:
+    async def create(self, aggregate_id: str, change: Change[A], *, event_id: str | None = None) -> A | None:
         """Store a new aggregate in one round trip (an insert, no read first), for a caller that
         expects it not to exist yet. Returns the saved document, or None when the aggregate exists
         already (a redelivery or retry: nothing changes; the caller goes on with what is stored)."""
@@ -179,11 +231,11 @@ class AggregateStore:
             event_id = request_effect_id(f"{self.collection.name}/{aggregate_id}")
         return await self.save(aggregate_id, None, change, event_id=event_id)
 
-    async def apply_to(self, stored: Document, rule: Rule) -> Document | None:
+    async def apply_to(self, stored: Document, rule: Rule[A]) -> A | None:
         """`apply` starting from a stored document the caller already holds (as a conditional
         `find_one_and_update` returned it), so the common case is one write and no read; if the
         aggregate changed since, it is re-read and the rule applied again."""
-        change = rule(_public(stored))
+        change = rule(self.mapping.load(_public(stored)))
         if change is None:
             return None
         aggregate_id = stored["_id"]
@@ -194,7 +246,7 @@ class AggregateStore:
             return await self.apply(aggregate_id, rule)
         if change.events:
             self._wake_relay(self.collection.name, aggregate_id)
-        return _public(saved)
+        return self.mapping.load(_public(saved))
 
     async def set_fields(self, aggregate_id: str, fields: Document, *, event_id: str) -> bool | None:
         """Set `fields` (dotted paths allowed) on an existing aggregate in one conditional write,
@@ -216,10 +268,10 @@ class AggregateStore:
         return False if exists is not None else None
 
     async def _save(
-        self, aggregate_id: str, current: Document | None, change: Change, event_id: str | None
+        self, aggregate_id: str, current: Document | None, change: Change[A], event_id: str | None
     ) -> Document | None:
         version = current["version"] if current else 0
-        doc = dict(change.document)
+        doc = dict(self.mapping.dump(change.document))
         doc["_id"] = aggregate_id
         doc["version"] = version + 1
         doc["inbox"] = _recent(current.get("inbox", {}) if current else {}, self.inbox_retention)
@@ -251,7 +303,7 @@ def _recent(inbox: dict[str, str], retention: timedelta) -> dict[str, str]:
     """The inbox without entries older than `retention`: an event is not redelivered after its
     topic's retention (and a redrive of older dead letters is a deliberate new delivery), so the
     inbox stays the size of the aggregate's recent history instead of all of it."""
-    horizon = (datetime.now(UTC) - retention).isoformat(timespec="microseconds")
+    horizon = iso(now() - retention)
     return {event_id: at for event_id, at in inbox.items() if at >= horizon}
 
 
@@ -400,8 +452,8 @@ class OutboxRelay:
         Two plain conditions rather than one `$or`, and the lease as a number: the embedded
         store answers an `$or` or a time-string range in a find-and-modify by reading every
         document of the collection."""
-        lease: Document = {"$set": {"relay_lease_epoch": time.time() + self.LEASE_SECONDS}}
-        for unleased_or_expired in ({"$exists": False}, {"$lt": time.time()}):
+        lease: Document = {"$set": {"relay_lease_epoch": epoch_now() + self.LEASE_SECONDS}}
+        for unleased_or_expired in ({"$exists": False}, {"$lt": epoch_now()}):
             claimed = await collection.find_one_and_update(
                 {"_id": aggregate_id, "outbox_pending": {"$eq": True}, "relay_lease_epoch": unleased_or_expired},
                 lease,
@@ -445,7 +497,7 @@ class OutboxRelay:
             last = index == len(chunks) - 1
             update: Document = {"$unset": dict.fromkeys(chunk, ""), "$inc": {"version": 1}}
             if last and retry:
-                update["$set"] = {"relay_lease_epoch": time.time() + self.retry_seconds}
+                update["$set"] = {"relay_lease_epoch": epoch_now() + self.retry_seconds}
             elif last:
                 update["$unset"]["relay_lease_epoch"] = ""
             if not update["$unset"]:

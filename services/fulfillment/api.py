@@ -23,10 +23,10 @@ from services.fulfillment.domain.fulfillment_order import (
     InvalidRequest,
     LineQuantity,
     TransitionRefused,
-    normalise_time,
 )
 from services.fulfillment.service import Fulfillment
 from services.fulfillment.store import PostPurchaseHold, ShopSettings, SweepInterval
+from shared.aggregates import Change, Document
 from shared.auth import Caller, reach_of, requires
 from shared.catalog import (
     FulfillmentOrderStatus,
@@ -36,8 +36,8 @@ from shared.catalog import (
     ShippedLine,
     Tracking,
 )
+from shared.clock import iso, now_iso
 from shared.http import ApiError, Conflict, NotFound, RequestBody
-from shared.store import Change, Document, now_iso
 from shared.urls import TrackingUrl
 
 INTERNAL_FIELDS = {
@@ -55,16 +55,12 @@ INTERNAL_FIELDS = {
 SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
-class Strict(RequestBody):
-    """Unknown fields refused, no control characters in text (shared.http.RequestBody)."""
-
-
-class LineIn(Strict):
+class LineIn(RequestBody):
     line_item_id: Annotated[str, Field(min_length=1, max_length=100)]
     quantity: Annotated[StrictInt, Field(gt=0, le=10_000)]
 
 
-class TrackingIn(Strict):
+class TrackingIn(RequestBody):
     numbers: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=50)] = Field(
         default_factory=list
     )
@@ -77,7 +73,7 @@ class TrackingIn(Strict):
         return Tracking(numbers=self.numbers, company=self.company, urls=urls)
 
 
-class FulfillmentIn(Strict):
+class FulfillmentIn(RequestBody):
     line_items: Annotated[list[LineIn], Field(max_length=250)] | None = Field(
         None, description="lines and quantities to ship; leave out to ship everything that remains"
     )
@@ -90,40 +86,40 @@ class TrackingUpdateIn(TrackingIn):
     notify_customer: StrictBool = False
 
 
-class HoldIn(Strict):
+class HoldIn(RequestBody):
     reason: HoldReason
     note: Annotated[str, Field(max_length=1000)] = ""
 
 
-class ReleaseIn(Strict):
+class ReleaseIn(RequestBody):
     reason: HoldReason | None = Field(None, description="release only this hold; leave out to release all")
 
 
-class MoveIn(Strict):
+class MoveIn(RequestBody):
     location_id: Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class FulfillByIn(Strict):
+class FulfillByIn(RequestBody):
     fulfill_by: AwareDatetime | None = Field(description="RFC 3339 with a time zone; null clears the deadline")
 
 
-class ScheduleIn(Strict):
+class ScheduleIn(RequestBody):
     fulfill_at: AwareDatetime
 
 
-class SubmitIn(Strict):
+class SubmitIn(RequestBody):
     multi_line_fields = frozenset({"message"})
 
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
-class CancellationRequestIn(Strict):
+class CancellationRequestIn(RequestBody):
     multi_line_fields = frozenset({"message"})
 
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
-class SettingsIn(Strict):
+class SettingsIn(RequestBody):
     """Only the fields given change; each within the bounds of the stored settings."""
 
     auto_fulfill: StrictBool | None = None
@@ -131,7 +127,7 @@ class SettingsIn(Strict):
     post_purchase_hold_seconds: PostPurchaseHold | None = None
 
 
-class BulkJobIn(Strict):
+class BulkJobIn(RequestBody):
     """One action on many fulfillment orders; the action's parameters sit beside it:
     fulfill (notify_customer, tracking_company), hold (reason, note), release_hold (reason: only
     that hold), move (location_id)."""
@@ -313,7 +309,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         "/fulfillment-orders/{fulfillment_order_id}/fulfill-by", dependencies=[WRITE], tags=["fulfillment orders"]
     )
     async def fulfill_by(fulfillment_order_id: str, body: FulfillByIn) -> dict[str, Any]:
-        deadline = normalise_time(body.fulfill_by) if body.fulfill_by else None
+        deadline = iso(body.fulfill_by) if body.fulfill_by else None
         fo = await act(fulfillment_order_id, lambda current: fo_rules.set_fulfill_by(current, deadline, now_iso()))
         return fulfillment_order_view(fo)
 
@@ -322,7 +318,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
     )
     async def schedule(fulfillment_order_id: str, body: ScheduleIn) -> dict[str, Any]:
         """Open only at fulfill_at (the sweep opens it then)."""
-        at = normalise_time(body.fulfill_at)
+        at = iso(body.fulfill_at)
         fo = await act(fulfillment_order_id, lambda current: fo_rules.schedule(current, at, now_iso()))
         return fulfillment_order_view(fo)
 

@@ -32,10 +32,11 @@ from services.fulfillment.domain.bulk_job import BulkAction, LeaseLost, Outcome
 from services.fulfillment.domain.fulfillment_order import FulfillmentRequest, InvalidRequest, TransitionRefused
 from services.fulfillment.service import FoRule, Fulfillment
 from shared.catalog import Tracking
+from shared.clock import now_iso
 from shared.events import acting_as, current_actor
 from shared.idempotency import derived_id
 from shared.messaging import TRANSIENT_ERRORS
-from shared.store import AggregateStore, Document, now_iso
+from shared.store import AggregateStore, Document
 
 log = logging.getLogger("fulfillment.bulk")
 
@@ -132,7 +133,7 @@ class BulkJobs:
         """At shutdown: the jobs this replica held are handed back for others to resume at once."""
         for job_id in list(self._working):
             try:
-                await self.jobs.apply(job_id, lambda current: rules.release(_known(current), self.owner))
+                await self.jobs.apply(job_id, lambda current: rules.release(current, self.owner), missing=_vanished())
             except Exception:  # shutting down: the lease then simply runs out
                 log.warning("could not hand bulk job %s back; it resumes when its lease runs out", job_id)
 
@@ -150,7 +151,9 @@ class BulkJobs:
             if job["id"] in self._working or rules.claim(job, self.owner, now, self.lease_seconds) is None:
                 continue
             claimed = await self.jobs.apply(
-                job["id"], lambda current: rules.claim(_known(current), self.owner, now_iso(), self.lease_seconds)
+                job["id"],
+                lambda current: rules.claim(current, self.owner, now_iso(), self.lease_seconds),
+                missing=_vanished(),
             )
             if claimed is not None:
                 task = asyncio.create_task(self.work(claimed), name=f"bulk-job-{job['id']}")
@@ -236,7 +239,9 @@ class BulkJobs:
     async def _record(self, job_id: str, index: int, outcome: Outcome) -> Document | None:
         now = now_iso()
         return await self.jobs.apply(
-            job_id, lambda current: rules.record(_known(current), index, outcome, self.owner, now, self.lease_seconds)
+            job_id,
+            lambda current: rules.record(current, index, outcome, self.owner, now, self.lease_seconds),
+            missing=_vanished(),
         )
 
     async def _reload(self, job_id: str) -> Document:
@@ -246,7 +251,5 @@ class BulkJobs:
         return found
 
 
-def _known(job: Document | None) -> Document:
-    if job is None:
-        raise LookupError("the bulk job vanished")
-    return job
+def _vanished() -> LookupError:
+    return LookupError("the bulk job vanished")

@@ -5,7 +5,6 @@ fulfillment service's answer is applied only with its proof (see `answered`)."""
 from __future__ import annotations
 
 from services.fulfillment.domain import fulfillment_order as fo_rules
-from services.fulfillment.domain.fulfillment_order import normalise_time
 from services.fulfillment.service import FoRule, Fulfillment
 from shared.auth import Authenticator
 from shared.catalog import (
@@ -20,43 +19,41 @@ from shared.catalog import (
     OrderPaid,
     OrderPostPurchaseCompleted,
 )
+from shared.clock import iso, now_iso
 from shared.events import CloudEvent, acting_as
 from shared.messaging import EventSubscriptions
-from shared.store import now_iso
 
 
 def build_subscriptions(fulfillment: Fulfillment, authenticator: Authenticator) -> EventSubscriptions:
     subscriptions = EventSubscriptions()
 
     @subscriptions.on("order.paid")
-    async def on_order_paid(event: CloudEvent) -> None:
-        await fulfillment.route_paid_order(OrderPaid.model_validate(event.data).order, event.id)
+    async def on_order_paid(event: CloudEvent, paid: OrderPaid) -> None:
+        await fulfillment.route_paid_order(paid.order, event.id)
 
     @subscriptions.on("order.cancelled")
-    async def on_order_cancelled(event: CloudEvent) -> None:
-        cancelled = OrderCancelled.model_validate(event.data)
+    async def on_order_cancelled(event: CloudEvent, cancelled: OrderCancelled) -> None:
         await fulfillment.cancel_order(cancelled.order, f"the order was cancelled ({cancelled.reason})", event.id)
 
     @subscriptions.on("order.post_purchase_completed")
-    async def on_post_purchase_completed(event: CloudEvent) -> None:
-        await fulfillment.post_purchase_completed(OrderPostPurchaseCompleted.model_validate(event.data).order, event.id)
+    async def on_post_purchase_completed(event: CloudEvent, completed: OrderPostPurchaseCompleted) -> None:
+        await fulfillment.post_purchase_completed(completed.order, event.id)
 
     @subscriptions.on("inventory.reserved")
-    async def on_reserved(event: CloudEvent) -> None:
-        await fulfillment.reservation_confirmed(InventoryReservation.model_validate(event.data), event.id)
+    async def on_reserved(event: CloudEvent, reserved: InventoryReservation) -> None:
+        await fulfillment.reservation_confirmed(reserved, event.id)
 
     @subscriptions.on("inventory.reservation_failed")
-    async def on_reservation_failed(event: CloudEvent) -> None:
-        failed = InventoryReservationFailed.model_validate(event.data)
+    async def on_reservation_failed(event: CloudEvent, failed: InventoryReservationFailed) -> None:
         await fulfillment.reservation_failed(failed, event.id, _as_of(event))
 
     @subscriptions.on("inventory.level_changed")
-    async def on_level_changed(event: CloudEvent) -> None:
-        await fulfillment.stock_level_changed(InventoryLevel.model_validate(event.data), _as_of(event))
+    async def on_level_changed(event: CloudEvent, level: InventoryLevel) -> None:
+        await fulfillment.stock_level_changed(level, _as_of(event))
 
     @subscriptions.on("location.updated")
-    async def on_location_updated(event: CloudEvent) -> None:
-        await fulfillment.location_updated(Location.model_validate(event.data), _as_of(event))
+    async def on_location_updated(event: CloudEvent, location: Location) -> None:
+        await fulfillment.location_updated(location, _as_of(event))
 
     # --- what the fulfillment services answer (fulfillment.responses.v1) ----------------
     # Each answer must carry its service's proof (shared/auth.py): one that does not is
@@ -68,33 +65,27 @@ def build_subscriptions(fulfillment: Fulfillment, authenticator: Authenticator) 
             await fulfillment.service_answered(answer, rule, event.id)
 
     @subscriptions.on("fulfillment_service.request_accepted")
-    async def on_request_accepted(event: CloudEvent) -> None:
-        answer = FulfillmentServiceResponse.model_validate(event.data)
+    async def on_request_accepted(event: CloudEvent, answer: FulfillmentServiceResponse) -> None:
         await answered(event, answer, lambda fo: fo_rules.accept_request(fo, answer, now_iso()))
 
     @subscriptions.on("fulfillment_service.request_rejected")
-    async def on_request_rejected(event: CloudEvent) -> None:
-        answer = FulfillmentRequestRejection.model_validate(event.data)
+    async def on_request_rejected(event: CloudEvent, answer: FulfillmentRequestRejection) -> None:
         await answered(event, answer, lambda fo: fo_rules.reject_request(fo, answer, now_iso()))
 
     @subscriptions.on("fulfillment_service.cancellation_accepted")
-    async def on_cancellation_accepted(event: CloudEvent) -> None:
-        answer = FulfillmentServiceResponse.model_validate(event.data)
+    async def on_cancellation_accepted(event: CloudEvent, answer: FulfillmentServiceResponse) -> None:
         await answered(event, answer, lambda fo: fo_rules.accept_cancellation(fo, answer, now_iso()))
 
     @subscriptions.on("fulfillment_service.cancellation_rejected")
-    async def on_cancellation_rejected(event: CloudEvent) -> None:
-        answer = FulfillmentServiceResponse.model_validate(event.data)
+    async def on_cancellation_rejected(event: CloudEvent, answer: FulfillmentServiceResponse) -> None:
         await answered(event, answer, lambda fo: fo_rules.reject_cancellation(fo, answer, now_iso()))
 
     @subscriptions.on("fulfillment_service.shipped")
-    async def on_shipped(event: CloudEvent) -> None:
-        answer = FulfillmentServiceShipment.model_validate(event.data)
+    async def on_shipped(event: CloudEvent, answer: FulfillmentServiceShipment) -> None:
         await answered(event, answer, lambda fo: fo_rules.shipped_by_service(fo, answer, now_iso()))
 
     @subscriptions.on("fulfillment_service.cannot_complete")
-    async def on_cannot_complete(event: CloudEvent) -> None:
-        answer = FulfillmentServiceResponse.model_validate(event.data)
+    async def on_cannot_complete(event: CloudEvent, answer: FulfillmentServiceResponse) -> None:
         await answered(event, answer, lambda fo: fo_rules.cannot_complete(fo, answer, now_iso()))
 
     return subscriptions
@@ -104,4 +95,4 @@ def _as_of(event: CloudEvent) -> str:
     """When the producer saw this state: a later snapshot must not be overwritten by an older one.
     Never later than now: a producer's clock ahead (or a forged time) must not make a snapshot
     look newer than every one still to come."""
-    return min(normalise_time(event.time), now_iso())
+    return min(iso(event.time), now_iso())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
@@ -40,7 +40,8 @@ from shared.catalog import (
     Location,
     OrderSnapshot,
 )
-from shared.store import AggregateStore, Change, Document, Rule, now_iso
+from shared.clock import epoch, now_iso
+from shared.store import AggregateStore, Change, Document, Rule
 
 log = logging.getLogger("fulfillment.service")
 
@@ -305,13 +306,8 @@ class Fulfillment:
         """Apply a fulfillment service's answer once (inbox by event id). An answer that does
         not fit (another service's fulfillment order, a status that does not allow it, an unknown
         fulfillment order) raises: the message is dead-lettered with the reason, nothing applied."""
-
-        def known(current: Document | None) -> Change | None:
-            if current is None:
-                raise UnknownFulfillmentOrder(f"no fulfillment order {answer.fulfillment_order_id!r}")
-            return rule(current)
-
-        await self._indexed(await self.fulfillment_orders.apply(answer.fulfillment_order_id, known, event_id=event_id))
+        unknown = UnknownFulfillmentOrder(f"no fulfillment order {answer.fulfillment_order_id!r}")
+        await self._apply(answer.fulfillment_order_id, rule, event_id, missing=unknown)
 
     # --- the sweep ----------------------------------------------------------------------
 
@@ -321,7 +317,7 @@ class Fulfillment:
         re-checked by its rule under optimistic concurrency, so replicas never do one twice."""
         report = SweepReport()
         now = now_iso()
-        due = {"$lte": fo_rules.epoch(now)}
+        due = {"$lte": epoch(now)}
         for fo in await self.fulfillment_orders.find({"opens_at_epoch": due}, limit=BATCH):
             if await self._apply(fo["id"], lambda current: fo_rules.open_scheduled(current, now, due_only=True)):
                 report.opened += 1
@@ -334,7 +330,7 @@ class Fulfillment:
         for fo in await self.fulfillment_orders.find({"reroute_pending": {"$eq": True}}, limit=BATCH):
             await self.finish_reroute(fo)
             report.repaired += 1
-        report.repaired += await self._confirm_plans(fo_rules.epoch(now))
+        report.repaired += await self._confirm_plans(epoch(now))
         return report
 
     async def _confirm_plans(self, now: float) -> int:
@@ -382,19 +378,19 @@ class Fulfillment:
         """Apply a merchant's action at most once per `action_id` (kept in the fulfillment order's
         inbox in the same write): a repeat, e.g. by a bulk job resumed after a crash, is skipped
         (None). Raises LookupError for an unknown fulfillment order."""
+        unknown = LookupError(f"fulfillment order {fulfillment_order_id!r} does not exist")
+        return await self._apply(fulfillment_order_id, rule, action_id, missing=unknown)
 
-        def known(current: Document | None) -> Change | None:
-            if current is None:
-                raise LookupError(f"fulfillment order {fulfillment_order_id!r} does not exist")
-            return rule(current)
-
-        return await self._indexed(await self.fulfillment_orders.apply(fulfillment_order_id, known, event_id=action_id))
-
-    async def _apply(self, fo_id: str, rule: FoRule, event_id: str | None = None) -> Document | None:
-        def guarded(current: Document | None) -> Change | None:
-            return None if current is None else rule(current)
-
-        return await self._indexed(await self.fulfillment_orders.apply(fo_id, guarded, event_id=event_id))
+    async def _apply(
+        self,
+        fo_id: str,
+        rule: FoRule,
+        event_id: str | None = None,
+        missing: Literal["skip", "raise"] | BaseException = "skip",
+    ) -> Document | None:
+        """Apply `rule` to an existing fulfillment order (`missing` says what else), then index it."""
+        saved = await self.fulfillment_orders.apply(fo_id, rule, event_id=event_id, missing=missing)
+        return await self._indexed(saved)
 
     async def _indexed(self, saved: Document | None) -> Document | None:
         """After a fulfillment order is written: an out-of-stock hold is entered where stock

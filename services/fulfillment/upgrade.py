@@ -25,7 +25,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.store import LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS, OutOfStockHolds
-from shared.store import Document, now_iso
+from shared.clock import now_iso
+from shared.store import Document
 
 log = logging.getLogger("fulfillment.upgrade")
 

@@ -15,13 +15,10 @@ from services.inventory import domain
 from services.inventory.domain import StockLevel
 from services.inventory.operations import Inventory
 from shared.auth import requires
-from shared.http import IDENTIFIER_PATTERN, IDENTIFIER_RULE, ApiError, Conflict, Identifier, NotFound, RequestBody
+from shared.http import ApiError, Conflict, Identifier, IdentifierPath, NotFound, RequestBody
 
 MAX_UNITS = 1_000_000_000
 
-IdentifierPath = Annotated[
-    str, Path(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=IDENTIFIER_RULE)
-]
 LocationIdPath = IdentifierPath
 SkuPath = IdentifierPath
 Units = Annotated[StrictInt, Field(ge=0, le=MAX_UNITS)]

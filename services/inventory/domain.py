@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
+from shared.aggregates import Change, Document
 from shared.catalog import (
     FulfillmentOrderSnapshot,
     FulfillmentOrderStatus,
@@ -40,7 +41,6 @@ from shared.catalog import (
 )
 from shared.events import CloudEvent, new_event
 from shared.rules import RuleViolation
-from shared.store import Change, Document
 
 SOURCE = "inventory"
 

@@ -40,8 +40,9 @@ from shared.catalog import (
     OrderCancelled,
     Shortage,
 )
+from shared.clock import now_iso
 from shared.events import CloudEvent
-from shared.store import AggregateStore, Change, ConcurrencyConflict, Document, now_iso
+from shared.store import AggregateStore, Change, ConcurrencyConflict, Document
 
 log = logging.getLogger(__name__)
 

@@ -44,9 +44,10 @@ from pymongo.errors import DuplicateKeyError
 from services.inventory import domain
 from services.inventory.domain import CommitState, Effect, Mark, StockLevel
 from shared.catalog import Shortage
+from shared.clock import now_iso
 from shared.events import CloudEvent
 from shared.idempotency import request_effect_id
-from shared.store import ConcurrencyConflict, Document, WakeRelay, now_iso
+from shared.store import ConcurrencyConflict, Document, WakeRelay
 
 R = TypeVar("R", bound=Effect | Shortage)
 

@@ -11,9 +11,10 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
 from services.notifications import domain
-from services.notifications.delivery import DeliveryMetrics, utcnow
+from services.notifications.delivery import DeliveryMetrics
 from services.notifications.tokens import DownloadTokens, ExpiredDownloadToken, InvalidDownloadToken
 from shared.auth import PUBLIC, requires
+from shared.clock import now as utcnow
 from shared.http import ApiError
 from shared.store import AggregateStore, Document
 

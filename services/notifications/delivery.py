@@ -40,7 +40,6 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -50,13 +49,10 @@ from services.notifications import domain, store
 from services.notifications.domain import EmailDraft, RetryPolicy
 from services.notifications.mailer import Mailer, SendFailed, build_message
 from services.notifications.templates import EmailTemplates
+from shared.clock import now as utcnow
 from shared.store import AggregateStore, ConcurrencyConflict, Document, Rule
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _where(exc: Exception) -> str:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
 from services.notifications.tokens import DownloadClaims, DownloadTokens, asset_digest, token_id
+from shared.aggregates import Change, Document
 from shared.catalog import (
     FulfillmentChanged,
     FulfillmentLine,
@@ -36,8 +37,8 @@ from shared.catalog import (
     OrderSnapshot,
     Tracking,
 )
+from shared.clock import epoch, iso
 from shared.events import CloudEvent, new_event
-from shared.store import Change, Document
 from shared.urls import UnsafeUrl, check_url
 
 SOURCE = "notifications"
@@ -49,11 +50,6 @@ class EmailKind(StrEnum):
     SHIPPING_UPDATE = "shipping_update"
     DOWNLOAD_LINKS = "download_links"
     ORDER_CANCELLED = "order_cancelled"
-
-
-def iso(moment: datetime) -> str:
-    """The store's time format (RFC 3339, UTC, microseconds): strings sort as times do."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def next_attempt(moment: datetime) -> Document:
@@ -69,7 +65,7 @@ def next_attempt_ts(notification: Document) -> float:
     ts = notification.get("next_attempt_ts")
     if isinstance(ts, int | float):
         return float(ts)
-    return datetime.fromisoformat(notification["next_attempt_at"]).timestamp()
+    return epoch(notification["next_attempt_at"])
 
 
 def notification_id(trigger_event_id: str, kind: EmailKind) -> str:

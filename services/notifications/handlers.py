@@ -7,8 +7,9 @@ the consumer, so a slow mail server never holds a partition.
 from __future__ import annotations
 
 from services.notifications import domain
-from services.notifications.delivery import Delivery, utcnow
+from services.notifications.delivery import Delivery
 from shared.catalog import FulfillmentChanged, OrderCancelled
+from shared.clock import now as utcnow
 from shared.events import CloudEvent
 from shared.messaging import EventSubscriptions
 
@@ -17,13 +18,12 @@ def build_subscriptions(delivery: Delivery, links: domain.LinkPolicy) -> EventSu
     subscriptions = EventSubscriptions()
 
     @subscriptions.on("fulfillment.created", "fulfillment.tracking_updated")
-    async def on_fulfillment(event: CloudEvent) -> None:
-        changed = FulfillmentChanged.model_validate(event.data)
+    async def on_fulfillment(event: CloudEvent, changed: FulfillmentChanged) -> None:
         await delivery.record(domain.emails_for_fulfillment(event, changed, links, utcnow()))
 
     @subscriptions.on("order.cancelled")
-    async def on_order_cancelled(event: CloudEvent) -> None:
-        draft = domain.email_for_cancellation(event, OrderCancelled.model_validate(event.data))
+    async def on_order_cancelled(event: CloudEvent, cancelled: OrderCancelled) -> None:
+        draft = domain.email_for_cancellation(event, cancelled)
         await delivery.record([draft] if draft else [])
 
     return subscriptions

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -24,6 +23,7 @@ from typing import Any
 import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
 
+from shared.clock import parse
 from shared.text import one_line
 
 _EMAIL = re.compile(r"<?[^\s<>@\"']+@[^\s<>@\"']+>?")
@@ -67,7 +67,7 @@ def build_message(config: SmtpConfig, notification: dict[str, Any]) -> EmailMess
     message["From"] = config.mail_from
     message["To"] = recipient(notification["to"], notification.get("to_name") or "")
     message["Subject"] = notification["subject"]
-    message["Date"] = format_datetime(datetime.fromisoformat(notification["created_at"]))
+    message["Date"] = format_datetime(parse(notification["created_at"]))
     message["Message-ID"] = notification["message_id"]
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
     message["X-Notification-Type"] = notification["type"]

@@ -17,9 +17,10 @@ from pydantic import AfterValidator, EmailStr, Field
 from services.orders import domain, listing
 from shared.auth import requires
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
+from shared.clock import now_iso
 from shared.http import ApiError, Conflict, Identifier, NotFound, RequestBody
 from shared.idempotency import derived_id
-from shared.store import AggregateStore, Change, Document, now_iso
+from shared.store import AggregateStore, Change, Document
 from shared.urls import AssetUrl
 
 MAX_LINES = 250
@@ -113,7 +114,7 @@ def build_router(orders: AggregateStore) -> APIRouter:
         """Apply a rule to an existing order; a rule violation is a conflict with its reason."""
         await load(order_id)
         try:
-            saved = await orders.apply(order_id, lambda order: rule(_exists(order, order_id)))
+            saved = await orders.apply(order_id, rule, missing=NotFound("order", order_id))
         except domain.OrderRuleViolation as exc:
             raise Conflict(str(exc)) from None
         return order_view(saved or await load(order_id))
@@ -216,12 +217,6 @@ def _known_id(order_id: str) -> str:
     except ValueError:
         pass
     raise NotFound("order", order_id if len(order_id) <= 64 else order_id[:64] + "…")
-
-
-def _exists(order: Document | None, order_id: str) -> Document:
-    if order is None:
-        raise NotFound("order", order_id)
-    return order
 
 
 def _invalid(problems: list[domain.Problem]) -> ApiError:

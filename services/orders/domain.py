@@ -11,11 +11,14 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from shared import clock
+from shared.aggregates import Change, Document
 from shared.catalog import (
+    WITH_SERVICE,
     DisplayFulfillmentStatus,
     FinancialStatus,
     FulfillmentOrderSnapshot,
@@ -29,9 +32,9 @@ from shared.catalog import (
     OrderSnapshot,
     RequestStatus,
 )
+from shared.clock import NO_DEADLINE as NO_DEADLINE  # the sort key of an order without a deadline
 from shared.events import CloudEvent, new_event
 from shared.rules import RuleViolation
-from shared.store import Change, Document
 
 SOURCE = "orders"
 
@@ -58,10 +61,6 @@ CURRENCIES = frozenset(
 # at the door, not stall the pipeline later.
 MAX_ORDER_BYTES = 256_000
 
-# Orders with no fulfill-by deadline sort after every real one. The embedded store sorts a
-# missing or null value first, so the sort key is always a string that compares as a time.
-NO_DEADLINE = "9999-12-31T23:59:59.999999+00:00"
-
 # The listing's sort orders, each one stored field whose value orders the orders totally (the
 # order id breaks ties), so that a page can start after any order with one indexed range
 # condition (keyset pagination) instead of an $or over several fields, which no store answers
@@ -81,16 +80,6 @@ OPEN_FULFILLMENT_ORDER_STATUSES = frozenset(
         FulfillmentOrderStatus.SCHEDULED,
         FulfillmentOrderStatus.ON_HOLD,
         FulfillmentOrderStatus.IN_PROGRESS,
-    }
-)
-
-# A fulfillment service has the request and has not declined it: the work is in its hands.
-REQUEST_WITH_SERVICE = frozenset(
-    {
-        RequestStatus.SUBMITTED,
-        RequestStatus.ACCEPTED,
-        RequestStatus.CANCELLATION_REQUESTED,
-        RequestStatus.CANCELLATION_REJECTED,
     }
 )
 
@@ -257,12 +246,16 @@ def complete_post_purchase(order: Document, now: str) -> Change:
 # --- what fulfillment tells us ---------------------------------------------------------------
 
 
-def record_fulfillment_order(order: Document, event: CloudEvent, now: str) -> Change:
+def record_fulfillment_order(
+    order: Document, event: CloudEvent, now: str, incoming: FulfillmentOrderSnapshot | None = None
+) -> Change:
     """Keep the latest snapshot of one of the order's fulfillment orders and re-derive the
-    order's display fulfillment status and fulfill-by deadline from all of them."""
-    if not event.data.get("fulfillment_order"):
-        return record_on_timeline(order, event, now)
-    incoming = FulfillmentOrderSnapshot.model_validate(event.data["fulfillment_order"])
+    order's display fulfillment status and fulfill-by deadline from all of them. `incoming`: the
+    snapshot the event carries, where the caller has it validated already."""
+    if incoming is None:
+        if not event.data.get("fulfillment_order"):
+            return record_on_timeline(order, event, now)
+        incoming = FulfillmentOrderSnapshot.model_validate(event.data["fulfillment_order"])
     known = dict(order.get("fulfillment_orders", {}))
     previous = known.get(incoming.id)
     if previous is None or not _is_older(incoming.updated_at, previous["updated_at"]):
@@ -282,11 +275,14 @@ def record_fulfillment_order(order: Document, event: CloudEvent, now: str) -> Ch
     return _emit(order, events, now)
 
 
-def incoming_snapshot(event: CloudEvent) -> Document | None:
-    """The fulfillment order as a fulfillment event carries it, as the order keeps it; None if it carries none."""
-    if not event.data.get("fulfillment_order"):
-        return None
-    return FulfillmentOrderSnapshot.model_validate(event.data["fulfillment_order"]).model_dump(mode="json")
+def incoming_snapshot(event: CloudEvent, incoming: FulfillmentOrderSnapshot | None = None) -> Document | None:
+    """The fulfillment order as a fulfillment event carries it (`incoming`, where the caller has it
+    validated already), as the order keeps it; None if it carries none."""
+    if incoming is None:
+        if not event.data.get("fulfillment_order"):
+            return None
+        incoming = FulfillmentOrderSnapshot.model_validate(event.data["fulfillment_order"])
+    return incoming.model_dump(mode="json")
 
 
 def snapshot_digest(snapshot: Document) -> str:
@@ -345,7 +341,7 @@ def display_fulfillment_status(fulfillment_orders: Iterable[FulfillmentOrderSnap
         return DisplayFulfillmentStatus.SCHEDULED
     if any(line.fulfilled_quantity > 0 for fo in live for line in fo.line_items):
         return DisplayFulfillmentStatus.PARTIALLY_FULFILLED
-    if all(fo.status == FulfillmentOrderStatus.IN_PROGRESS or fo.request_status in REQUEST_WITH_SERVICE
+    if all(fo.status == FulfillmentOrderStatus.IN_PROGRESS or fo.request_status in WITH_SERVICE
            for fo in remaining):  # fmt: skip
         return DisplayFulfillmentStatus.IN_PROGRESS
     return DisplayFulfillmentStatus.UNFULFILLED
@@ -404,10 +400,9 @@ def _instant(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
+        return clock.parse(value)
     except ValueError:
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _is_older(candidate: str, current: str) -> bool:

@@ -7,10 +7,20 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from services.orders import domain
-from shared.catalog import CATALOG
+from shared.catalog import (
+    CATALOG,
+    FulfillmentChanged,
+    FulfillmentOrderChanged,
+    FulfillmentOrderSnapshot,
+    FulfillmentRequestChanged,
+    InventoryReservation,
+    InventoryReservationFailed,
+    NotificationOutcome,
+)
+from shared.clock import now_iso
 from shared.events import CloudEvent
 from shared.messaging import EventSubscriptions
-from shared.store import AggregateStore, Change, Document, now_iso
+from shared.store import AggregateStore, Change, Document
 from shared.topics import FULFILLMENT_EVENTS
 
 # Every fulfillment event that carries the fulfillment order as it is now (fulfillment_order.*,
@@ -21,6 +31,9 @@ FULFILLMENT_ORDER_EVENTS = sorted(
     if spec.topic == FULFILLMENT_EVENTS and "fulfillment_order" in spec.model.model_fields
 )
 
+FulfillmentOrderNews = FulfillmentOrderChanged | FulfillmentChanged | FulfillmentRequestChanged
+"""What the FULFILLMENT_ORDER_EVENTS carry (checked against the catalog when the handler is registered)."""
+
 TIMELINE_ONLY_EVENTS = [
     "inventory.reserved",
     "inventory.reservation_failed",
@@ -30,6 +43,7 @@ TIMELINE_ONLY_EVENTS = [
     "notification.sent",
     "notification.failed",
 ]
+TimelineNews = InventoryReservation | InventoryReservationFailed | NotificationOutcome
 
 
 class WrittenSnapshots:
@@ -54,8 +68,8 @@ class WrittenSnapshots:
         while len(self._digests) > self.size:
             self._digests.popitem(last=False)
 
-    def holds(self, order_id: str, event: CloudEvent) -> bool:
-        snapshot = domain.incoming_snapshot(event)
+    def holds(self, order_id: str, event: CloudEvent, incoming: FulfillmentOrderSnapshot | None = None) -> bool:
+        snapshot = domain.incoming_snapshot(event, incoming)
         if snapshot is None:
             return True  # no snapshot at all: the event only goes on the timeline
         return self._digests.get((order_id, snapshot["id"])) == domain.snapshot_digest(snapshot)
@@ -66,20 +80,21 @@ def build_subscriptions(orders: AggregateStore) -> EventSubscriptions:
     written = WrittenSnapshots()
 
     @subscriptions.on(*FULFILLMENT_ORDER_EVENTS)
-    async def on_fulfillment_order_changed(event: CloudEvent) -> None:
+    async def on_fulfillment_order_changed(event: CloudEvent, changed: FulfillmentOrderNews) -> None:
         order_id = _order_id(event)
-        if written.holds(order_id, event):
+        incoming = changed.fulfillment_order
+        if written.holds(order_id, event, incoming):
             await _note(orders, order_id, event, domain.record_fulfillment_order)
             return
         saved = await orders.apply(
-            order_id, lambda order: domain.record_fulfillment_order(_known(order, event), event, now_iso()),
-            event_id=event.id,
+            order_id, lambda order: domain.record_fulfillment_order(order, event, now_iso(), incoming),
+            event_id=event.id, missing=_unknown(event),
         )  # fmt: skip
         if saved is not None:
             written.remember(saved)
 
     @subscriptions.on(*TIMELINE_ONLY_EVENTS)
-    async def on_related_event(event: CloudEvent) -> None:
+    async def on_related_event(event: CloudEvent, _: TimelineNews) -> None:
         await _note(orders, _order_id(event), event, domain.record_on_timeline)
 
     return subscriptions
@@ -96,7 +111,9 @@ async def _note(orders: AggregateStore, order_id: str, event: CloudEvent, rule: 
     try:
         recorded = await orders.set_fields(order_id, note, event_id=event.id)
     except ValueError:
-        await orders.apply(order_id, lambda order: rule(_known(order, event), event, now_iso()), event_id=event.id)
+        await orders.apply(
+            order_id, lambda order: rule(order, event, now_iso()), event_id=event.id, missing=_unknown(event)
+        )
         return
     if recorded is None:
         raise _unknown(event)
@@ -114,12 +131,6 @@ def _order_id(event: CloudEvent) -> str:
         if key in data and "order_id" in data[key]:
             return str(data[key]["order_id"])
     return event.subject
-
-
-def _known(order: Document | None, event: CloudEvent) -> Document:
-    if order is None:
-        raise _unknown(event)
-    return order
 
 
 def _unknown(event: CloudEvent) -> UnknownOrder:

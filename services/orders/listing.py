@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from services.orders import domain
-from shared.store import Document
+from shared.aggregates import Document
 
 OrderSort = Literal["fulfill_by", "created_at", "-created_at"]
 
 # sort -> (stored key, direction)
 SORTS: dict[str, tuple[str, int]] = {
-    # Earliest deadline first; orders without one last (domain.NO_DEADLINE), oldest first.
+    # Earliest deadline first; orders without one last (shared.clock.NO_DEADLINE), oldest first.
     "fulfill_by": (domain.LIST_KEYS["fulfill_by"], 1),
     "created_at": (domain.LIST_KEYS["created_at"], 1),
     "-created_at": (domain.LIST_KEYS["created_at"], -1),

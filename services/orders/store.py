@@ -15,6 +15,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.orders import domain
+from shared.clock import NO_DEADLINE
 from shared.store import Document, backfill
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,7 @@ async def backfill_list_keys(database: AsyncDatabase[Document]) -> int:
     """
 
     def keys_of(doc: Document) -> Document:
-        return domain.list_keys(
-            {**doc, "id": doc["_id"], "fulfill_by_sort": doc.get("fulfill_by_sort") or domain.NO_DEADLINE}
-        )
+        return domain.list_keys({**doc, "id": doc["_id"], "fulfill_by_sort": doc.get("fulfill_by_sort") or NO_DEADLINE})
 
     updated = 0
     for key in domain.LIST_KEYS.values():

@@ -71,7 +71,7 @@ async def service_consumer(
     subscriptions = EventSubscriptions()
 
     @subscriptions.on("order.fulfillment_status_changed")
-    async def record(event: CloudEvent) -> None:
+    async def record(event: CloudEvent, _: OrderFulfillmentStatusChanged) -> None:
         handled.append(event.id)
 
     subscriptions.attach(broker, settings, metrics)

@@ -52,7 +52,7 @@ def wire(handler: Any) -> tuple[KafkaBroker, list[KafkaMessage], ServiceMetrics]
 async def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_attempts() -> None:
     calls: list[str] = []
 
-    async def handler(event: CloudEvent) -> None:
+    async def handler(event: CloudEvent, _: OrderFulfillmentStatusChanged) -> None:
         calls.append(event.id)
         raise ValueError("no such line item")
 
@@ -73,7 +73,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_attempts(
 async def test_a_refusal_by_a_business_rule_is_dead_lettered_without_retrying() -> None:
     calls: list[str] = []
 
-    async def handler(event: CloudEvent) -> None:
+    async def handler(event: CloudEvent, _: OrderFulfillmentStatusChanged) -> None:
         calls.append(event.id)
         raise RuleViolation("the fulfillment order is closed")
 
@@ -88,7 +88,7 @@ async def test_a_refusal_by_a_business_rule_is_dead_lettered_without_retrying() 
 async def test_a_handler_that_recovers_on_retry_is_not_dead_lettered() -> None:
     calls: list[str] = []
 
-    async def handler(event: CloudEvent) -> None:
+    async def handler(event: CloudEvent, _: OrderFulfillmentStatusChanged) -> None:
         calls.append(event.id)
         if len(calls) < 2:
             raise ValueError("flaky")
@@ -101,7 +101,7 @@ async def test_a_handler_that_recovers_on_retry_is_not_dead_lettered() -> None:
 
 
 async def test_an_unreachable_store_is_not_the_messages_fault_so_it_is_not_dead_lettered() -> None:
-    async def handler(event: CloudEvent) -> None:
+    async def handler(event: CloudEvent, _: OrderFulfillmentStatusChanged) -> None:
         raise AutoReconnect("store away")
 
     broker, dead, _ = wire(handler)
@@ -114,7 +114,7 @@ async def test_an_unreachable_store_is_not_the_messages_fault_so_it_is_not_dead_
 async def test_a_malformed_message_is_dead_lettered_without_calling_the_handler() -> None:
     calls: list[CloudEvent] = []
 
-    async def handler(event: CloudEvent) -> None:
+    async def handler(event: CloudEvent, _: OrderFulfillmentStatusChanged) -> None:
         calls.append(event)
 
     broker, dead, _ = wire(handler)
@@ -127,7 +127,7 @@ async def test_a_malformed_message_is_dead_lettered_without_calling_the_handler(
 async def test_event_types_the_service_does_not_handle_are_ignored() -> None:
     calls: list[CloudEvent] = []
 
-    async def handler(event: CloudEvent) -> None:
+    async def handler(event: CloudEvent, _: OrderFulfillmentStatusChanged) -> None:
         calls.append(event)
 
     broker, dead, _ = wire(handler)

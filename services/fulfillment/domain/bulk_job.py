@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from shared.aggregates import Change, Document
 from shared.catalog import BulkJobChanged, BulkJobFailure, BulkJobSnapshot, BulkJobStatus, HoldReason
 from shared.events import CloudEvent, new_event
-from shared.store import Change, Document
 
 from .fulfillment_order import SOURCE, SYSTEM_HOLDS, InvalidRequest, later
 

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from shared.aggregates import Change, Document
 from shared.catalog import (
     FulfillmentChanged,
     FulfillmentLine,
@@ -48,7 +49,6 @@ from shared.catalog import (
 )
 from shared.events import CloudEvent, new_event
 from shared.rules import RuleViolation
-from shared.store import Change, Document
 
 from .routing import RoutingLocation
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.aggregates import Change, Document
 from shared.catalog import HoldReason, OrderSnapshot
-from shared.store import Change, Document
 
 from .fulfillment_order import Kind, epoch, later, remaining_lines
 from .routing import LineNeed, RoutingLocation, RoutingPlan, Stock, route
