@@ -23,6 +23,7 @@ from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.order_routing import RoutingContext
 from services.fulfillment.domain.routing import LineNeed, route
+from services.fulfillment.mapping import load
 from services.fulfillment.store import (
     LEGACY_FULFILLMENTS,
     OUT_OF_STOCK_HOLDS,
@@ -288,8 +289,9 @@ class Fulfillment:
         order_id = replaced["order_id"]
         context = context or await self.context(line["sku"] for line in replaced["line_items"])
         now = now_iso()
+        gave_way = load(replaced)
         routing = await self.routings.apply(
-            order_id, lambda current: order_routing.reroute(current, replaced, context, now)
+            order_id, lambda current: order_routing.reroute(current, gave_way, context, now)
         )
         routing = routing or await self.routings.get(order_id)  # planned before: the stored plan
         await self.materialise(order_id, routing=routing)
