@@ -19,7 +19,9 @@ from shared.catalog import BulkJobChanged, BulkJobFailure, BulkJobSnapshot, Bulk
 from shared.events import CloudEvent, new_event
 from shared.store import Change, Document
 
-from .fulfillment_order import SOURCE, SYSTEM_HOLDS, InvalidRequest, later
+from .fulfillment_orders.announcements import SOURCE
+from .fulfillment_orders.model import SYSTEM_HOLDS, InvalidRequest
+from .fulfillment_orders.times import later
 
 MAX_FULFILLMENT_ORDERS = 250
 PROGRESS_EVERY = 25
