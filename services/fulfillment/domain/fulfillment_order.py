@@ -162,5 +162,7 @@ def remaining_lines(fo: Document) -> list[dict[str, Any]]:
 
 
 def derived_fields(fo: Document) -> Document:
-    """The index fields of a stored fulfillment order (see mapping.index_fields)."""
-    return index_fields(load(fo))
+    """The index fields of a stored fulfillment order (see mapping.index_fields). Its shipments
+    count for none of them, so they are not read: the upgrade computes these for documents of
+    earlier versions, whose shipments this version need not be able to load."""
+    return index_fields(load({**fo, "fulfillments": {}}))
