@@ -27,9 +27,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 
 from services.fulfillment.domain import bulk_job as rules
-from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain.bulk_job import BulkAction, LeaseLost, Outcome
-from services.fulfillment.domain.fulfillment_order import FulfillmentRequest, InvalidRequest, TransitionRefused
+from services.fulfillment.domain.fulfillment_orders import holds, lifecycle, shipping
+from services.fulfillment.domain.fulfillment_orders.model import FulfillmentRequest, InvalidRequest, TransitionRefused
+from services.fulfillment.mapping import load, on_stored
 from services.fulfillment.service import FoRule, Fulfillment
 from shared.catalog import Tracking
 from shared.clock import now_iso
@@ -214,27 +215,29 @@ class BulkJobs:
                 tracking=Tracking(company=parameters.get("tracking_company")),
                 notify_customer=bool(parameters.get("notify_customer")),
             )
-            return lambda fo: fo_rules.fulfil(fo, request, now_iso())
+            return on_stored(lambda fo: shipping.fulfil(fo, request, now_iso()))
         if action == BulkAction.HOLD:
             reason = rules.hold_reason(parameters)
             assert reason is not None
-            return lambda fo: fo_rules.place_hold(fo, reason, parameters.get("note") or "", now_iso())
+            note = parameters.get("note") or ""
+            return on_stored(lambda fo: holds.place_hold(fo, reason, note, now_iso()))
         if action == BulkAction.RELEASE_HOLD:
             release = rules.hold_reason(parameters)
-            return lambda fo: fo_rules.release_hold(fo, now_iso(), release)
+            return on_stored(lambda fo: holds.release_hold(fo, now_iso(), release))
         return await self._move_rule(fo_id, parameters["location_id"])
 
     async def _move_rule(self, fo_id: str, location_id: str) -> FoRule:
         """As `POST /fulfillment-orders/{id}/move`: the target location must have the stock."""
-        fo = await self.fulfillment.fulfillment_orders.get(fo_id)
-        if fo is None:
+        found = await self.fulfillment.fulfillment_orders.get(fo_id)
+        if found is None:
             raise LookupError(fo_id)
+        fo = load(found)
         location = await self.fulfillment.locations.get(location_id)
         if location is None:
             raise InvalidRequest("location_id", f"no location {location_id!r} is known")
-        stock = await self.fulfillment.stock.available((line["sku"] for line in fo["line_items"]), [location.id])
+        stock = await self.fulfillment.stock.available((line.sku for line in fo.line_items), [location.id])
         available = {sku: quantity for (at, sku), quantity in stock.items() if at == location.id}
-        return lambda current: fo_rules.move(current, location, available, now_iso())
+        return on_stored(lambda current: lifecycle.move(current, location, available, now_iso()))
 
     async def _record(self, job_id: str, index: int, outcome: Outcome) -> Document | None:
         now = now_iso()

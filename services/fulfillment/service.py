@@ -19,10 +19,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
+from services.fulfillment.domain.fulfillment_orders import holds, lifecycle
+from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, FulfillmentOrder, Status
+from services.fulfillment.domain.fulfillment_orders.shipping import fulfillment_order_of
 from services.fulfillment.domain.order_routing import RoutingContext
 from services.fulfillment.domain.routing import LineNeed, route
+from services.fulfillment.mapping import load, on_stored, plan_entry, stored
 from services.fulfillment.store import (
     LEGACY_FULFILLMENTS,
     OUT_OF_STOCK_HOLDS,
@@ -46,7 +49,8 @@ from shared.store import AggregateStore, Change, Document, Rule
 log = logging.getLogger("fulfillment.service")
 
 FoRule = Callable[[Document], Change | None]
-"""A rule of one existing fulfillment order (see domain.fulfillment_order)."""
+"""A rule of one existing fulfillment order, as stored (see domain.fulfillment_order; a typed rule
+of domain.fulfillment_orders becomes one through mapping.on_stored)."""
 
 
 BATCH = 250
@@ -134,11 +138,10 @@ class Fulfillment:
             event_id=event_id,
         )
         fulfillment_orders = await self.materialise(order.id, routing=routing)
-        for fo in fulfillment_orders.values():
-            if fo["status"] == fo_rules.Status.ON_HOLD:
-                await self._apply(
-                    fo["id"], lambda current: fo_rules.release_post_purchase_hold(current, now, expired_only=False)
-                )
+        release = on_stored(lambda current: holds.release_post_purchase_hold(current, now, expired_only=False))
+        for fo in map(load, fulfillment_orders.values()):
+            if fo.status == Status.ON_HOLD:
+                await self._apply(fo.id, release)
 
     async def materialise(
         self,
@@ -184,7 +187,9 @@ class Fulfillment:
         for entry in routing["entries"]:
             fo_id = entry["fulfillment_order_id"]
             if fo_id in live and fo_id not in existing:
-                created = await self.fulfillment_orders.create(fo_id, fo_rules.create(entry, order, now))
+                created = await self.fulfillment_orders.create(
+                    fo_id, stored(lifecycle.create(plan_entry(entry), order, now))
+                )
                 if created is not None:
                     written += 1
                     await self._indexed(created)
@@ -192,7 +197,7 @@ class Fulfillment:
                     created = await self.fulfillment_orders.get(fo_id)
                 if created is not None:
                     existing[fo_id] = created
-            elif routing["cancelled"] and existing.get(fo_id, {}).get("status") not in fo_rules.TERMINAL:
+            elif routing["cancelled"] and existing.get(fo_id, {}).get("status") not in TERMINAL:
                 cancelled = await self.fulfillment_orders.apply(
                     fo_id, _cancel_or_tombstone(entry, order, cancel_reason, now)
                 )
@@ -216,7 +221,7 @@ class Fulfillment:
         now = now_iso()
         await self._apply(
             reserved.fulfillment_order_id,
-            lambda current: fo_rules.reservation_confirmed(current, reserved.location_id, now),
+            on_stored(lambda current: lifecycle.reservation_confirmed(current, reserved.location_id, now)),
             event_id=event_id,
         )
 
@@ -225,14 +230,17 @@ class Fulfillment:
             await self.stock.record_shortage(failed.location_id, shortage.sku, shortage.available, as_of, shortage.seq)
         short = ", ".join(f"{s.sku}: {s.requested} requested, {s.available} available" for s in failed.shortages)
         now = now_iso()
-        fo = await self._apply(
+        saved = await self._apply(
             failed.fulfillment_order_id,
-            lambda current: fo_rules.reservation_failed(current, failed.location_id, short or "no stock", now),
+            on_stored(
+                lambda current: lifecycle.reservation_failed(current, failed.location_id, short or "no stock", now)
+            ),
             event_id=event_id,
         )
-        if fo is None:  # applied before (a redelivery): finish what it started, if need be
-            fo = await self.fulfillment_orders.get(failed.fulfillment_order_id)
-        if fo is not None and fo.get("reroute_pending"):
+        if saved is None:  # applied before (a redelivery): finish what it started, if need be
+            saved = await self.fulfillment_orders.get(failed.fulfillment_order_id)
+        fo = load(saved) if saved is not None else None
+        if fo is not None and fo.reroute_pending:
             await self.finish_reroute(fo)
 
     async def stock_level_changed(self, level: InventoryLevel, as_of: str) -> None:
@@ -248,26 +256,26 @@ class Fulfillment:
         oldest first; what one takes is not offered to the next in the same pass. With `skus`,
         the holds waiting for them (through `OutOfStockHolds`); without, the oldest of all."""
         if skus:
-            held_orders = await self._held_for(skus)
+            found = await self._held_for(skus)
         else:
-            held_orders = await self.fulfillment_orders.find(
+            found = await self.fulfillment_orders.find(
                 {"out_of_stock": {"$eq": True}}, sort=[("created_at", 1), ("_id", 1)], limit=BATCH
             )
-        if not held_orders:
+        if not found:
             return 0
-        context = await self.context({sku for held in held_orders for sku in held["skus"]})
+        held_orders = [load(doc) for doc in found]
+        context = await self.context({line.sku for held in held_orders for line in held.line_items})
         stock = dict(context.stock)
         rerouted = 0
         for held in held_orders:
-            lines = fo_rules.remaining_lines(held)
-            needs = [LineNeed(line["line_item_id"], line["sku"], line["quantity"]) for line in lines]
+            needs = [LineNeed(line.line_item_id, line.sku, line.quantity) for line in held.remaining_lines()]
             current = replace(context, stock=dict(stock))
             plan = route(needs, current.locations, current.stock)
             if not plan.allocations:
                 continue
-            replaced = await self._apply(held["id"], _replace_out_of_stock(now_iso()))
+            replaced = await self._apply(held.id, _replace_out_of_stock(now_iso()))
             if replaced is not None:
-                await self.finish_reroute(replaced, current)
+                await self.finish_reroute(load(replaced), current)
                 rerouted += 1
                 for allocation in plan.allocations:
                     for need in allocation.lines:
@@ -284,21 +292,19 @@ class Fulfillment:
         await self.out_of_stock.forget([entry["_id"] for entry in entries if entry["fulfillment_order_id"] not in held])
         return sorted(held.values(), key=lambda fo: (fo["created_at"], fo["id"]))
 
-    async def finish_reroute(self, replaced: Document, context: RoutingContext | None = None) -> None:
+    async def finish_reroute(self, replaced: FulfillmentOrder, context: RoutingContext | None = None) -> None:
         """Plan and create the replacements of a fulfillment order that gave way."""
-        order_id = replaced["order_id"]
-        context = context or await self.context(line["sku"] for line in replaced["line_items"])
+        order_id = replaced.order_id
+        context = context or await self.context(line.sku for line in replaced.line_items)
         now = now_iso()
         routing = await self.routings.apply(
             order_id, lambda current: order_routing.reroute(current, replaced, context, now)
         )
         routing = routing or await self.routings.get(order_id)  # planned before: the stored plan
         await self.materialise(order_id, routing=routing)
-        entry = next(
-            (e for e in (routing or {}).get("entries", []) if e["fulfillment_order_id"] == replaced["id"]), None
-        )
+        entry = next((e for e in (routing or {}).get("entries", []) if e["fulfillment_order_id"] == replaced.id), None)
         replaced_by = (entry or {}).get("replaced_by") or []
-        await self._apply(replaced["id"], lambda current: fo_rules.reroute_recorded(current, replaced_by, now))
+        await self._apply(replaced.id, on_stored(lambda current: lifecycle.reroute_recorded(current, replaced_by, now)))
 
     # --- the fulfillment service's answers ----------------------------------------------
 
@@ -318,17 +324,17 @@ class Fulfillment:
         report = SweepReport()
         now = now_iso()
         due = {"$lte": epoch(now)}
+        open_due = on_stored(lambda current: lifecycle.open_scheduled(current, now, due_only=True))
         for fo in await self.fulfillment_orders.find({"opens_at_epoch": due}, limit=BATCH):
-            if await self._apply(fo["id"], lambda current: fo_rules.open_scheduled(current, now, due_only=True)):
+            if await self._apply(fo["id"], open_due):
                 report.opened += 1
+        release_expired = on_stored(lambda current: holds.release_post_purchase_hold(current, now, expired_only=True))
         for fo in await self.fulfillment_orders.find({"upsell_release_epoch": due}, limit=BATCH):
-            if await self._apply(
-                fo["id"], lambda current: fo_rules.release_post_purchase_hold(current, now, expired_only=True)
-            ):
+            if await self._apply(fo["id"], release_expired):
                 report.released += 1
         report.rerouted = await self.retry_out_of_stock()
         for fo in await self.fulfillment_orders.find({"reroute_pending": {"$eq": True}}, limit=BATCH):
-            await self.finish_reroute(fo)
+            await self.finish_reroute(load(fo))
             report.repaired += 1
         report.repaired += await self._confirm_plans(epoch(now))
         return report
@@ -359,9 +365,9 @@ class Fulfillment:
 
     async def fulfillment_order_holding(self, fulfillment_id: str) -> Document | None:
         """The fulfillment order a fulfillment (shipment) belongs to, by key: the fulfillment's id
-        names it (`fo_rules.fulfillment_order_of`); one made before that is found in the table the
+        names it (`fulfillment_order_of`); one made before that is found in the table the
         upgrade kept of them (services/fulfillment/upgrade.py)."""
-        fo_id = fo_rules.fulfillment_order_of(fulfillment_id)
+        fo_id = fulfillment_order_of(fulfillment_id)
         if fo_id is None:
             legacy = await self.legacy_fulfillments.find_one({"_id": fulfillment_id})
             fo_id = legacy["fulfillment_order_id"] if legacy else None
@@ -371,7 +377,7 @@ class Fulfillment:
     # --- merchant actions ---------------------------------------------------------------
 
     async def act(self, fulfillment_order_id: str, rule: FoRule) -> Document | None:
-        """Apply a merchant's action (a rule of fo_rules partially applied) to one fulfillment order."""
+        """Apply a merchant's action (a rule of domain.fulfillment_order partially applied) to one fulfillment order."""
         return await self._apply(fulfillment_order_id, rule)
 
     async def act_once(self, fulfillment_order_id: str, rule: FoRule, action_id: str) -> Document | None:
@@ -401,13 +407,13 @@ class Fulfillment:
 
 
 def _replace_out_of_stock(now: str) -> FoRule:
-    return lambda current: fo_rules.replace_out_of_stock(current, now)
+    return on_stored(lambda current: lifecycle.replace_out_of_stock(current, now))
 
 
 def _cancel_or_tombstone(entry: dict[str, Any], order: OrderSnapshot, reason: str, now: str) -> Rule:
     def rule(current: Document | None) -> Change | None:
         if current is None:
-            return fo_rules.tombstone(entry, order, reason, now)
-        return fo_rules.cancel(current, reason, now)
+            return stored(lifecycle.tombstone(plan_entry(entry), order, reason, now))
+        return stored(lifecycle.cancel(load(current), reason, now))
 
     return rule

@@ -22,12 +22,13 @@ from deploy.local_stack import free_port
 from deploy.smtp_sink import SmtpSink
 from services.notifications import domain, store
 from services.notifications.api import MAX_LISTED, build_router
-from services.notifications.delivery import Delivery, DeliveryMetrics, utcnow
+from services.notifications.delivery import Delivery, DeliveryMetrics
 from services.notifications.domain import RetryPolicy
 from services.notifications.mailer import Mailer, SmtpConfig
 from services.notifications.templates import EmailTemplates
 from services.notifications.tokens import DownloadClaims, DownloadTokens
 from shared.catalog import NotificationOutcome
+from shared.clock import now as utcnow
 from shared.http import install_error_handlers
 from shared.store import AggregateStore
 from tests.conftest import eventually, store_server

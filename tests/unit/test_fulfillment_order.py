@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from services.fulfillment import mapping
 from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.fulfillment_order import (
@@ -14,6 +15,7 @@ from services.fulfillment.domain.fulfillment_order import (
     LineQuantity,
     TransitionRefused,
 )
+from services.fulfillment.domain.fulfillment_orders import shipping
 from services.fulfillment.domain.routing import RoutingLocation
 from shared.catalog import HoldReason, LabelStatus, OrderSnapshot, Tracking
 from shared.store import Change, Document
@@ -567,3 +569,27 @@ def test_every_action_in_every_status(action: str, status: str, expected: str) -
     else:
         change = ACTIONS[action](fo)
         assert change is not None and change.events, "an allowed transition is announced"
+
+
+# --- the stored shape (services/fulfillment/mapping.py) -------------------------------------
+
+
+def test_a_stored_fulfillment_order_loads_and_dumps_to_the_same_document() -> None:
+    """Stored data is a public contract: the typed model reads and writes the same fields and
+    formats, the platform's holds with `release_at` and the merchant's without, as ever."""
+    held = created(("EBOOK", 1, False), ("MUG", 2, True), location=None, post_purchase_pending=True).document
+    shipped = ship(open_fo(("MUG", 3, True)), [LineQuantity("li-MUG", 1)], tracking=Tracking(numbers=["T1"]))
+    for doc in (held, shipped.document, open_fo()):
+        assert mapping.dump(mapping.load(doc)) == doc
+    placed = fo_rules.place_hold(open_fo(), HoldReason.OTHER, "call", T1).document
+    assert placed["holds"] == [{"reason": "OTHER", "note": "call", "held_at": T1}]
+    assert "release_at" in held["holds"][0]
+
+
+def test_rules_leave_the_fulfillment_order_they_are_given_as_it_was() -> None:
+    """Rules return new values: the one given (and its lines) is unchanged after a shipment."""
+    fo = mapping.load(open_fo(("MUG", 3, True)))
+    before = mapping.dump(fo)
+    change = shipping.fulfil(fo, FulfillmentRequest(lines=[LineQuantity("li-MUG", 1)]), T1)
+    assert mapping.dump(fo) == before and change.fo.line_items[0].fulfilled_quantity == 1
+    assert fo.line_items[0].fulfilled_quantity == 0

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
+from services.fulfillment import mapping
 from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain.fulfillment_order import (
     LineQuantity,
     NotTheFulfillmentService,
     TransitionRefused,
 )
+from services.fulfillment.domain.fulfillment_orders import service_requests
 from shared.catalog import (
     FulfillmentRequestRejection,
     FulfillmentServiceResponse,
@@ -23,6 +25,7 @@ from shared.catalog import (
     ShippedLine,
     Tracking,
 )
+from shared.events import spec_for
 from shared.store import Change, Document
 from tests.unit.test_fulfillment_order import STORE, T1, THIRD_PARTY, apply, open_fo, ship, types
 
@@ -340,3 +343,17 @@ def test_every_answer_in_every_request_status(action: str, status: str, expected
     else:
         change = REQUEST_ACTIONS[action](fo)
         assert change is not None and change.events, "an allowed transition is announced"
+
+
+def test_the_answers_table_names_every_answer_a_service_publishes_and_each_retry_changes_nothing() -> None:
+    """The five answers that only move the request on are one table; each is an event type of
+    fulfillment.responses.v1, and the same answer again is a retry (nothing to do)."""
+    for kind in service_requests.ANSWERS:
+        assert spec_for(f"fulfillment_service.{kind}").model is not None
+    fo = mapping.load(submitted())
+    accepted = service_requests.answered("request_accepted", fo, answer(), T1)
+    assert accepted is not None and accepted.fo.request_status == "ACCEPTED"
+    assert service_requests.answered("request_accepted", accepted.fo, answer(), T1) is None
+    gave_up = service_requests.answered("cannot_complete", accepted.fo, answer(), T1)
+    assert gave_up is not None and (gave_up.fo.status, gave_up.fo.request_status) == ("INCOMPLETE", "CLOSED")
+    assert service_requests.answered("cannot_complete", gave_up.fo, answer(), T1) is None

@@ -11,6 +11,7 @@ import pytest
 from services.notifications import domain
 from services.notifications.domain import EmailKind, RetryPolicy
 from services.notifications.tokens import DownloadTokens
+from shared import clock
 from shared.catalog import (
     Customer,
     FinancialStatus,
@@ -220,7 +221,7 @@ def test_sent_is_recorded_with_its_event_and_only_once() -> None:
     assert claimed is not None
     sent = domain.record_sent(claimed.document, NOW)
     assert sent is not None
-    assert sent.document["status"] == "sent" and sent.document["sent_at"] == domain.iso(NOW)
+    assert sent.document["status"] == "sent" and sent.document["sent_at"] == clock.iso(NOW)
     [event] = sent.events
     assert event.type == "notification.sent" and event.subject == order().id
     record = NotificationOutcome.model_validate(event.data).notification
@@ -235,7 +236,7 @@ def test_a_passing_failure_is_retried_later_with_growing_backoff() -> None:
     retry = domain.record_failure(notification.document, "451 try later", False, NOW, POLICY)
     assert retry is not None and retry.events == []
     assert retry.document["status"] == "pending" and retry.document["error"] == "451 try later"
-    assert retry.document["next_attempt_at"] == domain.iso(NOW + timedelta(seconds=2))
+    assert retry.document["next_attempt_at"] == clock.iso(NOW + timedelta(seconds=2))
     assert [POLICY.delay(n).total_seconds() for n in (1, 2, 3, 4)] == [2, 4, 5, 5]
 
 
@@ -249,7 +250,7 @@ def test_the_last_failed_attempt_records_failed_and_emits_notification_failed() 
         notification = change.document
         assert notification["attempts"] == attempt
     assert change is not None
-    assert notification["status"] == "failed" and notification["failed_at"] == domain.iso(NOW)
+    assert notification["status"] == "failed" and notification["failed_at"] == clock.iso(NOW)
     assert [e.type for e in change.events] == ["notification.failed"]
     assert NotificationOutcome.model_validate(change.events[0].data).notification.error == "connection refused"
 

@@ -8,6 +8,7 @@ from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.order_routing import RoutingContext
 from services.fulfillment.domain.routing import RoutingLocation
+from services.fulfillment.mapping import load
 from shared.catalog import HoldReason, OrderSnapshot
 from shared.store import Change, Document
 
@@ -101,14 +102,14 @@ def test_reroute_after_a_failed_reservation_skips_that_location_and_keeps_holds(
     fo = fo_rules.place_hold(fo, HoldReason.OTHER, "call the buyer", T0).document
     fo = fo_rules.set_fulfill_by(fo, "2030-02-01T00:00:00.000000+00:00", T0).document
     failed = doc(fo_rules.reservation_failed(fo, "A", "MUG: 0 available", T1))
-    after = doc(order_routing.reroute(routing, failed, context, T1))
+    after = doc(order_routing.reroute(routing, load(failed), context, T1))
     assert summary(after) == [("shipping", "B", [("MUG", 2)], ["OTHER"])]
     new_entry = after["entries"][1]
     assert new_entry["excluded_locations"] == ["A"]
     assert new_entry["fulfill_by"] == "2030-02-01T00:00:00.000000+00:00"
     assert after["entries"][0]["replaced_by"] == [new_entry["fulfillment_order_id"]]
     assert "A excluded after a failed reservation" in new_entry["reason"]
-    assert order_routing.reroute(after, failed, context, T1) is None  # re-routed already
+    assert order_routing.reroute(after, load(failed), context, T1) is None  # re-routed already
 
 
 def test_reroute_with_nowhere_left_becomes_an_out_of_stock_hold() -> None:
@@ -117,7 +118,7 @@ def test_reroute_with_nowhere_left_becomes_an_out_of_stock_hold() -> None:
     routing = doc(order_routing.route_paid_order(None, paid, context, T0))
     fo = fo_rules.create(routing["entries"][0], paid, T0).document
     failed = doc(fo_rules.reservation_failed(fo, "A", "", T1))
-    after = doc(order_routing.reroute(routing, failed, context, T1))
+    after = doc(order_routing.reroute(routing, load(failed), context, T1))
     assert summary(after) == [("out_of_stock", None, [("MUG", 2)], ["INVENTORY_OUT_OF_STOCK"])]
 
 
@@ -126,7 +127,7 @@ def test_out_of_stock_hold_rerouted_when_stock_arrives() -> None:
     routing = doc(order_routing.route_paid_order(None, paid, RoutingContext([A], {}), T0))
     held = fo_rules.create(routing["entries"][0], paid, T0).document
     replaced = doc(fo_rules.replace_out_of_stock(held, T1))
-    after = doc(order_routing.reroute(routing, replaced, RoutingContext([A], {("A", "MUG"): 5}), T1))
+    after = doc(order_routing.reroute(routing, load(replaced), RoutingContext([A], {("A", "MUG"): 5}), T1))
     assert summary(after) == [("shipping", "A", [("MUG", 2)], [])]
 
 
@@ -137,8 +138,8 @@ def test_reroute_drops_the_post_purchase_hold_once_the_buyer_is_done() -> None:
     fo = fo_rules.create(routing["entries"][0], paid, T0).document
     done = doc(order_routing.post_purchase_completed(routing, order([("MUG", 1, True)]), context, T1))
     failed = doc(fo_rules.reservation_failed(fo, "A", "", T1))
-    assert summary(doc(order_routing.reroute(done, failed, context, T1))) == [("shipping", "B", [("MUG", 1)], [])]
-    still_pending = doc(order_routing.reroute(routing, failed, context, T1))
+    assert summary(doc(order_routing.reroute(done, load(failed), context, T1))) == [("shipping", "B", [("MUG", 1)], [])]
+    still_pending = doc(order_routing.reroute(routing, load(failed), context, T1))
     assert summary(still_pending) == [("shipping", "B", [("MUG", 1)], ["POST_PURCHASE_UPSELL"])]
 
 
@@ -150,7 +151,7 @@ def test_cancelled_order_plans_nothing_more() -> None:
     assert cancelled["cancelled"] is True and order_routing.live_entries(cancelled) == []
     assert order_routing.cancel(cancelled, paid, T1) is None
     fo = fo_rules.create(routing["entries"][0], paid, T0).document
-    after = doc(order_routing.reroute(cancelled, doc(fo_rules.reservation_failed(fo, "A", "", T1)), context, T1))
+    after = doc(order_routing.reroute(cancelled, load(doc(fo_rules.reservation_failed(fo, "A", "", T1))), context, T1))
     assert len(after["entries"]) == 1 and after["entries"][0]["replaced_by"] == []
 
 

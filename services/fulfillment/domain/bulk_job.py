@@ -17,9 +17,11 @@ from typing import Any
 
 from shared.aggregates import Change, Document
 from shared.catalog import BulkJobChanged, BulkJobFailure, BulkJobSnapshot, BulkJobStatus, HoldReason
+from shared.clock import later
 from shared.events import CloudEvent, new_event
 
-from .fulfillment_order import SOURCE, SYSTEM_HOLDS, InvalidRequest, later
+from .fulfillment_orders.announcements import SOURCE
+from .fulfillment_orders.model import SYSTEM_HOLDS, InvalidRequest
 
 MAX_FULFILLMENT_ORDERS = 250
 PROGRESS_EVERY = 25

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from shared.aggregates import Change, Document
-from shared.catalog import HoldReason, OrderSnapshot
+from shared.catalog import Hold, HoldReason, OrderSnapshot
+from shared.clock import epoch, later
 
-from .fulfillment_order import Kind, epoch, later, remaining_lines
+from .fulfillment_orders.model import FulfillmentOrder, Kind
 from .routing import LineNeed, RoutingLocation, RoutingPlan, Stock, route
 
 MATERIALISE_GRACE_SECONDS = 60.0
@@ -67,27 +68,27 @@ def route_paid_order(
     return _revised(routing, now)
 
 
-def reroute(current: Document | None, replaced: Mapping[str, Any], context: RoutingContext, now: str) -> Change | None:
+def reroute(current: Document | None, replaced: FulfillmentOrder, context: RoutingContext, now: str) -> Change | None:
     """Plan again what a fulfillment order that gave way still has to ship, without the
     locations it was excluded from; the new entries keep its holds, schedule and deadline."""
     if current is None:
         return None
     routing = _copy(current)
-    entry = _entry(routing, replaced["id"])
+    entry = _entry(routing, replaced.id)
     if entry is None or entry.get("replaced_by") is not None:
         return None  # re-routed already
     if routing["cancelled"]:
         entry["replaced_by"] = []
         return _revised(routing, now)
-    lines = [line for line in remaining_lines(replaced) if line["requires_shipping"]]
-    holds = [hold for hold in replaced["holds"] if _carried_over(routing, hold)]
+    lines = [asdict(line) for line in replaced.remaining_lines() if line.requires_shipping]
+    holds = [_stored_hold(hold) for hold in replaced.holds if _carried_over(routing, hold)]
     carry = {
         "holds": holds,
-        "fulfill_at": replaced.get("fulfill_at"),
-        "fulfill_by": replaced.get("fulfill_by"),
-        "auto_fulfill": replaced.get("auto_fulfill", False),
+        "fulfill_at": replaced.fulfill_at,
+        "fulfill_by": replaced.fulfill_by,
+        "auto_fulfill": replaced.auto_fulfill,
     }
-    excluded = list(replaced.get("excluded_locations", []))
+    excluded = list(replaced.excluded_locations)
     plan = route(_needs(lines), context.locations, context.stock, exclude=excluded)
     before = len(routing["entries"])
     _add_plan(routing, plan, {line["line_item_id"]: line for line in lines}, carry, excluded, now)
@@ -261,12 +262,17 @@ def _entry_for(
     }
 
 
-def _carried_over(routing: Mapping[str, Any], hold: Mapping[str, Any]) -> bool:
+def _carried_over(routing: Mapping[str, Any], hold: Hold) -> bool:
     """A re-route keeps the merchant's holds; the out-of-stock hold is decided afresh, and a
     post-purchase hold only while the buyer is still in the offer."""
-    if hold["reason"] == HoldReason.INVENTORY_OUT_OF_STOCK:
+    if hold.reason == HoldReason.INVENTORY_OUT_OF_STOCK:
         return False
-    return hold["reason"] != HoldReason.POST_PURCHASE_UPSELL or bool(routing["post_purchase_pending"])
+    return hold.reason != HoldReason.POST_PURCHASE_UPSELL or bool(routing["post_purchase_pending"])
+
+
+def _stored_hold(hold: Hold) -> dict[str, Any]:
+    """A hold as the plan keeps it: without `release_at` unless the platform releases it by itself."""
+    return hold.model_dump(mode="json", exclude_none=True)
 
 
 def _unplanned(order: OrderSnapshot, entries: Iterable[Mapping[str, Any]]) -> dict[str, int]:

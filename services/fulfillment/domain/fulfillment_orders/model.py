@@ -1,0 +1,208 @@
+"""The fulfillment order as a typed value: what the rules take and return.
+
+One per order and location (Shopify's fulfillment orders). Statuses: OPEN (can be fulfilled),
+SCHEDULED (opens at fulfill_at), ON_HOLD (one or more holds), IN_PROGRESS (partly fulfilled, the
+rest still open, or accepted by a fulfillment service), INCOMPLETE (the fulfillment service cannot
+ship the rest), CLOSED (every line fulfilled), CANCELLED. A fulfillment order at a location holds
+reserved stock there; it can be fulfilled only once inventory confirmed that reservation.
+
+The model is a frozen dataclass: a rule returns a new one (`dataclasses.replace`, whose field
+names and types mypy checks) in a `Transition`, with the events that announce it. How it is
+stored (field names, formats, the fields the queries use) is the store mapping's business
+(services/fulfillment/mapping.py), not the rules'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from shared.catalog import (
+    FulfillmentOrderStatus,
+    FulfillmentSnapshot,
+    Hold,
+    HoldReason,
+    LabelStatus,
+    OrderSnapshot,
+    RequestStatus,
+    Tracking,
+)
+from shared.clock import parse
+from shared.events import CloudEvent
+from shared.rules import RuleViolation
+from shared.urls import StoredAssetUrl
+
+Status = FulfillmentOrderStatus
+TERMINAL = (Status.CLOSED, Status.CANCELLED)
+SYSTEM_HOLDS = (HoldReason.POST_PURCHASE_UPSELL,)
+"""Hold reasons only the platform places and releases."""
+NO_SERVICE = "the location is not run by a fulfillment service"
+
+
+class Kind(StrEnum):
+    SHIPPING = "shipping"  # physical lines at a location
+    DIGITAL = "digital"  # lines that need no location
+    OUT_OF_STOCK = "out_of_stock"  # physical lines no location could cover yet
+
+
+class Reservation(StrEnum):
+    """Whether inventory holds this fulfillment order's stock at its location."""
+
+    PENDING = "PENDING"
+    RESERVED = "RESERVED"
+    NOT_REQUIRED = "NOT_REQUIRED"
+
+
+class TransitionRefused(RuleViolation):
+    """The action is not allowed in the fulfillment order's current state; the message says why."""
+
+
+class NotTheFulfillmentService(TransitionRefused):
+    """An answer about a fulfillment order from a service that does not run its location."""
+
+
+class InvalidRequest(Exception):
+    """The request names something that cannot be, for this fulfillment order."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(f"{field_name}: {reason}")
+        self.field = field_name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LineQuantity:
+    line_item_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class FulfillmentRequest:
+    """A shipment the merchant (or automatic fulfillment) makes; lines None means all that remain."""
+
+    lines: Sequence[LineQuantity] | None = None
+    tracking: Tracking = field(default_factory=Tracking)
+    notify_customer: bool = False
+    label: LabelStatus = LabelStatus.NONE
+
+
+@dataclass(frozen=True)
+class Line:
+    """A line of the fulfillment order: how much of an order line ships from here, and the asset
+    to deliver when it is digital."""
+
+    line_item_id: str
+    sku: str
+    quantity: int
+    fulfilled_quantity: int = 0
+    requires_shipping: bool = True
+    digital_asset_url: StoredAssetUrl | None = None
+
+    @property
+    def remaining(self) -> int:
+        return self.quantity - self.fulfilled_quantity
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanEntry:
+    """What creation reads of an entry of the order's routing plan (domain.order_routing)."""
+
+    fulfillment_order_id: str
+    kind: Kind
+    location_id: str | None
+    location_name: str | None = None
+    fulfillment_service: str | None = None
+    lines: tuple[Line, ...]
+    reason: str
+    holds: tuple[Hold, ...] = ()
+    fulfill_at: str | None = None
+    fulfill_by: str | None = None
+    auto_fulfill: bool = False
+    excluded_locations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FulfillmentOrder:
+    """One fulfillment order, whole: its lines, holds, schedule, request and fulfillments."""
+
+    id: str
+    order_id: str
+    kind: Kind
+    location_id: str | None
+    location_name: str | None = None
+    fulfillment_service: str | None = None
+    status: Status
+    request_status: RequestStatus = RequestStatus.UNSUBMITTED
+    fulfill_at: str | None = None
+    fulfill_by: str | None = None
+    holds: tuple[Hold, ...] = ()
+    line_items: tuple[Line, ...]
+    routing_reason: str = ""
+    reservation_status: Reservation
+    auto_fulfill: bool = False
+    excluded_locations: tuple[str, ...] = ()
+    fulfillments: Mapping[str, FulfillmentSnapshot] = field(default_factory=dict)
+    order: OrderSnapshot
+    cancel_reason: str | None = None
+    replaced_by: tuple[str, ...] | None = None
+    reroute_pending: bool = False
+    created_at: str
+    updated_at: str
+
+    @property
+    def where(self) -> str:
+        """The location, as a merchant reads it."""
+        return str(self.location_name or self.location_id)
+
+    @property
+    def service(self) -> str:
+        """The fulfillment service that runs the location (refused when none does)."""
+        if not self.fulfillment_service:
+            raise TransitionRefused(NO_SERVICE)
+        return self.fulfillment_service
+
+    @property
+    def fulfilled_any(self) -> bool:
+        return any(line.fulfilled_quantity for line in self.line_items)
+
+    @property
+    def is_out_of_stock_hold(self) -> bool:
+        """Held because no location had the stock; it holds none and re-routes when stock arrives."""
+        return (
+            self.status == Status.ON_HOLD
+            and self.location_id is None
+            and any(hold.reason == HoldReason.INVENTORY_OUT_OF_STOCK for hold in self.holds)
+        )
+
+    def remaining_lines(self) -> tuple[Line, ...]:
+        """The lines still to fulfil, with the quantity that remains."""
+        return tuple(
+            replace(line, quantity=line.remaining, fulfilled_quantity=0)
+            for line in self.line_items
+            if line.remaining > 0
+        )
+
+    def fulfillment(self, fulfillment_id: str) -> FulfillmentSnapshot:
+        found = self.fulfillments.get(fulfillment_id)
+        if found is None:
+            raise LookupError(f"fulfillment {fulfillment_id} is not part of fulfillment order {self.id}")
+        return found
+
+    def working_status(self, now: str) -> Status:
+        """What a fulfillment order with no hold is: scheduled for later, partly shipped, or open."""
+        if self.fulfill_at and parse(self.fulfill_at) > parse(now):
+            return Status.SCHEDULED
+        return Status.IN_PROGRESS if self.fulfilled_any else Status.OPEN
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a rule decided: the fulfillment order as it is now, and the events that announce it."""
+
+    fo: FulfillmentOrder
+    events: tuple[CloudEvent, ...] = ()
+
+    def then(self, more: Transition | None) -> Transition:
+        """This, followed by what `more` (a rule applied to this one's result) decided, if anything."""
+        return self if more is None else Transition(more.fo, (*self.events, *more.events))

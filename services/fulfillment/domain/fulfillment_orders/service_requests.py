@@ -1,0 +1,223 @@
+"""Fulfillment services: the requests a location's fulfillment service gets, and its answers
+(Shopify's "Fulfillment requests" and "Cancellation requests").
+
+The request follows Shopify's request statuses: UNSUBMITTED -> SUBMITTED -> ACCEPTED (or
+REJECTED: back to the merchant) -> CLOSED when it shipped everything; the merchant may ask to
+cancel (CANCELLATION_REQUESTED), which the service accepts (CANCELLATION_ACCEPTED: the fulfillment
+order is cancelled) or rejects (CANCELLATION_REJECTED: it keeps shipping). A service that cannot
+ship the rest gives up (the fulfillment order is INCOMPLETE, the request CLOSED).
+
+Only the service that runs the fulfillment order's location answers for it, and the same answer
+again (a retry under a new event id) changes nothing. The answers that only move the request on
+are one table, `ANSWERS`: which request statuses each answers, and what it leaves behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from shared.catalog import (
+    FulfillmentRequestRejection,
+    FulfillmentServiceResponse,
+    FulfillmentServiceShipment,
+    RequestStatus,
+)
+from shared.events import CloudEvent
+
+from .announcements import fo_event, request_event, to_service
+from .model import (
+    NO_SERVICE,
+    TERMINAL,
+    FulfillmentOrder,
+    FulfillmentRequest,
+    LineQuantity,
+    NotTheFulfillmentService,
+    Status,
+    Transition,
+    TransitionRefused,
+)
+from .shipping import refuse_unless_fulfillable, ship
+
+SHIPPING = (RequestStatus.ACCEPTED, RequestStatus.CANCELLATION_REQUESTED, RequestStatus.CANCELLATION_REJECTED)
+"""Request statuses in which the service ships (or gives up)."""
+
+
+# --- the merchant's requests ------------------------------------------------------------
+
+
+def submit_request(fo: FulfillmentOrder, now: str, message: str = "") -> Transition:
+    """Ask the location's fulfillment service to ship it (it answers on fulfillment.responses.v1)."""
+    if not fo.fulfillment_service:
+        raise TransitionRefused(NO_SERVICE)
+    if fo.request_status not in (RequestStatus.UNSUBMITTED, RequestStatus.REJECTED):
+        raise TransitionRefused(f"the fulfillment request is already {fo.request_status}")
+    refuse_unless_fulfillable(fo, for_request=True)
+    return submitted(fo, message, now)
+
+
+def submitted(fo: FulfillmentOrder, message: str, now: str) -> Transition:
+    """The request goes to the fulfillment service (by the merchant, or automatic fulfillment)."""
+    fo = replace(fo, request_status=RequestStatus.SUBMITTED, updated_at=now)
+    events = (
+        request_event("fulfillment_request.submitted", fo, message),
+        to_service("fulfillment_service.fulfillment_requested", fo, message),
+    )
+    return Transition(fo, events)
+
+
+def request_cancellation(fo: FulfillmentOrder, message: str, now: str) -> Transition:
+    """The merchant asks the fulfillment service to cancel what it was asked to ship; the
+    service accepts (the fulfillment order is cancelled) or rejects (it keeps shipping)."""
+    _refuse_unless_request(
+        fo, (RequestStatus.SUBMITTED, RequestStatus.ACCEPTED, RequestStatus.CANCELLATION_REJECTED), "asked to cancel"
+    )
+    fo = replace(fo, request_status=RequestStatus.CANCELLATION_REQUESTED, updated_at=now)
+    events = (
+        request_event("cancellation_request.submitted", fo, message),
+        to_service("fulfillment_service.cancellation_requested", fo, message),
+    )
+    return Transition(fo, events)
+
+
+# --- the fulfillment service's answers ----------------------------------------------------
+
+AnswerKind = Literal[
+    "request_accepted", "request_rejected", "cancellation_accepted", "cancellation_rejected", "cannot_complete"
+]
+"""Named as the answers' event types on fulfillment.responses.v1 (`fulfillment_service.<kind>`)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one kind of answer does to the fulfillment order."""
+
+    answers: tuple[RequestStatus, ...]
+    """The request statuses it answers; in any other it is refused."""
+    action: str
+    """What it does, as a refusal says it ("it cannot be <action> now")."""
+    request_status: RequestStatus
+    """The request after it: an answer finding the request so already is a retry (but see `status`)."""
+    status: Status | None
+    """The fulfillment order after it; None: open or in progress as its lines say."""
+    request_event: str | None = None
+    """Announces the request's new status, with the service's message."""
+    fo_event: str | None = None
+    """Announces the fulfillment order's new status, with `why`."""
+    why: Callable[[FulfillmentServiceResponse], str] = lambda answer: ""
+    retry_by_status: bool = False
+    """A retry is recognised by the fulfillment order's status rather than the request's."""
+
+
+ANSWERS: dict[AnswerKind, Answer] = {
+    # The fulfillment service takes the work: the fulfillment order is in progress there.
+    "request_accepted": Answer(
+        (RequestStatus.SUBMITTED,), "accepted", RequestStatus.ACCEPTED, Status.IN_PROGRESS,
+        request_event="fulfillment_request.accepted",
+    ),
+    # It will not ship it: back to the merchant, who may fulfil it, move it or submit it again
+    # (the order shows REQUEST_DECLINED meanwhile).
+    "request_rejected": Answer(
+        (RequestStatus.SUBMITTED,), "rejected", RequestStatus.REJECTED, None,
+        request_event="fulfillment_request.rejected",
+    ),
+    # It agrees to cancel: the fulfillment order is cancelled and inventory releases its stock.
+    "cancellation_accepted": Answer(
+        (RequestStatus.CANCELLATION_REQUESTED,), "cancelled", RequestStatus.CANCELLATION_ACCEPTED, Status.CANCELLED,
+        request_event="cancellation_request.accepted", fo_event="fulfillment_order.cancelled",
+        why=lambda answer: f"cancelled at the merchant's request, accepted by {answer.fulfillment_service}",
+    ),
+    # It will not cancel (it has shipped or is shipping): it stays in progress.
+    "cancellation_rejected": Answer(
+        (RequestStatus.CANCELLATION_REQUESTED,), "refused a cancellation", RequestStatus.CANCELLATION_REJECTED,
+        Status.IN_PROGRESS, request_event="cancellation_request.rejected",
+    ),
+    # It cannot ship what remains: INCOMPLETE and the request closed; the merchant decides what next.
+    "cannot_complete": Answer(
+        SHIPPING, "given up by the fulfillment service", RequestStatus.CLOSED, Status.INCOMPLETE,
+        fo_event="fulfillment_order.incomplete", retry_by_status=True,
+        why=lambda answer: f"{answer.fulfillment_service} cannot complete it"
+        + (f": {answer.message}" if answer.message else ""),
+    ),
+}  # fmt: skip
+
+
+def answered(kind: AnswerKind, fo: FulfillmentOrder, answer: FulfillmentServiceResponse, now: str) -> Transition | None:
+    """The fulfillment service's answer of `kind` (see ANSWERS); None for a retry of one applied."""
+    rule = ANSWERS[kind]
+    _check_answering(fo, answer)
+    if fo.status == rule.status if rule.retry_by_status else fo.request_status == rule.request_status:
+        return None
+    _refuse_unless_request(fo, rule.answers, rule.action)
+    why = rule.why(answer)
+    status = rule.status or fo.working_status(now)
+    fo = replace(
+        fo,
+        request_status=rule.request_status,
+        status=status,
+        cancel_reason=why if status == Status.CANCELLED else fo.cancel_reason,
+        updated_at=now,
+    )
+    reason = answer.reason if isinstance(answer, FulfillmentRequestRejection) else None
+    events: list[CloudEvent] = []
+    if rule.request_event:
+        events.append(request_event(rule.request_event, fo, answer.message, reason))
+    if rule.fo_event:
+        events.append(fo_event(rule.fo_event, fo, why))
+    return Transition(fo, tuple(events))
+
+
+def accept_request(fo: FulfillmentOrder, answer: FulfillmentServiceResponse, now: str) -> Transition | None:
+    return answered("request_accepted", fo, answer, now)
+
+
+def reject_request(fo: FulfillmentOrder, answer: FulfillmentRequestRejection, now: str) -> Transition | None:
+    return answered("request_rejected", fo, answer, now)
+
+
+def accept_cancellation(fo: FulfillmentOrder, answer: FulfillmentServiceResponse, now: str) -> Transition | None:
+    return answered("cancellation_accepted", fo, answer, now)
+
+
+def reject_cancellation(fo: FulfillmentOrder, answer: FulfillmentServiceResponse, now: str) -> Transition | None:
+    return answered("cancellation_rejected", fo, answer, now)
+
+
+def cannot_complete(fo: FulfillmentOrder, answer: FulfillmentServiceResponse, now: str) -> Transition | None:
+    return answered("cannot_complete", fo, answer, now)
+
+
+def shipped_by_service(fo: FulfillmentOrder, answer: FulfillmentServiceShipment, now: str) -> Transition:
+    """The fulfillment service shipped some or all lines (None: all that remain) with tracking:
+    a fulfillment like the merchant's, and the buyer is emailed. Shipping everything closes
+    the fulfillment order and the request."""
+    _check_answering(fo, answer)
+    _refuse_unless_request(fo, SHIPPING, "shipped by the fulfillment service")
+    refuse_unless_fulfillable(fo, for_request=True)
+    lines = (
+        None if answer.line_items is None else [LineQuantity(li.line_item_id, li.quantity) for li in answer.line_items]
+    )
+    return ship(fo, FulfillmentRequest(lines=lines, tracking=answer.tracking, notify_customer=True), now)
+
+
+def _check_answering(fo: FulfillmentOrder, answer: FulfillmentServiceResponse) -> None:
+    """Only the fulfillment service the request went to (the location's) answers for it."""
+    owner = fo.fulfillment_service
+    if answer.fulfillment_service != owner:
+        whose = f"its location is run by {owner!r}" if owner else "its location is not run by a fulfillment service"
+        raise NotTheFulfillmentService(
+            f"fulfillment service {answer.fulfillment_service!r} cannot answer for fulfillment order {fo.id}: {whose}"
+        )
+
+
+def _refuse_unless_request(fo: FulfillmentOrder, allowed: Sequence[RequestStatus], action: str) -> None:
+    if not fo.fulfillment_service:
+        raise TransitionRefused(NO_SERVICE)
+    if fo.status in (*TERMINAL, Status.INCOMPLETE):
+        raise TransitionRefused(f"the fulfillment order is {fo.status}: it can no longer be {action}")
+    if fo.request_status not in allowed:
+        expected = " or ".join(allowed)
+        raise TransitionRefused(
+            f"the fulfillment request is {fo.request_status}, not {expected}: it cannot be {action} now"
+        )
