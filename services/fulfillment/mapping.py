@@ -28,8 +28,6 @@ from shared.clock import NO_DEADLINE, epoch
 Stored = dict[str, Any]
 """A fulfillment order as the store reads and writes it."""
 
-"""Sort key of a fulfillment order without a fulfill-by date: after every real deadline."""
-
 _FULFILLMENT_ORDER = TypeAdapter(FulfillmentOrder)
 _PLAN_ENTRY = TypeAdapter(PlanEntry)
 
