@@ -33,7 +33,7 @@ from pymongo.errors import ConnectionFailure
 from shared.catalog import Contract
 from shared.events import CloudEvent, EnvelopeError, acting_as, parse_message, spec_for
 from shared.observability import ServiceMetrics
-from shared.offsets import OffsetResetGuard
+from shared.offsets import OffsetCommits, OffsetResetGuard
 from shared.rules import RuleViolation
 from shared.settings import ServiceSettings
 from shared.store import ConcurrencyConflict
@@ -138,6 +138,12 @@ class EventSubscriptions:
     def __init__(self) -> None:
         self.typed: dict[str, Handler] = {}
         self.topics: dict[str, Topic] = {}
+        self.commits: OffsetCommits | None = None
+
+    async def flush_commits(self) -> None:
+        """Before the consumer stops: commit what was handled, so a restart does not redo it."""
+        if self.commits is not None:
+            await self.commits.flush()
 
     def on(self, *event_types: str) -> Callable[[H], H]:
         """Register a handler for these event types; its second parameter, where annotated, must be
@@ -164,12 +170,18 @@ class EventSubscriptions:
         if not self.topics:
             return
         consumer = _Consumer(self, broker, settings, metrics)
-        guard = OffsetResetGuard(settings.service_name, metrics)
+        self.commits = commits = OffsetCommits(settings.kafka_commit_interval_ms / 1000)
+        guard = OffsetResetGuard(settings.service_name, metrics, commits)
 
         async def consume(message: KafkaMessage) -> None:
             await guard.check(message)
-            await consumer.consume(message)
+            try:
+                await consumer.consume(message)
+            except BaseException:
+                await message.nack()  # read it again (seek back to it); nothing after it is committed
+                raise
             guard.handled(message)
+            await commits.handled(message)
 
         broker.subscriber(
             *self.topics,
@@ -177,6 +189,8 @@ class EventSubscriptions:
             # Past deleted messages, carry on from the oldest one left; the guard says what was skipped.
             auto_offset_reset="earliest",
             listener=guard,
+            # Offsets are committed by `commits`, only for handled messages (see shared/offsets.py).
+            ack_policy=AckPolicy.MANUAL,
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,

@@ -16,9 +16,11 @@ unread messages were all deleted and that receives nothing more reports it with 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream.kafka.annotations import KafkaMessage
 
 from shared.observability import ServiceMetrics
@@ -29,12 +31,15 @@ log = logging.getLogger(__name__)
 class OffsetResetGuard(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     """Watches one consumer group's offsets; also its rebalance listener."""
 
-    def __init__(self, group: str, metrics: ServiceMetrics) -> None:
+    def __init__(self, group: str, metrics: ServiceMetrics, commits: OffsetCommits | None = None) -> None:
         self.group = group
         self.metrics = metrics
+        self.commits = commits
         self._expected: dict[TopicPartition, int] = {}
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self.commits is not None:
+            await self.commits.flush()  # what was handled is committed before the partitions go
         for tp in revoked:
             self._expected.pop(tp, None)
 
@@ -74,3 +79,50 @@ class OffsetResetGuard(ConsumerRebalanceListener):  # type: ignore[misc]  # aiok
         record = message.raw_message
         if not isinstance(record, tuple):
             self._expected[TopicPartition(record.topic, record.partition)] = record.offset + 1
+
+
+class OffsetCommits:
+    """Commits the offsets of handled messages, gathered: at most one commit per `interval`
+    seconds (0: one per message), and before the partitions go to another member.
+
+    Only what a handler finished is ever committed (the offset after it, per partition), so
+    "committed only after handling" holds; what a crash leaves handled but not yet committed
+    is redelivered, and the handlers' inboxes make that harmless. Committing each message
+    instead costs a round trip to the group coordinator per message, awaited before the next
+    one is read (about a tenth of a busy service's CPU on the embedded stack).
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._consumer: AIOKafkaConsumer | None = None
+        self._handled: dict[TopicPartition, int] = {}
+        self._pending: asyncio.Task[None] | None = None
+
+    async def handled(self, message: KafkaMessage) -> None:
+        """A message was handled: commit it now or within the interval."""
+        consumer, record = message.consumer, message.raw_message
+        if not isinstance(consumer, AIOKafkaConsumer) or isinstance(record, tuple):
+            await message.ack()  # FastStream's in-memory test broker, or a batch
+            return
+        self._consumer = consumer
+        self._handled[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        if self.interval <= 0:
+            await self.flush()
+        elif self._pending is None or self._pending.done():
+            self._pending = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.interval)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Commit what was handled and is not committed yet. A commit the group refuses (it is
+        rebalancing, the consumer is stopping) is dropped: those messages are redelivered."""
+        if not self._handled or self._consumer is None:
+            return
+        offsets, self._handled = self._handled, {}
+        try:
+            await self._consumer.commit(offsets)
+        except (KafkaError, RuntimeError) as exc:  # aiokafka raises IllegalStateError etc.
+            log.warning("offsets of %d partition(s) not committed (%s); those messages will be redelivered",
+                        len(offsets), type(exc).__name__)  # fmt: skip

@@ -65,9 +65,11 @@ class ServiceRuntime:
         self._indexes.setdefault(IDEMPOTENCY_KEYS, []).append(EXPIRY_INDEX)
         self.background("idempotency-key-expiry", self._forget_expired_keys)
         self._tasks: list[asyncio.Task[None]] = []
+        self._subscriptions: list[EventSubscriptions] = []
 
     def subscribe(self, subscriptions: EventSubscriptions) -> None:
         subscriptions.attach(self.broker, self.settings, self.metrics)
+        self._subscriptions.append(subscriptions)
         self._document_publications(subscriptions)
 
     def _document_publications(self, subscriptions: EventSubscriptions) -> None:
@@ -165,6 +167,8 @@ class ServiceRuntime:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.relay.stop()
+            for subscriptions in self._subscriptions:
+                await subscriptions.flush_commits()
             await self.broker.stop()
             await self.mongo.close()
             log.info("%s stopped", self.settings.service_name)

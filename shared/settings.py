@@ -45,6 +45,8 @@ class ServiceSettings(BaseSettings):
     kafka_heartbeat_interval_ms: Annotated[int, Field(ge=100, le=3_600_000)] = 1_000
     # How long a fetch may wait for data; the embedded broker always waits it out.
     kafka_fetch_max_wait_ms: Annotated[int, Field(ge=0, le=60_000)] = 100
+    # Offsets of handled messages are committed together, at most this often (0: after each one).
+    kafka_commit_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = 100
 
     mongodb_uri: Annotated[str, Field(pattern=r"^mongodb(\+srv)?://")] = (
         "mongodb://127.0.0.1:27017/?directConnection=true"

@@ -79,6 +79,7 @@ async def service_consumer(
     try:
         yield broker, metrics
     finally:
+        await subscriptions.flush_commits()  # as a service stopping does (shared/runtime.py)
         await broker.stop()
 
 
