@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
 from services.notifications import domain
-from services.notifications.delivery import DeliveryMetrics
+from services.notifications.application import DeliveryMetrics
 from services.notifications.tokens import DownloadTokens, ExpiredDownloadToken, InvalidDownloadToken
 from shared.auth import PUBLIC, requires
 from shared.clock import now as utcnow

@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.notifications import store
 from services.notifications.api import build_router
-from services.notifications.delivery import Delivery, DeliveryMetrics
+from services.notifications.application import Delivery, DeliveryMetrics
 from services.notifications.domain import LinkPolicy, RetryPolicy
 from services.notifications.handlers import build_subscriptions
 from services.notifications.mailer import Mailer, SmtpConfig

@@ -1,13 +1,13 @@
 """Notifications' reactions to order and fulfillment events: decide the emails, record them.
 
-Recording is idempotent by triggering event (see delivery.py); sending happens apart from
+Recording is idempotent by triggering event (see application.py); sending happens apart from
 the consumer, so a slow mail server never holds a partition.
 """
 
 from __future__ import annotations
 
 from services.notifications import domain
-from services.notifications.delivery import Delivery
+from services.notifications.application import Delivery
 from shared.catalog import FulfillmentChanged, OrderCancelled
 from shared.clock import now as utcnow
 from shared.events import CloudEvent

@@ -22,7 +22,7 @@ from deploy.local_stack import free_port
 from deploy.smtp_sink import SmtpSink
 from services.notifications import domain, store
 from services.notifications.api import MAX_LISTED, build_router
-from services.notifications.delivery import Delivery, DeliveryMetrics
+from services.notifications.application import Delivery, DeliveryMetrics
 from services.notifications.domain import RetryPolicy
 from services.notifications.mailer import Mailer, SmtpConfig
 from services.notifications.templates import EmailTemplates
