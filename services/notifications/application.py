@@ -56,7 +56,7 @@ from services.notifications.tokens import ExpiredDownloadToken, InvalidDownloadT
 from shared.catalog import FulfillmentChanged, OrderCancelled
 from shared.clock import now as utcnow
 from shared.events import CloudEvent
-from shared.store import AggregateStore, ConcurrencyConflict, Document, Rule
+from shared.store import AggregateStore, ConcurrencyConflict, Rule
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +164,10 @@ class Delivery:
         """One attempt at one notification, if it is due and nobody else is at it.
         Returns the notification as recorded after the attempt, or None if there was none."""
         now = utcnow()
-        stored = await store.claim(self.notifications, notification_id, now, self.policy)
+        claim = await store.claim(self.notifications, notification_id, now, self.policy)
         claimed: Notification | None
-        if stored is not None:
-            claimed = self.notifications.mapping.load({"id": stored["_id"], **stored})
+        if claim is not None:
+            claimed = claim.notification
         else:
             # Not claimable in one write: read it, and let the rule say why (out of attempts: failed).
             claimed = await self.notifications.apply(
@@ -187,7 +187,7 @@ class Delivery:
                 notification_id,
                 partial(notification.record_failure, error=failure.reason, permanent=failure.permanent,
                         now=utcnow(), policy=self.policy),
-                stored,
+                claim,
             )  # fmt: skip
             outcome: str = saved.status if saved else "unknown"
             outcome = "retry" if outcome == "pending" else outcome
@@ -198,7 +198,7 @@ class Delivery:
             )  # fmt: skip
             return saved
         self.metrics.send_seconds.observe(asyncio.get_running_loop().time() - started)
-        saved = await self._record(notification_id, partial(notification.record_sent, now=utcnow()), stored)
+        saved = await self._record(notification_id, partial(notification.record_sent, now=utcnow()), claim)
         self.metrics.attempts.labels(kind, "sent").inc()
         log.info("notification %s (%s, order %s) sent", notification_id, kind, claimed.order_id)
         return saved
@@ -224,14 +224,14 @@ class Delivery:
         return None
 
     async def _record(
-        self, notification_id: str, rule: Rule[Notification], stored: Document | None = None
+        self, notification_id: str, rule: Rule[Notification], claim: store.Claimed | None = None
     ) -> Notification | None:
         """Record an attempt's outcome, trying hard: until it is recorded, a crash resends.
-        `stored` is the notification as the claim left it, so the first try needs no read."""
+        `claim` holds the notification as the claim left it, so the first try needs no read."""
         for attempt in range(5):
             try:
-                if stored is not None and attempt == 0:
-                    return await self.notifications.apply_to(stored, rule)
+                if claim is not None and attempt == 0:
+                    return await self.notifications.apply_to(claim.stored, rule)
                 return await self.notifications.apply(notification_id, rule)
             except (PyMongoError, ConcurrencyConflict):
                 if attempt == 4:

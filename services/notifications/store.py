@@ -14,6 +14,7 @@ which is always indexed.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
@@ -101,17 +102,25 @@ async def backfill_next_attempt_ts(database: AsyncDatabase[Document]) -> int:
     return updated
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A notification as a claim left it: the model to send, and the document as stored, over
+    which the outcome is written without a read (`AggregateStore.apply_to`)."""
+
+    notification: Notification
+    stored: Document
+
+
 async def claim(
     notifications: AggregateStore[Notification], notification_id: str, now: datetime, policy: RetryPolicy
-) -> Document | None:
+) -> Claimed | None:
     """Take the next send attempt in one conditional write, without reading first: what
     `notification.claim` does to a notification that is pending, due and has attempts left (the
     attempt counted, the next one pushed back by the claim time, the version moved on as every
     write does). Returns the notification as stored after the claim, or None when it is not
     claimable that way: not due, sent, failed, claimed by another sender, or out of attempts
-    (then `notification.claim` records it failed). The document is returned as stored, so that
-    the outcome is written over it without a read (`AggregateStore.apply_to`)."""
-    return await notifications.collection.find_one_and_update(
+    (then `notification.claim` records it failed)."""
+    stored = await notifications.collection.find_one_and_update(
         {
             "_id": notification_id,
             "status": {"$eq": "pending"},
@@ -121,3 +130,6 @@ async def claim(
         {"$set": next_attempt(now + policy.claim), "$inc": {"attempts": 1, "version": 1}},
         return_document=ReturnDocument.AFTER,
     )
+    if stored is None:
+        return None
+    return Claimed(notifications.mapping.load({"id": stored["_id"], **stored}), stored)

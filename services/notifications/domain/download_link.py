@@ -73,19 +73,21 @@ def expired_link(expired_at: datetime) -> DownloadRefused:
 
 
 def open_grant(existing: DownloadLink | None, grant: DownloadGrant, now: datetime) -> Change[DownloadLink] | None:
+    """The link's record, kept from when its email is recorded; a redelivered event changes nothing."""
     if existing is not None:
         return None
-    link = DownloadLink(
-        id=grant.token_id,
-        order_id=grant.order_id,
-        line_item_id=grant.line_item_id,
-        asset_url=grant.asset_url,
-        asset=asset_digest(grant.asset_url),
-        expires_at=grant.expires_at,
-        max_downloads=grant.max_downloads,
-        created_at=iso(now),
+    return Change(
+        DownloadLink(
+            id=grant.token_id,
+            order_id=grant.order_id,
+            line_item_id=grant.line_item_id,
+            asset_url=grant.asset_url,
+            asset=asset_digest(grant.asset_url),
+            expires_at=grant.expires_at,
+            max_downloads=grant.max_downloads,
+            created_at=iso(now),
+        )
     )
-    return Change(link)
 
 
 def count_download(link: DownloadLink | None, claims: DownloadClaims, now: datetime) -> Change[DownloadLink]:
