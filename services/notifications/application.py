@@ -1,4 +1,7 @@
-"""Getting each email out: recorded before it is sent, sent at least once, retried with backoff.
+"""The notifications service's application layer: what the Kafka handlers, the HTTP routes and
+the background sender call (load, apply a rule, save; no HTTP, no Kafka). Getting each email
+out: recorded before it is sent, sent at least once, retried with backoff; and following the
+download links those emails carry.
 
 Why this way (the crash between sending and recording):
 1. A Kafka handler only *records* the emails an event asks for: a `pending` notification
