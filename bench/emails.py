@@ -27,7 +27,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from deploy.local_stack import LocalStack, free_port, wait_for_port
-from services.notifications import domain
+from services.notifications.domain import emails, notification
 from services.notifications.mailer import Mailer, SmtpConfig, build_message
 from services.notifications.templates import EmailTemplates
 from services.notifications.tokens import DownloadTokens
@@ -97,19 +97,19 @@ async def bench_sender(count: int, concurrency: int, folder: Path) -> float:
         templates = EmailTemplates()
         config = SmtpConfig("127.0.0.1", port)
         mailer = Mailer(config)
-        links = domain.LinkPolicy(DownloadTokens(SECRET.encode()), "http://127.0.0.1:8004")
+        links = emails.LinkPolicy(DownloadTokens(SECRET.encode()), "http://127.0.0.1:8004")
         events = [shipment_event(n) for n in range(count)]
         gate = asyncio.Semaphore(concurrency)
 
         async def send(event: CloudEvent) -> None:
             changed = FulfillmentChanged.model_validate(event.data)
-            [draft] = domain.emails_for_fulfillment(event, changed, links, datetime.now(UTC))
+            [draft] = emails.emails_for_fulfillment(event, changed, links, datetime.now(UTC))
             rendered = templates.render(draft.kind, draft.context)
-            msg_id = domain.message_id(draft.notification_id, config.sender_domain)
-            change = domain.record_pending(None, draft, rendered, msg_id, datetime.now(UTC))
+            msg_id = notification.message_id(draft.notification_id, config.sender_domain)
+            change = notification.record_pending(None, draft, rendered, msg_id, datetime.now(UTC))
             assert change is not None
             async with gate:
-                await mailer.send(build_message(config, {"id": draft.notification_id, **change.document}))
+                await mailer.send(build_message(config, change.document))
 
         started = time.perf_counter()
         await asyncio.gather(*(send(event) for event in events))

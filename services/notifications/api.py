@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import logging
-from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from services.notifications import domain
-from services.notifications.delivery import DeliveryMetrics
-from services.notifications.tokens import DownloadTokens, ExpiredDownloadToken, InvalidDownloadToken
+from services.notifications.application import Delivery
+from services.notifications.domain.download_link import DownloadRefused
 from shared.auth import PUBLIC, requires
-from shared.clock import now as utcnow
 from shared.http import ApiError
-from shared.store import AggregateStore, Document
-
-log = logging.getLogger(__name__)
-
 
 # A bound on one order's list, so that a query can never load an unbounded result.
-MAX_LISTED = 1_000
+MAX_LISTED = Delivery.MAX_LISTED
 
 
 class NotificationView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     type: str
     to: str
@@ -47,21 +41,15 @@ class ErrorBody(BaseModel):
     error: dict[str, str | None]
 
 
-def view(notification: Document) -> NotificationView:
-    return NotificationView.model_validate(notification)
-
-
-def build_router(
-    notifications: AggregateStore, downloads: AggregateStore, tokens: DownloadTokens, metrics: DeliveryMetrics
-) -> APIRouter:
+def build_router(delivery: Delivery) -> APIRouter:
     router = APIRouter(tags=["notifications"])
 
     @router.get("/notifications", response_model=NotificationList, dependencies=[requires("orders:read")])
     async def list_notifications(order_id: Annotated[str, Query(min_length=1, max_length=128)]) -> NotificationList:
         """The emails about an order: sent, failed, or still pending; oldest first (at most
         MAX_LISTED: an order is emailed a few times, not thousands)."""
-        found = await notifications.find({"order_id": {"$eq": order_id}}, sort=[("created_at", 1)], limit=MAX_LISTED)
-        return NotificationList(items=[view(n) for n in found])
+        found = await delivery.emails_of(order_id)
+        return NotificationList(items=[NotificationView.model_validate(n) for n in found])
 
     @router.get(
         "/downloads/{token}",
@@ -82,33 +70,11 @@ def build_router(
     async def download(token: Annotated[str, Path(max_length=2048)]) -> RedirectResponse:
         """Follow a download link from a download-links email."""
         try:
-            claims = tokens.verify(token, utcnow())
-        except InvalidDownloadToken:
-            metrics.downloads.labels("invalid").inc()
-            raise ApiError(
-                403, "invalid_download_link",
-                "This download link is not valid: it was changed or was not issued by this shop. "
-                "Use the link exactly as it appears in your email.",
-            ) from None  # fmt: skip
-        except ExpiredDownloadToken as expired:
-            metrics.downloads.labels("expired").inc()
-            when = expired.claims.expires_at.strftime("%d %B %Y, %H:%M UTC")
-            raise ApiError(
-                410, "download_link_expired",
-                f"This download link expired on {when}. Ask the shop for a new one.",
-                {"expired_at": expired.claims.expires_at.isoformat()},
-            ) from None  # fmt: skip
-        try:
-            grant = await downloads.apply(claims.jti, partial(domain.count_download, claims=claims, now=utcnow()))
-        except domain.DownloadRefused as refused:
-            metrics.downloads.labels(refused.code).inc()
-            if refused.internal_reason:
-                log.warning("download of order %s refused: %s", claims.order_id, refused.internal_reason)
-            raise ApiError(refused.status, refused.code, refused.message) from None
-        assert grant is not None  # count_download always changes the grant or refuses
-        metrics.downloads.labels("redirected").inc()
+            asset_url = await delivery.download(token)
+        except DownloadRefused as refused:
+            raise ApiError(refused.status, refused.code, refused.message, refused.details) from None
         return RedirectResponse(
-            grant["asset_url"], status_code=302, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+            asset_url, status_code=302, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
         )
 
     return router

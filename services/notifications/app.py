@@ -8,18 +8,22 @@ from pathlib import Path
 from typing import Annotated, Self
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.notifications import store
 from services.notifications.api import build_router
-from services.notifications.delivery import Delivery, DeliveryMetrics
-from services.notifications.domain import LinkPolicy, RetryPolicy
+from services.notifications.application import Delivery, DeliveryMetrics
+from services.notifications.domain.download_link import DownloadLink
+from services.notifications.domain.emails import LinkPolicy
+from services.notifications.domain.notification import Notification, RetryPolicy
 from services.notifications.handlers import build_subscriptions
 from services.notifications.mailer import Mailer, SmtpConfig
 from services.notifications.templates import EmailTemplates
 from services.notifications.tokens import MIN_SECRET_BYTES, DownloadTokens
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings, seconds
+from shared.store import AggregateStore
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,34 @@ class NotificationsSettings(ServiceSettings):
         assert self.download_link_secret is not None  # the validator refuses a missing one
         return self.download_link_secret.get_secret_value().encode()
 
+    def link_policy(self) -> LinkPolicy:
+        return LinkPolicy(
+            tokens=DownloadTokens(self.link_secret()),
+            public_base_url=self.public_base_url or f"http://127.0.0.1:{self.http_port}",
+            lifetime=timedelta(seconds=self.download_link_ttl_seconds),
+            max_downloads=self.download_link_max_downloads or None,
+        )
+
+
+def bootstrap(
+    settings: NotificationsSettings,
+    notifications: AggregateStore[Notification],
+    downloads: AggregateStore[DownloadLink],
+    registry: CollectorRegistry,
+    *,
+    mailer: Mailer | None = None,
+) -> Delivery:
+    """The service's application object, built from its settings and stores: what the handlers,
+    the routes and the background sender call. A test passes its own stores and, to stage a
+    failure, its own mailer."""
+    templates = EmailTemplates(settings.notification_templates_dir, settings.shop_name)
+    templates.check()
+    return Delivery(
+        notifications, downloads, templates, mailer or Mailer(settings.smtp()), settings.link_policy(),
+        settings.retry_policy(), DeliveryMetrics(registry),
+        concurrency=settings.notify_send_concurrency, sweep_seconds=settings.notify_sweep_seconds,
+    )  # fmt: skip
+
 
 def build(settings: NotificationsSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or load_settings(NotificationsSettings)
@@ -106,21 +138,13 @@ def build(settings: NotificationsSettings | None = None) -> tuple[ServiceRuntime
         collections=["notifications"],
         description="Notifications: emails to buyers about their orders, and download links.",
     )
-    notifications, downloads = runtime.store("notifications"), runtime.store("downloads")
-    templates = EmailTemplates(settings.notification_templates_dir, settings.shop_name)
-    templates.check()
-    links = LinkPolicy(
-        tokens=DownloadTokens(settings.link_secret()),
-        public_base_url=settings.public_base_url or f"http://127.0.0.1:{settings.http_port}",
-        lifetime=timedelta(seconds=settings.download_link_ttl_seconds),
-        max_downloads=settings.download_link_max_downloads or None,
+    delivery = bootstrap(
+        settings,
+        runtime.store("notifications", mapping=store.NOTIFICATIONS),
+        runtime.store("downloads", mapping=store.DOWNLOAD_LINKS),
+        runtime.registry,
     )
-    metrics = DeliveryMetrics(runtime.registry)
-    delivery = Delivery(
-        notifications, downloads, templates, Mailer(settings.smtp()), settings.retry_policy(), metrics,
-        concurrency=settings.notify_send_concurrency, sweep_seconds=settings.notify_sweep_seconds,
-    )  # fmt: skip
-    runtime.subscribe(build_subscriptions(delivery, links))
+    runtime.subscribe(build_subscriptions(delivery))
     # The sender runs beside the consumer, from after the broker and outbox relay start
     # until before they stop, so the outcomes of the last sends are still relayed.
     runtime.background("email-delivery", delivery.run)
@@ -128,7 +152,7 @@ def build(settings: NotificationsSettings | None = None) -> tuple[ServiceRuntime
     runtime.indexes(store.INDEXES)
 
     runtime.upgrade("notifications", store.backfill_next_attempt_ts)
-    return runtime, runtime.http_app(build_router(notifications, downloads, links.tokens, metrics))
+    return runtime, runtime.http_app(build_router(delivery))
 
 
 def main() -> None:

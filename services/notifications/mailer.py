@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import Any
 
 import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
 
+from services.notifications.domain.notification import Notification
 from shared.clock import parse
 from shared.text import one_line
 
@@ -60,19 +60,19 @@ class SmtpConfig:
         return address.rpartition("@")[2] or "notifications.local"
 
 
-def build_message(config: SmtpConfig, notification: dict[str, Any]) -> EmailMessage:
+def build_message(config: SmtpConfig, notification: Notification) -> EmailMessage:
     """A multipart/alternative message (plain text and HTML) with a stable Message-ID and
     Date: sending the same notification twice produces the same message."""
     message = EmailMessage()
     message["From"] = config.mail_from
-    message["To"] = recipient(notification["to"], notification.get("to_name") or "")
-    message["Subject"] = notification["subject"]
-    message["Date"] = format_datetime(parse(notification["created_at"]))
-    message["Message-ID"] = notification["message_id"]
+    message["To"] = recipient(notification.to, notification.to_name or "")
+    message["Subject"] = notification.subject
+    message["Date"] = format_datetime(parse(notification.created_at))
+    message["Message-ID"] = notification.message_id
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
-    message["X-Notification-Type"] = notification["type"]
-    message.set_content(notification["text"])
-    message.add_alternative(notification["html"], subtype="html")
+    message["X-Notification-Type"] = notification.type.value
+    message.set_content(notification.text)
+    message.add_alternative(notification.html, subtype="html")
     return message
 
 

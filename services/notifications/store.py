@@ -1,4 +1,9 @@
-"""The notifications service's indexes, and the one write that takes a send attempt.
+"""How notifications and download links are stored: the mappings between the typed aggregates
+and their documents (with the index fields the queries need), the indexes, the queries, and
+the one write that takes a send attempt.
+
+The stored shapes are a public contract (earlier documents must load): field names and value
+formats are as they were before the aggregates were typed.
 
 Every query the service sends has an index here (README, "Store indexes"): the list of an
 order's emails and the sweep for notifications due for (re)delivery (the outbox relay's probe
@@ -9,15 +14,16 @@ which is always indexed.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.notifications import domain
-from services.notifications.domain import RetryPolicy
-from shared.store import Document, backfill
+from services.notifications.domain.download_link import DownloadLink
+from services.notifications.domain.notification import Notification, RetryPolicy
+from shared.clock import epoch, iso
+from shared.store import AggregateStore, Document, backfill
 
 log = logging.getLogger(__name__)
 
@@ -35,35 +41,95 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+class NotificationMapping:
+    """A notification as stored: the model's fields, and `next_attempt_ts`, its next attempt
+    in Unix seconds, for the sweep's query (see `next_attempt`)."""
+
+    def load(self, document: Document) -> Notification:
+        return Notification.model_validate(document)
+
+    def dump(self, notification: Notification) -> Document:
+        document = notification.model_dump(mode="json", exclude={"id", "version"})
+        document["next_attempt_ts"] = epoch(notification.next_attempt_at)
+        return document
+
+
+class DownloadLinkMapping:
+    """A download link as stored: the model's fields, nothing more (it is only read by `_id`)."""
+
+    def load(self, document: Document) -> DownloadLink:
+        return DownloadLink.model_validate(document)
+
+    def dump(self, link: DownloadLink) -> Document:
+        return link.model_dump(mode="json", exclude={"id", "version"})
+
+
+NOTIFICATIONS = NotificationMapping()
+DOWNLOAD_LINKS = DownloadLinkMapping()
+
+
+def next_attempt(moment: datetime) -> Document:
+    """When a notification is next due, in both stored forms: `next_attempt_at` (RFC 3339) for
+    people, `next_attempt_ts` (Unix seconds) for the sweep's query, which ranges over it from an
+    index (a range over date strings runs on a slow path that reads every document on the
+    embedded store)."""
+    return {"next_attempt_at": iso(moment), "next_attempt_ts": moment.timestamp()}
+
+
+async def due(notifications: AggregateStore[Notification], now: datetime, limit: int) -> list[str]:
+    """The ids of pending notifications whose next attempt is due, soonest first."""
+    cursor = notifications.collection.find(
+        {"status": {"$eq": "pending"}, "next_attempt_ts": {"$lte": now.timestamp()}}, {"_id": 1}
+    )
+    return [doc["_id"] async for doc in cursor.sort("next_attempt_ts", 1).limit(limit)]
+
+
+async def emails_of(notifications: AggregateStore[Notification], order_id: str, limit: int) -> list[Notification]:
+    """An order's notifications, oldest first."""
+    return await notifications.find({"order_id": {"$eq": order_id}}, sort=[("created_at", 1)], limit=limit)
+
+
 async def backfill_next_attempt_ts(database: AsyncDatabase[Document]) -> int:
     """Give pending notifications recorded before `next_attempt_ts` existed that field, so the
     sweep finds them. They sort first on the sweep's index (a missing value sorts before any
     number): one look at the first says whether there is anything to do."""
     updated = await backfill(
         database["notifications"], {"status": {"$eq": "pending"}}, "next_attempt_ts",
-        lambda doc: {"next_attempt_ts": domain.next_attempt_ts(doc)}, BACKFILL_BATCH,
+        lambda doc: {"next_attempt_ts": epoch(doc["next_attempt_at"])}, BACKFILL_BATCH,
     )  # fmt: skip
     if updated:
         log.info("gave %d pending notifications their next_attempt_ts", updated)
     return updated
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A notification as a claim left it: the model to send, and the document as stored, over
+    which the outcome is written without a read (`AggregateStore.apply_to`)."""
+
+    notification: Notification
+    stored: Document
+
+
 async def claim(
-    collection: AsyncCollection[Document], notification_id: str, now: datetime, policy: RetryPolicy
-) -> Document | None:
+    notifications: AggregateStore[Notification], notification_id: str, now: datetime, policy: RetryPolicy
+) -> Claimed | None:
     """Take the next send attempt in one conditional write, without reading first: what
-    `domain.claim` does to a notification that is pending, due and has attempts left (the
+    `notification.claim` does to a notification that is pending, due and has attempts left (the
     attempt counted, the next one pushed back by the claim time, the version moved on as every
     write does). Returns the notification as stored after the claim, or None when it is not
     claimable that way: not due, sent, failed, claimed by another sender, or out of attempts
-    (then `domain.claim` records it failed)."""
-    return await collection.find_one_and_update(
+    (then `notification.claim` records it failed)."""
+    stored = await notifications.collection.find_one_and_update(
         {
             "_id": notification_id,
             "status": {"$eq": "pending"},
             "next_attempt_ts": {"$lte": now.timestamp()},
             "attempts": {"$lt": policy.max_attempts},
         },
-        {"$set": domain.next_attempt(now + policy.claim), "$inc": {"attempts": 1, "version": 1}},
+        {"$set": next_attempt(now + policy.claim), "$inc": {"attempts": 1, "version": 1}},
         return_document=ReturnDocument.AFTER,
     )
+    if stored is None:
+        return None
+    return Claimed(notifications.mapping.load({"id": stored["_id"], **stored}), stored)

@@ -15,7 +15,8 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from services.notifications.domain import EmailKind, RenderedEmail
+from services.notifications.domain.emails import EmailKind
+from services.notifications.domain.notification import RenderedEmail
 
 BUILT_IN = Path(__file__).resolve().parent / "templates"
 

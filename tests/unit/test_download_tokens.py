@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.notifications import domain
+from services.notifications.domain import download_link, emails
 from services.notifications.tokens import (
     DownloadClaims,
     DownloadTokens,
@@ -110,28 +110,29 @@ def test_token_ids_are_per_email_and_line() -> None:
 # --- counting downloads of a verified link ----------------------------------------------
 
 
-def grant(max_downloads: int | None = 2) -> domain.DownloadGrant:
-    return domain.DownloadGrant(claims().jti, "order-1", "line-1", ASSET, "2026-03-08T12:00:00+00:00", max_downloads)
+def grant(max_downloads: int | None = 2) -> emails.DownloadGrant:
+    return emails.DownloadGrant(claims().jti, "order-1", "line-1", ASSET, "2026-03-08T12:00:00+00:00", max_downloads)
 
 
-def opened() -> dict[str, object]:
-    change = domain.open_grant(None, grant(), NOW)
+def opened() -> download_link.DownloadLink:
+    change = download_link.open_grant(None, grant(), NOW)
     assert change is not None
-    return {"id": claims().jti, **change.document}
+    assert change.document.id == claims().jti
+    return change.document
 
 
 def test_opening_a_grant_twice_changes_nothing() -> None:
-    assert domain.open_grant(opened(), grant(), NOW) is None
+    assert download_link.open_grant(opened(), grant(), NOW) is None
 
 
 def test_downloads_are_counted_up_to_the_cap_then_refused_as_gone() -> None:
     document = opened()
     for expected in (1, 2):
-        document = domain.count_download(document, claims(max_downloads=2), NOW).document
-        assert document["downloads"] == expected
-    assert document["last_download_at"] == NOW.isoformat(timespec="microseconds")
-    with pytest.raises(domain.DownloadRefused) as refused:
-        domain.count_download(document, claims(max_downloads=2), NOW)
+        document = download_link.count_download(document, claims(max_downloads=2), NOW).document
+        assert document.downloads == expected
+    assert document.last_download_at == NOW.isoformat(timespec="microseconds")
+    with pytest.raises(download_link.DownloadRefused) as refused:
+        download_link.count_download(document, claims(max_downloads=2), NOW)
     assert refused.value.status == 410 and refused.value.code == "download_limit_reached"
     assert "2 times" in refused.value.message
 
@@ -139,22 +140,22 @@ def test_downloads_are_counted_up_to_the_cap_then_refused_as_gone() -> None:
 def test_without_a_cap_downloads_are_only_counted() -> None:
     document = opened()
     for _ in range(50):
-        document = domain.count_download(document, claims(max_downloads=None), NOW).document
-    assert document["downloads"] == 50
+        document = download_link.count_download(document, claims(max_downloads=None), NOW).document
+    assert document.downloads == 50
 
 
 def test_a_link_for_another_line_or_asset_is_refused() -> None:
     other_line = DownloadClaims(**{**claims().__dict__, "line_item_id": "line-2"})
     other_asset = DownloadClaims(**{**claims().__dict__, "asset": asset_digest("https://cdn.example.com/x.zip")})
     for wrong in (other_line, other_asset):
-        with pytest.raises(domain.DownloadRefused) as refused:
-            domain.count_download(opened(), wrong, NOW)
+        with pytest.raises(download_link.DownloadRefused) as refused:
+            download_link.count_download(opened(), wrong, NOW)
         assert refused.value.status == 403
 
 
 def test_a_link_the_shop_has_no_record_of_is_not_found() -> None:
-    with pytest.raises(domain.DownloadRefused) as refused:
-        domain.count_download(None, claims(), NOW)
+    with pytest.raises(download_link.DownloadRefused) as refused:
+        download_link.count_download(None, claims(), NOW)
     assert refused.value.status == 404
 
 
@@ -165,9 +166,9 @@ def test_a_grant_whose_asset_url_is_unsafe_never_redirects(asset: str) -> None:
     """Issue #8, "Download links redirect anywhere": defence in depth, whatever let the URL in
     (a grant recorded before the rule, a rule changed since), the redirect checks it again."""
     bound = DownloadClaims(**{**claims().__dict__, "asset": asset_digest(asset)})
-    document = {**opened(), "asset_url": asset, "asset": asset_digest(asset)}
-    with pytest.raises(domain.DownloadRefused) as refused:
-        domain.count_download(document, bound, NOW)
+    document = opened().model_copy(update={"asset_url": asset, "asset": asset_digest(asset)})
+    with pytest.raises(download_link.DownloadRefused) as refused:
+        download_link.count_download(document, bound, NOW)
     assert (refused.value.status, refused.value.code) == (403, "download_unavailable")
     assert asset not in refused.value.message and refused.value.internal_reason
-    assert document["downloads"] == 0
+    assert document.downloads == 0

@@ -11,8 +11,8 @@ from typing import Literal
 
 import pytest
 
-from services.notifications import domain
-from services.notifications.domain import EmailKind
+from services.notifications.domain import emails, notification
+from services.notifications.domain.emails import EmailKind
 from services.notifications.mailer import SendFailed, SmtpConfig, build_message, redact
 from services.notifications.templates import BUILT_IN, EmailTemplates
 from tests.unit.test_notification_rules import BOOK, MUG, NOW, cancellation, drafts_for
@@ -21,7 +21,7 @@ TEMPLATES = EmailTemplates(shop_name="Mugs & Books")
 CONFIG = SmtpConfig(host="127.0.0.1", port=25, mail_from="Mugs & Books <orders@shop.example>")
 
 
-def rendered(draft: domain.EmailDraft) -> domain.RenderedEmail:
+def rendered(draft: emails.EmailDraft) -> notification.RenderedEmail:
     return TEMPLATES.render(draft.kind, draft.context)
 
 
@@ -99,11 +99,12 @@ def test_a_shop_restyles_by_overriding_only_some_files(tmp_path: Path) -> None:
     assert "Good news" in email_.text  # the built-in text template still applies
 
 
-def message_for(draft: domain.EmailDraft) -> EmailMessage:
+def message_for(draft: emails.EmailDraft) -> EmailMessage:
     email_ = rendered(draft)
-    change = domain.record_pending(None, draft, email_, domain.message_id(draft.notification_id, "shop.example"), NOW)
+    msg_id = notification.message_id(draft.notification_id, "shop.example")
+    change = notification.record_pending(None, draft, email_, msg_id, NOW)
     assert change is not None
-    return build_message(CONFIG, {"id": draft.notification_id, **change.document})
+    return build_message(CONFIG, change.document)
 
 
 def test_the_message_is_multipart_alternative_text_then_html_with_stable_headers() -> None:
@@ -132,18 +133,18 @@ def test_an_internationalised_address_builds_a_message(address: str, to: str) ->
     """Issue #8: building the email for `用户@例子.广告` raised UnicodeEncodeError."""
     [draft] = drafts_for(lines=[MUG])
     email_ = rendered(draft)
-    change = domain.record_pending(None, draft, email_, "<m@shop.example>", NOW)
+    change = notification.record_pending(None, draft, email_, "<m@shop.example>", NOW)
     assert change is not None
-    message = build_message(CONFIG, {"id": draft.notification_id, **change.document, "to": address})
+    message = build_message(CONFIG, change.document.model_copy(update={"to": address}))
     assert str(message["To"]) == to
 
 
 def test_an_address_that_is_no_address_is_a_permanent_failure() -> None:
     [draft] = drafts_for(lines=[MUG])
-    change = domain.record_pending(None, draft, rendered(draft), "<m@shop.example>", NOW)
+    change = notification.record_pending(None, draft, rendered(draft), "<m@shop.example>", NOW)
     assert change is not None
     with pytest.raises(SendFailed) as failed:
-        build_message(CONFIG, {"id": draft.notification_id, **change.document, "to": "not an address"})
+        build_message(CONFIG, change.document.model_copy(update={"to": "not an address"}))
     assert failed.value.permanent and "not a valid email address" in failed.value.reason
 
 

@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 import pytest
 
-from services.notifications import domain
-from services.notifications.domain import EmailKind, RetryPolicy
+from services.notifications.domain import emails, notification
+from services.notifications.domain.emails import EmailKind
+from services.notifications.domain.notification import Notification, RetryPolicy
 from services.notifications.tokens import DownloadTokens
 from shared import clock
 from shared.catalog import (
@@ -29,8 +30,9 @@ from shared.catalog import (
 from shared.events import CloudEvent, new_event
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-TOKENS = DownloadTokens(b"a-test-secret-of-32-bytes-length")
-LINKS = domain.LinkPolicy(TOKENS, "https://shop.example/", timedelta(days=7), max_downloads=3)
+LINK_SECRET = "a-test-secret-of-32-bytes-length"
+TOKENS = DownloadTokens(LINK_SECRET.encode())
+LINKS = emails.LinkPolicy(TOKENS, "https://shop.example/", timedelta(days=7), max_downloads=3)
 EBOOK_URL = "https://cdn.example.com/e-book.pdf"
 
 
@@ -76,9 +78,9 @@ def fulfillment_event(
     return new_event("fulfillment", event_type, snapshot.id, changed), changed
 
 
-def drafts_for(*args: Any, **kwargs: Any) -> list[domain.EmailDraft]:
+def drafts_for(*args: Any, **kwargs: Any) -> list[emails.EmailDraft]:
     event, changed = fulfillment_event(*args, **kwargs)
-    return domain.emails_for_fulfillment(event, changed, LINKS, NOW)
+    return emails.emails_for_fulfillment(event, changed, LINKS, NOW)
 
 
 # --- which emails ------------------------------------------------------------------------
@@ -142,12 +144,12 @@ def test_an_unsafe_tracking_url_never_reaches_an_email() -> None:
     smuggled = Tracking.model_construct(
         numbers=["1Z1", "1Z2"], company="UPS", urls=["javascript:alert(document.cookie)", "http://10.0.0.1/x"]
     )
-    assert domain.tracking_links(smuggled) == [
+    assert emails.tracking_links(smuggled) == [
         {"number": "1Z1", "url": "https://www.ups.com/track?tracknum=1Z1"},
         {"number": "1Z2", "url": "https://www.ups.com/track?tracknum=1Z2"},
     ]
     extra = Tracking.model_construct(numbers=[], company=None, urls=["data:text/html,x", "https://track.example/1"])
-    assert domain.tracking_links(extra) == [{"number": None, "url": "https://track.example/1"}]
+    assert emails.tracking_links(extra) == [{"number": None, "url": "https://track.example/1"}]
 
 
 def test_a_cancelled_fulfillment_sends_nothing() -> None:
@@ -157,8 +159,8 @@ def test_a_cancelled_fulfillment_sends_nothing() -> None:
 
 def test_the_same_event_always_maps_to_the_same_notifications() -> None:
     event, changed = fulfillment_event(lines=[MUG, BOOK])
-    first = domain.emails_for_fulfillment(event, changed, LINKS, NOW)
-    again = domain.emails_for_fulfillment(event, changed, LINKS, NOW + timedelta(hours=1))
+    first = emails.emails_for_fulfillment(event, changed, LINKS, NOW)
+    again = emails.emails_for_fulfillment(event, changed, LINKS, NOW + timedelta(hours=1))
     assert [d.notification_id for d in first] == [d.notification_id for d in again]
     assert [d.notification_id for d in first] == [f"{event.id}.shipping_confirmation", f"{event.id}.download_links"]
     assert first[1].grants[0].token_id == again[1].grants[0].token_id
@@ -169,7 +171,7 @@ def cancellation(
 ) -> Any:
     cancelled = OrderCancelled(order=order(status), refund=refund, refunded=refunded, restock=True,
                                notify_customer=notify, reason="customer")  # fmt: skip
-    return domain.email_for_cancellation(
+    return emails.email_for_cancellation(
         new_event("orders", "order.cancelled", cancelled.order.id, cancelled), cancelled
     )
 
@@ -191,66 +193,67 @@ POLICY = RetryPolicy(max_attempts=3, backoff=timedelta(seconds=2), max_backoff=t
                      claim=timedelta(seconds=60))  # fmt: skip
 
 
-def pending() -> dict[str, Any]:
+def pending() -> Notification:
     [draft] = drafts_for()
-    rendered = domain.RenderedEmail("Your order is on its way", "text", "<p>html</p>")
-    change = domain.record_pending(None, draft, rendered, "<m@shop.example>", NOW)
+    rendered = notification.RenderedEmail("Your order is on its way", "text", "<p>html</p>")
+    change = notification.record_pending(None, draft, rendered, "<m@shop.example>", NOW)
     assert change is not None and change.events == []
-    return {"id": draft.notification_id, **change.document}
+    assert change.document.id == draft.notification_id
+    return change.document
 
 
 def test_a_notification_is_recorded_pending_once() -> None:
-    notification = pending()
-    assert notification["status"] == "pending" and notification["attempts"] == 0
-    assert domain.is_due(notification, NOW)
+    recorded = pending()
+    assert recorded.status == "pending" and recorded.attempts == 0
+    assert recorded.is_due(NOW)
     [draft] = drafts_for()
-    assert domain.record_pending(notification, draft, domain.RenderedEmail("s", "t", "h"), "<x@y>", NOW) is None
+    assert notification.record_pending(recorded, draft, notification.RenderedEmail("s", "t", "h"), "<x@y>", NOW) is None
 
 
 def test_a_claim_counts_the_attempt_and_keeps_others_away_until_it_runs_out() -> None:
-    claimed = domain.claim(pending(), NOW, POLICY)
+    claimed = notification.claim(pending(), NOW, POLICY)
     assert claimed is not None
-    assert claimed.document["attempts"] == 1
-    assert domain.claim(claimed.document, NOW + timedelta(seconds=59), POLICY) is None
-    taken_over = domain.claim(claimed.document, NOW + timedelta(seconds=61), POLICY)
-    assert taken_over is not None and taken_over.document["attempts"] == 2
+    assert claimed.document.attempts == 1
+    assert notification.claim(claimed.document, NOW + timedelta(seconds=59), POLICY) is None
+    taken_over = notification.claim(claimed.document, NOW + timedelta(seconds=61), POLICY)
+    assert taken_over is not None and taken_over.document.attempts == 2
 
 
 def test_sent_is_recorded_with_its_event_and_only_once() -> None:
-    claimed = domain.claim(pending(), NOW, POLICY)
+    claimed = notification.claim(pending(), NOW, POLICY)
     assert claimed is not None
-    sent = domain.record_sent(claimed.document, NOW)
+    sent = notification.record_sent(claimed.document, NOW)
     assert sent is not None
-    assert sent.document["status"] == "sent" and sent.document["sent_at"] == clock.iso(NOW)
+    assert sent.document.status == "sent" and sent.document.sent_at == clock.iso(NOW)
     [event] = sent.events
     assert event.type == "notification.sent" and event.subject == order().id
     record = NotificationOutcome.model_validate(event.data).notification
     assert (record.type, record.to, record.status) == ("shipping_confirmation", "buyer@example.com", "sent")
-    assert domain.record_sent(sent.document, NOW) is None
-    assert domain.claim(sent.document, NOW + timedelta(days=1), POLICY) is None
+    assert notification.record_sent(sent.document, NOW) is None
+    assert notification.claim(sent.document, NOW + timedelta(days=1), POLICY) is None
 
 
 def test_a_passing_failure_is_retried_later_with_growing_backoff() -> None:
-    notification = domain.claim(pending(), NOW, POLICY)
-    assert notification is not None
-    retry = domain.record_failure(notification.document, "451 try later", False, NOW, POLICY)
+    claimed = notification.claim(pending(), NOW, POLICY)
+    assert claimed is not None
+    retry = notification.record_failure(claimed.document, "451 try later", False, NOW, POLICY)
     assert retry is not None and retry.events == []
-    assert retry.document["status"] == "pending" and retry.document["error"] == "451 try later"
-    assert retry.document["next_attempt_at"] == clock.iso(NOW + timedelta(seconds=2))
+    assert retry.document.status == "pending" and retry.document.error == "451 try later"
+    assert retry.document.next_attempt_at == clock.iso(NOW + timedelta(seconds=2))
     assert [POLICY.delay(n).total_seconds() for n in (1, 2, 3, 4)] == [2, 4, 5, 5]
 
 
 def test_the_last_failed_attempt_records_failed_and_emits_notification_failed() -> None:
-    notification = pending()
+    current = pending()
     for attempt in range(1, 4):
-        claimed = domain.claim(notification, datetime.fromisoformat(notification["next_attempt_at"]), POLICY)
+        claimed = notification.claim(current, datetime.fromisoformat(current.next_attempt_at), POLICY)
         assert claimed is not None
-        change = domain.record_failure(claimed.document, "connection refused", False, NOW, POLICY)
+        change = notification.record_failure(claimed.document, "connection refused", False, NOW, POLICY)
         assert change is not None
-        notification = change.document
-        assert notification["attempts"] == attempt
+        current = change.document
+        assert current.attempts == attempt
     assert change is not None
-    assert notification["status"] == "failed" and notification["failed_at"] == clock.iso(NOW)
+    assert current.status == "failed" and current.failed_at == clock.iso(NOW)
     assert [e.type for e in change.events] == ["notification.failed"]
     assert NotificationOutcome.model_validate(change.events[0].data).notification.error == "connection refused"
 
@@ -258,31 +261,31 @@ def test_the_last_failed_attempt_records_failed_and_emits_notification_failed() 
 def test_attempts_that_never_finish_still_end_failed_after_the_last_one() -> None:
     """Issue #8: a notification whose sending kept crashing stayed pending, retried past
     NOTIFY_MAX_ATTEMPTS (14 of 10). The claim after the last attempt records it failed."""
-    notification = pending()
+    current = pending()
     for attempt in range(1, 4):
-        claimed = domain.claim(notification, datetime.fromisoformat(notification["next_attempt_at"]), POLICY)
-        assert claimed is not None and claimed.document["attempts"] == attempt
-        notification = claimed.document  # ... and the attempt never records an outcome
-    later = datetime.fromisoformat(notification["next_attempt_at"])
-    given_up = domain.claim(notification, later, POLICY)
+        claimed = notification.claim(current, datetime.fromisoformat(current.next_attempt_at), POLICY)
+        assert claimed is not None and claimed.document.attempts == attempt
+        current = claimed.document  # ... and the attempt never records an outcome
+    later = datetime.fromisoformat(current.next_attempt_at)
+    given_up = notification.claim(current, later, POLICY)
     assert given_up is not None
-    assert given_up.document["status"] == "failed" and given_up.document["attempts"] == 3
-    assert "gave up after 3 attempts" in given_up.document["error"]
+    assert given_up.document.status == "failed" and given_up.document.attempts == 3
+    assert "gave up after 3 attempts" in (given_up.document.error or "")
     assert [e.type for e in given_up.events] == ["notification.failed"]
-    assert domain.claim(given_up.document, later + timedelta(days=1), POLICY) is None
+    assert notification.claim(given_up.document, later + timedelta(days=1), POLICY) is None
 
 
 def test_a_permanent_refusal_is_not_retried() -> None:
-    claimed = domain.claim(pending(), NOW, POLICY)
+    claimed = notification.claim(pending(), NOW, POLICY)
     assert claimed is not None
-    change = domain.record_failure(claimed.document, "550 no such user", True, NOW, POLICY)
-    assert change is not None and change.document["status"] == "failed"
+    change = notification.record_failure(claimed.document, "550 no such user", True, NOW, POLICY)
+    assert change is not None and change.document.status == "failed"
     assert [e.type for e in change.events] == ["notification.failed"]
 
 
 @pytest.mark.parametrize("kind", list(EmailKind))
 def test_message_ids_are_stable_per_notification(kind: EmailKind) -> None:
-    one = domain.message_id(domain.notification_id("evt-1", kind), "shop.example")
-    assert one == domain.message_id(domain.notification_id("evt-1", kind), "shop.example")
-    assert one != domain.message_id(domain.notification_id("evt-2", kind), "shop.example")
+    one = notification.message_id(emails.notification_id("evt-1", kind), "shop.example")
+    assert one == notification.message_id(emails.notification_id("evt-1", kind), "shop.example")
+    assert one != notification.message_id(emails.notification_id("evt-2", kind), "shop.example")
     assert one.startswith("<") and one.endswith("@shop.example>")

@@ -1,4 +1,7 @@
-"""Getting each email out: recorded before it is sent, sent at least once, retried with backoff.
+"""The notifications service's application layer: what the Kafka handlers, the HTTP routes and
+the background sender call (load, apply a rule, save; no HTTP, no Kafka). Getting each email
+out: recorded before it is sent, sent at least once, retried with backoff; and following the
+download links those emails carry.
 
 Why this way (the crash between sending and recording):
 1. A Kafka handler only *records* the emails an event asks for: a `pending` notification
@@ -45,12 +48,18 @@ from functools import partial
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pymongo.errors import PyMongoError
 
-from services.notifications import domain, store
-from services.notifications.domain import EmailDraft, RetryPolicy
+from services.notifications import store
+from services.notifications.domain import download_link, emails, notification
+from services.notifications.domain.download_link import DownloadLink, DownloadRefused
+from services.notifications.domain.emails import EmailDraft, LinkPolicy
+from services.notifications.domain.notification import Notification, RetryPolicy
 from services.notifications.mailer import Mailer, SendFailed, build_message
 from services.notifications.templates import EmailTemplates
+from services.notifications.tokens import ExpiredDownloadToken, InvalidDownloadToken
+from shared.catalog import FulfillmentChanged, OrderCancelled
 from shared.clock import now as utcnow
-from shared.store import AggregateStore, ConcurrencyConflict, Document, Rule
+from shared.events import CloudEvent
+from shared.store import AggregateStore, ConcurrencyConflict, Rule
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +92,19 @@ class DeliveryMetrics:
 
 
 class Delivery:
-    """Records the emails events ask for and sends them; see the module docstring for why so."""
+    """Records the emails events ask for and sends them, and lets buyers follow the download
+    links those emails carry; see the module docstring for why so."""
 
     SWEEP_BATCH = 500
+    MAX_LISTED = 1_000  # an order is emailed a few times, not thousands: a list never loads more
 
     def __init__(
         self,
-        notifications: AggregateStore,
-        downloads: AggregateStore,
+        notifications: AggregateStore[Notification],
+        downloads: AggregateStore[DownloadLink],
         templates: EmailTemplates,
         mailer: Mailer,
+        links: LinkPolicy,
         policy: RetryPolicy,
         metrics: DeliveryMetrics,
         *,
@@ -103,6 +115,7 @@ class Delivery:
         self.downloads = downloads
         self.templates = templates
         self.mailer = mailer
+        self.links = links
         self.policy = policy
         self.metrics = metrics
         self.concurrency = concurrency
@@ -115,17 +128,26 @@ class Delivery:
 
     # --- recording (called by the Kafka handlers) -------------------------------------
 
+    async def on_fulfillment(self, event: CloudEvent, changed: FulfillmentChanged) -> None:
+        """Record the emails a fulfillment.created or fulfillment.tracking_updated event asks for."""
+        await self.record(emails.emails_for_fulfillment(event, changed, self.links, utcnow()))
+
+    async def on_order_cancelled(self, event: CloudEvent, cancelled: OrderCancelled) -> None:
+        """Record the cancellation notice, if the merchant asked for one."""
+        draft = emails.email_for_cancellation(event, cancelled)
+        await self.record([draft] if draft else [])
+
     async def record(self, drafts: Iterable[EmailDraft]) -> None:
         """Make each email durable as `pending` (once per triggering event), then queue it."""
         now = utcnow()
         for draft in drafts:
             for grant in draft.grants:
-                opened = domain.open_grant(None, grant=grant, now=now)
+                opened = download_link.open_grant(None, grant=grant, now=now)
                 if opened is not None:
                     await self.downloads.create(grant.token_id, opened)  # None: granted by an earlier delivery
             rendered = self.templates.render(draft.kind, draft.context)
-            message_id = domain.message_id(draft.notification_id, self.mailer.config.sender_domain)
-            pending = domain.record_pending(None, draft=draft, rendered=rendered, msg_id=message_id, now=now)
+            message_id = notification.message_id(draft.notification_id, self.mailer.config.sender_domain)
+            pending = notification.record_pending(None, draft=draft, rendered=rendered, msg_id=message_id, now=now)
             created = await self.notifications.create(draft.notification_id, pending) if pending else None
             if created is not None:
                 self.metrics.recorded.labels(draft.kind.value).inc()
@@ -141,75 +163,78 @@ class Delivery:
 
     # --- sending ----------------------------------------------------------------------
 
-    async def deliver(self, notification_id: str) -> Document | None:
+    async def deliver(self, notification_id: str) -> Notification | None:
         """One attempt at one notification, if it is due and nobody else is at it.
         Returns the notification as recorded after the attempt, or None if there was none."""
         now = utcnow()
-        stored = await store.claim(self.notifications.collection, notification_id, now, self.policy)
-        if stored is not None:
-            claimed: Document | None = {"id": stored["_id"], **{k: v for k, v in stored.items() if k != "_id"}}
+        claim = await store.claim(self.notifications, notification_id, now, self.policy)
+        claimed: Notification | None
+        if claim is not None:
+            claimed = claim.notification
         else:
             # Not claimable in one write: read it, and let the rule say why (out of attempts: failed).
             claimed = await self.notifications.apply(
-                notification_id, partial(domain.claim, now=now, policy=self.policy)
+                notification_id, partial(notification.claim, now=now, policy=self.policy)
             )
         if claimed is None:
             return None  # sent, failed, not due yet, or another sender holds the attempt
-        kind = claimed["type"]
-        if claimed["status"] != "pending":  # the attempts ran out without an outcome
-            self.metrics.attempts.labels(kind, claimed["status"]).inc()
-            log.warning("notification %s (%s) given up: %s", notification_id, kind, claimed["error"])
+        kind = claimed.type.value
+        if claimed.status != "pending":  # the attempts ran out without an outcome
+            self.metrics.attempts.labels(kind, claimed.status).inc()
+            log.warning("notification %s (%s) given up: %s", notification_id, kind, claimed.error)
             return claimed
         started = asyncio.get_running_loop().time()
         failure = await self._attempt(claimed)
         if failure is not None:
             saved = await self._record(
                 notification_id,
-                partial(domain.record_failure, error=failure.reason, permanent=failure.permanent, now=utcnow(),
-                        policy=self.policy),
-                stored,
+                partial(notification.record_failure, error=failure.reason, permanent=failure.permanent,
+                        now=utcnow(), policy=self.policy),
+                claim,
             )  # fmt: skip
-            outcome = saved["status"] if saved else "unknown"
+            outcome: str = saved.status if saved else "unknown"
             outcome = "retry" if outcome == "pending" else outcome
             self.metrics.attempts.labels(kind, outcome).inc()
             log.warning(
                 "notification %s (%s, order %s) attempt %d not sent, %s: %s",
-                notification_id, kind, claimed["order_id"], claimed["attempts"], outcome, failure.reason,
+                notification_id, kind, claimed.order_id, claimed.attempts, outcome, failure.reason,
             )  # fmt: skip
             return saved
         self.metrics.send_seconds.observe(asyncio.get_running_loop().time() - started)
-        saved = await self._record(notification_id, partial(domain.record_sent, now=utcnow()), stored)
+        saved = await self._record(notification_id, partial(notification.record_sent, now=utcnow()), claim)
         self.metrics.attempts.labels(kind, "sent").inc()
-        log.info("notification %s (%s, order %s) sent", notification_id, kind, claimed["order_id"])
+        log.info("notification %s (%s, order %s) sent", notification_id, kind, claimed.order_id)
         return saved
 
-    async def _attempt(self, notification: Document) -> SendFailed | None:
+    async def _attempt(self, claimed: Notification) -> SendFailed | None:
         """Build the email and hand it over; why it did not go, or None if it did. An email
         that cannot be built will never be (a permanent failure); an unexpected error while
         sending counts as a passing failure. Either way the attempt is recorded."""
         try:
-            message = build_message(self.mailer.config, notification)
+            message = build_message(self.mailer.config, claimed)
         except SendFailed as failure:
             return failure
         except Exception as exc:
-            log.error("notification %s: the email could not be built: %s", notification["id"], _where(exc))
+            log.error("notification %s: the email could not be built: %s", claimed.id, _where(exc))
             return SendFailed(f"the email could not be built: {type(exc).__name__}", permanent=True)
         try:
             await self.mailer.send(message)
         except SendFailed as failure:
             return failure
         except Exception as exc:
-            log.error("notification %s: unexpected error while sending: %s", notification["id"], _where(exc))
+            log.error("notification %s: unexpected error while sending: %s", claimed.id, _where(exc))
             return SendFailed(f"unexpected error while sending: {type(exc).__name__}", permanent=False)
         return None
 
-    async def _record(self, notification_id: str, rule: Rule, stored: Document | None = None) -> Document | None:
+    async def _record(
+        self, notification_id: str, rule: Rule[Notification], claim: store.Claimed | None = None
+    ) -> Notification | None:
         """Record an attempt's outcome, trying hard: until it is recorded, a crash resends.
-        `stored` is the notification as the claim left it, so the first try needs no read."""
+        `claim` holds the notification as the claim left it, so the first try needs no read."""
         for attempt in range(5):
             try:
-                if stored is not None and attempt == 0:
-                    return await self.notifications.apply_to(stored, rule)
+                if claim is not None and attempt == 0:
+                    return await self.notifications.apply_to(claim.stored, rule)
                 return await self.notifications.apply(notification_id, rule)
             except (PyMongoError, ConcurrencyConflict):
                 if attempt == 4:
@@ -220,13 +245,39 @@ class Delivery:
     async def sweep_once(self) -> int:
         """Queue the pending notifications whose next attempt is due (retries, and any a
         crashed process left behind)."""
-        cursor = self.notifications.collection.find(
-            {"status": {"$eq": "pending"}, "next_attempt_ts": {"$lte": utcnow().timestamp()}}, {"_id": 1}
-        )
-        due = [doc["_id"] async for doc in cursor.sort("next_attempt_ts", 1).limit(self.SWEEP_BATCH)]
+        due = await store.due(self.notifications, utcnow(), self.SWEEP_BATCH)
         for notification_id in due:
             self.enqueue(notification_id)
         return len(due)
+
+    # --- what the HTTP routes ask -----------------------------------------------------
+
+    async def emails_of(self, order_id: str) -> list[Notification]:
+        """The emails about an order, oldest first (at most MAX_LISTED)."""
+        return await store.emails_of(self.notifications, order_id, self.MAX_LISTED)
+
+    async def download(self, token: str) -> str:
+        """Follow a download link: the asset's URL to redirect to, the download counted; or
+        DownloadRefused saying why not."""
+        now = utcnow()
+        try:
+            claims = self.links.tokens.verify(token, now)
+        except InvalidDownloadToken:
+            self.metrics.downloads.labels("invalid").inc()
+            raise download_link.invalid_link() from None
+        except ExpiredDownloadToken as expired:
+            self.metrics.downloads.labels("expired").inc()
+            raise download_link.expired_link(expired.claims.expires_at) from None
+        try:
+            link = await self.downloads.apply(claims.jti, partial(download_link.count_download, claims=claims, now=now))
+        except DownloadRefused as refused:
+            self.metrics.downloads.labels(refused.code).inc()
+            if refused.internal_reason:
+                log.warning("download of order %s refused: %s", claims.order_id, refused.internal_reason)
+            raise
+        assert link is not None  # count_download always changes the link or refuses
+        self.metrics.downloads.labels("redirected").inc()
+        return link.asset_url
 
     # --- running alongside the service -------------------------------------------------
 
