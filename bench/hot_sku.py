@@ -40,7 +40,8 @@ from services.inventory.operations import Inventory
 from services.inventory.store import INDEXES, StockStore
 from shared.catalog import FulfillmentOrderSnapshot, FulfillmentSnapshot
 from shared.events import CloudEvent
-from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, OutboxRelay
+from shared.outbox import OUTBOX_PENDING_INDEX, OutboxRelay
+from shared.store import AggregateStore
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
 LOCATION, SKU = "wh-hot", "HOT-1"
@@ -175,7 +176,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, nargs="+", default=[0, 10_000, 50_000])
     parser.add_argument("--samples", type=int, default=40)
     args = parser.parse_args()
-    logging.getLogger("shared.store").setLevel(logging.ERROR)
+    logging.getLogger("shared.outbox").setLevel(logging.ERROR)
     asyncio.run(run(args.points, args.samples))
 
 

@@ -46,7 +46,8 @@ from services.inventory.operations import Inventory
 from services.inventory.store import StockStore
 from shared.catalog import FulfillmentOrderChanged, FulfillmentOrderSnapshot
 from shared.events import CloudEvent, new_event
-from shared.store import AggregateStore, OutboxRelay
+from shared.outbox import OutboxRelay
+from shared.store import AggregateStore
 from tests.kafka_tools import TopicReader
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
@@ -261,7 +262,7 @@ async def main() -> None:
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--only", choices=["in-process", "service"], help="run one of the two measurements")
     args = parser.parse_args()
-    logging.getLogger("shared.store").setLevel(logging.ERROR)  # "outbox not fully relayed at shutdown"
+    logging.getLogger("shared.outbox").setLevel(logging.ERROR)  # "outbox not fully relayed at shutdown"
     print(f"reservation throughput; python {sys.version.split()[0]}, {os.cpu_count()} cpu(s)")
     if args.only != "service":
         await in_process(args.requests, args.concurrency)

@@ -23,7 +23,7 @@ from shared.topics import FULFILLMENT_RESPONSES, Topic
 
 ANSWER_PROOF = "authtoken"
 """CloudEvents extension attribute of a fulfillment service's answer: a JWT signed with a key of
-the JWKS, bound to this event (see shared/auth.py, `sign_answer`)."""
+the JWKS, bound to this event (see shared/auth/answers.py, `sign_answer`)."""
 
 
 class EnvelopeError(ValueError):

@@ -20,8 +20,8 @@ from pymongo import AsyncMongoClient, monitoring
 
 from services.inventory.store import INDEXES, StockStore
 from shared.events import CloudEvent
+from shared.outbox import OutboxRelay
 from shared.query_log import filters_of
-from shared.store import OutboxRelay
 from tests.integration.test_inventory_store import CrashOnce, build, cancellation, fo, shipment, stocked
 
 

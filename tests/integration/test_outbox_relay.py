@@ -14,7 +14,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from deploy.local_stack import LocalStack
 from shared.catalog import DisplayFulfillmentStatus, OrderFulfillmentStatusChanged
 from shared.events import CloudEvent, new_event
-from shared.store import AggregateStore, Change, Document, OutboxRelay
+from shared.outbox import OutboxRelay
+from shared.store import AggregateStore, Change, Document
 
 
 @pytest.fixture

@@ -1,0 +1,87 @@
+"""The data of the orders service's events (orders.events.v1): the order and what happened to it.
+
+The order snapshot travels in fulfillment events too, so that no consumer reads the orders database.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from shared.catalog.contract import Contract
+from shared.urls import StoredAssetUrl
+
+
+class FinancialStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    VOIDED = "voided"
+
+
+class DisplayFulfillmentStatus(StrEnum):
+    UNFULFILLED = "UNFULFILLED"
+    PARTIALLY_FULFILLED = "PARTIALLY_FULFILLED"
+    FULFILLED = "FULFILLED"
+    IN_PROGRESS = "IN_PROGRESS"
+    ON_HOLD = "ON_HOLD"
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    REQUEST_DECLINED = "REQUEST_DECLINED"
+
+
+class Customer(Contract):
+    email: str
+    name: str
+
+
+class LineItem(Contract):
+    id: str
+    sku: str
+    title: str
+    quantity: int
+    unit_price: Decimal
+    requires_shipping: bool = True
+    digital_asset_url: StoredAssetUrl | None = None
+
+
+class OrderSnapshot(Contract):
+    id: str
+    customer: Customer
+    shipping_address: dict[str, str | None] | None = None
+    currency: str
+    financial_status: FinancialStatus
+    fulfillment_status: DisplayFulfillmentStatus = DisplayFulfillmentStatus.UNFULFILLED
+    line_items: list[LineItem]
+    post_purchase_pending: bool = False
+    created_at: str
+    cancelled_at: str | None = None
+    cancel_reason: str | None = None
+
+
+class OrderCreated(Contract):
+    order: OrderSnapshot
+
+
+class OrderPaid(Contract):
+    order: OrderSnapshot
+
+
+class OrderCancelled(Contract):
+    order: OrderSnapshot
+    refund: Literal["now", "later", "none"]
+    refunded: bool
+    restock: bool
+    notify_customer: bool
+    reason: str
+
+
+class OrderPostPurchaseCompleted(Contract):
+    order: OrderSnapshot
+
+
+class OrderFulfillmentStatusChanged(Contract):
+    order_id: str
+    fulfillment_status: DisplayFulfillmentStatus

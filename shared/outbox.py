@@ -1,0 +1,222 @@
+"""The outbox relay: what an aggregate write left in its `outbox` goes out to Kafka afterwards.
+
+Apart from shared.store because it is the other half of the outbox and a concern of its own:
+the store only writes events into the aggregate document (and wakes the relay); the relay
+claims aggregates with pending events, publishes them in order per aggregate and clears them.
+A crash between the two loses nothing and at worst publishes an event twice, which consumers
+absorb by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from pymongo import IndexModel, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.aggregates import Document
+from shared.clock import epoch_now
+from shared.events import CloudEvent
+
+log = logging.getLogger(__name__)
+
+
+Publish = Callable[[CloudEvent], Awaitable[None]]
+WakeRelay = Callable[[str, Any], None]
+"""Told (collection, aggregate id) after a write that left events in the outbox."""
+
+UNSET_CHUNK = 100
+
+# Every collection the relay watches gets this index: its probe for pending work is one indexed
+# lookup per collection per pass, however many aggregates are stored.
+OUTBOX_PENDING_INDEX = IndexModel([("outbox_pending", 1)])  # (nx-27017 cannot index _id in a compound)
+
+
+class OutboxRelay:
+    """Publishes what aggregates left in their outbox, in order per aggregate, then clears it.
+
+    Several replicas relay at once: each claims an aggregate with a short lease before
+    publishing its outbox, so they seldom publish the same event; when they do (a lease ran
+    out mid-publish), consumers absorb the duplicate by event id. Never zero times.
+    """
+
+    LEASE_SECONDS = 10.0
+    BATCH = 500  # aggregates per collection per pass; a pass that fills it is followed by another at once
+
+    def __init__(
+        self,
+        collections: Iterable[AsyncCollection[Document]],
+        publish: Publish,
+        poll_seconds: float,
+        retry_seconds: float = 5.0,
+    ) -> None:
+        self.collections = list(collections)
+        self.publish = publish
+        self.poll_seconds = poll_seconds
+        self.retry_seconds = retry_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+        self.failed = 0
+        self._skip: dict[str, int] = {}
+        self._dirty: dict[str, set[Any] | None] = {}  # written since the last pass; None: probe it
+        self._everything = True
+
+    def watch(self, collection: AsyncCollection[Document]) -> None:
+        if all(watched.name != collection.name for watched in self.collections):
+            self.collections.append(collection)
+
+    def wake(self, collection: str | None = None, aggregate_id: Any = None) -> None:
+        """Events were written to `aggregate_id` in `collection` (somewhere, without them): relay
+        them now. A pass for known aggregates claims them without probing for pending work."""
+        if collection is None:
+            self._everything = True
+        elif aggregate_id is None:
+            self._dirty[collection] = None
+        else:
+            known = self._dirty.setdefault(collection, set())
+            if known is not None:
+                known.add(aggregate_id)
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        # One last pass so that what was just written is not left waiting for a restart.
+        try:
+            await asyncio.wait_for(self.relay_once(), timeout=5)
+        except Exception:
+            log.warning("outbox not fully relayed at shutdown; it will be at next start")
+
+    async def _run(self) -> None:
+        """A pass woken by writes probes the collections written; a pass on the poll (what a
+        crashed replica or a failed publish left behind) probes them all."""
+        while True:
+            self._wake.clear()
+            only = None if self._everything else dict(self._dirty)
+            self._everything, self._dirty = False, {}
+            try:
+                await self.relay_once(only)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay pass failed; retrying")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                self._everything = True
+
+    async def relay_once(self, only: dict[str, set[Any] | None] | None = None) -> int:
+        """One pass over aggregates with pending events, a batch per collection. An aggregate whose
+        events cannot go out now waits (its lease becomes its retry time); the others go on: no
+        head-of-line blocking. A batch of aggregates all waiting out a retry never hides the ones
+        after it: the next pass looks past it."""
+        sent = 0
+        for collection in self.collections:
+            if only is not None and collection.name not in only:
+                continue
+            known = only.get(collection.name) if only is not None else None
+            if known is not None:
+                pending = sorted(known, key=str)  # written just now: no need to look for them
+                skip = 0
+            else:
+                skip = self._skip.get(collection.name, 0)
+                # No sort: with one, the embedded store walks the whole collection in _id order.
+                probe = collection.find({"outbox_pending": {"$eq": True}}, {"_id": 1})
+                pending = [doc["_id"] async for doc in probe.skip(skip).limit(self.BATCH)]
+            relayed = 0
+            for aggregate_id in pending:
+                doc = await self._claim(collection, aggregate_id)
+                if doc is None:
+                    continue
+                try:
+                    sent += await self._relay_document(collection, doc)
+                    relayed += 1
+                except Exception:
+                    self.failed += 1
+                    log.exception(
+                        "relaying %s/%s failed; retrying it in %ss, the others go on",
+                        collection.name, aggregate_id, self.retry_seconds,
+                    )  # fmt: skip
+            if known is not None or len(pending) < self.BATCH:
+                self._skip.pop(collection.name, None)
+                continue
+            # A full batch none of which could go out (each waits out a retry, or another replica
+            # has it) must not hide the aggregates after it: the next pass looks past it, at once.
+            self._skip[collection.name] = skip + self.BATCH if not relayed else 0
+            self.wake(collection.name)
+        return sent
+
+    async def _claim(self, collection: AsyncCollection[Document], aggregate_id: Any) -> Document | None:
+        """Lease the aggregate for LEASE_SECONDS: the unleased one, else one whose lease ran out.
+        Two plain conditions rather than one `$or`, and the lease as a number: the embedded
+        store answers an `$or` or a time-string range in a find-and-modify by reading every
+        document of the collection."""
+        lease: Document = {"$set": {"relay_lease_epoch": epoch_now() + self.LEASE_SECONDS}}
+        for unleased_or_expired in ({"$exists": False}, {"$lt": epoch_now()}):
+            claimed = await collection.find_one_and_update(
+                {"_id": aggregate_id, "outbox_pending": {"$eq": True}, "relay_lease_epoch": unleased_or_expired},
+                lease,
+                projection={"outbox": 1, "version": 1},
+                return_document=ReturnDocument.AFTER,
+            )
+            if claimed is not None:
+                return claimed
+        return None
+
+    async def _relay_document(self, collection: AsyncCollection[Document], doc: Document) -> int:
+        entries = sorted(doc.get("outbox", {}).items(), key=lambda item: item[1]["seq"])
+        published: list[str] = []
+        failed = True
+        try:
+            for event_id, entry in entries:
+                await self.publish(CloudEvent.model_validate(entry["event"]))
+                published.append(event_id)
+            failed = False
+        finally:
+            self.published += len(published)
+            await self._release(collection, doc, published, failed)
+        return len(published)
+
+    async def _release(
+        self, collection: AsyncCollection[Document], doc: Document, published: list[str], failed: bool
+    ) -> None:
+        """One write clears what went out and hands the aggregate back (after a failure, not before
+        `retry_seconds`). When nothing was written since the claim, the same write marks the
+        aggregate as having nothing pending; otherwise a writer added events meanwhile and it stays
+        pending for the next pass. Bumping the version makes a writer holding an older copy re-read,
+        so it neither puts published events back nor restores the lease (which would hold the next
+        events back until it ran out)."""
+        # nx-27017 silently ignores a $unset of 127 or more fields: clear in chunks of UNSET_CHUNK.
+        paths = [f"outbox.{e}" for e in published]
+        chunks = [paths[i : i + UNSET_CHUNK] for i in range(0, len(paths), UNSET_CHUNK)] or [[]]
+        retry = failed and self.retry_seconds > 0
+        version: int = doc.get("version", 0)
+        conditional = not failed and "version" in doc
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            update: Document = {"$unset": dict.fromkeys(chunk, ""), "$inc": {"version": 1}}
+            if last and retry:
+                update["$set"] = {"relay_lease_epoch": epoch_now() + self.retry_seconds}
+            elif last:
+                update["$unset"]["relay_lease_epoch"] = ""
+            if not update["$unset"]:
+                del update["$unset"]
+            if conditional:
+                marked = {**update, "$set": {"outbox_pending": False}} if last else update
+                done = await collection.update_one({"_id": doc["_id"], "version": {"$eq": version}}, marked)
+                if done.modified_count == 1:
+                    version += 1
+                    continue
+                conditional = False  # a writer came in between: it keeps the aggregate pending,
+                self.wake(collection.name, doc["_id"])  # and its events go out at the next pass
+            await collection.update_one({"_id": doc["_id"]}, update)
