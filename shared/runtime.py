@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.aggregates import A, StoreMapping
 from shared.auth import PUBLIC, Authenticator, install
 from shared.body_limit import BodySizeLimit
 from shared.catalog import CATALOG
@@ -137,7 +138,7 @@ class ServiceRuntime:
         first at shutdown): periodic work such as a sweep. It should loop and handle its errors."""
         self._background[name] = run
 
-    def store(self, collection: str) -> AggregateStore:
+    def store(self, collection: str, *, mapping: StoreMapping[A] | None = None) -> AggregateStore[A]:
         """An aggregate collection whose events the relay publishes (it watches every one: a pass
         woken by a write probes only the collection written, the poll probes them all)."""
         self.relay.watch(self.database[collection])
@@ -145,7 +146,8 @@ class ServiceRuntime:
         if OUTBOX_PENDING_INDEX not in declared:
             declared.append(OUTBOX_PENDING_INDEX)
         retention = timedelta(seconds=self.settings.inbox_retention_seconds)
-        return AggregateStore(self.database[collection], self.relay.wake, retention)
+        # Without a mapping, A is its default (Document): the store of plain documents.
+        return AggregateStore(self.database[collection], self.relay.wake, retention, mapping=mapping)  # type: ignore[return-value]
 
     async def _publish(self, event: CloudEvent) -> None:
         await publish_event(self.broker, event, self.metrics)
