@@ -106,14 +106,14 @@ class NewOrder(BaseModel):
     line_items: tuple[NewLine, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TimelineEntry:
     """Something that touched the order: the event, when it happened and when the order heard of
     it. `actor`: who caused it (the subject of the token of the HTTP call behind it), None when the
     platform did it on its own. Orders stored before `recorded_at` existed have entries without it."""
 
     at: str
-    recorded_at: str | None
+    recorded_at: str | None = None
     type: str
     source: str
     event_id: str
