@@ -89,10 +89,14 @@ class CancelIn(RequestBody):
     reason: domain.CancelReason
 
 
-def order_view(order: Order) -> dict[str, Any]:
+JsonBody = dict[str, Any]
+"""A response body: the order as the API shows it (order_view), or a page of them."""
+
+
+def order_view(order: Order) -> JsonBody:
     """The order as the API shows it: timeline newest first (notes included), its fulfillment
     orders as a list, no internal bookkeeping."""
-    view: dict[str, Any] = _ORDER.dump_python(order, mode="json", exclude=_SHOWN_APART)
+    view: JsonBody = _ORDER.dump_python(order, mode="json", exclude=_SHOWN_APART)
     view["timeline"] = [asdict(entry) for entry in reversed(domain.timeline(order))]
     view["fulfillment_orders"] = [fo.model_dump(mode="json") for fo in order.fulfillment_orders.values()]
     return view
@@ -106,7 +110,7 @@ def build_router(orders: Orders) -> APIRouter:
     router = APIRouter(tags=["orders"])
 
     @router.post("/orders", status_code=201, dependencies=[requires("orders:write")])
-    async def create_order(body: OrderIn) -> dict[str, Any]:
+    async def create_order(body: OrderIn) -> JsonBody:
         try:
             placed = await orders.place(
                 NewOrder.model_validate(body.model_dump()), derived_id("order") or str(uuid.uuid4())
@@ -116,7 +120,7 @@ def build_router(orders: Orders) -> APIRouter:
         return order_view(placed)
 
     @router.get("/orders/{order_id}", dependencies=[requires("orders:read")])
-    async def get_order(order_id: str) -> dict[str, Any]:
+    async def get_order(order_id: str) -> JsonBody:
         return await _shown(orders.get(_known_id(order_id)))
 
     @router.get("/orders", dependencies=[requires("orders:read")])
@@ -135,7 +139,7 @@ def build_router(orders: Orders) -> APIRouter:
                 "starts after its last order, however many orders come and go meanwhile. Not with offset.",
             ),
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> JsonBody:
         """Orders by earliest fulfill-by deadline (those without one last), or by creation time.
 
         Pages with limit/offset, or with the cursor each page returns (`next_cursor`, null on the
@@ -161,25 +165,25 @@ def build_router(orders: Orders) -> APIRouter:
         }
 
     @router.post("/orders/{order_id}/pay", dependencies=[requires("orders:write")])
-    async def pay_order(order_id: str) -> dict[str, Any]:
+    async def pay_order(order_id: str) -> JsonBody:
         """Paying a paid order again changes nothing and emits nothing."""
         return await _shown(orders.pay(_known_id(order_id)))
 
     @router.post("/orders/{order_id}/cancel", dependencies=[requires("orders:write")])
-    async def cancel_order(order_id: str, body: CancelIn) -> dict[str, Any]:
+    async def cancel_order(order_id: str, body: CancelIn) -> JsonBody:
         """Cancel; a refund is only issued for a paid order. A fully fulfilled order is 409."""
         return await _shown(orders.cancel(_known_id(order_id), refund=body.refund, restock=body.restock,
                                           notify_customer=body.notify_customer, reason=body.reason))  # fmt: skip
 
     @router.post("/orders/{order_id}/post-purchase/complete", dependencies=[requires("orders:write")])
-    async def complete_post_purchase(order_id: str) -> dict[str, Any]:
+    async def complete_post_purchase(order_id: str) -> JsonBody:
         """The post-purchase upsell window closed: announce it so fulfillment can proceed."""
         return await _shown(orders.complete_post_purchase(_known_id(order_id)))
 
     return router
 
 
-async def _shown(action: Awaitable[Order]) -> dict[str, Any]:
+async def _shown(action: Awaitable[Order]) -> JsonBody:
     """The order an action leaves, as the API shows it; an unknown order is 404 (a rule's refusal
     is a 409, by shared.http)."""
     try:
