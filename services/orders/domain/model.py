@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -80,17 +79,12 @@ class Address:
     phone: str | None = None
 
 
-class NewLine(BaseModel):
-    """A line of an order being placed (it gets its id when placed)."""
+class NewLine(LineItem):
+    """A line of an order being placed: its id is given when the order is placed."""
 
     model_config = ConfigDict(frozen=True)
 
-    sku: str
-    title: str
-    quantity: int
-    unit_price: Decimal
-    requires_shipping: bool = True
-    digital_asset_url: str | None = None
+    id: str = ""
 
 
 class NewOrder(BaseModel):

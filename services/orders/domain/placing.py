@@ -72,12 +72,12 @@ def place(request: NewOrder, now: str, order_id: str | None = None) -> Change[Or
     problems = check_new_order(request)
     if problems:
         raise InvalidOrder(problems)
+    lines = tuple(LineItem(**line.model_dump(exclude={"id"}), id=str(uuid.uuid4())) for line in request.line_items)
     order = Order(
         id=order_id or str(uuid.uuid4()), customer=request.customer, shipping_address=request.shipping_address,
         currency=request.currency, financial_status=request.financial_status,
         post_purchase_pending=request.post_purchase_pending,
-        line_items=tuple(LineItem(id=str(uuid.uuid4()), **line.model_dump()) for line in request.line_items),
-        created_at=now, updated_at=now,
+        line_items=lines, created_at=now, updated_at=now,
     )  # fmt: skip
     size = len(snapshot(order).model_dump_json())
     if size > MAX_ORDER_BYTES:
