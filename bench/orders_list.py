@@ -30,7 +30,7 @@ import httpx  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
 from deploy.local_stack import LocalStack  # noqa: E402
-from services.orders import domain  # noqa: E402
+from services.orders import domain, store  # noqa: E402
 from shared.catalog import FulfillmentOrderChanged  # noqa: E402
 from shared.events import new_event  # noqa: E402
 from shared.store import Document  # noqa: E402
@@ -60,22 +60,23 @@ def request(i: int) -> dict[str, Any]:
 def stored_order(i: int) -> Document:
     """One order as the service stores it: placed by the domain, a third with a fulfillment order."""
     created = (START + timedelta(seconds=i)).isoformat(timespec="microseconds")
-    order = domain.place(request(i), created, str(uuid.uuid4())).document
+    order = domain.place(domain.NewOrder.model_validate(request(i)), created, str(uuid.uuid4())).document
     if i % 3 == 0:
         fo = {
-            "id": str(uuid.uuid4()), "order_id": order["id"], "location_id": "wh-1",
+            "id": str(uuid.uuid4()), "order_id": order.id, "location_id": "wh-1",
             "status": "ON_HOLD" if i % 2 else "OPEN",
             "holds": [{"reason": "HIGH_RISK_OF_FRAUD"}] if i % 2 else [],
             "fulfill_by": (START + timedelta(days=30, minutes=i % 5000)).isoformat(),
-            "line_items": [{"line_item_id": line["id"], "sku": line["sku"], "quantity": line["quantity"]}
-                           for line in order["line_items"]],
+            "line_items": [{"line_item_id": line.id, "sku": line.sku, "quantity": line.quantity}
+                           for line in order.line_items],
             "created_at": created, "updated_at": created,
         }  # fmt: skip
-        event = new_event("fulfillment", "fulfillment_order.created", order["id"],
-                          FulfillmentOrderChanged.model_validate({"fulfillment_order": fo}))  # fmt: skip
-        order = domain.record_fulfillment_order(order, event, created).document
-    order_id = order.pop("id")
-    return {"_id": order_id, **order, "version": 1, "inbox": {}, "outbox": {}, "outbox_pending": False}
+        changed = FulfillmentOrderChanged.model_validate({"fulfillment_order": fo})
+        event = new_event("fulfillment", "fulfillment_order.created", order.id, changed)
+        order = domain.record_fulfillment_order(order, event, changed.fulfillment_order, created).document
+    document = store.MAPPING.dump(order)
+    order_id = document.pop("id")
+    return {"_id": order_id, **document, "version": 1, "inbox": {}, "outbox": {}, "outbox_pending": False}
 
 
 async def seed(uri: str, start: int, stop: int) -> None:

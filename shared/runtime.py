@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.aggregates import A, StoreMapping
 from shared.auth import PUBLIC, Authenticator, install
 from shared.body_limit import BodySizeLimit
 from shared.catalog import CATALOG
@@ -31,7 +32,7 @@ from shared.idempotency import EXPIRY_INDEX, IdempotencyMiddleware, forget_expir
 from shared.messaging import EventSubscriptions, build_broker, publish_event
 from shared.observability import ServiceMetrics, configure_logging
 from shared.settings import ServiceSettings
-from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Document, OutboxRelay, StoreMapping, build_mongo_client
+from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Document, OutboxRelay, build_mongo_client
 from shared.topics import TOPICS
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ class ServiceRuntime:
         first at shutdown): periodic work such as a sweep. It should loop and handle its errors."""
         self._background[name] = run
 
-    def store(self, collection: str, *, mapping: StoreMapping[Any] | None = None) -> AggregateStore[Any]:
+    def store(self, collection: str, *, mapping: StoreMapping[A] | None = None) -> AggregateStore[A]:
         """An aggregate collection whose events the relay publishes (it watches every one: a pass
         woken by a write probes only the collection written, the poll probes them all); `mapping`
         says how its typed aggregates are stored (none: they are the documents)."""
@@ -148,7 +149,8 @@ class ServiceRuntime:
         if OUTBOX_PENDING_INDEX not in declared:
             declared.append(OUTBOX_PENDING_INDEX)
         retention = timedelta(seconds=self.settings.inbox_retention_seconds)
-        return AggregateStore(self.database[collection], self.relay.wake, retention, mapping=mapping)
+        # Without a mapping, A is its default (Document): the store of plain documents.
+        return AggregateStore(self.database[collection], self.relay.wake, retention, mapping=mapping)  # type: ignore[return-value]
 
     async def _publish(self, event: CloudEvent) -> None:
         await publish_event(self.broker, event, self.metrics)

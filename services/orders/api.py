@@ -1,26 +1,28 @@
 """HTTP routes of the orders service: translate a request into a rule, answer with the order.
 
 Request models check the shape (types, sizes, formats) and name the field that is wrong;
-the merchant-facing rules live in domain.py. Unknown ids are 404, state conflicts 409.
+the merchant-facing rules live in the domain, the use cases in application.py. Unknown ids are
+404, state conflicts 409.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AfterValidator, EmailStr, Field
+from pydantic import AfterValidator, EmailStr, Field, TypeAdapter
 
 from services.orders import domain, listing
+from services.orders.application import Orders, UnknownOrder
+from services.orders.domain import NewOrder, Order
 from shared.auth import requires
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
-from shared.clock import now_iso
-from shared.http import ApiError, Conflict, Identifier, NotFound, RequestBody
+from shared.http import ApiError, Identifier, NotFound, RequestBody
 from shared.idempotency import derived_id
-from shared.store import AggregateStore, Change, Document
 from shared.urls import AssetUrl
 
 MAX_LINES = 250
@@ -87,52 +89,39 @@ class CancelIn(RequestBody):
     reason: domain.CancelReason
 
 
-# Fields of the stored order that are bookkeeping, not part of what the API shows.
-HIDDEN = frozenset(
-    {"fulfillment_orders", "fulfill_by_sort", "version", domain.TIMELINE_NOTES, *domain.LIST_KEYS.values()}
-)
+JsonBody = dict[str, Any]
+"""A response body: the order as the API shows it (order_view), or a page of them."""
 
 
-def order_view(order: Document) -> dict[str, Any]:
-    """The order as the API shows it: timeline newest first, no internal bookkeeping."""
-    view = {k: v for k, v in order.items() if k not in HIDDEN}
-    view["timeline"] = list(reversed(domain.timeline_of(order)))
-    view["fulfillment_orders"] = list(order.get("fulfillment_orders", {}).values())
+def order_view(order: Order) -> JsonBody:
+    """The order as the API shows it: timeline newest first (notes included), its fulfillment
+    orders as a list, no internal bookkeeping."""
+    view: JsonBody = _ORDER.dump_python(order, mode="json", exclude=_SHOWN_APART)
+    view["timeline"] = [asdict(entry) for entry in reversed(domain.timeline(order))]
+    view["fulfillment_orders"] = [fo.model_dump(mode="json") for fo in order.fulfillment_orders.values()]
     return view
 
 
-def build_router(orders: AggregateStore) -> APIRouter:
+_ORDER = TypeAdapter(Order)
+_SHOWN_APART = {"timeline", "timeline_notes", "fulfillment_orders"}
+
+
+def build_router(orders: Orders) -> APIRouter:
     router = APIRouter(tags=["orders"])
 
-    async def load(order_id: str) -> Document:
-        order = await orders.get(_known_id(order_id))
-        if order is None:
-            raise NotFound("order", order_id)
-        return order
-
-    async def change(order_id: str, rule: Callable[[Document], Change | None]) -> dict[str, Any]:
-        """Apply a rule to an existing order; a rule violation is a conflict with its reason."""
-        await load(order_id)
-        try:
-            saved = await orders.apply(order_id, rule, missing=NotFound("order", order_id))
-        except domain.OrderRuleViolation as exc:
-            raise Conflict(str(exc)) from None
-        return order_view(saved or await load(order_id))
-
     @router.post("/orders", status_code=201, dependencies=[requires("orders:write")])
-    async def create_order(body: OrderIn) -> dict[str, Any]:
-        order_id = derived_id("order") or str(uuid.uuid4())
+    async def create_order(body: OrderIn) -> JsonBody:
         try:
-            placed = domain.place(body.model_dump(mode="json"), now_iso(), order_id)
+            placed = await orders.place(
+                NewOrder.model_validate(body.model_dump()), derived_id("order") or str(uuid.uuid4())
+            )
         except domain.InvalidOrder as exc:
             raise _invalid(exc.problems) from None
-        # A retry of a keyed request that crashed after this write finds the order it created.
-        saved = await orders.create(order_id, placed)
-        return order_view(saved or await load(order_id))
+        return order_view(placed)
 
     @router.get("/orders/{order_id}", dependencies=[requires("orders:read")])
-    async def get_order(order_id: str) -> dict[str, Any]:
-        return order_view(await load(order_id))
+    async def get_order(order_id: str) -> JsonBody:
+        return await _shown(orders.get(_known_id(order_id)))
 
     @router.get("/orders", dependencies=[requires("orders:read")])
     async def list_orders(
@@ -150,7 +139,7 @@ def build_router(orders: AggregateStore) -> APIRouter:
                 "starts after its last order, however many orders come and go meanwhile. Not with offset.",
             ),
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> JsonBody:
         """Orders by earliest fulfill-by deadline (those without one last), or by creation time.
 
         Pages with limit/offset, or with the cursor each page returns (`next_cursor`, null on the
@@ -158,55 +147,49 @@ def build_router(orders: AggregateStore) -> APIRouter:
         `total` counts every order matching the filters, on a page without `after` (the first);
         a cursor page leaves it null, as counting is the one part of a page whose cost grows with
         the orders stored."""
-        filters: Document = {}
-        if financial_status:
-            filters["financial_status"] = {"$eq": financial_status.value}
-        if fulfillment_status:
-            filters["fulfillment_status"] = {"$eq": fulfillment_status.value}
         if after is not None and offset:
             detail = {"field": "query.offset", "reason": "use either offset or after, not both"}
             raise ApiError(422, "invalid_request", "invalid request: query.offset", [detail])
         try:
-            page = listing.page(filters, sort, after)
+            page = await orders.list(financial_status=financial_status, fulfillment_status=fulfillment_status,
+                                     sort=sort, after=after, offset=offset, limit=limit)  # fmt: skip
         except listing.InvalidCursor as exc:
             raise ApiError(422, "invalid_request", "invalid request: query.after",
                            [{"field": "query.after", "reason": str(exc)}]) from None  # fmt: skip
-        found = await orders.find(page.query, sort=page.sort, skip=offset, limit=limit + 1)
-        total = None
-        if after is None:
-            # Not count_documents: the embedded store runs its $group in Python over every order.
-            counted = await (await orders.collection.aggregate([{"$match": filters}, {"$count": "n"}])).to_list()
-            total = counted[0]["n"] if counted else 0
         return {
-            "items": [order_view(o) for o in found[:limit]],
-            "total": total,
+            "items": [order_view(o) for o in page.items],
+            "total": page.total,
             "limit": limit,
             "offset": offset,
-            "next_cursor": listing.next_cursor(sort, found, limit),
+            "next_cursor": page.next_cursor,
         }
 
     @router.post("/orders/{order_id}/pay", dependencies=[requires("orders:write")])
-    async def pay_order(order_id: str) -> dict[str, Any]:
+    async def pay_order(order_id: str) -> JsonBody:
         """Paying a paid order again changes nothing and emits nothing."""
-        return await change(order_id, lambda order: domain.pay(order, now_iso()))
+        return await _shown(orders.pay(_known_id(order_id)))
 
     @router.post("/orders/{order_id}/cancel", dependencies=[requires("orders:write")])
-    async def cancel_order(order_id: str, body: CancelIn) -> dict[str, Any]:
+    async def cancel_order(order_id: str, body: CancelIn) -> JsonBody:
         """Cancel; a refund is only issued for a paid order. A fully fulfilled order is 409."""
-        return await change(
-            order_id,
-            lambda order: domain.cancel(
-                order, refund=body.refund, restock=body.restock, notify_customer=body.notify_customer,
-                reason=body.reason, now=now_iso(),
-            ),
-        )  # fmt: skip
+        return await _shown(orders.cancel(_known_id(order_id), refund=body.refund, restock=body.restock,
+                                          notify_customer=body.notify_customer, reason=body.reason))  # fmt: skip
 
     @router.post("/orders/{order_id}/post-purchase/complete", dependencies=[requires("orders:write")])
-    async def complete_post_purchase(order_id: str) -> dict[str, Any]:
+    async def complete_post_purchase(order_id: str) -> JsonBody:
         """The post-purchase upsell window closed: announce it so fulfillment can proceed."""
-        return await change(order_id, lambda order: domain.complete_post_purchase(order, now_iso()))
+        return await _shown(orders.complete_post_purchase(_known_id(order_id)))
 
     return router
+
+
+async def _shown(action: Awaitable[Order]) -> JsonBody:
+    """The order an action leaves, as the API shows it; an unknown order is 404 (a rule's refusal
+    is a 409, by shared.http)."""
+    try:
+        return order_view(await action)
+    except UnknownOrder as exc:
+        raise NotFound("order", exc.order_id) from None
 
 
 def _known_id(order_id: str) -> str:

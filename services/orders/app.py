@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.orders import store
 from services.orders.api import build_router
+from services.orders.application import Orders
 from services.orders.handlers import build_subscriptions
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings
@@ -20,6 +21,14 @@ class OrdersSettings(ServiceSettings):
     http_port: Port = 8001
 
 
+def bootstrap(runtime: ServiceRuntime) -> Orders:
+    """The orders application over the runtime's store, the collection's indexes and the upgrade
+    of earlier documents declared (the runtime creates and runs them at start)."""
+    runtime.indexes(store.INDEXES)
+    runtime.upgrade("orders", store.backfill_list_keys)
+    return Orders(runtime.store("orders", mapping=store.MAPPING))
+
+
 def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or load_settings(OrdersSettings)
     runtime = ServiceRuntime(
@@ -27,12 +36,8 @@ def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastA
         collections=["orders"],
         description="Orders: placing, paying and cancelling orders; the order's fulfillment status and timeline.",
     )
-    orders = runtime.store("orders")
+    orders = bootstrap(runtime)
     runtime.subscribe(build_subscriptions(orders))
-
-    runtime.indexes(store.INDEXES)
-
-    runtime.upgrade("orders", store.backfill_list_keys)
     return runtime, runtime.http_app(build_router(orders))
 
 

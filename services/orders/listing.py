@@ -1,6 +1,6 @@
 """How GET /orders pages: its sort orders, the query of one page, and the keyset cursor.
 
-Each sort order is one stored key per order (domain.LIST_KEYS: the sort fields and the order id,
+Each sort order is one stored key per order (store.LIST_KEYS: the sort fields and the order id,
 so no two orders tie), so "the page after this order" is one range condition on an indexed field
 and costs the same on page 1 and page 1,000, whatever the number of orders. limit/offset stays
 for small lists; a deep offset still walks the orders it skips.
@@ -19,17 +19,19 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services.orders import domain
+from services.orders import store
+from services.orders.domain import Order
 from shared.aggregates import Document
+from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
 
 OrderSort = Literal["fulfill_by", "created_at", "-created_at"]
 
 # sort -> (stored key, direction)
 SORTS: dict[str, tuple[str, int]] = {
     # Earliest deadline first; orders without one last (shared.clock.NO_DEADLINE), oldest first.
-    "fulfill_by": (domain.LIST_KEYS["fulfill_by"], 1),
-    "created_at": (domain.LIST_KEYS["created_at"], 1),
-    "-created_at": (domain.LIST_KEYS["created_at"], -1),
+    "fulfill_by": (store.LIST_KEYS["fulfill_by"], 1),
+    "created_at": (store.LIST_KEYS["created_at"], 1),
+    "-created_at": (store.LIST_KEYS["created_at"], -1),
 }
 
 CURSOR_VERSION = 1
@@ -65,9 +67,19 @@ def decode_cursor(cursor: str, sort: str) -> str:
     if raw["s"] != sort:
         raise InvalidCursor(f"the cursor continues sort={raw['s']}, not sort={sort}: keep the sort of the first page")
     key = raw.get("k")
-    if not isinstance(key, str) or not key.startswith(domain.LIST_KEY_PREFIX) or len(key) > MAX_KEY_CHARS:
+    if not isinstance(key, str) or not key.startswith(store.LIST_KEY_PREFIX) or len(key) > MAX_KEY_CHARS:
         raise InvalidCursor("not a cursor this service returned (take next_cursor as it came)")
     return key
+
+
+def filters(financial_status: FinancialStatus | None, fulfillment_status: DisplayFulfillmentStatus | None) -> Document:
+    """The store filter of the listing's filters, each an `$eq` (see store.INDEXES)."""
+    query: Document = {}
+    if financial_status:
+        query["financial_status"] = {"$eq": financial_status.value}
+    if fulfillment_status:
+        query["fulfillment_status"] = {"$eq": fulfillment_status.value}
+    return query
 
 
 def page(filters: Document, sort: str, after: str | None) -> Page:
@@ -79,9 +91,9 @@ def page(filters: Document, sort: str, after: str | None) -> Page:
     return Page(query=query, sort=[(key, direction)], key=key)
 
 
-def next_cursor(sort: str, found: list[Document], limit: int) -> str | None:
+def next_cursor(sort: str, found: list[Order], limit: int) -> str | None:
     """The cursor of the page after `found` (asked for limit + 1), or None when there is none."""
     if len(found) <= limit:
         return None
     key, _ = SORTS[sort]
-    return encode_cursor(sort, str(found[limit - 1][key]))
+    return encode_cursor(sort, store.list_key(found[limit - 1], key))

@@ -1,4 +1,10 @@
-"""The orders collection's indexes, and bringing stored orders up to the listing's keys.
+"""How orders are stored: the mapping between the typed `Order` and its document (`MAPPING`), the
+fields the listing sorts and pages by (computed here on every write, never by the rules), the
+collection's indexes, and bringing stored orders up to the listing's keys.
+
+The stored shape is a public contract (earlier versions' documents, the HTTP views, bench data):
+field names and value formats are the same as before the order was typed, and fields added since
+have defaults, so every earlier document loads.
 
 Every query the service sends has an index here (README, "Store indexes"), and is shaped so that
 both the embedded store and MongoDB answer it from that index: equality as `$eq`, one range, on
@@ -11,14 +17,66 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import TypeAdapter
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.orders import domain
+from services.orders.domain import Order, TimelineEntry
 from shared.clock import NO_DEADLINE
 from shared.store import Document, backfill
 
 log = logging.getLogger(__name__)
+
+# The listing's sort orders, each one stored field whose value orders the orders totally (the
+# order id breaks ties), so that a page can start after any order with one indexed range
+# condition (keyset pagination) instead of an $or over several fields, which no store answers
+# from an index. The "~" keeps the value from looking like a date to the embedded store, which
+# would otherwise compare it on a slow path that reads every document.
+LIST_KEYS = {"fulfill_by": "sort_fulfill_by", "created_at": "sort_created_at"}
+LIST_KEY_PREFIX = "~"
+
+TIMELINE_NOTES = "timeline_notes"
+"""Where notes are written apart from the order (`Order.timeline_notes`), each under its event id."""
+
+_ORDER = TypeAdapter(Order)
+_TIMELINE_ENTRY = TypeAdapter(TimelineEntry)
+
+
+class OrderMapping:
+    """An `Order` as the store holds it: its fields, plus `fulfill_by_sort` and the listing keys."""
+
+    def load(self, document: Document) -> Order:
+        return _ORDER.validate_python(document)
+
+    def dump(self, order: Order) -> Document:
+        document: Document = _ORDER.dump_python(order, mode="json")
+        if not order.timeline_notes:
+            del document[TIMELINE_NOTES]  # folded into the timeline: an order written whole has none
+        document["fulfill_by_sort"] = order.fulfill_by or NO_DEADLINE
+        document.update(list_keys(order.id, order.created_at, document["fulfill_by_sort"]))
+        return document
+
+
+MAPPING = OrderMapping()
+
+
+def list_keys(order_id: str, created_at: str, fulfill_by_sort: str) -> dict[str, str]:
+    """The values the listing sorts and pages by (see LIST_KEYS)."""
+    return {
+        LIST_KEYS["fulfill_by"]: f"{LIST_KEY_PREFIX}{fulfill_by_sort}|{created_at}|{order_id}",
+        LIST_KEYS["created_at"]: f"{LIST_KEY_PREFIX}{created_at}|{order_id}",
+    }
+
+
+def list_key(order: Order, key: str) -> str:
+    """One listing key of an order (a field of LIST_KEYS), as it is stored."""
+    return list_keys(order.id, order.created_at, order.fulfill_by or NO_DEADLINE)[key]
+
+
+def note(entry: TimelineEntry) -> Document:
+    """The fields that add `entry` to an order as a note, in one write without reading it."""
+    return {f"{TIMELINE_NOTES}.{entry.event_id}": _TIMELINE_ENTRY.dump_python(entry, mode="json")}
+
 
 # The listing's filters, in the order they lead a compound index.
 LIST_FILTERS = ("financial_status", "fulfillment_status")
@@ -29,7 +87,7 @@ def _listing_indexes() -> list[IndexModel]:
     filter_sets: list[tuple[str, ...]] = [(), ("financial_status",), ("fulfillment_status",), LIST_FILTERS]
     return [
         IndexModel([*((name, ASCENDING) for name in filters), (key, ASCENDING)])
-        for key in domain.LIST_KEYS.values()
+        for key in LIST_KEYS.values()
         for filters in filter_sets
     ]
 
@@ -48,11 +106,11 @@ async def backfill_list_keys(database: AsyncDatabase[Document]) -> int:
     anything to do, and each batch is an index walk from the start.
     """
 
-    def keys_of(doc: Document) -> Document:
-        return domain.list_keys({**doc, "id": doc["_id"], "fulfill_by_sort": doc.get("fulfill_by_sort") or NO_DEADLINE})
+    def keys_of(doc: Document) -> dict[str, str]:
+        return list_keys(doc["_id"], doc["created_at"], doc.get("fulfill_by_sort") or NO_DEADLINE)
 
     updated = 0
-    for key in domain.LIST_KEYS.values():
+    for key in LIST_KEYS.values():
         updated += await backfill(database["orders"], {}, key, keys_of, BACKFILL_BATCH)
     if updated:
         log.info("gave %d stored orders their listing keys", updated)

@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from deploy.auth import LocalAuth
 from services.orders import domain, store
 from services.orders.api import build_router
+from services.orders.application import Orders
 from services.orders.handlers import build_subscriptions
 from shared.auth import Authenticator, install
 from shared.catalog import FulfillmentChanged, FulfillmentOrderChanged
@@ -33,7 +34,7 @@ from shared.messaging import EventSubscriptions
 from shared.settings import ServiceSettings
 from shared.store import AggregateStore, Document
 from tests.conftest import store_server
-from tests.unit.test_order_rules import order_request
+from tests.unit.test_order_rules import order_json, order_request
 
 STORED = 2_100
 MERCHANT_SCOPES = ("orders:read", "orders:write")
@@ -62,7 +63,7 @@ class Commands(monitoring.CommandListener):
 
 class Service:
     def __init__(
-        self, http: httpx.AsyncClient, db: AsyncDatabase[Document], orders: AggregateStore, commands: Commands
+        self, http: httpx.AsyncClient, db: AsyncDatabase[Document], orders: Orders, commands: Commands
     ) -> None:
         self.http = http
         self.db = db
@@ -104,7 +105,7 @@ async def service(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> A
     commands = Commands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_uri, tz_aware=True, event_listeners=[commands])
     db = client["orders"]
-    orders = AggregateStore(db["orders"], lambda *_: None)
+    orders = Orders(AggregateStore(db["orders"], lambda *_: None, mapping=store.MAPPING))
     app, headers = merchant_app(tmp_path_factory.mktemp("orders"), build_router(orders))
     await create_indexes(db, store.INDEXES)
     await store.backfill_list_keys(db)
@@ -131,11 +132,13 @@ def stored_order(i: int) -> Document:
     time and some share a deadline, so that the sort needs the order id to break ties."""
     created = (START + timedelta(seconds=i // 3)).isoformat(timespec="microseconds")
     order = domain.place(order_request(financial_status="paid" if i % 4 else "pending"), created, str(uuid.uuid4()))
-    document = order.document
+    placed = order.document
     if i % 5 == 0:
         deadline = (START + timedelta(days=10, hours=i % 7)).isoformat()
-        event = fulfillment_order_event(document, "fulfillment_order.created", fulfill_by=deadline)
-        document = domain.record_fulfillment_order(document, event, created).document
+        event = fulfillment_order_event(store.MAPPING.dump(placed), "fulfillment_order.created", fulfill_by=deadline)
+        incoming = FulfillmentOrderChanged.model_validate(event.data).fulfillment_order
+        placed = domain.record_fulfillment_order(placed, event, incoming, created).document
+    document = store.MAPPING.dump(placed)
     order_id = document.pop("id")
     return {"_id": order_id, **document, "version": 1, "inbox": {}, "outbox": {}, "outbox_pending": False}
 
@@ -276,7 +279,7 @@ async def test_every_query_of_the_listing_is_answered_from_an_index(service: Ser
 
 async def test_orders_stored_before_the_listing_keys_are_given_them_at_start_and_listed(service: Service) -> None:
     old = stored_order(STORED + 1)
-    for key in domain.LIST_KEYS.values():
+    for key in store.LIST_KEYS.values():
         del old[key]
     old["created_at"] = "2020-01-01T00:00:00.000000+00:00"  # before every other order
     await service.db["orders"].insert_one(old)
@@ -292,7 +295,7 @@ async def test_an_order_costs_the_round_trips_it_needs(service: Service) -> None
     """Issue 15: "159 store operations per order ... reads served from the document already in
     hand"; orders made ~20 store commands per order: a read before every write."""
     service.commands.sent.clear()
-    reply = await service.http.post("/orders", json=order_request(financial_status="paid"))
+    reply = await service.http.post("/orders", json=order_json(financial_status="paid"))
     assert reply.status_code == 201, reply.text
     order = reply.json()
     assert service.commands.names() == ["insert"], "placing an order: one insert, no read first"

@@ -6,31 +6,33 @@ import base64
 import json
 import random
 import uuid
+from dataclasses import replace
 
 import pytest
 from neosqlite.collection.datetime_utils import is_datetime_value
 
-from services.orders import domain, listing
+from services.orders import domain, listing, store
 from services.orders.listing import InvalidCursor
+from shared.aggregates import Document
 from tests.unit.test_order_rules import order_request
 
 
-def an_order(created_at: str, fulfill_by: str | None = None) -> dict[str, object]:
+def an_order(created_at: str, fulfill_by: str | None = None) -> Document:
+    """An order as stored: the store mapping gives it its listing keys."""
     order = domain.place(order_request(), created_at, str(uuid.uuid4())).document
-    order["fulfill_by_sort"] = fulfill_by or domain.NO_DEADLINE
-    return {**order, **domain.list_keys(order)}
+    return store.MAPPING.dump(replace(order, fulfill_by=fulfill_by))
 
 
 @pytest.mark.parametrize("sort", sorted(listing.SORTS))
 def test_a_cursor_decodes_to_the_key_it_was_made_from(sort: str) -> None:
-    key = domain.list_keys(an_order("2026-01-01T00:00:00.000000+00:00"))[listing.SORTS[sort][0]]
+    key = an_order("2026-01-01T00:00:00.000000+00:00")[listing.SORTS[sort][0]]
     cursor = listing.encode_cursor(sort, key)
     assert cursor.isascii() and "=" not in cursor and "/" not in cursor and "+" not in cursor  # URL-safe as it is
     assert listing.decode_cursor(cursor, sort) == key
 
 
 def test_a_cursor_made_for_another_sort_is_refused_saying_which() -> None:
-    key = domain.list_keys(an_order("2026-01-01T00:00:00.000000+00:00"))["sort_created_at"]
+    key = an_order("2026-01-01T00:00:00.000000+00:00")["sort_created_at"]
     cursor = listing.encode_cursor("created_at", key)
     with pytest.raises(InvalidCursor, match="continues sort=created_at, not sort=-created_at"):
         listing.decode_cursor(cursor, "-created_at")
@@ -71,11 +73,12 @@ def test_a_page_is_one_range_on_the_sort_key_beside_the_equality_filters() -> No
 
 
 def test_there_is_a_next_cursor_only_when_more_orders_follow() -> None:
-    found = [an_order(f"2026-01-01T00:00:0{i}.000000+00:00") for i in range(3)]
+    stored = [an_order(f"2026-01-01T00:00:0{i}.000000+00:00") for i in range(3)]
+    found = [store.MAPPING.load(doc) for doc in stored]
     assert listing.next_cursor("created_at", found, 3) is None
     assert listing.next_cursor("created_at", found[:2], 3) is None
     cursor = listing.next_cursor("created_at", found, 2)
-    assert cursor is not None and listing.decode_cursor(cursor, "created_at") == found[1]["sort_created_at"]
+    assert cursor is not None and listing.decode_cursor(cursor, "created_at") == stored[1]["sort_created_at"]
 
 
 def test_the_listing_keys_order_orders_by_deadline_then_creation_then_id_with_no_ties() -> None:
@@ -93,6 +96,6 @@ def test_no_listing_key_looks_like_a_date_to_the_embedded_store() -> None:
     """A range over a date-like string is compared on the embedded store's slow path, which reads
     every document: the keys start with a character no date starts with."""
     order = an_order("2026-01-01T00:00:00.000000+00:00", "2026-02-01T00:00:00.000000+00:00")
-    for key in domain.LIST_KEYS.values():
+    for key in store.LIST_KEYS.values():
         assert not is_datetime_value(order[key]), key
     assert is_datetime_value(order["created_at"]), "the check itself sees a bare time as a date"

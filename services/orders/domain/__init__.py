@@ -1,0 +1,44 @@
+"""The orders domain: the typed order and its pure rules, no I/O. Each rule returns the order as
+it should be now and the events that say so (a `Change`), or raises OrderRuleViolation (or
+InvalidOrder) with the reason.
+
+- `model`: the typed `Order` (its lines, address, cancellation, timeline entries, fulfillment-order
+  snapshots), `NewOrder` (what a merchant places), the refusals;
+- `placing`: the merchant-facing checks of a new order, and placing it;
+- `lifecycle`: paying, cancelling, closing the post-purchase window;
+- `fulfillment`: what fulfillment's events tell the order (display status, fulfill-by deadline);
+- `timeline`: the order's timeline and the events that go on it.
+
+How an order is stored is services/orders/store.py's business.
+"""
+
+from services.orders.domain.fulfillment import (
+    display_fulfillment_status,
+    earliest_fulfill_by,
+    record_fulfillment_order,
+    snapshot_digest,
+)
+from services.orders.domain.lifecycle import cancel, complete_post_purchase, pay
+from services.orders.domain.model import (
+    Address,
+    Cancellation,
+    CancelReason,
+    InvalidOrder,
+    NewLine,
+    NewOrder,
+    Order,
+    OrderRuleViolation,
+    Problem,
+    Refund,
+    TimelineEntry,
+    snapshot,
+)
+from services.orders.domain.placing import CURRENCIES, MAX_ORDER_BYTES, check_new_order, place
+from services.orders.domain.timeline import record_on_timeline, timeline, timeline_entry
+
+__all__ = [
+    "CURRENCIES", "MAX_ORDER_BYTES", "Address", "CancelReason", "Cancellation", "InvalidOrder", "NewLine", "NewOrder",
+    "Order", "OrderRuleViolation", "Problem", "Refund", "TimelineEntry", "cancel", "check_new_order",
+    "complete_post_purchase", "display_fulfillment_status", "earliest_fulfill_by", "pay", "place",
+    "record_fulfillment_order", "record_on_timeline", "snapshot", "snapshot_digest", "timeline", "timeline_entry",
+]  # fmt: skip

@@ -1,0 +1,52 @@
+"""The order's timeline: everything that touched the order, its own events included, each in the
+same write that records the change (shown newest first by the API)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from services.orders.domain.model import SOURCE, Order, TimelineEntry, snapshot
+from shared.aggregates import Change
+from shared.catalog import OrderCreated, OrderPaid, OrderPostPurchaseCompleted
+from shared.events import CloudEvent, new_event
+
+
+def timeline_entry(event: CloudEvent, now: str) -> TimelineEntry:
+    return TimelineEntry(at=event.time.isoformat(), recorded_at=now, type=event.type, source=event.source,
+                         event_id=event.id, actor=event.actor)  # fmt: skip
+
+
+def timeline(order: Order) -> list[TimelineEntry]:
+    """The order's timeline, oldest first: the entries written with the order and the notes
+    added apart from it since (`Order.timeline_notes`), in the order they were recorded."""
+    if not order.timeline_notes:
+        return list(order.timeline)
+    return sorted([*order.timeline, *order.timeline_notes.values()], key=lambda entry: entry.recorded_at or "")
+
+
+def record_on_timeline(order: Order, event: CloudEvent, now: str) -> Change[Order]:
+    """Anything that touched the order goes on its timeline."""
+    return Change(with_timeline(order, [timeline_entry(event, now)]))
+
+
+def with_timeline(order: Order, entries: Iterable[TimelineEntry]) -> Order:
+    """The order with `entries` at the end of its timeline, its notes folded in."""
+    return replace(order, timeline=(*timeline(order), *entries), timeline_notes={})
+
+
+def emit(order: Order, events: list[CloudEvent], now: str) -> Change[Order]:
+    """The order's own events go on its timeline in the same write that emits them."""
+    return Change(with_timeline(order, [timeline_entry(event, now) for event in events]), events)
+
+
+ANNOUNCEMENTS: dict[str, type[OrderCreated | OrderPaid | OrderPostPurchaseCompleted]] = {
+    "order.created": OrderCreated,
+    "order.paid": OrderPaid,
+    "order.post_purchase_completed": OrderPostPurchaseCompleted,
+}
+"""The events that carry nothing but the order as it is now."""
+
+
+def announce(event_type: str, order: Order) -> CloudEvent:
+    return new_event(SOURCE, event_type, order.id, ANNOUNCEMENTS[event_type](order=snapshot(order)))
