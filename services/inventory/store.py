@@ -1,6 +1,6 @@
 """Stock persistence: one document per (location, sku), changed by one conditional write.
 
-Every stock change is read, decided by a pure rule from `domain`, then written with a single
+Every stock change is read, decided by a pure rule from `domain.stock`, then written with a single
 conditional update that matches only if no other stock change landed since the read (the
 document's `seq`, which counts stock changes). That one write also puts the
 inventory.level_changed event, with the exact new levels, into the document's outbox (and, when
@@ -13,7 +13,7 @@ the caller asks, the answer to the request that caused it). So:
 
 A stock document holds what is live: on hand, reserved, the holds of open fulfillment orders, and
 the marks of effects whose fulfillment order's record does not show them yet (see
-`domain.Mark`). Marks are forgotten by the next change after their record has them (`settled`),
+`domain.stock.Mark`). Marks are forgotten by the next change after their record has them (`settled`),
 or after `mark_retention` (the broker's redelivery horizon) if that never comes: the document
 stays the same size however many units were ever sold.
 
