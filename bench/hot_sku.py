@@ -33,15 +33,17 @@ import bson
 from pymongo import AsyncMongoClient
 
 from deploy.local_stack import LocalStack
-from services.inventory import domain
-from services.inventory.app import COLLECTIONS
-from services.inventory.domain import Effect, Movement, StockLevel
-from services.inventory.operations import Inventory
-from services.inventory.store import INDEXES, StockStore
+from services.inventory.app import COLLECTIONS, bootstrap
+from services.inventory.application import Inventory
+from services.inventory.domain import reservations
+from services.inventory.domain import stock as stock_rules
+from services.inventory.domain.reservations import Movement
+from services.inventory.domain.stock import Effect, StockLevel
+from services.inventory.mapping import RECORDS
+from services.inventory.store import INDEXES
 from shared.catalog import FulfillmentOrderSnapshot, FulfillmentSnapshot
 from shared.events import CloudEvent
 from shared.outbox import OUTBOX_PENDING_INDEX, OutboxRelay
-from shared.store import AggregateStore
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
 LOCATION, SKU = "wh-hot", "HOT-1"
@@ -80,18 +82,18 @@ async def seed(inventory: Inventory, first: int, last: int) -> None:
     batch: list[dict[str, Any]] = []
     for n in range(first, last):
         fo = fulfillment_order(n, "seed")
-        level = domain.commit(level, {}, f"f-{fo.id}", fo.id, 1).level
+        level = stock_rules.commit(level, {}, f"f-{fo.id}", fo.id, 1).level
         movement = Movement("committed", LOCATION, {SKU: 1})
-        change = domain.record_movements(None, f"seed-{n}", fo.order_id, fo.id, [level], [movement], NOW)
+        change = reservations.record_movements(None, f"seed-{n}", fo.order_id, fo.id, [level], [movement], NOW)
         assert change is not None
-        level, _ = domain.settle(level, fo.id, {})
+        level, _ = stock_rules.settle(level, fo.id, {})
         bookkeeping = {"version": 1, "inbox": {}, "outbox": {}, "outbox_pending": False}
-        batch.append({"_id": fo.id, **change.document, **bookkeeping})
+        batch.append({"_id": fo.id, **RECORDS.dump(change.document), **bookkeeping})
         if len(batch) == 1_000:
-            await inventory.reservations.collection.insert_many(batch)
+            await inventory.reservations.records.collection.insert_many(batch)
             batch = []
     if batch:
-        await inventory.reservations.collection.insert_many(batch)
+        await inventory.reservations.records.collection.insert_many(batch)
     seeded = level
 
     def to_seeded(current: StockLevel) -> Effect:
@@ -141,10 +143,7 @@ async def run(points: list[int], samples: int) -> None:
         for collection in COLLECTIONS:
             await db[collection].create_indexes([OUTBOX_PENDING_INDEX])
         relay = OutboxRelay([db[name] for name in COLLECTIONS], publish_nowhere, poll_seconds=0.2)
-        inventory = Inventory(
-            StockStore(db["stock"], relay.wake), AggregateStore(db["reservations"], relay.wake),
-            AggregateStore(db["locations"], relay.wake),
-        )  # fmt: skip
+        inventory = bootstrap(db, relay.wake)
         await inventory.put_location(LOCATION, "Hot warehouse", 1, True, None)
         await inventory.set_on_hand(LOCATION, SKU, ON_HAND)
         relay.start()

@@ -41,13 +41,11 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from deploy.local_stack import Child, LocalStack, free_port, is_ready
-from services.inventory.app import COLLECTIONS
-from services.inventory.operations import Inventory
-from services.inventory.store import StockStore
+from services.inventory.app import COLLECTIONS, bootstrap
+from services.inventory.application import Inventory
 from shared.catalog import FulfillmentOrderChanged, FulfillmentOrderSnapshot
 from shared.events import CloudEvent, new_event
 from shared.outbox import OutboxRelay
-from shared.store import AggregateStore
 from tests.kafka_tools import TopicReader
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
@@ -100,10 +98,7 @@ async def in_process(requests: int, concurrency_levels: list[int]) -> None:
                     # With the relay, outboxes are drained as in the service (publishing to nowhere).
                     relay = OutboxRelay([db[name] for name in COLLECTIONS], _publish_nowhere, poll_seconds=0.2)
                     wake = relay.wake if relaying else _nothing
-                    inventory = Inventory(
-                        StockStore(db["stock"], wake), AggregateStore(db["reservations"], wake),
-                        AggregateStore(db["locations"], wake),
-                    )  # fmt: skip
+                    inventory = bootstrap(db, wake)
                     await inventory.put_location("wh-1", "Warehouse", 1, True, None)
                     for n in range(skus):
                         await inventory.set_on_hand("wh-1", f"SKU-{n}", requests)

@@ -11,9 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field, StrictBool, StrictInt, field_validator
 
-from services.inventory import domain
-from services.inventory.domain import StockLevel
-from services.inventory.operations import Inventory
+from services.inventory.application import Inventory
+from services.inventory.domain import InventoryRuleViolation
+from services.inventory.domain.locations import PriorityTaken, UnknownLocation
+from services.inventory.domain.reservations import ReservationRecord
+from services.inventory.domain.stock import StockLevel
+from services.inventory.mapping import RECORDS
 from shared.auth import requires
 from shared.http import ApiError, Conflict, Identifier, IdentifierPath, NotFound, RequestBody
 
@@ -82,7 +85,7 @@ def build_router(inventory: Inventory) -> APIRouter:
         """Re-order locations in one request."""
         try:
             ordered = await inventory.reorder_locations(body.location_ids)
-        except domain.UnknownLocation as exc:
+        except UnknownLocation as exc:
             raise ApiError(
                 422, "invalid_request", f"invalid request: location_ids: {exc}",
                 [{"field": "location_ids", "reason": f"unknown location {i!r}"} for i in exc.location_ids],
@@ -96,7 +99,7 @@ def build_router(inventory: Inventory) -> APIRouter:
             location, created = await inventory.put_location(
                 location_id, body.name, body.priority, body.active, body.fulfillment_service
             )
-        except domain.PriorityTaken as exc:
+        except PriorityTaken as exc:
             raise Conflict(
                 str(exc), {"field": "priority", "priority": exc.priority, "location_id": exc.holder}
             ) from None
@@ -120,9 +123,9 @@ def build_router(inventory: Inventory) -> APIRouter:
         """Set on_hand (a count). Refused below what is reserved."""
         try:
             return level_view(await inventory.set_on_hand(location_id, sku, body.on_hand))
-        except domain.UnknownLocation:
+        except UnknownLocation:
             raise NotFound("location", location_id) from None
-        except domain.InventoryRuleViolation as exc:
+        except InventoryRuleViolation as exc:
             raise Conflict(str(exc), {"field": "on_hand"}) from None
 
     @router.post("/stock/{location_id}/{sku}/adjustments", dependencies=[requires("inventory:write")], tags=["stock"])
@@ -130,9 +133,9 @@ def build_router(inventory: Inventory) -> APIRouter:
         """Move on_hand by delta (received, damaged, corrected). Refused if it would take reserved units."""
         try:
             return level_view(await inventory.adjust(location_id, sku, body.delta, body.reason))
-        except domain.UnknownLocation:
+        except UnknownLocation:
             raise NotFound("location", location_id) from None
-        except domain.InventoryRuleViolation as exc:
+        except InventoryRuleViolation as exc:
             raise Conflict(str(exc), {"field": "delta"}) from None
 
     @router.get("/stock/{sku}", dependencies=[requires("inventory:read")], tags=["stock"])
@@ -154,7 +157,7 @@ def build_router(inventory: Inventory) -> APIRouter:
     async def get_reservation(
         fulfillment_order_id: Annotated[str, Path(min_length=1, max_length=128)],
     ) -> dict[str, Any]:
-        record = await inventory.reservations.get(fulfillment_order_id)
+        record = await inventory.reservation(fulfillment_order_id)
         if record is None:
             raise NotFound("reservation of fulfillment order", fulfillment_order_id)
         return _record_view(record)
@@ -162,5 +165,5 @@ def build_router(inventory: Inventory) -> APIRouter:
     return router
 
 
-def _record_view(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k != "version"}
+def _record_view(record: ReservationRecord) -> dict[str, Any]:
+    return {"id": record.fulfillment_order_id, **RECORDS.dump(record)}

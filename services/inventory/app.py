@@ -6,13 +6,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.inventory.api import build_router
+from services.inventory.application import FaultPoints, Inventory
+from services.inventory.application.locations import Locations
 from services.inventory.handlers import build_subscriptions
-from services.inventory.operations import FaultPoints, Inventory
-from services.inventory.store import INDEXES, StockStore
+from services.inventory.mapping import DIRECTORY, NOTES, RECORDS
+from services.inventory.store import INDEXES, ReservationStore, StockStore
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings
+from shared.store import AggregateStore, Document, WakeRelay
 
 # The collections whose documents have an outbox (the relay watches them). Orders' cancellation
 # notes live in "reservations" beside their fulfillment orders' records.
@@ -22,9 +26,30 @@ COLLECTIONS = ["locations", "stock", "reservations"]
 class InventorySettings(ServiceSettings):
     service_name: str = "inventory"
     http_port: Port = 8002
-    # Test-only crash points (see operations.FaultPoints); unset in production.
+    # Test-only crash points (see application.FaultPoints); unset in production.
     fault_crash_at: str | None = None
     fault_marker: str | None = None
+
+
+def bootstrap(
+    database: AsyncDatabase[Document],
+    wake_relay: WakeRelay,
+    retention: timedelta = timedelta(days=7),
+    faults: FaultPoints | None = None,
+) -> Inventory:
+    """Inventory's application object over its database: what `build` serves, and what tests and
+    benchmarks drive without HTTP or Kafka. `retention` is the broker's redelivery horizon (how
+    long inboxes and a stock's marks are kept); `wake_relay` is told of every write with events."""
+    reservations = database["reservations"]
+    return Inventory(
+        stock=StockStore(database["stock"], wake_relay, retention),
+        reservations=ReservationStore(
+            AggregateStore(reservations, wake_relay, retention, mapping=RECORDS),
+            AggregateStore(reservations, wake_relay, retention, mapping=NOTES),
+        ),
+        locations=Locations(AggregateStore(database["locations"], wake_relay, retention, mapping=DIRECTORY)),
+        faults=faults,
+    )
 
 
 def build(settings: InventorySettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
@@ -34,15 +59,11 @@ def build(settings: InventorySettings | None = None) -> tuple[ServiceRuntime, Fa
         collections=COLLECTIONS,
         description="Inventory: locations by priority, stock per location, reservations for fulfillment orders.",
     )
-    inventory = Inventory(
-        stock=StockStore(
-            runtime.database["stock"],
-            runtime.relay.wake,
-            timedelta(seconds=settings.inbox_retention_seconds),
-        ),
-        reservations=runtime.store("reservations"),
-        locations=runtime.store("locations"),
-        faults=FaultPoints(settings.fault_crash_at, settings.fault_marker),
+    inventory = bootstrap(
+        runtime.database,
+        runtime.relay.wake,
+        timedelta(seconds=settings.inbox_retention_seconds),
+        FaultPoints(settings.fault_crash_at, settings.fault_marker),
     )
     runtime.indexes(INDEXES)
     runtime.subscribe(build_subscriptions(inventory))

@@ -1,10 +1,10 @@
 """What inventory does with other services' events: hold, release, commit and restock stock
 for fulfillment orders. Each handler is idempotent by event id (the reservation record's inbox),
-and every stock effect is idempotent on its own (see operations)."""
+and every stock effect is idempotent on its own (see application.steps)."""
 
 from __future__ import annotations
 
-from services.inventory.operations import Inventory
+from services.inventory.application import Inventory
 from shared.catalog import FulfillmentChanged, FulfillmentOrderChanged, OrderCancelled
 from shared.events import CloudEvent
 from shared.messaging import EventSubscriptions

@@ -1,6 +1,6 @@
 """Stock persistence: one document per (location, sku), changed by one conditional write.
 
-Every stock change is read, decided by a pure rule from `domain`, then written with a single
+Every stock change is read, decided by a pure rule from `domain.stock`, then written with a single
 conditional update that matches only if no other stock change landed since the read (the
 document's `seq`, which counts stock changes). That one write also puts the
 inventory.level_changed event, with the exact new levels, into the document's outbox (and, when
@@ -13,7 +13,7 @@ the caller asks, the answer to the request that caused it). So:
 
 A stock document holds what is live: on hand, reserved, the holds of open fulfillment orders, and
 the marks of effects whose fulfillment order's record does not show them yet (see
-`domain.Mark`). Marks are forgotten by the next change after their record has them (`settled`),
+`domain.stock.Mark`). Marks are forgotten by the next change after their record has them (`settled`),
 or after `mark_retention` (the broker's redelivery horizon) if that never comes: the document
 stays the same size however many units were ever sold.
 
@@ -41,13 +41,15 @@ from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from services.inventory import domain
-from services.inventory.domain import CommitState, Effect, Mark, StockLevel
+from services.inventory.domain.requests import CancellationNote
+from services.inventory.domain.reservations import ReservationRecord
+from services.inventory.domain.stock import Effect, StockLevel, level_changed
+from services.inventory.mapping import NOTES, RECORDS, StoredStock, dump_stock, is_note, load_stock
 from shared.catalog import Shortage
 from shared.clock import now_iso
 from shared.events import CloudEvent
 from shared.idempotency import request_effect_id
-from shared.store import ConcurrencyConflict, Document, WakeRelay
+from shared.store import AggregateStore, Change, ConcurrencyConflict, Document, WakeRelay
 
 R = TypeVar("R", bound=Effect | Shortage)
 
@@ -68,15 +70,6 @@ MAX_LOCATIONS = 10_000
 def stock_id(location_id: str, sku: str) -> str:
     """Location ids never contain '/', so the first '/' separates the two."""
     return f"{location_id}/{sku}"
-
-
-def map_key(identifier: str) -> str:
-    """An id made safe as a document field name ('.' and '$' have meaning in update paths)."""
-    return identifier.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
-
-
-def from_map_key(key: str) -> str:
-    return key.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
 
 
 # How many keyed requests a stock document remembers: far more than a client retries one
@@ -112,17 +105,17 @@ class StockStore:
         self._wake_relay = wake_relay
         self.mark_retention = mark_retention
         self._queues: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._known: OrderedDict[str, Document] = OrderedDict()
+        self._known: OrderedDict[str, StoredStock] = OrderedDict()
         self._settled: OrderedDict[str, set[str]] = OrderedDict()
 
     async def level(self, location_id: str, sku: str) -> StockLevel:
         key = stock_id(location_id, sku)
-        doc = await self._read(key)
-        return self._to_level(doc) if doc else StockLevel(location_id, sku)
+        stored = await self._read(key)
+        return self._live(stored) if stored else StockLevel(location_id, sku)
 
     async def levels_of_sku(self, sku: str) -> list[StockLevel]:
         cursor = self.collection.find({"sku": {"$eq": sku}}, {"outbox": 0}).limit(MAX_LOCATIONS)
-        return [self._to_level(doc) async for doc in cursor]
+        return [self._live(load_stock(doc)) async for doc in cursor]
 
     def settled(self, location_id: str, sku: str, mark_keys: Iterable[str]) -> None:
         """The record of these marks' fulfillment order has them now: the next change of this
@@ -169,9 +162,9 @@ class StockStore:
         for attempt in range(self.MAX_ATTEMPTS):
             # A keyed request (a retry, perhaps) is checked against the stored document itself.
             remembered = self._known.get(key) if attempt == 0 and request is None else None
-            doc = remembered or await self._read(key)
-            current = self._to_level(doc) if doc else StockLevel(location_id, sku)
-            if request is not None and doc is not None and request in doc.get("recent_requests", []):
+            stored = remembered or await self._read(key)
+            current = self._live(stored) if stored else StockLevel(location_id, sku)
+            if request is not None and stored is not None and request in stored.recent_requests:
                 # This keyed request already changed it: a retry after a crash moves nothing.
                 return Changed(current, cast(R, Effect(current)))
             outcome = rule(current)
@@ -180,7 +173,7 @@ class StockStore:
                     continue  # decided on what this process saw last: look again before saying no
                 return Changed(current, outcome)
             events = list(announce(outcome.level)) if announce else []
-            written = await self._write(key, doc, current, outcome.level, cause, events)
+            written = await self._write(key, stored, outcome.level, cause, events)
             if written is not None:
                 self._wake_relay(self.collection.name, key)
                 return Changed(written, outcome, tuple(event.id for event in events))
@@ -191,14 +184,16 @@ class StockStore:
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
         raise ConcurrencyConflict(f"stock {key} kept changing")
 
-    async def _read(self, key: str) -> Document | None:
+    async def _read(self, key: str) -> StoredStock | None:
         doc = await self.collection.find_one({"_id": key}, {"outbox": 0})
-        if doc is not None:
-            self._remember(key, doc)
-        return doc
+        if doc is None:
+            return None
+        stored = load_stock(doc)
+        self._remember(key, stored)
+        return stored
 
-    def _remember(self, key: str, doc: Document) -> None:
-        self._known[key] = doc
+    def _remember(self, key: str, stored: StoredStock) -> None:
+        self._known[key] = stored
         self._known.move_to_end(key)
         while len(self._known) > self.REMEMBERED:
             self._known.popitem(last=False)
@@ -206,58 +201,49 @@ class StockStore:
     async def _write(
         self,
         key: str,
-        doc: Document | None,
-        before: StockLevel,
+        stored: StoredStock | None,
         after: StockLevel,
         cause: Mapping[str, Any],
         announced: Sequence[CloudEvent],
     ) -> StockLevel | None:
         """The stock as decided (with its new seq), or None when another change came first."""
-        seq = int(doc.get("seq", 0)) if doc else 0
+        seq = stored.level.seq if stored else 0
         after = replace(after, seq=seq + 1)
-        events = [domain.level_changed(after), *announced]
+        events = [level_changed(after), *announced]
         entries = {event.id: {"seq": (seq + 1) * 1000 + i, "event": event.model_dump(mode="json")}
                    for i, event in enumerate(events)}  # fmt: skip
         last_change = {**cause, "at": now_iso()}
         # The keys of the last requests that changed this stock, written with the change itself.
-        recent = list(doc.get("recent_requests", [])) if doc else []
+        recent = stored.recent_requests if stored else ()
         if "request" in cause:
-            recent = [*recent, cause["request"]][-RECENT_REQUESTS:]
+            recent = (*recent, cause["request"])[-RECENT_REQUESTS:]
         settled = set(self._settled.get(key, ()))
-        stored_marks: dict[str, Document] = (doc or {}).get("marks") or {}
-        marks = {
-            map_key(k): stored_marks.get(map_key(k)) or {**_mark_doc(mark), "at": time.time()}
-            for k, mark in after.marks.items()
-            if k not in settled
-        }
-        stored: Document = {
-            "_id": key, "location_id": after.location_id, "sku": after.sku, "on_hand": after.on_hand,
-            "reserved": after.reserved, "holds": {map_key(fo): q for fo, q in after.holds.items()}, "marks": marks,
-            "seq": seq + 1, "last_change": last_change, "recent_requests": recent,
-        }  # fmt: skip
-        if doc is None:
+        marked_at = stored.marked_at if stored else {}
+        kept = {k: mark for k, mark in after.marks.items() if k not in settled}
+        now = time.time()
+        new = StoredStock(replace(after, marks=kept), {k: marked_at.get(k, now) for k in kept}, recent)
+        fields = dump_stock(new)
+        if stored is None:
+            document = {"_id": key, **fields, "last_change": last_change}
             try:
-                await self.collection.insert_one({**stored, "version": 1, "outbox": entries, "outbox_pending": True})
+                await self.collection.insert_one({**document, "version": 1, "outbox": entries, "outbox_pending": True})
             except DuplicateKeyError:
                 return None
         else:
             to_set: Document = {
                 "on_hand": after.on_hand, "reserved": after.reserved, "seq": seq + 1, "last_change": last_change,
-                "recent_requests": recent, "outbox_pending": True,
+                "recent_requests": fields["recent_requests"], "outbox_pending": True,
                 **{f"outbox.{event_id}": entry for event_id, entry in entries.items()},
             }  # fmt: skip
             to_unset: Document = {}
-            holds: Document = stored["holds"]
-            pairs: list[tuple[str, Document, Document]] = [
-                ("holds", doc.get("holds") or {}, holds), ("marks", stored_marks, marks)
-            ]  # fmt: skip
-            for name, old, new in pairs:
-                for field in old.keys() | new.keys():
-                    if field not in new:
+            old = dump_stock(stored)
+            for name in ("holds", "marks"):
+                for field in old[name].keys() | fields[name].keys():
+                    if field not in fields[name]:
                         to_unset[f"{name}.{field}"] = ""
-                    elif old.get(field) != new[field]:
-                        to_set[f"{name}.{field}"] = new[field]
-            if "commits" in doc:
+                    elif old[name].get(field) != fields[name][field]:
+                        to_set[f"{name}.{field}"] = fields[name][field]
+            if stored.has_commits:
                 to_unset["commits"] = ""  # the history stocks kept before it moved to the records
             update: Document = {"$set": to_set, "$inc": {"version": 1}}
             if to_unset:
@@ -265,38 +251,87 @@ class StockStore:
             result = await self.collection.update_one({"_id": key, "seq": seq}, update)
             if result.matched_count != 1:
                 return None
-        self._remember(key, stored)
+        self._remember(key, new)
         if settled and key in self._settled:
             self._settled[key] -= settled
             if not self._settled[key]:
                 del self._settled[key]
         return after
 
-    def _to_level(self, doc: Document) -> StockLevel:
-        """The stock a document holds, without the marks past their retention."""
+    def _live(self, stored: StoredStock) -> StockLevel:
+        """The stock as rules see it: without the marks past their retention."""
         horizon = time.time() - self.mark_retention.total_seconds()
-        return to_level(doc, horizon)
+        if all(at >= horizon for at in stored.marked_at.values()):
+            return stored.level
+        marks = {k: mark for k, mark in stored.level.marks.items() if stored.marked_at.get(k, 0.0) >= horizon}
+        return replace(stored.level, marks=marks)
 
 
-def to_level(doc: Document, marks_after: float = 0.0) -> StockLevel:
-    marks = [
-        Mark(v["fulfillment_id"], v["fulfillment_order_id"], CommitState(v["state"]), int(v["quantity"]))
-        for v in (doc.get("marks") or {}).values()
-        if float(v.get("at", 0.0)) >= marks_after
-    ]
-    return StockLevel(
-        location_id=doc["location_id"],
-        sku=doc["sku"],
-        on_hand=int(doc.get("on_hand", 0)),
-        reserved=int(doc.get("reserved", 0)),
-        holds={from_map_key(k): int(v) for k, v in (doc.get("holds") or {}).items()},
-        marks={mark.key: mark for mark in marks},
-        seq=int(doc.get("seq", 0)),
-    )
+# --- reservation records ----------------------------------------------------------------------
+
+# A page of an order's reservation records (an order has at most 250 lines).
+RECORDS_PAGE = 500
 
 
-def _mark_doc(mark: Mark) -> Document:
-    return {
-        "fulfillment_id": mark.fulfillment_id, "fulfillment_order_id": mark.fulfillment_order_id,
-        "state": mark.state.value, "quantity": mark.quantity,
-    }  # fmt: skip
+def cancellation_note_id(order_id: str) -> str:
+    """An order's cancellation note lives beside its fulfillment orders' records, so that a
+    shipment reads both in one round trip (fulfillment order ids are uuids: never a '/')"""
+    return f"cancelled-order/{order_id}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A fulfillment order's reservation record as read, with what a request needs beside it."""
+
+    stored: Document | None  # as stored (with inbox and outbox), None if there is none yet
+    record: ReservationRecord | None
+    note: CancellationNote | None = None  # the order's cancellation note, when asked for and there is one
+
+    @property
+    def unsent(self) -> bool:
+        """Whether events it announced are still waiting in its outbox."""
+        return bool((self.stored or {}).get("outbox"))
+
+    def applied(self, event_id: str) -> bool:
+        return self.stored is not None and event_id in self.stored.get("inbox", {})
+
+
+class ReservationStore:
+    """The reservation records of fulfillment orders and, beside them, orders' cancellation notes."""
+
+    def __init__(self, records: AggregateStore[ReservationRecord], notes: AggregateStore[CancellationNote]) -> None:
+        self.records = records
+        self.notes = notes
+
+    async def get(self, fo_id: str) -> ReservationRecord | None:
+        return await self.records.get(fo_id)
+
+    async def read(self, fo_id: str, note_of: str | None = None) -> Record:
+        """One round trip: the record, and the order's cancellation note when asked for."""
+        collection = self.records.collection
+        if note_of is None:
+            stored = await collection.find_one({"_id": fo_id})
+            return Record(stored, RECORDS.load(stored) if stored else None)
+        note_id = cancellation_note_id(note_of)
+        found = {doc["_id"]: doc async for doc in collection.find({"_id": {"$in": [fo_id, note_id]}})}
+        stored, note = found.get(fo_id), found.get(note_id)
+        return Record(stored, RECORDS.load(stored) if stored else None, NOTES.load(note) if note else None)
+
+    async def save(self, fo_id: str, record: Record, change: Change[ReservationRecord], event_id: str) -> bool:
+        """Write the record over the one read, only if nobody wrote it since (False: somebody did)."""
+        return await self.records.save(fo_id, record.stored, change, event_id=event_id) is not None
+
+    async def of_order(self, order_id: str, everything: bool = False) -> list[ReservationRecord]:
+        """An order's reservation records, oldest first: the first page, or all of them."""
+        found: list[ReservationRecord] = []
+        seen = 0
+        while True:
+            cursor = self.records.collection.find(
+                {"order_id": {"$eq": order_id}}, {"inbox": 0, "outbox": 0}, sort=[("created_at", 1)], skip=seen,
+                limit=RECORDS_PAGE,
+            )  # fmt: skip
+            page = [doc async for doc in cursor]
+            seen += len(page)
+            found.extend(RECORDS.load(doc) for doc in page if not is_note(doc))
+            if not everything or len(page) < RECORDS_PAGE:
+                return found

@@ -14,11 +14,9 @@ import httpx
 import pytest
 
 from deploy.local_stack import LocalStack
-from services.inventory.app import COLLECTIONS, InventorySettings, build
-from services.inventory.operations import Inventory
-from services.inventory.store import StockStore
+from services.inventory.app import COLLECTIONS, InventorySettings, bootstrap, build
+from services.inventory.application import Inventory
 from shared.catalog import FulfillmentOrderSnapshot
-from shared.store import AggregateStore
 from tests.conftest import auth_settings, bearer
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
@@ -43,10 +41,7 @@ class Api:
         def nothing(*_: object) -> None:
             return None
 
-        return Inventory(
-            StockStore(self.db["stock"], nothing), AggregateStore(self.db["reservations"], nothing),
-            AggregateStore(self.db["locations"], nothing),
-        )  # fmt: skip
+        return bootstrap(self.db, nothing)
 
 
 @pytest.fixture

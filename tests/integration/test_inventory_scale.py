@@ -18,7 +18,9 @@ import bson
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from services.inventory.store import INDEXES, StockStore
+from services.inventory.app import bootstrap
+from services.inventory.mapping import RECORDS
+from services.inventory.store import INDEXES
 from shared.events import CloudEvent
 from shared.outbox import OutboxRelay
 from shared.query_log import filters_of
@@ -96,7 +98,7 @@ async def test_a_hot_skus_stock_document_is_the_same_size_after_2000_fulfilments
     assert (level.on_hand, level.reserved, len(level.marks)) == (1_000_000 - 2_000, 0, 1)  # the last one's mark
     # The history is in the records, one per fulfillment order, and cancel/restock still find it.
     record = await inventory.reservations.get("fo-01999")
-    assert record is not None and record["fulfillments"] == [
+    assert record is not None and RECORDS.dump(record)["fulfillments"] == [
         {"fulfillment_id": "f-01999", "location_id": "wh-1", "sku": "MUG-1", "quantity": 1, "state": "committed"}
     ]
     await inventory.cancel_order("e-cancel", cancellation("order-00005", restock=True))
@@ -148,7 +150,7 @@ async def test_a_process_that_remembers_a_stale_level_re_reads_before_deciding(d
     await first.reserve("e-4", fo("fo-3"))  # stale memory: the write fails, re-read, shortage
 
     record = await first.reservations.get("fo-3")
-    assert record is not None and record["status"] == "reservation_failed"
+    assert record is not None and record.status == "reservation_failed"
     level = await first.stock.level("wh-1", "MUG-1")
     assert (level.reserved, sorted(level.holds)) == (1, ["fo-2"])
     # ... and a "nothing to do" decided on memory is checked on the stored stock: fo-2's hold is
@@ -185,8 +187,8 @@ async def test_shipments_and_restocking_cancels_racing_on_the_same_fulfillment_o
     for request in requests:
         record = await setup.reservations.get(request.id)
         assert record is not None
-        assert [(c["quantity"], c["state"]) for c in record["fulfillments"]] == [(2, "restocked")]
-        assert record["holds"] == []
+        assert [(c.quantity, c.state) for c in record.fulfillments] == [(2, "restocked")]
+        assert record.holds == ()
 
 
 async def test_a_stock_forgets_marks_its_records_have_at_its_next_change(db: Any) -> None:
@@ -214,8 +216,7 @@ async def test_a_mark_no_record_ever_took_in_is_forgotten_past_the_redelivery_ho
         await crashing.commit("e-1", shipment("f-1", request, **{"MUG-1": 2}))
     assert list((await db["stock"].find_one({"_id": "wh-1/MUG-1"}))["marks"]) == ["committed:f-1"]
 
-    later = build(db)
-    later.stock = StockStore(db["stock"], lambda *_: None, mark_retention=timedelta(seconds=0))
+    later = bootstrap(db, lambda *_: None, retention=timedelta(seconds=0))
     await later.adjust("wh-1", "MUG-1", 1, "received")
 
     stored = await db["stock"].find_one({"_id": "wh-1/MUG-1"})

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from services.inventory.operations import FaultPoints, Inventory
-from services.inventory.store import StockStore
+from services.inventory.app import bootstrap
+from services.inventory.application import FaultPoints, Inventory
 from shared.catalog import FulfillmentOrderSnapshot, FulfillmentSnapshot, OrderCancelled
-from shared.store import AggregateStore
 
 NOW = "2026-01-01T00:00:00.000000+00:00"
 
@@ -24,12 +23,7 @@ def build(db: Any, faults: FaultPoints | None = None) -> Inventory:
     def nothing(*_: object) -> None:
         return None
 
-    return Inventory(
-        stock=StockStore(db["stock"], nothing),
-        reservations=AggregateStore(db["reservations"], nothing),
-        locations=AggregateStore(db["locations"], nothing),
-        faults=faults,
-    )
+    return bootstrap(db, nothing, faults=faults)
 
 
 @pytest.fixture
@@ -125,12 +119,12 @@ async def test_fifty_concurrent_reservations_for_ten_units_succeed_exactly_ten_t
 
     await asyncio.gather(*(replica.reserve(f"event-{r.id}", r) for replica, r in zip(replicas, requests, strict=True)))
 
-    records = await inventory.reservations.find({})
-    statuses = [r["status"] for r in records]
+    records = await inventory.reservations.records.find({})
+    statuses = [r.status for r in records]
     assert (statuses.count("reserved"), statuses.count("reservation_failed")) == (10, 40)
     level = await inventory.stock.level("wh-1", "MUG-1")
     assert (level.on_hand, level.reserved, level.available) == (10, 10, 0)
-    assert sorted(level.holds) == sorted(r["id"] for r in records if r["status"] == "reserved")
+    assert sorted(level.holds) == sorted(r.fulfillment_order_id for r in records if r.status == "reserved")
     # Every stock change emitted its exact level, in order: the count, then reserved 1..10.
     levels = [(level["reserved"], level["available"]) for level in await levels_of(db, "wh-1", "MUG-1")]
     assert levels == [(n, 10 - n) for n in range(11)]
@@ -143,15 +137,15 @@ async def test_concurrent_multi_line_requests_are_all_or_nothing(db: Any, invent
 
     await asyncio.gather(*(replica.reserve(f"event-{r.id}", r) for replica, r in zip(replicas, requests, strict=True)))
 
-    reserved = {r["id"] for r in await inventory.reservations.find({"status": "reserved"})}
+    reserved = {r.fulfillment_order_id for r in await inventory.reservations.records.find({"status": "reserved"})}
     assert len(reserved) == 5
     mug, tee = await inventory.stock.level("wh-1", "MUG-1"), await inventory.stock.level("wh-1", "TEE-1")
     assert set(mug.holds) == set(tee.holds) == reserved  # a failed request keeps no line held
     assert (mug.reserved, tee.reserved, tee.available) == (5, 5, 0)
-    failed = await inventory.reservations.find({"status": "reservation_failed"})
+    failed = await inventory.reservations.records.find({"status": "reservation_failed"})
     # Each failure names a shortage (MUG-1 too can be short for a moment: held by requests
     # that are about to fail and let go again).
-    assert len(failed) == 15 and all(r["shortages"] for r in failed)
+    assert len(failed) == 15 and all(r.shortages for r in failed)
 
 
 async def test_a_request_delivered_twice_reserves_once(db: Any, inventory: Inventory) -> None:
@@ -198,7 +192,7 @@ async def test_digital_and_cancelled_fulfillment_orders_are_not_inventorys_busin
     await stocked(inventory, **{"MUG-1": 10})
     await inventory.reserve("event-1", fo("fo-1", location_id=None))
     await inventory.reserve("event-2", fo("fo-2", status="CANCELLED"))
-    assert await inventory.reservations.find({}) == []
+    assert await inventory.reservations.records.find({}) == []
     assert (await inventory.stock.level("wh-1", "MUG-1")).reserved == 0
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from services.fulfillment.domain.fulfillment_order import normalise_time
 from services.fulfillment.handlers import _as_of
 from services.fulfillment.store import StockView
-from services.inventory import domain
+from services.inventory.domain import stock as stock_rules
 from services.inventory.store import StockStore, stock_id
 from shared.catalog import InventoryLevel, Location, Shortage
 from shared.events import new_event
@@ -77,7 +77,9 @@ async def test_a_shortage_counts_only_when_it_is_newer_than_what_is_known(db: An
 async def test_inventory_numbers_every_level_it_announces_and_every_shortage(db: Any) -> None:
     stock = StockStore(db["stock"], nothing)
     for on_hand in (5, 7, 3):
-        written = (await stock.change("wh", "MUG", partial(domain.set_on_hand, on_hand=on_hand), {"kind": "set"})).level
+        written = (
+            await stock.change("wh", "MUG", partial(stock_rules.set_on_hand, on_hand=on_hand), {"kind": "set"})
+        ).level
     assert written.seq == 3
     doc = await db["stock"].find_one({"_id": stock_id("wh", "MUG")})
     events = [entry["event"] for entry in sorted(doc["outbox"].values(), key=lambda entry: entry["seq"])]
@@ -86,7 +88,7 @@ async def test_inventory_numbers_every_level_it_announces_and_every_shortage(db:
         ("inventory.level_changed", 2, 7),
         ("inventory.level_changed", 3, 3),
     ]
-    changed = await stock.change("wh", "MUG", partial(domain.reserve, fulfillment_order_id="fo", quantity=9), {})
+    changed = await stock.change("wh", "MUG", partial(stock_rules.reserve, fulfillment_order_id="fo", quantity=9), {})
     current, short = changed.level, changed.outcome
     assert short == Shortage(sku="MUG", requested=9, available=3, seq=3) and current.seq == 3
 

@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.inventory import domain
-from services.inventory.domain import Commit, Effect, StockLevel
+from services.inventory.domain import stock as stock_rules
+from services.inventory.domain.stock import Commit, Effect, StockLevel
 from shared.catalog import Shortage
 
 FULFILLMENT_ORDERS = ["fo-a", "fo-b", "fo-c"]
@@ -58,7 +59,9 @@ class State:
 
     @property
     def committed(self) -> int:
-        return sum(domain.committed(domain.commits_at(self.level, f, self.recorded(f))) for f in FULFILLMENT_ORDERS)
+        return sum(
+            stock_rules.committed(stock_rules.commits_at(self.level, f, self.recorded(f))) for f in FULFILLMENT_ORDERS
+        )
 
 
 def apply(state: State, step: tuple[Any, ...]) -> tuple[State, int]:
@@ -67,29 +70,29 @@ def apply(state: State, step: tuple[Any, ...]) -> tuple[State, int]:
     kind, *args = step
     if kind in ("set", "adjust"):
         try:
-            changed = domain.set_on_hand(level, args[0]) if kind == "set" else domain.adjust(level, args[0])
+            changed = stock_rules.set_on_hand(level, args[0]) if kind == "set" else stock_rules.adjust(level, args[0])
         except domain.InventoryRuleViolation:
             return state, 0
         return replace(state, level=changed.level), changed.level.on_hand - level.on_hand
     if kind == "record":
-        settled, commits = domain.settle(level, args[0], state.recorded(args[0]))
+        settled, commits = stock_rules.settle(level, args[0], state.recorded(args[0]))
         return State(settled, {**state.records, args[0]: commits}), 0
     if kind == "reserve":
-        outcome: Effect | Shortage = domain.reserve(level, args[0], args[1])
+        outcome: Effect | Shortage = stock_rules.reserve(level, args[0], args[1])
         if isinstance(outcome, Shortage):
             assert outcome.requested > outcome.available == level.available
             return state, 0
         return replace(state, level=outcome.level), 0
     if kind == "release":
-        return replace(state, level=domain.release(level, args[0]).level), 0
+        return replace(state, level=stock_rules.release(level, args[0]).level), 0
     if kind == "commit":
         owner = FULFILLMENT_ORDER_OF[args[0]]
-        return replace(state, level=domain.commit(level, state.recorded(owner), args[0], owner, args[1]).level), 0
+        return replace(state, level=stock_rules.commit(level, state.recorded(owner), args[0], owner, args[1]).level), 0
     if kind == "cancel_commit":
         owner = FULFILLMENT_ORDER_OF[args[0]]
-        back = domain.cancel_commit(level, state.recorded(owner), args[0], owner, hold_again=args[1])
+        back = stock_rules.cancel_commit(level, state.recorded(owner), args[0], owner, hold_again=args[1])
         return replace(state, level=back.level), 0
-    return replace(state, level=domain.restock(level, state.recorded(args[0]), args[0]).level), 0
+    return replace(state, level=stock_rules.restock(level, state.recorded(args[0]), args[0]).level), 0
 
 
 def check(state: State, received: int) -> None:
@@ -147,7 +150,7 @@ def test_reservations_never_hold_more_than_on_hand(on_hand: int, requests: list[
     level = StockLevel("wh-1", "MUG-1", on_hand=on_hand)
     granted = 0
     for fulfillment_order, units in requests:
-        outcome = domain.reserve(level, fulfillment_order, units)
+        outcome = stock_rules.reserve(level, fulfillment_order, units)
         if isinstance(outcome, Effect):
             granted += outcome.moved
             level = outcome.level
