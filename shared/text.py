@@ -54,7 +54,15 @@ def _problem_in(value: Any, multi_line: bool) -> str | None:
     return None
 
 
+FROM_THE_STORE = {"from_the_store": True}
+"""Validation context of a document read back from the platform's own store: its text was
+checked when it came in, so loading it (every event that touches an aggregate does) does not
+pay for the check again. Pass it only where the data comes from the store."""
+
+
 def _no_control_characters(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    if info.context is not None and info.context.get("from_the_store"):
+        return value
     if value is None or isinstance(value, bool | int | float | BaseModel):
         return value
     multi_line = info.field_name in getattr(cls, "multi_line_fields", frozenset())

@@ -24,6 +24,7 @@ from services.fulfillment.domain.fulfillment_orders.model import (
 from shared.aggregates import Change
 from shared.catalog import HoldReason
 from shared.clock import NO_DEADLINE, epoch
+from shared.text import FROM_THE_STORE
 
 Stored = dict[str, Any]
 """A fulfillment order as the store reads and writes it."""
@@ -34,7 +35,7 @@ _PLAN_ENTRY = TypeAdapter(PlanEntry)
 
 def load(doc: Mapping[str, Any]) -> FulfillmentOrder:
     """The fulfillment order a stored document holds (its index fields and bookkeeping are ignored)."""
-    return _FULFILLMENT_ORDER.validate_python(doc)
+    return _FULFILLMENT_ORDER.validate_python(doc, context=FROM_THE_STORE)
 
 
 def dump(fo: FulfillmentOrder) -> Stored:
@@ -51,7 +52,7 @@ def dump(fo: FulfillmentOrder) -> Stored:
 
 def plan_entry(entry: Mapping[str, Any]) -> PlanEntry:
     """An entry of a stored routing plan, as creation reads it."""
-    return _PLAN_ENTRY.validate_python(entry)
+    return _PLAN_ENTRY.validate_python(entry, context=FROM_THE_STORE)
 
 
 def index_fields(fo: FulfillmentOrder) -> Stored:

@@ -21,6 +21,7 @@ from services.inventory.domain.requests import CancellationNote
 from services.inventory.domain.reservations import ReservationRecord
 from services.inventory.domain.stock import CommitState, Mark, StockLevel
 from shared.aggregates import Document
+from shared.text import FROM_THE_STORE
 
 T = TypeVar("T")
 
@@ -33,7 +34,7 @@ class Whole(Generic[T]):
         self._adapter = TypeAdapter(kind)
 
     def load(self, document: Document) -> T:
-        return self._adapter.validate_python(document)
+        return self._adapter.validate_python(document, context=FROM_THE_STORE)
 
     def dump(self, aggregate: T) -> Document:
         dumped: Document = self._adapter.dump_python(aggregate, mode="json")

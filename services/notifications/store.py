@@ -24,6 +24,7 @@ from services.notifications.domain.download_link import DownloadLink
 from services.notifications.domain.notification import Notification, RetryPolicy
 from shared.clock import epoch, iso
 from shared.store import AggregateStore, Document, backfill
+from shared.text import FROM_THE_STORE
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class NotificationMapping:
     in Unix seconds, for the sweep's query (see `next_attempt`)."""
 
     def load(self, document: Document) -> Notification:
-        return Notification.model_validate(document)
+        return Notification.model_validate(document, context=FROM_THE_STORE)
 
     def dump(self, notification: Notification) -> Document:
         document = notification.model_dump(mode="json", exclude={"id", "version"})
@@ -58,7 +59,7 @@ class DownloadLinkMapping:
     """A download link as stored: the model's fields, nothing more (it is only read by `_id`)."""
 
     def load(self, document: Document) -> DownloadLink:
-        return DownloadLink.model_validate(document)
+        return DownloadLink.model_validate(document, context=FROM_THE_STORE)
 
     def dump(self, link: DownloadLink) -> Document:
         return link.model_dump(mode="json", exclude={"id", "version"})

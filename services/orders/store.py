@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.orders.domain import Order, TimelineEntry
 from shared.clock import NO_DEADLINE
 from shared.store import Document, backfill
+from shared.text import FROM_THE_STORE
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class OrderMapping:
     """An `Order` as the store holds it: its fields, plus `fulfill_by_sort` and the listing keys."""
 
     def load(self, document: Document) -> Order:
-        return _ORDER.validate_python(document)
+        return _ORDER.validate_python(document, context=FROM_THE_STORE)
 
     def dump(self, order: Order) -> Document:
         document: Document = _ORDER.dump_python(order, mode="json")

@@ -15,7 +15,7 @@ from services.inventory.api import AdjustmentIn, LocationIn
 from services.orders.api import OrderIn
 from shared.catalog import Customer, FulfillmentServiceResponse, NotificationRecord
 from shared.events import EnvelopeError, parse_event
-from shared.text import control_character_problem, one_line
+from shared.text import FROM_THE_STORE, control_character_problem, one_line
 
 NUL, ESC, CSI, BEL, DEL, LF = "\x00", "\x1b", "\x9b", "\x07", "\x7f", "\n"
 
@@ -116,3 +116,14 @@ def test_a_forged_event_with_a_nul_in_the_buyers_name_says_which_field() -> None
 
 def test_text_kept_from_outside_is_made_one_plain_line() -> None:
     assert one_line(f"550 no\r\n such {ESC}[2J user{NUL}") == "550 no such [2J user"
+
+
+def test_text_read_back_from_the_store_is_not_checked_twice_but_text_coming_in_always_is() -> None:
+    """Loading an aggregate (every event that touches it does) skips the check its text passed
+    when it came in; the same data from anywhere else is still refused."""
+    stored = {"email": "buyer@example.com", "name": f"Ada{ESC}Buyer"}
+    assert Customer.model_validate(stored, context=FROM_THE_STORE).name == f"Ada{ESC}Buyer"
+    with pytest.raises(ValidationError):
+        Customer.model_validate(stored)
+    with pytest.raises(ValidationError):
+        Customer.model_validate(stored, context={"something": "else"})
