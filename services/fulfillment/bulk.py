@@ -26,12 +26,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
+from services.fulfillment.application import Fulfillment, actions
 from services.fulfillment.domain import bulk_job as rules
 from services.fulfillment.domain.bulk_job import BulkAction, LeaseLost, Outcome
-from services.fulfillment.domain.fulfillment_orders import holds, lifecycle, shipping
 from services.fulfillment.domain.fulfillment_orders.model import FulfillmentRequest, InvalidRequest, TransitionRefused
-from services.fulfillment.mapping import load, on_stored
-from services.fulfillment.service import FoRule, Fulfillment
 from shared.catalog import Tracking
 from shared.clock import now_iso
 from shared.events import acting_as, current_actor
@@ -193,8 +191,7 @@ class BulkJobs:
         """The job's action on one fulfillment order, at most once (the job id goes in its inbox).
         A refusal is this fulfillment order's failure; the store being unreachable is not (raised)."""
         try:
-            rule = await self._rule(job, fo_id)
-            await self.fulfillment.act_once(fo_id, rule, f"bulk-job/{job['id']}")
+            await self._act(BulkAction(job["action"]), job["parameters"], fo_id, f"bulk-job/{job['id']}")
         except TransitionRefused as refused:
             return Outcome.failure("conflict", str(refused))
         except InvalidRequest as invalid:
@@ -208,36 +205,23 @@ class BulkJobs:
             return Outcome.failure("error", f"unexpected error: {type(unexpected).__name__}")
         return Outcome()
 
-    async def _rule(self, job: Document, fo_id: str) -> FoRule:
-        action, parameters = BulkAction(job["action"]), job["parameters"]
+    async def _act(self, action: BulkAction, parameters: Mapping[str, Any], fo_id: str, once: str) -> None:
+        """The single action of `POST /fulfillment-orders/{id}/...` that the job's action stands for."""
+        app = self.fulfillment
         if action == BulkAction.FULFILL:
             request = FulfillmentRequest(
                 tracking=Tracking(company=parameters.get("tracking_company")),
                 notify_customer=bool(parameters.get("notify_customer")),
             )
-            return on_stored(lambda fo: shipping.fulfil(fo, request, now_iso()))
-        if action == BulkAction.HOLD:
+            await actions.fulfil(app, fo_id, request, once=once)
+        elif action == BulkAction.HOLD:
             reason = rules.hold_reason(parameters)
             assert reason is not None
-            note = parameters.get("note") or ""
-            return on_stored(lambda fo: holds.place_hold(fo, reason, note, now_iso()))
-        if action == BulkAction.RELEASE_HOLD:
-            release = rules.hold_reason(parameters)
-            return on_stored(lambda fo: holds.release_hold(fo, now_iso(), release))
-        return await self._move_rule(fo_id, parameters["location_id"])
-
-    async def _move_rule(self, fo_id: str, location_id: str) -> FoRule:
-        """As `POST /fulfillment-orders/{id}/move`: the target location must have the stock."""
-        found = await self.fulfillment.fulfillment_orders.get(fo_id)
-        if found is None:
-            raise LookupError(fo_id)
-        fo = load(found)
-        location = await self.fulfillment.locations.get(location_id)
-        if location is None:
-            raise InvalidRequest("location_id", f"no location {location_id!r} is known")
-        stock = await self.fulfillment.stock.available((line.sku for line in fo.line_items), [location.id])
-        available = {sku: quantity for (at, sku), quantity in stock.items() if at == location.id}
-        return on_stored(lambda current: lifecycle.move(current, location, available, now_iso()))
+            await actions.place_hold(app, fo_id, reason, parameters.get("note") or "", once=once)
+        elif action == BulkAction.RELEASE_HOLD:
+            await actions.release_hold(app, fo_id, rules.hold_reason(parameters), once=once)
+        else:
+            await actions.move(app, fo_id, parameters["location_id"], once=once)
 
     async def _record(self, job_id: str, index: int, outcome: Outcome) -> Document | None:
         now = now_iso()

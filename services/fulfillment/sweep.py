@@ -10,7 +10,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter
 
-from services.fulfillment.service import Fulfillment
+from services.fulfillment.application import Fulfillment
 
 log = logging.getLogger("fulfillment.sweep")
 

@@ -21,10 +21,10 @@ import httpx
 import pytest
 
 from deploy.local_stack import LocalStack
+from services.fulfillment.application import Fulfillment
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import bulk_job as rules
 from services.fulfillment.domain.bulk_job import BulkAction, Outcome
-from services.fulfillment.service import Fulfillment
 from shared.catalog import InventoryReservation, StockLine
 from shared.store import AggregateStore, Document, now_iso
 from tests.conftest import bearer, eventually, running_stack
@@ -248,10 +248,10 @@ async def reserved_fulfillment_orders(service: Fulfillment, count: int) -> list[
         await service.route_paid_order(order, f"paid-{order.id}")
         (fo,) = await service.fulfillment_orders.find({"order_id": order.id})
         reservation = InventoryReservation(
-            order_id=order.id, fulfillment_order_id=fo["id"], location_id="wh", lines=[StockLine(sku="MUG", quantity=1)]
+            order_id=order.id, fulfillment_order_id=fo.id, location_id="wh", lines=[StockLine(sku="MUG", quantity=1)]
         )
-        await service.reservation_confirmed(reservation, f"reserved-{fo['id']}")
-        ids.append(fo["id"])
+        await service.reservation_confirmed(reservation, f"reserved-{fo.id}")
+        ids.append(fo.id)
     return ids
 
 
@@ -265,7 +265,8 @@ def bulk_worker(db: Any, service: Fulfillment, owner: str, lease_seconds: float 
 
 
 async def shipments(service: Fulfillment, fo_ids: list[str]) -> list[int]:
-    return [len((await service.fulfillment_orders.get(fo_id) or {})["fulfillments"]) for fo_id in fo_ids]
+    found = [await service.fulfillment_orders.get(fo_id) for fo_id in fo_ids]
+    return [len(fo.fulfillments) if fo else 0 for fo in found]
 
 
 async def test_a_job_resumed_after_a_crash_does_not_act_twice_on_a_fulfillment_order(db: Any) -> None:

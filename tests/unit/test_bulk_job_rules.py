@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from services.fulfillment.api import BulkJobIn
 from services.fulfillment.domain import bulk_job as rules
 from services.fulfillment.domain.bulk_job import BulkAction, LeaseLost, Outcome
-from services.fulfillment.domain.fulfillment_order import InvalidRequest
+from services.fulfillment.domain.fulfillment_orders.model import InvalidRequest
 from shared.catalog import BulkJobChanged
 from shared.store import Change, Document
 

@@ -6,19 +6,19 @@ from typing import Any
 
 import pytest
 
-from services.fulfillment import mapping
-from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
-from services.fulfillment.domain.fulfillment_order import (
+from services.fulfillment.domain.fulfillment_orders import shipping
+from services.fulfillment.domain.fulfillment_orders.model import (
     FulfillmentRequest,
     InvalidRequest,
     LineQuantity,
     TransitionRefused,
 )
-from services.fulfillment.domain.fulfillment_orders import shipping
 from services.fulfillment.domain.routing import RoutingLocation
+from services.fulfillment.store import FULFILLMENT_ORDERS as mapping
 from shared.catalog import HoldReason, LabelStatus, OrderSnapshot, Tracking
 from shared.store import Change, Document
+from tests import fulfillment_documents as fo_rules
 
 T0 = "2030-01-01T10:00:00.000000+00:00"
 T1 = "2030-01-01T10:05:00.000000+00:00"

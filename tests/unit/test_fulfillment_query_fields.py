@@ -11,10 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.fulfillment import listing
-from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
-from services.fulfillment.domain.fulfillment_order import normalise_time
+from services.fulfillment.store import FULFILLMENT_ORDERS
 from shared.catalog import HoldReason
+from shared.clock import iso as normalise_time
+from tests import fulfillment_documents as fo_rules
 from tests.unit.test_fulfillment_order import LATER, T0, T1, apply, created, open_fo, order
 
 moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)).map(
@@ -103,8 +104,8 @@ def test_a_cursor_the_listing_did_not_make_is_refused(cursor: str) -> None:
 
 
 def test_filters_of_a_listing_by_order_are_applied_in_memory() -> None:
-    fo = open_fo()
-    assert listing.Filters(order_id=fo["order_id"], status="OPEN", location_id="wh-1").matches(fo)
+    fo = FULFILLMENT_ORDERS.load(open_fo())
+    assert listing.Filters(order_id=fo.order_id, status="OPEN", location_id="wh-1").matches(fo)
     assert not listing.Filters(status="CLOSED").matches(fo)
     assert not listing.Filters(location_id="elsewhere").matches(fo)
     assert not listing.Filters(fulfillment_services=["shipco"]).matches(fo)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.order_routing import RoutingContext
 from services.fulfillment.domain.routing import RoutingLocation
-from services.fulfillment.mapping import load
+from services.fulfillment.store import FULFILLMENT_ORDERS
 from shared.catalog import HoldReason, OrderSnapshot
 from shared.store import Change, Document
+from tests import fulfillment_documents as fo_rules
+
+load = FULFILLMENT_ORDERS.load
 
 T0 = "2030-01-01T10:00:00.000000+00:00"
 T1 = "2030-01-01T10:01:00.000000+00:00"

@@ -1,0 +1,13 @@
+"""The fulfillment service's use cases, called by the event handlers, the routes, the sweep and
+the bulk jobs (no HTTP, no Kafka here): load what a rule needs, apply it through the store, chain
+the steps that span several documents.
+
+- `workflows`: `Fulfillment`, the stores and the workflows across documents: routing a paid order
+  and creating its fulfillment orders, re-routes, inventory's news, the fulfillment services'
+  answers, the sweep;
+- `actions`: what a merchant does to one fulfillment order (hold, fulfil, move, ...).
+"""
+
+from .workflows import Fulfillment, SweepReport, UnknownFulfillmentOrder
+
+__all__ = ["Fulfillment", "SweepReport", "UnknownFulfillmentOrder"]
