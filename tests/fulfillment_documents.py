@@ -8,16 +8,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any, Concatenate, ParamSpec, overload
 
+from pydantic import TypeAdapter
+
 from services.fulfillment.domain.fulfillment_orders import holds, lifecycle, service_requests, shipping
 from services.fulfillment.domain.fulfillment_orders.model import (
     FulfillmentOrder,
     FulfillmentRequest,
     InvalidRequest,
     LineQuantity,
+    PlanEntry,
     Transition,
 )
 from services.fulfillment.domain.fulfillment_orders.shipping import fulfillment_order_of
-from services.fulfillment.store import FULFILLMENT_ORDERS, plan_entry, sort_key
+from services.fulfillment.store import FULFILLMENT_ORDERS, sort_key
 from shared.aggregates import Change, Document
 from shared.catalog import OrderSnapshot
 from shared.clock import NO_DEADLINE
@@ -27,6 +30,7 @@ __all__ = [
 ]  # fmt: skip
 
 P = ParamSpec("P")
+_PLAN_ENTRY = TypeAdapter(PlanEntry)
 
 
 @overload
@@ -55,11 +59,16 @@ def on_document(
     return applied
 
 
-def create(entry: Mapping[str, Any], order: OrderSnapshot, now: str) -> Change:
+def plan_entry(entry: PlanEntry | Mapping[str, Any]) -> PlanEntry:
+    """An entry of a routing plan, or one written as the store keeps it."""
+    return entry if isinstance(entry, PlanEntry) else _PLAN_ENTRY.validate_python(entry)
+
+
+def create(entry: PlanEntry | Mapping[str, Any], order: OrderSnapshot, now: str) -> Change:
     return stored(lifecycle.create(plan_entry(entry), order, now))
 
 
-def tombstone(entry: Mapping[str, Any], order: OrderSnapshot, reason: str, now: str) -> Change:
+def tombstone(entry: PlanEntry | Mapping[str, Any], order: OrderSnapshot, reason: str, now: str) -> Change:
     return stored(lifecycle.tombstone(plan_entry(entry), order, reason, now))
 
 

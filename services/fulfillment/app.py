@@ -22,7 +22,7 @@ from services.fulfillment.lookups import (
     StockView,
     SweepInterval,
 )
-from services.fulfillment.store import FULFILLMENT_ORDERS, INDEXES
+from services.fulfillment.store import FULFILLMENT_ORDERS, INDEXES, ROUTING_RECORDS
 from services.fulfillment.sweep import Sweeper
 from shared.aggregates import A, Document, StoreMapping
 from shared.runtime import ServiceRuntime
@@ -72,7 +72,7 @@ def bootstrap(
     )
     fulfillment = Fulfillment(
         fulfillment_orders=stores.store("fulfillment_orders", mapping=FULFILLMENT_ORDERS),
-        routings=stores.store("routings"),
+        routings=stores.store("routings", mapping=ROUTING_RECORDS),
         stock=StockView(stores.store("stock_view")),
         locations=LocationDirectory(stores.store("locations"), settings.config_cache_seconds),
         settings=SettingsStore(stores.store("settings"), defaults, settings.config_cache_seconds),

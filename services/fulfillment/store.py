@@ -9,13 +9,13 @@ A mapping validates a document once per load; the rules then read attributes, ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import TypeAdapter
 from pymongo import IndexModel
 
-from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, FulfillmentOrder, PlanEntry, Status
+from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, FulfillmentOrder, Status
+from services.fulfillment.domain.order_routing import RoutingRecord
 from shared.aggregates import Document
 from shared.catalog import HoldReason
 from shared.clock import NO_DEADLINE, epoch
@@ -121,9 +121,32 @@ def sort_key(fulfill_by: str, created_at: str, fo_id: str) -> str:
     return f"k{fulfill_by}|{created_at}|{fo_id}"
 
 
-_PLAN_ENTRY = TypeAdapter(PlanEntry)
+class RoutingRecordMapping:
+    """An order's routing plan as stored: its entries' lines without a fulfilled quantity, their
+    holds without the times they do not have."""
+
+    _adapter = TypeAdapter(RoutingRecord)
+
+    def load(self, document: Document) -> RoutingRecord:
+        return self._adapter.validate_python(document)
+
+    def dump(self, routing: RoutingRecord) -> Document:
+        document: Document = self._adapter.dump_python(routing, mode="json")
+        for entry in document["entries"]:
+            entry["lines"] = [_without(line, "fulfilled_quantity") for line in entry["lines"]]
+            entry["holds"] = [
+                {name: value for name, value in hold.items() if value is not None} for hold in entry["holds"]
+            ]
+        return document
 
 
-def plan_entry(entry: Mapping[str, Any]) -> PlanEntry:
-    """An entry of a stored routing plan, as creation reads it."""
-    return _PLAN_ENTRY.validate_python(entry)
+ROUTING_RECORDS = RoutingRecordMapping()
+
+
+def materialised_update(revision: int) -> Document:
+    """The fields `order_routing.materialised` sets, as one update (no read first)."""
+    return {"materialised_revision": revision, "materialise_check_at": None}
+
+
+def _without(fields: dict[str, Any], name: str) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if key != name}

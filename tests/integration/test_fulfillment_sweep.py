@@ -115,7 +115,7 @@ async def test_two_replicas_reroute_each_out_of_stock_hold_once_when_stock_arriv
         live = await first.fulfillment_orders.find({"order_id": order.id, "status": {"$in": ["OPEN", "ON_HOLD"]}})
         assert [(fo.status, fo.location_id) for fo in live] == [("OPEN", "wh")]
         routing = await first.routings.get(order.id)
-        assert routing is not None and len(routing["entries"]) == 2
+        assert routing is not None and len(routing.entries) == 2
 
 
 async def test_sweep_creates_what_a_crash_left_planned_but_not_created(db: Any) -> None:

@@ -55,7 +55,7 @@ def created(
     )
     routing = order_routing.route_paid_order(None, snapshot, context, T0)
     assert routing is not None
-    return fo_rules.create(routing.document["entries"][0], snapshot, T0)
+    return fo_rules.create(routing.document.entries[0], snapshot, T0)
 
 
 def open_fo(*lines: tuple[str, int, bool], location: RoutingLocation = WAREHOUSE, reserved: bool = True) -> Document:
@@ -126,8 +126,9 @@ def test_post_purchase_orders_are_created_on_hold_and_digital_lines_wait_too() -
 
 def test_tombstone_is_cancelled_and_announced_to_nobody() -> None:
     snapshot = order(("EBOOK", 1, False))
-    routing = apply(order_routing.route_paid_order(None, snapshot, order_routing.RoutingContext([], {}), T0))
-    change = fo_rules.tombstone(routing["entries"][0], snapshot, "order cancelled", T0)
+    routing = order_routing.route_paid_order(None, snapshot, order_routing.RoutingContext([], {}), T0)
+    assert routing is not None
+    change = fo_rules.tombstone(routing.document.entries[0], snapshot, "order cancelled", T0)
     assert change.document["status"] == "CANCELLED" and change.events == []
     assert change.document["fulfillments"] == {}
 

@@ -18,17 +18,23 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Literal
+from typing import Literal
 
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.fulfillment_orders import holds, lifecycle, service_requests
-from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, FulfillmentOrder, Status, Transition
+from services.fulfillment.domain.fulfillment_orders.model import (
+    TERMINAL,
+    FulfillmentOrder,
+    PlanEntry,
+    Status,
+    Transition,
+)
 from services.fulfillment.domain.fulfillment_orders.service_requests import AnswerKind
 from services.fulfillment.domain.fulfillment_orders.shipping import fulfillment_order_of
-from services.fulfillment.domain.order_routing import RoutingContext
+from services.fulfillment.domain.order_routing import RoutingContext, RoutingRecord
 from services.fulfillment.domain.routing import LineNeed, route
 from services.fulfillment.lookups import LocationDirectory, OutOfStockHolds, SettingsStore, ShopSettings, StockView
-from services.fulfillment.store import LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS, plan_entry
+from services.fulfillment.store import LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS, materialised_update
 from shared.catalog import (
     FulfillmentServiceResponse,
     FulfillmentServiceShipment,
@@ -39,7 +45,7 @@ from shared.catalog import (
     OrderSnapshot,
 )
 from shared.clock import epoch, now_iso
-from shared.store import AggregateStore, Document
+from shared.store import AggregateStore
 
 log = logging.getLogger("fulfillment.application")
 
@@ -73,7 +79,7 @@ class Fulfillment:
     def __init__(
         self,
         fulfillment_orders: AggregateStore[FulfillmentOrder],
-        routings: AggregateStore,
+        routings: AggregateStore[RoutingRecord],
         stock: StockView,
         locations: LocationDirectory,
         settings: SettingsStore,
@@ -142,7 +148,7 @@ class Fulfillment:
         order_id: str,
         cancel_reason: str = "the order was cancelled",
         *,
-        routing: Document | None = None,
+        routing: RoutingRecord | None = None,
         fresh: bool = False,
     ) -> dict[str, FulfillmentOrder]:
         """Make the fulfillment orders match the stored plan (`routing`, read when not given):
@@ -159,29 +165,32 @@ class Fulfillment:
             return {}
         existing = {} if fresh else await self._planned_fulfillment_orders([routing])
         await self._materialise(routing, existing, cancel_reason)
-        if not fresh and routing.get("materialise_check_at") is not None:
-            await self._mark_materialised(order_id, routing["revision"])
+        if not fresh and routing.materialise_check_at is not None:
+            await self._mark_materialised(order_id, routing.revision)
         return existing
 
-    async def _planned_fulfillment_orders(self, routings: list[Document]) -> dict[str, FulfillmentOrder]:
+    async def _planned_fulfillment_orders(self, routings: list[RoutingRecord]) -> dict[str, FulfillmentOrder]:
         """The existing fulfillment orders of these plans, by id: one lookup by key."""
-        planned = [entry["fulfillment_order_id"] for routing in routings for entry in routing["entries"]]
+        planned = [entry.fulfillment_order_id for routing in routings for entry in routing.entries]
         found = await self.fulfillment_orders.find({"_id": {"$in": planned}}, limit=len(planned)) if planned else []
         return {fo.id: fo for fo in found}
 
     async def _materialise(
-        self, routing: Document, existing: dict[str, FulfillmentOrder], cancel_reason: str = "the order was cancelled"
+        self,
+        routing: RoutingRecord,
+        existing: dict[str, FulfillmentOrder],
+        cancel_reason: str = "the order was cancelled",
     ) -> int:
         """Create the plan's missing fulfillment orders, cancel those of a cancelled order;
         `existing` (by id) is kept up to date. How many were created or cancelled."""
-        order = OrderSnapshot.model_validate(routing["order"])
+        order = routing.order
         now = now_iso()
-        live = {entry["fulfillment_order_id"] for entry in order_routing.live_entries(routing)}
+        live = {entry.fulfillment_order_id for entry in routing.live_entries}
         written = 0
-        for entry in routing["entries"]:
-            fo_id = entry["fulfillment_order_id"]
+        for entry in routing.entries:
+            fo_id = entry.fulfillment_order_id
             if fo_id in live and fo_id not in existing:
-                created = await self.fulfillment_orders.create(fo_id, lifecycle.create(plan_entry(entry), order, now))
+                created = await self.fulfillment_orders.create(fo_id, lifecycle.create(entry, order, now))
                 if created is not None:
                     written += 1
                     await self._indexed(created)
@@ -189,7 +198,7 @@ class Fulfillment:
                     created = await self.fulfillment_orders.get(fo_id)
                 if created is not None:
                     existing[fo_id] = created
-            elif routing["cancelled"] and _still_live(existing.get(fo_id)):
+            elif routing.cancelled and _still_live(existing.get(fo_id)):
                 cancelled = await self.fulfillment_orders.apply(
                     fo_id, _cancel_or_tombstone(entry, order, cancel_reason, now)
                 )
@@ -204,7 +213,7 @@ class Fulfillment:
         copy of the plan reads it again rather than overwrite the mark."""
         await self.routings.collection.update_one(
             {"_id": order_id, "revision": {"$eq": revision}},
-            {"$set": order_routing.materialised_update(revision), "$inc": {"version": 1}},
+            {"$set": materialised_update(revision), "$inc": {"version": 1}},
         )
 
     # --- inventory ----------------------------------------------------------------------
@@ -290,8 +299,8 @@ class Fulfillment:
         )
         routing = routing or await self.routings.get(order_id)  # planned before: the stored plan
         await self.materialise(order_id, routing=routing)
-        entry = next((e for e in (routing or {}).get("entries", []) if e["fulfillment_order_id"] == replaced.id), None)
-        replaced_by = (entry or {}).get("replaced_by") or []
+        entry = routing.entry(replaced.id) if routing else None
+        replaced_by = list(entry.replaced_by or ()) if entry else []
         await self._apply(replaced.id, lambda fo: lifecycle.reroute_recorded(fo, replaced_by, now))
 
     # --- the fulfillment service's answers ----------------------------------------------
@@ -355,7 +364,7 @@ class Fulfillment:
                 if await self._materialise(routing, existing):
                     repaired += 1
             await self.routings.collection.update_many(
-                {"_id": {"$in": [routing["id"] for routing in due]}, "materialise_check_at": {"$lte": now}},
+                {"_id": {"$in": [routing.order_id for routing in due]}, "materialise_check_at": {"$lte": now}},
                 {"$set": {"materialise_check_at": None}, "$inc": {"version": 1}},
             )
             if len(due) < BATCH:
@@ -420,11 +429,11 @@ def _still_live(fo: FulfillmentOrder | None) -> bool:
 
 
 def _cancel_or_tombstone(
-    entry: dict[str, Any], order: OrderSnapshot, reason: str, now: str
+    entry: PlanEntry, order: OrderSnapshot, reason: str, now: str
 ) -> Callable[[FulfillmentOrder | None], Transition | None]:
     def rule(current: FulfillmentOrder | None) -> Transition | None:
         if current is None:
-            return lifecycle.tombstone(plan_entry(entry), order, reason, now)
+            return lifecycle.tombstone(entry, order, reason, now)
         return lifecycle.cancel(current, reason, now)
 
     return rule

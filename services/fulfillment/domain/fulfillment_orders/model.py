@@ -107,8 +107,10 @@ class Line:
 
 @dataclass(frozen=True, kw_only=True)
 class PlanEntry:
-    """What creation reads of an entry of the order's routing plan (domain.order_routing)."""
+    """One fulfillment order as the order's routing plan has it (domain.order_routing): all that
+    creating it takes, and whether a re-route replaced it since."""
 
+    index: int = 0
     fulfillment_order_id: str
     kind: Kind
     location_id: str | None
@@ -121,6 +123,9 @@ class PlanEntry:
     fulfill_by: str | None = None
     auto_fulfill: bool = False
     excluded_locations: tuple[str, ...] = ()
+    replaced_by: tuple[str, ...] | None = None
+    """The fulfillment orders that replaced this one (a re-route); None while it stands."""
+    planned_at: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
