@@ -22,7 +22,7 @@ from services.fulfillment.lookups import (
     StockView,
     SweepInterval,
 )
-from services.fulfillment.store import FULFILLMENT_ORDERS, INDEXES, ROUTING_RECORDS
+from services.fulfillment.store import BULK_JOBS, FULFILLMENT_ORDERS, INDEXES, ROUTING_RECORDS
 from services.fulfillment.sweep import Sweeper
 from shared.aggregates import A, Document, StoreMapping
 from shared.runtime import ServiceRuntime
@@ -78,7 +78,10 @@ def bootstrap(
         settings=SettingsStore(stores.store("settings"), defaults, settings.config_cache_seconds),
     )
     bulk_jobs = BulkJobs(
-        stores.store("bulk_jobs"), fulfillment, registry, lease_seconds=settings.bulk_job_lease_seconds
+        stores.store("bulk_jobs", mapping=BULK_JOBS),
+        fulfillment,
+        registry,
+        lease_seconds=settings.bulk_job_lease_seconds,
     )
     return FulfillmentApp(fulfillment, bulk_jobs)
 

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from pymongo import IndexModel
 
+from services.fulfillment.domain.bulk_job import BulkJob
 from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, FulfillmentOrder, Status
 from services.fulfillment.domain.order_routing import RoutingRecord
 from shared.aggregates import Document
@@ -141,6 +142,23 @@ class RoutingRecordMapping:
 
 
 ROUTING_RECORDS = RoutingRecordMapping()
+
+
+class BulkJobMapping:
+    """A bulk job as stored: its parameters only those the request gave."""
+
+    _adapter = TypeAdapter(BulkJob)
+
+    def load(self, document: Document) -> BulkJob:
+        return self._adapter.validate_python(document)
+
+    def dump(self, job: BulkJob) -> Document:
+        document: Document = self._adapter.dump_python(job, mode="json")
+        document["parameters"] = {name: value for name, value in document["parameters"].items() if value is not None}
+        return document
+
+
+BULK_JOBS = BulkJobMapping()
 
 
 def materialised_update(revision: int) -> Document:

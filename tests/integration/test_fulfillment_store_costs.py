@@ -23,11 +23,11 @@ from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.bulk_job import BulkAction
 from services.fulfillment.lookups import LocationDirectory, SettingsStore, ShopSettings, StockView
-from services.fulfillment.store import FULFILLMENT_ORDERS, LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS
+from services.fulfillment.store import BULK_JOBS, FULFILLMENT_ORDERS, LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS
 from shared.catalog import InventoryLevel, InventoryReservation, Location, StockLine
 from shared.store import AggregateStore, Document, now_iso
 from tests.conftest import eventually
-from tests.integration.test_fulfillment_sweep import T0, paid, replica
+from tests.integration.test_fulfillment_sweep import T0, DatabaseStores, paid, replica
 
 
 class Commands(monitoring.CommandListener):
@@ -151,7 +151,8 @@ async def test_the_bulk_job_worker_does_not_poll_and_a_new_job_wakes_it(counted:
     now only once per lease (for a crashed replica's jobs), and a job started here wakes it."""
     db, commands = counted
     service = replica(db)
-    worker = BulkJobs(AggregateStore(db["bulk_jobs"], nothing), service, owner="only", lease_seconds=30)
+    jobs = DatabaseStores(db).store("bulk_jobs", mapping=BULK_JOBS)
+    worker = BulkJobs(jobs, service, owner="only", lease_seconds=30)
     commands.take()
     running = asyncio.create_task(worker.run())
     try:
@@ -160,8 +161,8 @@ async def test_the_bulk_job_worker_does_not_poll_and_a_new_job_wakes_it(counted:
         job = await worker.start(BulkAction.HOLD, ["no-such-fulfillment-order"], {"reason": "OTHER"})
 
         async def completed() -> bool:
-            done = await worker.get(job["id"])
-            return bool(done and done["status"] == "COMPLETED")
+            done = await worker.get(job.id)
+            return bool(done and done.status == "COMPLETED")
 
         await eventually(completed, timeout=10)
     finally:
