@@ -48,7 +48,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "stock_view": [IndexModel([("sku", 1)])],
     OUT_OF_STOCK_HOLDS: [IndexModel([("sku", 1), ("created_at", 1)])],
     # Running jobs, for the probe that resumes a crashed replica's; the most recent first; and the
-    # probe of bulk jobs' own outbox relay (see app.bulk_job_store).
+    # probe of bulk jobs' own outbox relay.
     "bulk_jobs": [
         IndexModel([("status", 1), ("created_at", 1)]),
         IndexModel([("created_at", 1)]),

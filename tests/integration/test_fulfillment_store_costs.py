@@ -18,7 +18,8 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from services.fulfillment import upgrade
-from services.fulfillment.application import workflows as service_module
+from services.fulfillment.application import sweep as sweep_module
+from services.fulfillment.application import sweep_pass
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.bulk_job import BulkAction
@@ -122,7 +123,7 @@ async def test_the_sweep_confirms_many_plans_in_one_write(
     plans that are due and marks them a page at a time, creating what a crash left out; a pass
     goes on until none is left."""
     monkeypatch.setattr(order_routing, "MATERIALISE_GRACE_SECONDS", 0.0)  # due at once
-    monkeypatch.setattr(service_module, "BATCH", 4)  # seven plans: two pages
+    monkeypatch.setattr(sweep_module, "BATCH", 4)  # seven plans: two pages
     db, commands = counted
     service = replica(db)
     await service.location_updated(Location(id="wh", name="wh", priority=1), T0)
@@ -137,13 +138,13 @@ async def test_the_sweep_confirms_many_plans_in_one_write(
     )
     commands.take()
 
-    report = await service.sweep()
+    report = await sweep_pass(service)
     assert report.repaired == 1
     sent = commands.take()
     assert sent["routings", "find"] == 2 and sent["routings", "update"] == 2, sent
     assert await db["routings"].count_documents({"materialise_check_at": {"$ne": None}}) == 0
     assert len(await service.fulfillment_orders.find({"order_id": {"$eq": crashed.id}})) == 1
-    assert (await service.sweep()).repaired == 0
+    assert (await sweep_pass(service)).repaired == 0
 
 
 async def test_the_bulk_job_worker_does_not_poll_and_a_new_job_wakes_it(counted: tuple[Any, Commands]) -> None:
@@ -248,7 +249,7 @@ async def test_stock_arriving_for_a_sku_finds_its_out_of_stock_holds_by_index(db
     await db[OUT_OF_STOCK_HOLDS].delete_many({})  # the crash: the hold was never entered
     await service.stock.record(level("CUP", 1, 0, seq=1), now_iso())
     assert await service.retry_out_of_stock(["CUP"]) == 0
-    assert (await service.sweep()).rerouted == 1
+    assert (await sweep_pass(service)).rerouted == 1
 
 
 async def test_a_fulfillment_is_found_by_its_id_through_its_fulfillment_order_s_key(db: Any) -> None:
@@ -306,7 +307,7 @@ async def test_the_upgrade_makes_what_an_earlier_version_stored_findable_once(db
 
     assert await upgrade.upgrade(db) >= 4
     assert await upgrade.upgrade(db) == 0, "once"
-    report = await service.sweep()
+    report = await sweep_pass(service)
     assert (report.opened, report.repaired) == (1, 1)
     holding = await service.fulfillment_order_holding(legacy_fulfillment)
     assert holding is not None and holding.id == ids[shipped.id]

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any, overload
 
 from services.fulfillment.app import FulfillmentSettings, bootstrap
-from services.fulfillment.application import Fulfillment
+from services.fulfillment.application import Fulfillment, sweep_pass
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.fulfillment_orders import lifecycle
 from services.fulfillment.domain.fulfillment_orders.model import Status
@@ -75,7 +75,7 @@ async def test_two_replicas_release_each_expired_post_purchase_hold_once(db: Any
         await first.route_paid_order(order, f"paid-{order.id}")
     assert await db["fulfillment_orders"].count_documents({"status": "ON_HOLD"}) == 12
 
-    reports = await asyncio.gather(first.sweep(), second.sweep(), first.sweep(), second.sweep())
+    reports = await asyncio.gather(sweep_pass(first), sweep_pass(second), sweep_pass(first), sweep_pass(second))
     assert sum(report.released for report in reports) == 12
     assert await db["fulfillment_orders"].count_documents({"status": "OPEN"}) == 12
     for order in orders:
@@ -93,7 +93,7 @@ async def test_two_replicas_open_each_scheduled_fulfillment_order_once(db: Any) 
         scheduled = replace(fo, status=Status.SCHEDULED, fulfill_at=now_iso())
         fields = {"status": scheduled.status, "fulfill_at": scheduled.fulfill_at, **index_fields(scheduled)}
         await db["fulfillment_orders"].update_one({"_id": fo.id}, {"$set": fields})
-    reports = await asyncio.gather(first.sweep(), second.sweep())
+    reports = await asyncio.gather(sweep_pass(first), sweep_pass(second))
     assert sum(report.opened for report in reports) == 8
     for order in orders:
         assert (await outbox_types(db, order.id)).count("fulfillment_order.opened") == 1
@@ -126,10 +126,10 @@ async def test_sweep_creates_what_a_crash_left_planned_but_not_created(db: Any) 
     # The crash: the plan is stored, the fulfillment order never created.
     await service.routings.apply(order.id, lambda current: order_routing.route_paid_order(current, order, context, T0))
     assert await service.fulfillment_orders.find({"order_id": order.id}) == []
-    report = await service.sweep()
+    report = await sweep_pass(service)
     assert report.repaired == 1
     assert [fo.location_id for fo in await service.fulfillment_orders.find({"order_id": order.id})] == ["wh"]
-    assert (await service.sweep()).repaired == 0
+    assert (await sweep_pass(service)).repaired == 0
 
 
 async def test_sweep_finishes_a_reroute_a_crash_interrupted(db: Any) -> None:
@@ -146,7 +146,7 @@ async def test_sweep_finishes_a_reroute_a_crash_interrupted(db: Any) -> None:
     await service.fulfillment_orders.apply(
         fo.id, lambda current: lifecycle.reservation_failed(current, "wh", "MUG", T0), missing="raise"
     )
-    report = await service.sweep()
+    report = await sweep_pass(service)
     assert report.repaired >= 1
     live = await service.fulfillment_orders.find({"order_id": order.id, "status": "OPEN"})
     assert [fo.location_id for fo in live] == ["backup"]

@@ -572,7 +572,7 @@ def test_every_action_in_every_status(action: str, status: str, expected: str) -
         assert change is not None and change.events, "an allowed transition is announced"
 
 
-# --- the stored shape (services/fulfillment/mapping.py) -------------------------------------
+# --- the stored shape (services/fulfillment/store.py) --------------------------------------
 
 
 def test_a_stored_fulfillment_order_loads_and_dumps_to_the_same_document() -> None:

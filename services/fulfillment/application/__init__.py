@@ -4,10 +4,12 @@ the steps that span several documents.
 
 - `workflows`: `Fulfillment`, the stores and the workflows across documents: routing a paid order
   and creating its fulfillment orders, re-routes, inventory's news, the fulfillment services'
-  answers, the sweep;
-- `actions`: what a merchant does to one fulfillment order (hold, fulfil, move, ...).
+  answers;
+- `actions`: what a merchant does to one fulfillment order (hold, fulfil, move, ...);
+- `sweep`: the periodic pass over what is due or was left half done.
 """
 
-from .workflows import Fulfillment, SweepReport, UnknownFulfillmentOrder
+from .sweep import SweepReport, sweep_pass
+from .workflows import Fulfillment, UnknownFulfillmentOrder
 
-__all__ = ["Fulfillment", "SweepReport", "UnknownFulfillmentOrder"]
+__all__ = ["Fulfillment", "SweepReport", "UnknownFulfillmentOrder", "sweep_pass"]

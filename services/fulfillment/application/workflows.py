@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import Literal
 
@@ -44,7 +44,7 @@ from shared.catalog import (
     Location,
     OrderSnapshot,
 )
-from shared.clock import epoch, now_iso
+from shared.clock import now_iso
 from shared.store import AggregateStore
 
 log = logging.getLogger("fulfillment.application")
@@ -55,24 +55,11 @@ FoRule = Callable[[FulfillmentOrder], Transition | None]
 
 BATCH = 250
 """Documents one sweep query (or one out-of-stock retry) takes at most; the next pass takes the rest."""
-MAX_PAGES = 100
-"""Pages of plans one sweep pass confirms at most (25,000 orders)."""
 
 
 class UnknownFulfillmentOrder(LookupError):
     """No such fulfillment order: 404 for a request; an answer about one this service never made
     is not retriable (dead-lettered)."""
-
-
-@dataclass
-class SweepReport:
-    opened: int = 0
-    released: int = 0
-    rerouted: int = 0
-    repaired: int = 0
-
-    def total(self) -> int:
-        return self.opened + self.released + self.rerouted + self.repaired
 
 
 class Fulfillment:
@@ -141,7 +128,7 @@ class Fulfillment:
         fulfillment_orders = await self.materialise(order.id, routing=routing)
         for fo in fulfillment_orders.values():
             if fo.status == Status.ON_HOLD:
-                await self._apply(fo.id, lambda held: holds.release_post_purchase_hold(held, now, expired_only=False))
+                await self.apply(fo.id, lambda held: holds.release_post_purchase_hold(held, now, expired_only=False))
 
     async def materialise(
         self,
@@ -163,19 +150,19 @@ class Fulfillment:
         routing = routing or await self.routings.get(order_id)
         if routing is None:
             return {}
-        existing = {} if fresh else await self._planned_fulfillment_orders([routing])
-        await self._materialise(routing, existing, cancel_reason)
+        existing = {} if fresh else await self.planned_fulfillment_orders([routing])
+        await self.materialise_plan(routing, existing, cancel_reason)
         if not fresh and routing.materialise_check_at is not None:
             await self._mark_materialised(order_id, routing.revision)
         return existing
 
-    async def _planned_fulfillment_orders(self, routings: list[RoutingRecord]) -> dict[str, FulfillmentOrder]:
+    async def planned_fulfillment_orders(self, routings: list[RoutingRecord]) -> dict[str, FulfillmentOrder]:
         """The existing fulfillment orders of these plans, by id: one lookup by key."""
         planned = [entry.fulfillment_order_id for routing in routings for entry in routing.entries]
         found = await self.fulfillment_orders.find({"_id": {"$in": planned}}, limit=len(planned)) if planned else []
         return {fo.id: fo for fo in found}
 
-    async def _materialise(
+    async def materialise_plan(
         self,
         routing: RoutingRecord,
         existing: dict[str, FulfillmentOrder],
@@ -220,7 +207,7 @@ class Fulfillment:
 
     async def reservation_confirmed(self, reserved: InventoryReservation, event_id: str) -> None:
         now = now_iso()
-        await self._apply(
+        await self.apply(
             reserved.fulfillment_order_id,
             lambda fo: lifecycle.reservation_confirmed(fo, reserved.location_id, now),
             event_id=event_id,
@@ -231,7 +218,7 @@ class Fulfillment:
             await self.stock.record_shortage(failed.location_id, shortage.sku, shortage.available, as_of, shortage.seq)
         short = ", ".join(f"{s.sku}: {s.requested} requested, {s.available} available" for s in failed.shortages)
         now = now_iso()
-        fo = await self._apply(
+        fo = await self.apply(
             failed.fulfillment_order_id,
             lambda current: lifecycle.reservation_failed(current, failed.location_id, short or "no stock", now),
             event_id=event_id,
@@ -270,7 +257,7 @@ class Fulfillment:
             plan = route(needs, current.locations, current.stock)
             if not plan.allocations:
                 continue
-            replaced = await self._apply(held.id, _replace_out_of_stock(now_iso()))
+            replaced = await self.apply(held.id, _replace_out_of_stock(now_iso()))
             if replaced is not None:
                 await self.finish_reroute(replaced, current)
                 rerouted += 1
@@ -301,7 +288,7 @@ class Fulfillment:
         await self.materialise(order_id, routing=routing)
         entry = routing.entry(replaced.id) if routing else None
         replaced_by = list(entry.replaced_by or ()) if entry else []
-        await self._apply(replaced.id, lambda fo: lifecycle.reroute_recorded(fo, replaced_by, now))
+        await self.apply(replaced.id, lambda fo: lifecycle.reroute_recorded(fo, replaced_by, now))
 
     # --- the fulfillment service's answers ----------------------------------------------
 
@@ -309,7 +296,7 @@ class Fulfillment:
         """Apply a fulfillment service's answer of `kind` once (inbox by event id). An answer that
         does not fit (another service's fulfillment order, a status that does not allow it, an
         unknown fulfillment order) raises: the message is dead-lettered with the reason, nothing applied."""
-        await self._apply(
+        await self.apply(
             answer.fulfillment_order_id,
             lambda fo: service_requests.answered(kind, fo, answer, now_iso()),
             event_id,
@@ -318,58 +305,12 @@ class Fulfillment:
 
     async def shipped_by_service(self, shipment: FulfillmentServiceShipment, event_id: str | None = None) -> None:
         """The fulfillment service shipped some or all lines: as `service_answered`."""
-        await self._apply(
+        await self.apply(
             shipment.fulfillment_order_id,
             lambda fo: service_requests.shipped_by_service(fo, shipment, now_iso()),
             event_id,
             missing=self.unknown(shipment.fulfillment_order_id),
         )
-
-    # --- the sweep ----------------------------------------------------------------------
-
-    async def sweep(self) -> SweepReport:
-        """The periodic pack run: open what is due, release expired post-purchase holds, retry
-        out-of-stock holds, and finish anything a crash left half done. Every transition is
-        re-checked by its rule under optimistic concurrency, so replicas never do one twice."""
-        report = SweepReport()
-        now = now_iso()
-        due = {"$lte": epoch(now)}
-        open_due = partial(lifecycle.open_scheduled, now=now, due_only=True)
-        for fo in await self.fulfillment_orders.find({"opens_at_epoch": due}, limit=BATCH):
-            if await self._apply(fo.id, open_due):
-                report.opened += 1
-        release_expired = partial(holds.release_post_purchase_hold, now=now, expired_only=True)
-        for fo in await self.fulfillment_orders.find({"upsell_release_epoch": due}, limit=BATCH):
-            if await self._apply(fo.id, release_expired):
-                report.released += 1
-        report.rerouted = await self.retry_out_of_stock()
-        for fo in await self.fulfillment_orders.find({"reroute_pending": {"$eq": True}}, limit=BATCH):
-            await self.finish_reroute(fo)
-            report.repaired += 1
-        report.repaired += await self._confirm_plans(epoch(now))
-        return report
-
-    async def _confirm_plans(self, now: float) -> int:
-        """Plans due to be checked: create what a crash left out, then mark them done, a page of
-        them per write (a plan revised meanwhile has a later check time, so it is left for its
-        own). Every plan comes due once, so a pass goes on until none is left, however many orders
-        came in since the last. How many needed a repair."""
-        repaired = 0
-        for _ in range(MAX_PAGES):
-            due = await self.routings.find({"materialise_check_at": {"$lte": now}}, limit=BATCH)
-            if not due:
-                break
-            existing = await self._planned_fulfillment_orders(due)
-            for routing in due:
-                if await self._materialise(routing, existing):
-                    repaired += 1
-            await self.routings.collection.update_many(
-                {"_id": {"$in": [routing.order_id for routing in due]}, "materialise_check_at": {"$lte": now}},
-                {"$set": {"materialise_check_at": None}, "$inc": {"version": 1}},
-            )
-            if len(due) < BATCH:
-                break
-        return repaired
 
     # --- lookups ------------------------------------------------------------------------
 
@@ -391,7 +332,7 @@ class Fulfillment:
         once per `once` where given (kept in the fulfillment order's inbox in the same write): a
         repeat, e.g. by a bulk job resumed after a crash, changes nothing. The fulfillment order as
         it is now; UnknownFulfillmentOrder when there is none."""
-        saved = await self._apply(fo_id, rule, once, missing=self.unknown(fo_id))
+        saved = await self.apply(fo_id, rule, once, missing=self.unknown(fo_id))
         current = saved or await self.fulfillment_orders.get(fo_id)
         if current is None:
             raise self.unknown(fo_id)
@@ -401,7 +342,7 @@ class Fulfillment:
     def unknown(fo_id: str) -> UnknownFulfillmentOrder:
         return UnknownFulfillmentOrder(f"fulfillment order {fo_id!r} does not exist")
 
-    async def _apply(
+    async def apply(
         self,
         fo_id: str,
         rule: FoRule,
