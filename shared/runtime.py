@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, overload
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Response
@@ -140,17 +140,20 @@ class ServiceRuntime:
         first at shutdown): periodic work such as a sweep. It should loop and handle its errors."""
         self._background[name] = run
 
-    def store(self, collection: str, *, mapping: StoreMapping[A] | None = None) -> AggregateStore[A]:
+    @overload
+    def store(self, collection: str, *, mapping: None = None) -> AggregateStore[Document]: ...
+    @overload
+    def store(self, collection: str, *, mapping: StoreMapping[A]) -> AggregateStore[A]: ...
+    def store(self, collection: str, *, mapping: StoreMapping[Any] | None = None) -> AggregateStore[Any]:
         """An aggregate collection whose events the relay publishes (it watches every one: a pass
         woken by a write probes only the collection written, the poll probes them all); `mapping`
-        says how its typed aggregates are stored (none: they are the documents)."""
+        says how its aggregates are stored (shared.aggregates.StoreMapping; none: as documents)."""
         self.relay.watch(self.database[collection])
         declared = self._indexes.setdefault(collection, [])
         if OUTBOX_PENDING_INDEX not in declared:
             declared.append(OUTBOX_PENDING_INDEX)
         retention = timedelta(seconds=self.settings.inbox_retention_seconds)
-        # Without a mapping, A is its default (Document): the store of plain documents.
-        return AggregateStore(self.database[collection], self.relay.wake, retention, mapping=mapping)  # type: ignore[return-value]
+        return AggregateStore(self.database[collection], self.relay.wake, retention, mapping=mapping)
 
     async def _publish(self, event: CloudEvent) -> None:
         await publish_event(self.broker, event, self.metrics)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Protocol, overload
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from services.fulfillment import upgrade
-from services.fulfillment.api import build_bulk_router, build_router
+from services.fulfillment.api import routers
+from services.fulfillment.application import Fulfillment
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.handlers import build_subscriptions
-from services.fulfillment.service import Fulfillment
-from services.fulfillment.store import (
+from services.fulfillment.lookups import (
     CACHE_SECONDS,
-    INDEXES,
     LocationDirectory,
     PostPurchaseHold,
     SettingsStore,
@@ -21,9 +22,12 @@ from services.fulfillment.store import (
     StockView,
     SweepInterval,
 )
+from services.fulfillment.store import BULK_JOBS, FULFILLMENT_ORDERS, INDEXES, ROUTING_RECORDS
 from services.fulfillment.sweep import Sweeper
+from shared.aggregates import A, Document, StoreMapping
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings, seconds
+from shared.store import AggregateStore
 
 
 class FulfillmentSettings(ServiceSettings):
@@ -39,6 +43,49 @@ class FulfillmentSettings(ServiceSettings):
     config_cache_seconds: Annotated[float, seconds(0, 300)] = CACHE_SECONDS
 
 
+class Stores(Protocol):
+    """Where the service's collections come from: the runtime's store (the relay publishes their
+    outboxes), or, in a test, a database alone."""
+
+    @overload
+    def store(self, collection: str, *, mapping: None = None) -> AggregateStore[Document]: ...
+    @overload
+    def store(self, collection: str, *, mapping: StoreMapping[A]) -> AggregateStore[A]: ...
+
+
+@dataclass(frozen=True)
+class FulfillmentApp:
+    """The service's application objects, which the handlers, routes and background tasks call."""
+
+    fulfillment: Fulfillment
+    bulk_jobs: BulkJobs
+
+
+def bootstrap(
+    stores: Stores, settings: FulfillmentSettings, registry: CollectorRegistry | None = None
+) -> FulfillmentApp:
+    """The application objects over these stores, configured by `settings`."""
+    defaults = ShopSettings(
+        auto_fulfill=settings.auto_fulfill,
+        sweep_interval_seconds=settings.sweep_interval_seconds,
+        post_purchase_hold_seconds=settings.post_purchase_hold_seconds,
+    )
+    fulfillment = Fulfillment(
+        fulfillment_orders=stores.store("fulfillment_orders", mapping=FULFILLMENT_ORDERS),
+        routings=stores.store("routings", mapping=ROUTING_RECORDS),
+        stock=StockView(stores.store("stock_view")),
+        locations=LocationDirectory(stores.store("locations"), settings.config_cache_seconds),
+        settings=SettingsStore(stores.store("settings"), defaults, settings.config_cache_seconds),
+    )
+    bulk_jobs = BulkJobs(
+        stores.store("bulk_jobs", mapping=BULK_JOBS),
+        fulfillment,
+        registry,
+        lease_seconds=settings.bulk_job_lease_seconds,
+    )
+    return FulfillmentApp(fulfillment, bulk_jobs)
+
+
 def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or load_settings(FulfillmentSettings)
     runtime = ServiceRuntime(
@@ -46,27 +93,13 @@ def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, 
         collections=["fulfillment_orders"],
         description="Fulfillment: fulfillment orders per location, routing, holds and fulfillments.",
     )
-    defaults = ShopSettings(
-        auto_fulfill=settings.auto_fulfill,
-        sweep_interval_seconds=settings.sweep_interval_seconds,
-        post_purchase_hold_seconds=settings.post_purchase_hold_seconds,
-    )
     runtime.indexes(INDEXES)
-    fulfillment = Fulfillment(
-        fulfillment_orders=runtime.store("fulfillment_orders"),
-        routings=runtime.store("routings"),
-        stock=StockView(runtime.store("stock_view")),
-        locations=LocationDirectory(runtime.store("locations"), settings.config_cache_seconds),
-        settings=SettingsStore(runtime.store("settings"), defaults, settings.config_cache_seconds),
-    )
+    app = bootstrap(runtime, settings, runtime.registry)
     runtime.upgrade("fulfillment", upgrade.upgrade)
-    runtime.subscribe(build_subscriptions(fulfillment, runtime.authenticator))
-    runtime.background("sweep", Sweeper(fulfillment, runtime.registry).run)
-    bulk_jobs = BulkJobs(
-        runtime.store("bulk_jobs"), fulfillment, runtime.registry, lease_seconds=settings.bulk_job_lease_seconds
-    )
-    runtime.background("bulk-jobs", bulk_jobs.run)
-    return runtime, runtime.http_app(build_router(fulfillment), build_bulk_router(bulk_jobs))
+    runtime.subscribe(build_subscriptions(app.fulfillment, runtime.authenticator))
+    runtime.background("sweep", Sweeper(app.fulfillment, runtime.registry).run)
+    runtime.background("bulk-jobs", app.bulk_jobs.run)
+    return runtime, runtime.http_app(*routers(app.fulfillment, app.bulk_jobs))
 
 
 def main() -> None:

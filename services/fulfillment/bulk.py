@@ -26,18 +26,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
+from services.fulfillment.application import Fulfillment, actions
 from services.fulfillment.domain import bulk_job as rules
-from services.fulfillment.domain.bulk_job import BulkAction, LeaseLost, Outcome
-from services.fulfillment.domain.fulfillment_orders import holds, lifecycle, shipping
+from services.fulfillment.domain.bulk_job import BulkAction, BulkJob, LeaseLost, Outcome, Parameters
 from services.fulfillment.domain.fulfillment_orders.model import FulfillmentRequest, InvalidRequest, TransitionRefused
-from services.fulfillment.mapping import load, on_stored
-from services.fulfillment.service import FoRule, Fulfillment
 from shared.catalog import Tracking
 from shared.clock import now_iso
 from shared.events import acting_as, current_actor
 from shared.idempotency import derived_id
 from shared.messaging import TRANSIENT_ERRORS
-from shared.store import AggregateStore, Document
+from shared.store import AggregateStore
 
 log = logging.getLogger("fulfillment.bulk")
 
@@ -51,7 +49,7 @@ MAX_RUNNING = 100
 class BulkJobs:
     def __init__(
         self,
-        jobs: AggregateStore,
+        jobs: AggregateStore[BulkJob],
         fulfillment: Fulfillment,
         registry: CollectorRegistry | None = None,
         *,
@@ -78,7 +76,7 @@ class BulkJobs:
 
     async def start(
         self, action: BulkAction, fulfillment_order_ids: Sequence[str], parameters: Mapping[str, Any]
-    ) -> Document:
+    ) -> BulkJob:
         """Store the job (RUNNING, nothing done) and wake the worker; raises InvalidRequest."""
         rules.check_request(action, fulfillment_order_ids, parameters)
         if action == BulkAction.MOVE and await self.fulfillment.locations.get(parameters["location_id"]) is None:
@@ -86,14 +84,8 @@ class BulkJobs:
         # Keyed by the request's Idempotency-Key where given: a retry after a crash finds its job.
         job_id = (derived_id("bulk-job") or str(uuid.uuid4())).replace("-", "")
         now, actor = now_iso(), current_actor()
-        saved = await self.jobs.apply(
-            job_id,
-            lambda current: (
-                None
-                if current
-                else rules.start(job_id, action, parameters, fulfillment_order_ids, now, started_by=actor)
-            ),
-        )
+        job = rules.start(job_id, action, parameters, fulfillment_order_ids, now, started_by=actor)
+        saved = await self.jobs.create(job_id, job)
         self._wake.set()
         if saved is None:  # the same keyed request, run again after a crash
             existing = await self.jobs.get(job_id)
@@ -101,10 +93,10 @@ class BulkJobs:
             return existing
         return saved
 
-    async def get(self, job_id: str) -> Document | None:
+    async def get(self, job_id: str) -> BulkJob | None:
         return await self.jobs.get(job_id)
 
-    async def recent(self, limit: int) -> list[Document]:
+    async def recent(self, limit: int) -> list[BulkJob]:
         return await self.jobs.find({}, sort=[("created_at", -1), ("_id", 1)], limit=limit)
 
     # --- the worker ---------------------------------------------------------------------
@@ -149,52 +141,50 @@ class BulkJobs:
         for job in running:
             if len(self._working) >= MAX_JOBS_AT_ONCE:
                 return
-            if job["id"] in self._working or rules.claim(job, self.owner, now, self.lease_seconds) is None:
+            if job.id in self._working or rules.claim(job, self.owner, now, self.lease_seconds) is None:
                 continue
             claimed = await self.jobs.apply(
-                job["id"],
+                job.id,
                 lambda current: rules.claim(current, self.owner, now_iso(), self.lease_seconds),
                 missing=_vanished(),
             )
             if claimed is not None:
-                task = asyncio.create_task(self.work(claimed), name=f"bulk-job-{job['id']}")
+                task = asyncio.create_task(self.work(claimed), name=f"bulk-job-{job.id}")
                 task.add_done_callback(lambda _: self._wake.set())  # a slot is free: look again
-                self._working[job["id"]] = task
+                self._working[job.id] = task
 
     async def drain(self) -> None:
         """Wait until the jobs this replica is working on are done (or it lost them)."""
         await asyncio.gather(*self._working.values(), return_exceptions=True)
 
-    async def work(self, job: Document) -> None:
+    async def work(self, job: BulkJob) -> None:
         """Apply the action to each fulfillment order still pending, recording each result, for
         the caller who started the job (the actor of its events)."""
-        with acting_as(job.get("started_by")):
+        with acting_as(job.started_by):
             await self._work(job)
 
-    async def _work(self, job: Document) -> None:
-        log.info("bulk job %s (%s): %d of %d done, working on it", job["id"], job["action"], job["done"], job["total"])
+    async def _work(self, job: BulkJob) -> None:
+        log.info("bulk job %s (%s): %d of %d done, working on it", job.id, job.action, job.done, job.total)
         try:
             while (index := rules.next_pending(job)) is not None:
-                item = job["items"][index]
-                outcome = await self.apply_once(job, item["fulfillment_order_id"])
-                saved = await self._record(job["id"], index, outcome)
-                self.items.labels(job["action"], "succeeded" if outcome.succeeded else "failed").inc()
-                job = saved or await self._reload(job["id"])
-            log.info("bulk job %s completed: %d succeeded, %d failed", job["id"], job["succeeded"], job["failed"])
+                outcome = await self.apply_once(job, job.items[index].fulfillment_order_id)
+                saved = await self._record(job.id, index, outcome)
+                self.items.labels(job.action, "succeeded" if outcome.succeeded else "failed").inc()
+                job = saved or await self._reload(job.id)
+            log.info("bulk job %s completed: %d succeeded, %d failed", job.id, job.succeeded, job.failed)
         except LeaseLost as lost:
             log.warning("%s", lost)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The store is unreachable (or worse): this replica retries at its next poll, others once the lease ran out.
-            log.exception("bulk job %s stopped; it is picked up again", job["id"])
+            log.exception("bulk job %s stopped; it is picked up again", job.id)
 
-    async def apply_once(self, job: Document, fo_id: str) -> Outcome:
+    async def apply_once(self, job: BulkJob, fo_id: str) -> Outcome:
         """The job's action on one fulfillment order, at most once (the job id goes in its inbox).
         A refusal is this fulfillment order's failure; the store being unreachable is not (raised)."""
         try:
-            rule = await self._rule(job, fo_id)
-            await self.fulfillment.act_once(fo_id, rule, f"bulk-job/{job['id']}")
+            await self._act(job.action, job.parameters, fo_id, f"bulk-job/{job.id}")
         except TransitionRefused as refused:
             return Outcome.failure("conflict", str(refused))
         except InvalidRequest as invalid:
@@ -204,42 +194,29 @@ class BulkJobs:
         except TRANSIENT_ERRORS:
             raise
         except Exception as unexpected:
-            log.exception("bulk job %s: unexpected error on fulfillment order %s", job["id"], fo_id)
+            log.exception("bulk job %s: unexpected error on fulfillment order %s", job.id, fo_id)
             return Outcome.failure("error", f"unexpected error: {type(unexpected).__name__}")
         return Outcome()
 
-    async def _rule(self, job: Document, fo_id: str) -> FoRule:
-        action, parameters = BulkAction(job["action"]), job["parameters"]
+    async def _act(self, action: BulkAction, parameters: Parameters, fo_id: str, once: str) -> None:
+        """The single action of `POST /fulfillment-orders/{id}/...` that the job's action stands for."""
+        app = self.fulfillment
         if action == BulkAction.FULFILL:
             request = FulfillmentRequest(
-                tracking=Tracking(company=parameters.get("tracking_company")),
-                notify_customer=bool(parameters.get("notify_customer")),
+                tracking=Tracking(company=parameters.tracking_company),
+                notify_customer=bool(parameters.notify_customer),
             )
-            return on_stored(lambda fo: shipping.fulfil(fo, request, now_iso()))
-        if action == BulkAction.HOLD:
-            reason = rules.hold_reason(parameters)
-            assert reason is not None
-            note = parameters.get("note") or ""
-            return on_stored(lambda fo: holds.place_hold(fo, reason, note, now_iso()))
-        if action == BulkAction.RELEASE_HOLD:
-            release = rules.hold_reason(parameters)
-            return on_stored(lambda fo: holds.release_hold(fo, now_iso(), release))
-        return await self._move_rule(fo_id, parameters["location_id"])
+            await actions.fulfil(app, fo_id, request, once=once)
+        elif action == BulkAction.HOLD:
+            assert parameters.reason is not None
+            await actions.place_hold(app, fo_id, parameters.reason, parameters.note or "", once=once)
+        elif action == BulkAction.RELEASE_HOLD:
+            await actions.release_hold(app, fo_id, parameters.reason, once=once)
+        else:
+            assert parameters.location_id is not None
+            await actions.move(app, fo_id, parameters.location_id, once=once)
 
-    async def _move_rule(self, fo_id: str, location_id: str) -> FoRule:
-        """As `POST /fulfillment-orders/{id}/move`: the target location must have the stock."""
-        found = await self.fulfillment.fulfillment_orders.get(fo_id)
-        if found is None:
-            raise LookupError(fo_id)
-        fo = load(found)
-        location = await self.fulfillment.locations.get(location_id)
-        if location is None:
-            raise InvalidRequest("location_id", f"no location {location_id!r} is known")
-        stock = await self.fulfillment.stock.available((line.sku for line in fo.line_items), [location.id])
-        available = {sku: quantity for (at, sku), quantity in stock.items() if at == location.id}
-        return on_stored(lambda current: lifecycle.move(current, location, available, now_iso()))
-
-    async def _record(self, job_id: str, index: int, outcome: Outcome) -> Document | None:
+    async def _record(self, job_id: str, index: int, outcome: Outcome) -> BulkJob | None:
         now = now_iso()
         return await self.jobs.apply(
             job_id,
@@ -247,7 +224,7 @@ class BulkJobs:
             missing=_vanished(),
         )
 
-    async def _reload(self, job_id: str) -> Document:
+    async def _reload(self, job_id: str) -> BulkJob:
         found = await self.jobs.get(job_id)
         if found is None:
             raise LookupError(f"bulk job {job_id} vanished")

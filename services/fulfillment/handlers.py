@@ -4,8 +4,11 @@ fulfillment service's answer is applied only with its proof (see `answered`)."""
 
 from __future__ import annotations
 
-from services.fulfillment.domain import fulfillment_order as fo_rules
-from services.fulfillment.service import FoRule, Fulfillment
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from services.fulfillment.application import Fulfillment
+from services.fulfillment.domain.fulfillment_orders.service_requests import ANSWERS, AnswerKind
 from shared.auth import Authenticator
 from shared.catalog import (
     FulfillmentRequestRejection,
@@ -59,36 +62,31 @@ def build_subscriptions(fulfillment: Fulfillment, authenticator: Authenticator) 
     # Each answer must carry its service's proof (shared/auth.py): one that does not is
     # dead-lettered with the reason before anything is applied. What it causes is its doing.
 
-    async def answered(event: CloudEvent, answer: FulfillmentServiceResponse, rule: FoRule) -> None:
+    @asynccontextmanager
+    async def answering(event: CloudEvent, answer: FulfillmentServiceResponse) -> AsyncIterator[None]:
         service = await authenticator.verify_answer(event, answer.fulfillment_service)
         with acting_as(service.subject):
-            await fulfillment.service_answered(answer, rule, event.id)
+            yield
 
-    @subscriptions.on("fulfillment_service.request_accepted")
-    async def on_request_accepted(event: CloudEvent, answer: FulfillmentServiceResponse) -> None:
-        await answered(event, answer, lambda fo: fo_rules.accept_request(fo, answer, now_iso()))
+    @subscriptions.on(*(f"fulfillment_service.{kind}" for kind in ANSWERS if kind != "request_rejected"))
+    async def on_answer(event: CloudEvent, answer: FulfillmentServiceResponse) -> None:
+        async with answering(event, answer):
+            await fulfillment.service_answered(_KINDS[event.type], answer, event.id)
 
     @subscriptions.on("fulfillment_service.request_rejected")
     async def on_request_rejected(event: CloudEvent, answer: FulfillmentRequestRejection) -> None:
-        await answered(event, answer, lambda fo: fo_rules.reject_request(fo, answer, now_iso()))
-
-    @subscriptions.on("fulfillment_service.cancellation_accepted")
-    async def on_cancellation_accepted(event: CloudEvent, answer: FulfillmentServiceResponse) -> None:
-        await answered(event, answer, lambda fo: fo_rules.accept_cancellation(fo, answer, now_iso()))
-
-    @subscriptions.on("fulfillment_service.cancellation_rejected")
-    async def on_cancellation_rejected(event: CloudEvent, answer: FulfillmentServiceResponse) -> None:
-        await answered(event, answer, lambda fo: fo_rules.reject_cancellation(fo, answer, now_iso()))
+        async with answering(event, answer):
+            await fulfillment.service_answered("request_rejected", answer, event.id)
 
     @subscriptions.on("fulfillment_service.shipped")
     async def on_shipped(event: CloudEvent, answer: FulfillmentServiceShipment) -> None:
-        await answered(event, answer, lambda fo: fo_rules.shipped_by_service(fo, answer, now_iso()))
-
-    @subscriptions.on("fulfillment_service.cannot_complete")
-    async def on_cannot_complete(event: CloudEvent, answer: FulfillmentServiceResponse) -> None:
-        await answered(event, answer, lambda fo: fo_rules.cannot_complete(fo, answer, now_iso()))
+        async with answering(event, answer):
+            await fulfillment.shipped_by_service(answer, event.id)
 
     return subscriptions
+
+
+_KINDS: dict[str, AnswerKind] = {f"fulfillment_service.{kind}": kind for kind in ANSWERS}
 
 
 def _as_of(event: CloudEvent) -> str:

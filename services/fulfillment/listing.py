@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from services.fulfillment.domain.fulfillment_orders.model import FulfillmentOrder
+from services.fulfillment.store import listing_key
 from shared.store import AggregateStore, Document
 
 SORT = [("sort_key", 1)]
@@ -50,24 +51,24 @@ class Filters:
     fulfillment_services: Sequence[str] | None = None
     """Only these fulfillment services' fulfillment orders (a fulfillment service's token); None: all."""
 
-    def matches(self, fo: Mapping[str, Any]) -> bool:
+    def matches(self, fo: FulfillmentOrder) -> bool:
         return (
-            (self.status is None or fo["status"] == self.status)
-            and (self.location_id is None or fo["location_id"] == self.location_id)
-            and (self.fulfillment_services is None or fo.get("fulfillment_service") in self.fulfillment_services)
+            (self.status is None or fo.status == self.status)
+            and (self.location_id is None or fo.location_id == self.location_id)
+            and (self.fulfillment_services is None or fo.fulfillment_service in self.fulfillment_services)
         )
 
 
 async def page(
-    store: AggregateStore, filters: Filters, *, after: str | None, offset: int, limit: int
-) -> tuple[list[Document], str | None]:
+    store: AggregateStore[FulfillmentOrder], filters: Filters, *, after: str | None, offset: int, limit: int
+) -> tuple[list[FulfillmentOrder], str | None]:
     """Up to `limit` fulfillment orders in the listing's order, after the cursor `after` (a decoded
     one) and `offset` more; and the cursor of the next page, None when this is the last."""
     if filters.fulfillment_services is not None and not filters.fulfillment_services:
         return [], None
     if filters.order_id:
         found = await store.find({"order_id": {"$eq": filters.order_id}}, sort=SORT, limit=MAX_PER_ORDER)
-        wanted = [fo for fo in found if filters.matches(fo) and (after is None or fo.get("sort_key", "") > after)]
+        wanted = [fo for fo in found if filters.matches(fo) and (after is None or listing_key(fo) > after)]
         window = wanted[offset : offset + limit + 1]
     else:
         query: Document = {}
@@ -80,12 +81,12 @@ async def page(
         if filters.fulfillment_services is None:
             window = await store.find(query, sort=SORT, skip=offset, limit=limit + 1)
         else:  # one indexed query per service ($in would scan), merged in the listing's order
-            merged: list[Document] = []
+            merged: list[FulfillmentOrder] = []
             for service in sorted(set(filters.fulfillment_services)):
                 merged += await store.find(
                     {**query, "fulfillment_service": {"$eq": service}}, sort=SORT, limit=offset + limit + 1
                 )
-            window = sorted(merged, key=lambda fo: str(fo.get("sort_key", "")))[offset : offset + limit + 1]
+            window = sorted(merged, key=listing_key)[offset : offset + limit + 1]
     items = window[:limit]
     more = len(window) > limit
-    return items, encode_cursor(items[-1]["sort_key"]) if more and items else None
+    return items, encode_cursor(listing_key(items[-1])) if more and items else None

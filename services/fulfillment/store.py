@@ -1,24 +1,27 @@
-"""What fulfillment keeps besides its fulfillment orders: copies of inventory's locations and
-stock levels (event-carried state, so routing never calls inventory), the shop settings, and
-the indexes every query of the service is answered from (`INDEXES`)."""
+"""How fulfillment's aggregates are stored: the indexes every query of the service is answered
+from (`INDEXES`), and the mappings that turn a stored document into the typed aggregate the rules
+take (`load`) and back (`dump`), with the fields the queries use (`index_fields`). The stored
+shapes are a public contract (earlier versions' documents, the HTTP views, bench data): field
+names and value formats are the same as before the aggregates were typed.
+
+A mapping validates a document once per load; the rules then read attributes, never keys.
+"""
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Iterable
-from typing import Annotated
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
-from pymongo import IndexModel, ReturnDocument, UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
+from pydantic import TypeAdapter
+from pymongo import IndexModel
 
-from services.fulfillment.domain.routing import RoutingLocation
-from shared.catalog import InventoryLevel, Location
-from shared.settings import seconds
-from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Change, Document
-
-log = logging.getLogger(__name__)
+from services.fulfillment.domain.bulk_job import BulkJob
+from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, FulfillmentOrder, Status
+from services.fulfillment.domain.order_routing import RoutingRecord
+from shared.aggregates import Document
+from shared.catalog import HoldReason
+from shared.clock import NO_DEADLINE, epoch
+from shared.store import OUTBOX_PENDING_INDEX
+from shared.text import FROM_THE_STORE
 
 OUT_OF_STOCK_HOLDS = "out_of_stock_holds"
 LEGACY_FULFILLMENTS = "legacy_fulfillments"
@@ -26,7 +29,7 @@ LEGACY_FULFILLMENTS = "legacy_fulfillments"
 INDEXES: dict[str, list[IndexModel]] = {
     "fulfillment_orders": [
         # GET /fulfillment-orders: each filter, in the listing's order (`sort_key`, see
-        # domain.fulfillment_order.derived_fields), so a page is an index range, whatever is stored.
+        # `index_fields`), so a page is an index range, whatever is stored.
         IndexModel([("order_id", 1), ("sort_key", 1)]),
         IndexModel([("status", 1), ("sort_key", 1)]),
         IndexModel([("location_id", 1), ("sort_key", 1)]),
@@ -46,7 +49,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "stock_view": [IndexModel([("sku", 1)])],
     OUT_OF_STOCK_HOLDS: [IndexModel([("sku", 1), ("created_at", 1)])],
     # Running jobs, for the probe that resumes a crashed replica's; the most recent first; and the
-    # probe of bulk jobs' own outbox relay (see app.bulk_job_store).
+    # probe of bulk jobs' own outbox relay.
     "bulk_jobs": [
         IndexModel([("status", 1), ("created_at", 1)]),
         IndexModel([("created_at", 1)]),
@@ -55,266 +58,114 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 """The indexes the service's queries use, by collection, created at start (idempotently)."""
 
-CACHE_SECONDS = 5.0
-"""How long a replica serves the shop settings and the locations from memory. A time, not a
-version check: checking a version is a store round trip per use, the very cost the cache saves.
-Both change seldom, by a merchant's hand, and a few seconds late on the other replicas does no
-harm: an order routed to a location deactivated meanwhile has its reservation refused and is
-re-routed. The replica that makes the change (`PUT /settings`, or the one that consumes
-location.updated) sees it at once."""
 
-SEEN_SECONDS = 2.0
-"""How long a replica trusts what it last wrote of a stock snapshot to skip the next one when that
-one leaves `available`, all that routing reads, as it was (a commit: on hand and reserved go down
-together). Inventory's snapshots of one stock come in order, to one replica at a time; the store
-is asked again after this long, so another replica that took the stock over (a rebalance, which
-takes longer than this) and changed it is never overlooked."""
+class FulfillmentOrderMapping:
+    """A fulfillment order as stored: its fields, and the fields its queries use."""
 
-MAX_LOCATIONS = 10_000
-"""Bound of a read of every location (far above any shop's count)."""
+    _adapter = TypeAdapter(FulfillmentOrder)
 
-# A sweep more often than once a second costs the store without opening anything sooner that matters.
-SweepInterval = Annotated[float, seconds(1, 86_400)]
-PostPurchaseHold = Annotated[float, seconds(0, 30 * 86_400)]
+    def load(self, document: Document) -> FulfillmentOrder:
+        """The fulfillment order a stored document holds (its index fields and bookkeeping are ignored)."""
+        return self._adapter.validate_python(document, context=FROM_THE_STORE)
 
+    def dump(self, fo: FulfillmentOrder) -> Document:
+        return {**self.fields(fo), **index_fields(fo)}
 
-class ShopSettings(BaseModel):
-    """The shop's fulfillment settings (`GET/PUT /settings`)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    auto_fulfill: StrictBool = Field(
-        False, description="fulfil paid orders at once instead of waiting for the merchant"
-    )
-    sweep_interval_seconds: SweepInterval = Field(
-        30.0, description="how often the sweep (the pack run) opens, releases and retries what is due: 1 s to 1 day"
-    )
-    post_purchase_hold_seconds: PostPurchaseHold = Field(
-        3600.0,
-        description="how long an order paid with a post-purchase offer pending stays on hold at most: 0 to 30 days",
-    )
-
-
-class SettingsStore:
-    SHOP = "shop"
-
-    def __init__(self, store: AggregateStore, defaults: ShopSettings, cache_seconds: float = CACHE_SECONDS) -> None:
-        self.store = store
-        self.defaults = defaults
-        self.cache_seconds = cache_seconds
-        self._cached: tuple[float, ShopSettings] | None = None
-
-    async def get(self) -> ShopSettings:
-        """The stored settings over the defaults, from memory for `cache_seconds` (see CACHE_SECONDS)."""
-        if self._cached is None or time.monotonic() - self._cached[0] >= self.cache_seconds:
-            self._remember(await self.store.get(self.SHOP))
-        assert self._cached is not None
-        return self._cached[1].model_copy()
-
-    async def update(self, changes: dict[str, object]) -> ShopSettings:
-        def rule(current: Document | None) -> Change:
-            return Change({**(current or {}), **changes})
-
-        saved = await self.store.apply(self.SHOP, rule)
-        if saved is None:  # the same keyed request again: what is stored
-            saved = await self.store.get(self.SHOP)
-        self._remember(saved)
-        return await self.get()
-
-    def _remember(self, found: Document | None) -> None:
-        """The stored settings over the defaults; a stored value out of bounds (written before the
-        bounds existed) is ignored, with a warning, rather than run with."""
-        settings = self.defaults.model_copy()
-        for name, value in (found or {}).items():
-            if name in ShopSettings.model_fields:
-                try:
-                    setattr(settings, name, value)
-                except ValidationError:
-                    log.warning("stored shop setting %s=%r is out of bounds: using %r", name, value,
-                                getattr(settings, name))  # fmt: skip
-        self._cached = (time.monotonic(), settings)
-
-
-class StockView:
-    """Available stock per location and sku, as inventory last announced it."""
-
-    def __init__(self, store: AggregateStore, seen_seconds: float = SEEN_SECONDS) -> None:
-        self.store = store
-        self.seen_seconds = seen_seconds
-        self._seen: dict[str, tuple[float, int, int]] = {}  # key: (when written, seq, available)
-
-    async def record(self, level: InventoryLevel, as_of: str) -> bool:
-        """Keep a level snapshot unless a newer one is known; True when more became available.
-
-        A numbered snapshot that leaves `available` as this replica just wrote it is not written
-        (see SEEN_SECONDS); one newer than the one kept is written in one conditional round trip
-        (the condition is checked on the one document, found by key); the first snapshot of a
-        stock, one not newer and one without a number go through the rule, which reads first."""
-        key = _key(level.location_id, level.sku)
-        if level.seq is not None:
-            seen = self._seen.get(key)
-            if (
-                seen is not None
-                and time.monotonic() - seen[0] < self.seen_seconds
-                and level.seq > seen[1]
-                and level.available == seen[2]
-            ):
-                self._seen[key] = (seen[0], level.seq, level.available)
-                return False
-            before = await self.store.collection.find_one_and_update(
-                {"_id": key, "seq": {"$lt": level.seq}},
-                {"$set": {**level.model_dump(), "as_of": as_of}, "$inc": {"version": 1}},
-                projection={"available": 1},
-                return_document=ReturnDocument.BEFORE,
-            )
-            if before is not None:
-                self._written(key, level.seq, level.available)
-                return level.available > int(before.get("available", 0))
-        self._seen.pop(key, None)
-        increased = False
-
-        def rule(current: Document | None) -> Change | None:
-            nonlocal increased
-            if not _newer(current, level.seq, as_of):
-                return None
-            increased = level.available > (current["available"] if current else 0)
-            return Change({**level.model_dump(), "as_of": as_of})
-
-        await self.store.apply(_key(level.location_id, level.sku), rule)
-        return increased
-
-    async def record_shortage(
-        self, location_id: str, sku: str, available: int, as_of: str, seq: int | None = None
-    ) -> None:
-        """A failed reservation tells what was really available there."""
-        self._seen.pop(_key(location_id, sku), None)
-
-        def rule(current: Document | None) -> Change | None:
-            if not _newer(current, seq, as_of):
-                return None
-            base = current or {"location_id": location_id, "sku": sku, "on_hand": available, "reserved": 0}
-            return Change({**base, "available": available, "seq": seq, "as_of": as_of})
-
-        await self.store.apply(_key(location_id, sku), rule)
-
-    def _written(self, key: str, seq: int, available: int) -> None:
-        if len(self._seen) >= 10_000:  # keep it small: what is too old to trust goes
-            horizon = time.monotonic() - self.seen_seconds
-            self._seen = {k: seen for k, seen in self._seen.items() if seen[0] >= horizon}
-        self._seen[key] = (time.monotonic(), seq, available)
-
-    async def available(
-        self, skus: Iterable[str], location_ids: Iterable[str] | None = None
-    ) -> dict[tuple[str, str], int]:
-        """Available stock of `skus` at `location_ids` (one lookup by key), or at every location."""
-        wanted = sorted(set(skus))
-        if location_ids is not None:
-            keys = [_key(location_id, sku) for location_id in sorted(set(location_ids)) for sku in wanted]
-            found = await self.store.find({"_id": {"$in": keys}}, limit=len(keys)) if keys else []
-        else:
-            found = []
-            for sku in wanted:
-                found.extend(await self.store.find({"sku": {"$eq": sku}}, limit=MAX_LOCATIONS))
-        return {(doc["location_id"], doc["sku"]): int(doc["available"]) for doc in found}
-
-
-class LocationDirectory:
-    """Locations as inventory announces them: priority, active, fulfillment service. Served from
-    memory for `cache_seconds` (see CACHE_SECONDS)."""
-
-    def __init__(self, store: AggregateStore, cache_seconds: float = CACHE_SECONDS) -> None:
-        self.store = store
-        self.cache_seconds = cache_seconds
-        self._cached: tuple[float, dict[str, RoutingLocation]] | None = None
-
-    async def record(self, location: Location, as_of: str) -> bool:
-        """Keep the location; True when it became active (it may now have stock to route)."""
-        became_active = False
-
-        def rule(current: Document | None) -> Change | None:
-            nonlocal became_active
-            if current is not None and current.get("as_of", "") > as_of:
-                return None
-            became_active = location.active and not (current or {}).get("active", False)
-            return Change({**location.model_dump(exclude={"id"}), "as_of": as_of})
-
-        saved = await self.store.apply(location.id, rule)
-        if saved is not None and self._cached is not None:
-            self._cached[1][saved["id"]] = _routing_location(saved)
-        return became_active
-
-    async def all(self) -> list[RoutingLocation]:
-        return list((await self._directory()).values())
-
-    async def get(self, location_id: str) -> RoutingLocation | None:
-        known = (await self._directory()).get(location_id)
-        if known is not None:
-            return known
-        found = await self.store.get(location_id)  # perhaps news that reached another replica first
-        return _routing_location(found) if found else None
-
-    async def _directory(self) -> dict[str, RoutingLocation]:
-        if self._cached is None or time.monotonic() - self._cached[0] >= self.cache_seconds:
-            found = await self.store.find({}, limit=MAX_LOCATIONS)
-            if len(found) == MAX_LOCATIONS:
-                log.warning("%d locations or more: routing sees only %d of them", MAX_LOCATIONS, MAX_LOCATIONS)
-            self._cached = (time.monotonic(), {doc["id"]: _routing_location(doc) for doc in found})
-        return self._cached[1]
-
-
-class OutOfStockHolds:
-    """Which out-of-stock holds wait for which sku: one small document per (sku, fulfillment
-    order), so that stock arriving for a sku finds its holds through an index. A list field on
-    the fulfillment order would not do: the embedded store cannot index membership in an array.
-
-    A hint, not the truth: the fulfillment order's own `out_of_stock` decides. An entry is written
-    after the fulfillment order (a crash in between is covered by the sweep, which retries every
-    out-of-stock hold oldest first), and one that no longer holds is forgotten when next found."""
-
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
-        self.collection = collection
-
-    async def add(self, fo: Document) -> None:
-        entries = [
-            UpdateOne(
-                {"_id": f"{sku}/{fo['id']}"},
-                {"$setOnInsert": {"sku": sku, "fulfillment_order_id": fo["id"], "created_at": fo["created_at"]}},
-                upsert=True,
-            )
-            for sku in fo["skus"]
+    def fields(self, fo: FulfillmentOrder) -> Document:
+        """The fulfillment order's own fields, as stored (and shown), without the index fields."""
+        document: Document = self._adapter.dump_python(fo, mode="json")
+        # A hold the platform does not release by itself is stored without `release_at`, as ever.
+        document["holds"] = [
+            {name: value for name, value in hold.items() if name != "release_at" or value is not None}
+            for hold in document["holds"]
         ]
-        if entries:
-            await self.collection.bulk_write(entries, ordered=False)
+        return document
 
-    async def waiting_for(self, skus: Iterable[str], limit: int) -> list[Document]:
-        """The oldest `limit` entries of each sku."""
-        found: list[Document] = []
-        for sku in sorted(set(skus)):
-            cursor = self.collection.find({"sku": {"$eq": sku}}).sort([("created_at", 1)]).limit(limit)
-            found.extend([entry async for entry in cursor])
-        return found
-
-    async def forget(self, entry_ids: list[str]) -> None:
-        if entry_ids:
-            await self.collection.delete_many({"_id": {"$in": entry_ids}})
+    def index_fields_of(self, document: Document) -> Document:
+        """The index fields of a stored fulfillment order. Its shipments count for none of them,
+        so they are not read: the upgrade computes these for documents of earlier versions, whose
+        shipments this version need not be able to load."""
+        return index_fields(self.load({**document, "fulfillments": {}}))
 
 
-def _routing_location(doc: Document) -> RoutingLocation:
-    return RoutingLocation(doc["id"], doc["name"], doc["priority"], doc["active"], doc.get("fulfillment_service"))
+FULFILLMENT_ORDERS = FulfillmentOrderMapping()
 
 
-def _key(location_id: str, sku: str) -> str:
-    return f"{location_id}/{sku}"
+def index_fields(fo: FulfillmentOrder) -> dict[str, Any]:
+    """The fields the queries filter and sort by, kept in step with the fulfillment order on every
+    write. Each is one indexable value (see INDEXES): times the sweep ranges over are epoch
+    seconds (the embedded store scans for a filter on an RFC 3339 string), and the listing's order
+    is one string, so that a page resumes after a single value."""
+    sort_fulfill_by = fo.fulfill_by or NO_DEADLINE
+    upsell = [hold.release_at for hold in fo.holds if hold.reason == HoldReason.POST_PURCHASE_UPSELL]
+    upsell_release_at = min((at for at in upsell if at), default=None) if fo.status not in TERMINAL else None
+    scheduled = fo.fulfill_at if fo.status == Status.SCHEDULED else None
+    return {
+        "sort_fulfill_by": sort_fulfill_by,
+        "sort_key": listing_key(fo),
+        "upsell_release_at": upsell_release_at,
+        "upsell_release_epoch": epoch(upsell_release_at) if upsell_release_at else None,
+        "opens_at_epoch": epoch(scheduled) if scheduled else None,
+        "out_of_stock": fo.is_out_of_stock_hold,
+        "skus": fo.skus,
+    }
 
 
-def _newer(current: Document | None, seq: int | None, as_of: str) -> bool:
-    """Whether a stock snapshot supersedes the one kept. Inventory numbers each stock's changes
-    (`seq`), and that number decides, not the event's time: a clock ahead (an event dated 2099)
-    would otherwise hide every later change. Snapshots without a number come from before it
-    existed, so they are older than any numbered one; among themselves their time decides."""
-    if current is None:
-        return True
-    kept = current.get("seq")
-    if seq is not None:
-        return kept is None or seq > int(kept)
-    return kept is None and str(current.get("as_of", "")) <= as_of
+def listing_key(fo: FulfillmentOrder) -> str:
+    """Where the fulfillment order stands in the listing (its `sort_key`)."""
+    return sort_key(fo.fulfill_by or NO_DEADLINE, fo.created_at, fo.id)
+
+
+def sort_key(fulfill_by: str, created_at: str, fo_id: str) -> str:
+    """The listing's order (fulfill-by deadline, then creation, then id) as one string that sorts
+    the same way: both times are RFC 3339 in UTC with microseconds, so of one width. It starts with
+    a letter, because the embedded store takes a filter value that starts like a date for a date."""
+    return f"k{fulfill_by}|{created_at}|{fo_id}"
+
+
+class RoutingRecordMapping:
+    """An order's routing plan as stored: its entries' lines without a fulfilled quantity, their
+    holds without the times they do not have."""
+
+    _adapter = TypeAdapter(RoutingRecord)
+
+    def load(self, document: Document) -> RoutingRecord:
+        return self._adapter.validate_python(document, context=FROM_THE_STORE)
+
+    def dump(self, routing: RoutingRecord) -> Document:
+        document: Document = self._adapter.dump_python(routing, mode="json")
+        for entry in document["entries"]:
+            entry["lines"] = [_without(line, "fulfilled_quantity") for line in entry["lines"]]
+            entry["holds"] = [
+                {name: value for name, value in hold.items() if value is not None} for hold in entry["holds"]
+            ]
+        return document
+
+
+ROUTING_RECORDS = RoutingRecordMapping()
+
+
+class BulkJobMapping:
+    """A bulk job as stored: its parameters only those the request gave."""
+
+    _adapter = TypeAdapter(BulkJob)
+
+    def load(self, document: Document) -> BulkJob:
+        return self._adapter.validate_python(document, context=FROM_THE_STORE)
+
+    def dump(self, job: BulkJob) -> Document:
+        document: Document = self._adapter.dump_python(job, mode="json")
+        document["parameters"] = {name: value for name, value in document["parameters"].items() if value is not None}
+        return document
+
+
+BULK_JOBS = BulkJobMapping()
+
+
+def materialised_update(revision: int) -> Document:
+    """The fields `order_routing.materialised` sets, as one update (no read first)."""
+    return {"materialised_revision": revision, "materialise_check_at": None}
+
+
+def _without(fields: dict[str, Any], name: str) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if key != name}

@@ -10,7 +10,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter
 
-from services.fulfillment.service import Fulfillment
+from services.fulfillment.application import Fulfillment, sweep_pass
 
 log = logging.getLogger("fulfillment.sweep")
 
@@ -45,7 +45,7 @@ class Sweeper:
             await asyncio.sleep(min(interval, TICK_SECONDS))
 
     async def run_once(self) -> None:
-        report = await self.fulfillment.sweep()
+        report = await sweep_pass(self.fulfillment)
         self.passes.labels("ok").inc()
         for kind in ("opened", "released", "rerouted", "repaired"):
             count = getattr(report, kind)

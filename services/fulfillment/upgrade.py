@@ -1,7 +1,7 @@
 """Brings what an earlier version stored up to what this one queries by: once, at start.
 
 This version finds fulfillment orders and plans through fields that earlier versions did not keep
-(`sort_key`, `opens_at_epoch`, `upsell_release_epoch`: see fulfillment_order.derived_fields;
+(`sort_key`, `opens_at_epoch`, `upsell_release_epoch`: see store.index_fields;
 `materialise_check_at` on plans), finds out-of-stock holds by sku through `out_of_stock_holds`,
 and finds a fulfillment through the fulfillment order its id names, which ids made before do not.
 Without this, an earlier version's scheduled fulfillment orders would never open, its interrupted
@@ -23,8 +23,9 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.fulfillment.domain import fulfillment_order as fo_rules
-from services.fulfillment.store import LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS, OutOfStockHolds
+from services.fulfillment.domain.fulfillment_orders.shipping import fulfillment_order_of
+from services.fulfillment.lookups import OutOfStockHolds
+from services.fulfillment.store import FULFILLMENT_ORDERS, LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS
 from shared.clock import now_iso
 from shared.store import Document
 
@@ -52,9 +53,8 @@ async def _fulfillment_orders(database: AsyncDatabase[Document]) -> int:
     holds = OutOfStockHolds(database[OUT_OF_STOCK_HOLDS])
     changed = 0
     async for doc in _every(collection, {"inbox": 0, "outbox": 0}):
-        fo = {**doc, "id": doc["_id"]}
         try:
-            derived = fo_rules.derived_fields(fo)
+            derived = FULFILLMENT_ORDERS.index_fields_of({**doc, "id": doc["_id"]})
         except (KeyError, TypeError, ValueError):
             log.warning("fulfillment order %s is not one this version knows: left as it is", doc["_id"])
             continue
@@ -64,7 +64,7 @@ async def _fulfillment_orders(database: AsyncDatabase[Document]) -> int:
                 {"$set": derived, "$inc": {"version": 1}},
             )  # not modified: written meanwhile, by this version, which keeps the fields itself
             changed += result.modified_count
-        legacy = [fid for fid in doc.get("fulfillments", {}) if fo_rules.fulfillment_order_of(fid) is None]
+        legacy = [fid for fid in doc.get("fulfillments", {}) if fulfillment_order_of(fid) is None]
         if legacy:
             await database[LEGACY_FULFILLMENTS].bulk_write(
                 [
@@ -74,7 +74,7 @@ async def _fulfillment_orders(database: AsyncDatabase[Document]) -> int:
                 ordered=False,
             )
         if derived["out_of_stock"]:
-            await holds.add({**fo, **derived})
+            await holds.add(doc["_id"], doc["created_at"], derived["skus"])
     return changed
 
 

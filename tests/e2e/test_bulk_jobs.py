@@ -21,15 +21,16 @@ import httpx
 import pytest
 
 from deploy.local_stack import LocalStack
+from services.fulfillment.application import Fulfillment
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import bulk_job as rules
-from services.fulfillment.domain.bulk_job import BulkAction, Outcome
-from services.fulfillment.service import Fulfillment
+from services.fulfillment.domain.bulk_job import BulkAction, BulkJob, Outcome
+from services.fulfillment.store import BULK_JOBS
 from shared.catalog import InventoryReservation, StockLine
-from shared.store import AggregateStore, Document, now_iso
+from shared.store import now_iso
 from tests.conftest import bearer, eventually, running_stack
 from tests.e2e.test_fulfillment_flows import FULFILLMENT_TOPIC, Shop, physical
-from tests.integration.test_fulfillment_sweep import paid, replica, stocked
+from tests.integration.test_fulfillment_sweep import DatabaseStores, paid, replica, stocked
 from tests.kafka_tools import TopicReader
 
 pytestmark = pytest.mark.e2e
@@ -248,24 +249,26 @@ async def reserved_fulfillment_orders(service: Fulfillment, count: int) -> list[
         await service.route_paid_order(order, f"paid-{order.id}")
         (fo,) = await service.fulfillment_orders.find({"order_id": order.id})
         reservation = InventoryReservation(
-            order_id=order.id, fulfillment_order_id=fo["id"], location_id="wh", lines=[StockLine(sku="MUG", quantity=1)]
+            order_id=order.id, fulfillment_order_id=fo.id, location_id="wh", lines=[StockLine(sku="MUG", quantity=1)]
         )
-        await service.reservation_confirmed(reservation, f"reserved-{fo['id']}")
-        ids.append(fo["id"])
+        await service.reservation_confirmed(reservation, f"reserved-{fo.id}")
+        ids.append(fo.id)
     return ids
 
 
-def existing(document: Document | None) -> Document:
-    assert document is not None
-    return document
+def existing(job: BulkJob | None) -> BulkJob:
+    assert job is not None
+    return job
 
 
 def bulk_worker(db: Any, service: Fulfillment, owner: str, lease_seconds: float = 30) -> BulkJobs:
-    return BulkJobs(AggregateStore(db["bulk_jobs"], lambda *_: None), service, owner=owner, lease_seconds=lease_seconds)
+    jobs = DatabaseStores(db).store("bulk_jobs", mapping=BULK_JOBS)
+    return BulkJobs(jobs, service, owner=owner, lease_seconds=lease_seconds)
 
 
 async def shipments(service: Fulfillment, fo_ids: list[str]) -> list[int]:
-    return [len((await service.fulfillment_orders.get(fo_id) or {})["fulfillments"]) for fo_id in fo_ids]
+    found = [await service.fulfillment_orders.get(fo_id) for fo_id in fo_ids]
+    return [len(fo.fulfillments) if fo else 0 for fo in found]
 
 
 async def test_a_job_resumed_after_a_crash_does_not_act_twice_on_a_fulfillment_order(db: Any) -> None:
@@ -274,14 +277,12 @@ async def test_a_job_resumed_after_a_crash_does_not_act_twice_on_a_fulfillment_o
     crashed = bulk_worker(db, service, owner="crashed", lease_seconds=0)  # its lease runs out at once
     job = await crashed.start(BulkAction.FULFILL, fo_ids, {"notify_customer": True})
     # The replica claimed the job, shipped the first two fulfillment orders, recorded only the first, died.
-    claimed = await crashed.jobs.apply(
-        job["id"], lambda current: rules.claim(existing(current), "crashed", now_iso(), 0)
-    )
+    claimed = await crashed.jobs.apply(job.id, lambda current: rules.claim(existing(current), "crashed", now_iso(), 0))
     assert claimed is not None
     job = claimed
     assert (await crashed.apply_once(job, fo_ids[0])).succeeded
     await crashed.jobs.apply(
-        job["id"], lambda current: rules.record(existing(current), 0, Outcome(), "crashed", now_iso(), 0)
+        job.id, lambda current: rules.record(existing(current), 0, Outcome(), "crashed", now_iso(), 0)
     )
     assert (await crashed.apply_once(job, fo_ids[1])).succeeded
     assert await shipments(service, fo_ids) == [1, 1, 0, 0, 0]
@@ -290,9 +291,9 @@ async def test_a_job_resumed_after_a_crash_does_not_act_twice_on_a_fulfillment_o
     await resumed.claim_and_start()
     await resumed.drain()
 
-    done = await resumed.get(job["id"])
+    done = await resumed.get(job.id)
     assert done is not None
-    assert (done["status"], done["succeeded"], done["failed"]) == ("COMPLETED", 5, 0)
+    assert (done.status, done.succeeded, done.failed) == ("COMPLETED", 5, 0)
     assert await shipments(service, fo_ids) == [1, 1, 1, 1, 1]
 
 
@@ -304,16 +305,16 @@ async def test_two_replicas_working_at_once_act_on_each_fulfillment_order_once(d
     first, second = bulk_worker(db, replica(db), "first", 0), bulk_worker(db, replica(db), "second", 0)
     job = await first.start(BulkAction.FULFILL, [*fo_ids, "missing"], {})
 
-    async def completed() -> Document | None:
+    async def completed() -> BulkJob | None:
         await asyncio.gather(first.claim_and_start(), second.claim_and_start())
         await asyncio.gather(first.drain(), second.drain())
-        done = await first.get(job["id"])
-        return done if done and done["status"] == "COMPLETED" else None
+        done = await first.get(job.id)
+        return done if done and done.status == "COMPLETED" else None
 
     done = await eventually(completed, timeout=120)
-    assert (done["status"], done["succeeded"], done["failed"]) == ("COMPLETED", 40, 1)
+    assert (done.status, done.succeeded, done.failed) == ("COMPLETED", 40, 1)
     assert await shipments(service, fo_ids) == [1] * 40
-    doc = await db["bulk_jobs"].find_one({"_id": job["id"]})
+    doc = await db["bulk_jobs"].find_one({"_id": job.id})
     types = [entry["event"]["type"] for entry in sorted(doc["outbox"].values(), key=lambda e: e["seq"])]
     assert types == ["bulk_job.progress", "bulk_job.completed"]
 
@@ -327,7 +328,7 @@ async def test_a_250_order_bulk_fulfil_completes(db: Any) -> None:
     await worker.claim_and_start()
     await worker.drain()
     elapsed = time.monotonic() - began
-    done = await worker.get(job["id"])
+    done = await worker.get(job.id)
     assert done is not None
-    assert (done["status"], done["succeeded"]) == ("COMPLETED", 250)
+    assert (done.status, done.succeeded) == ("COMPLETED", 250)
     print(f"250-order bulk fulfil on the embedded store: {elapsed:.1f}s")

@@ -25,7 +25,6 @@ from pydantic import SecretStr
 from deploy.local_stack import LocalStack
 from services.fulfillment.app import FulfillmentSettings
 from services.fulfillment.app import build as build_fulfillment
-from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.inventory.app import InventorySettings
 from services.inventory.app import build as build_inventory
 from services.notifications.app import NotificationsSettings
@@ -136,19 +135,15 @@ async def seed(services: dict[str, Service], stack: LocalStack) -> dict[str, str
     await rules.route_paid_order(routed, f"paid-{routed.id}")
     [fo] = await rules.fulfillment_orders.find({"order_id": routed.id})
     lines = [StockLine(sku="WALK-MUG", quantity=2)]
-    reserved = InventoryReservation(
-        order_id=routed.id, fulfillment_order_id=fo["id"], location_id="walk-wh", lines=lines
-    )
-    await rules.reservation_confirmed(reserved, f"reserved-{fo['id']}")
-    partial = {"line_items": [{"line_item_id": fo["line_items"][0]["line_item_id"], "quantity": 1}]}
-    shipped = await fulfillment.client.post(
-        f"/fulfillment-orders/{fo['id']}/fulfillments", json=partial, headers=merchant
-    )
+    reserved = InventoryReservation(order_id=routed.id, fulfillment_order_id=fo.id, location_id="walk-wh", lines=lines)
+    await rules.reservation_confirmed(reserved, f"reserved-{fo.id}")
+    partial = {"line_items": [{"line_item_id": fo.line_items[0].line_item_id, "quantity": 1}]}
+    shipped = await fulfillment.client.post(f"/fulfillment-orders/{fo.id}/fulfillments", json=partial, headers=merchant)
     assert shipped.status_code == 201, shipped.text
-    job = await fulfillment.client.post("/bulk-jobs", json={"action": "hold", "fulfillment_order_ids": [fo["id"]],
+    job = await fulfillment.client.post("/bulk-jobs", json={"action": "hold", "fulfillment_order_ids": [fo.id],
                                                             "reason": "OTHER"}, headers=merchant)  # fmt: skip
     return {
-        "order_id": order["id"], "location_id": "walk-wh", "sku": "WALK-MUG", "fulfillment_order_id": fo["id"],
+        "order_id": order["id"], "location_id": "walk-wh", "sku": "WALK-MUG", "fulfillment_order_id": fo.id,
         "fulfillment_id": shipped.json()["id"], "job_id": job.json()["id"], "token": "not-a-token",
     }  # fmt: skip
 
@@ -250,46 +245,44 @@ async def test_a_fulfillment_service_token_reaches_only_its_own_fulfillment_orde
     order = paid("ACME-MUG", quantity=1)
     await rules.route_paid_order(order, f"paid-{order.id}")
     [fo] = await rules.fulfillment_orders.find({"order_id": order.id})
-    assert fo["fulfillment_service"] == "acme-3pl"
+    assert fo.fulfillment_service == "acme-3pl"
     lines = [StockLine(sku="ACME-MUG", quantity=1)]
-    reserved = InventoryReservation(
-        order_id=order.id, fulfillment_order_id=fo["id"], location_id="acme-wh", lines=lines
-    )
-    await rules.reservation_confirmed(reserved, f"reserved-{fo['id']}")
+    reserved = InventoryReservation(order_id=order.id, fulfillment_order_id=fo.id, location_id="acme-wh", lines=lines)
+    await rules.reservation_confirmed(reserved, f"reserved-{fo.id}")
     client = fulfillment.client
 
     listed = (await client.get("/fulfillment-orders", headers=acme)).json()["items"]
-    assert [item["id"] for item in listed] == [fo["id"]]
+    assert [item["id"] for item in listed] == [fo.id]
     assert (await client.get("/fulfillment-orders", headers=other)).json()["items"] == []
     assert {item["id"] for item in (await client.get("/fulfillment-orders", headers=merchant)).json()["items"]} >= {
-        fo["id"],
+        fo.id,
         ids["fulfillment_order_id"],
     }
-    assert (await client.get(f"/fulfillment-orders/{fo['id']}", headers=acme)).status_code == 200
+    assert (await client.get(f"/fulfillment-orders/{fo.id}", headers=acme)).status_code == 200
 
     before = await fulfillment.store()
     ship_all: dict[str, Any] = {"tracking": {"numbers": ["ACME-1"]}}
-    for token, fo_id in ((acme, ids["fulfillment_order_id"]), (other, fo["id"])):
+    for token, fo_id in ((acme, ids["fulfillment_order_id"]), (other, fo.id)):
         assert (await client.get(f"/fulfillment-orders/{fo_id}", headers=token)).status_code == 403
         refused = await client.post(f"/fulfillment-orders/{fo_id}/fulfillments", json=ship_all,
                                     headers={**token, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
         assert refused.status_code == 403, refused.text
         assert refused.json()["error"]["details"] == {"required_scopes": ["fulfillment:write"]}
-    held = await client.post(f"/fulfillment-orders/{fo['id']}/hold", json={"reason": "OTHER"}, headers=acme)
+    held = await client.post(f"/fulfillment-orders/{fo.id}/hold", json={"reason": "OTHER"}, headers=acme)
     assert held.status_code == 403  # not an action a fulfillment service takes
     assert await fulfillment.store() == before
 
-    early = await client.post(f"/fulfillment-orders/{fo['id']}/fulfillments", json=ship_all, headers=acme)
+    early = await client.post(f"/fulfillment-orders/{fo.id}/fulfillments", json=ship_all, headers=acme)
     assert early.status_code == 409, early.text  # a service ships what it accepted, not before
-    submitted = await client.post(f"/fulfillment-orders/{fo['id']}/submit-request", headers=merchant)
+    submitted = await client.post(f"/fulfillment-orders/{fo.id}/submit-request", headers=merchant)
     assert submitted.json()["request_status"] == "SUBMITTED"
-    accepted = FulfillmentServiceResponse(fulfillment_order_id=fo["id"], fulfillment_service="acme-3pl")
-    await rules.service_answered(accepted, lambda cur: fo_rules.accept_request(cur, accepted, now_iso()), "accept-1")
-    shipped = await client.post(f"/fulfillment-orders/{fo['id']}/fulfillments", json=ship_all, headers=acme)
+    accepted = FulfillmentServiceResponse(fulfillment_order_id=fo.id, fulfillment_service="acme-3pl")
+    await rules.service_answered("request_accepted", accepted, "accept-1")
+    shipped = await client.post(f"/fulfillment-orders/{fo.id}/fulfillments", json=ship_all, headers=acme)
     assert shipped.status_code == 201, shipped.text
     assert shipped.json()["tracking"]["numbers"] == ["ACME-1"]
     assert shipped.json()["fulfillment_order"]["status"] == "CLOSED"
-    stored = await fulfillment.runtime.database["fulfillment_orders"].find_one({"_id": fo["id"]})
+    stored = await fulfillment.runtime.database["fulfillment_orders"].find_one({"_id": fo.id})
     assert stored is not None
     events = {entry["event"]["type"]: entry["event"] for entry in stored["outbox"].values()}
     assert events["fulfillment.created"]["actor"] == "acme-3pl"  # the service's token is the actor

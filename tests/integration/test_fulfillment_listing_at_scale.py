@@ -17,10 +17,10 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from deploy.local_stack import LocalStack
-from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
 from shared.catalog import OrderSnapshot
 from shared.store import Document, now_iso
+from tests import fulfillment_documents as fo_rules
 
 SEEDED = 2_400
 DEADLINE = "2030-01-01T00:00:00.000000+00:00"

@@ -17,25 +17,18 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from services.fulfillment import service as service_module
 from services.fulfillment import upgrade
+from services.fulfillment.application import sweep as sweep_module
+from services.fulfillment.application import sweep_pass
 from services.fulfillment.bulk import BulkJobs
-from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.bulk_job import BulkAction
-from services.fulfillment.service import Fulfillment
-from services.fulfillment.store import (
-    LEGACY_FULFILLMENTS,
-    OUT_OF_STOCK_HOLDS,
-    LocationDirectory,
-    SettingsStore,
-    ShopSettings,
-    StockView,
-)
+from services.fulfillment.lookups import LocationDirectory, SettingsStore, ShopSettings, StockView
+from services.fulfillment.store import BULK_JOBS, FULFILLMENT_ORDERS, LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS
 from shared.catalog import InventoryLevel, InventoryReservation, Location, StockLine
 from shared.store import AggregateStore, Document, now_iso
 from tests.conftest import eventually
-from tests.integration.test_fulfillment_sweep import T0, paid
+from tests.integration.test_fulfillment_sweep import T0, DatabaseStores, paid, replica
 
 
 class Commands(monitoring.CommandListener):
@@ -76,16 +69,6 @@ def nothing(*_: object) -> None:
     return None
 
 
-def replica(db: Any, **settings: Any) -> Fulfillment:
-    return Fulfillment(
-        fulfillment_orders=AggregateStore(db["fulfillment_orders"], nothing),
-        routings=AggregateStore(db["routings"], nothing),
-        stock=StockView(AggregateStore(db["stock_view"], nothing)),
-        locations=LocationDirectory(AggregateStore(db["locations"], nothing)),
-        settings=SettingsStore(AggregateStore(db["settings"], nothing), ShopSettings(**settings)),
-    )
-
-
 def level(sku: str, on_hand: int, reserved: int, seq: int, location_id: str = "wh") -> InventoryLevel:
     return InventoryLevel(
         sku=sku, location_id=location_id, on_hand=on_hand, reserved=reserved, available=on_hand - reserved, seq=seq
@@ -119,11 +102,12 @@ async def test_a_paid_order_costs_fulfillment_six_store_commands_from_paid_to_co
     (fo,) = await service.fulfillment_orders.find({"order_id": {"$eq": order.id}})
     commands.take()
     reservation = InventoryReservation(
-        order_id=order.id, fulfillment_order_id=fo["id"], location_id="wh", lines=[StockLine(sku="MUG", quantity=1)]
+        order_id=order.id, fulfillment_order_id=fo.id, location_id="wh", lines=[StockLine(sku="MUG", quantity=1)]
     )
-    await service.reservation_confirmed(reservation, f"reserved-{fo['id']}")
+    await service.reservation_confirmed(reservation, f"reserved-{fo.id}")
     assert commands.take() == {("fulfillment_orders", "find"): 1, ("fulfillment_orders", "update"): 1}
-    assert (await service.fulfillment_orders.get(fo["id"]) or {})["status"] == "CLOSED", "fulfilled at once"
+    closed = await service.fulfillment_orders.get(fo.id)
+    assert closed is not None and closed.status == "CLOSED", "fulfilled at once"
     commands.take()
 
     await service.stock_level_changed(level("MUG", 10, 1, seq=2), now_iso())  # reserved
@@ -139,7 +123,7 @@ async def test_the_sweep_confirms_many_plans_in_one_write(
     plans that are due and marks them a page at a time, creating what a crash left out; a pass
     goes on until none is left."""
     monkeypatch.setattr(order_routing, "MATERIALISE_GRACE_SECONDS", 0.0)  # due at once
-    monkeypatch.setattr(service_module, "BATCH", 4)  # seven plans: two pages
+    monkeypatch.setattr(sweep_module, "BATCH", 4)  # seven plans: two pages
     db, commands = counted
     service = replica(db)
     await service.location_updated(Location(id="wh", name="wh", priority=1), T0)
@@ -154,13 +138,13 @@ async def test_the_sweep_confirms_many_plans_in_one_write(
     )
     commands.take()
 
-    report = await service.sweep()
+    report = await sweep_pass(service)
     assert report.repaired == 1
     sent = commands.take()
     assert sent["routings", "find"] == 2 and sent["routings", "update"] == 2, sent
     assert await db["routings"].count_documents({"materialise_check_at": {"$ne": None}}) == 0
     assert len(await service.fulfillment_orders.find({"order_id": {"$eq": crashed.id}})) == 1
-    assert (await service.sweep()).repaired == 0
+    assert (await sweep_pass(service)).repaired == 0
 
 
 async def test_the_bulk_job_worker_does_not_poll_and_a_new_job_wakes_it(counted: tuple[Any, Commands]) -> None:
@@ -168,7 +152,8 @@ async def test_the_bulk_job_worker_does_not_poll_and_a_new_job_wakes_it(counted:
     now only once per lease (for a crashed replica's jobs), and a job started here wakes it."""
     db, commands = counted
     service = replica(db)
-    worker = BulkJobs(AggregateStore(db["bulk_jobs"], nothing), service, owner="only", lease_seconds=30)
+    jobs = DatabaseStores(db).store("bulk_jobs", mapping=BULK_JOBS)
+    worker = BulkJobs(jobs, service, owner="only", lease_seconds=30)
     commands.take()
     running = asyncio.create_task(worker.run())
     try:
@@ -177,8 +162,8 @@ async def test_the_bulk_job_worker_does_not_poll_and_a_new_job_wakes_it(counted:
         job = await worker.start(BulkAction.HOLD, ["no-such-fulfillment-order"], {"reason": "OTHER"})
 
         async def completed() -> bool:
-            done = await worker.get(job["id"])
-            return bool(done and done["status"] == "COMPLETED")
+            done = await worker.get(job.id)
+            return bool(done and done.status == "COMPLETED")
 
         await eventually(completed, timeout=10)
     finally:
@@ -257,14 +242,14 @@ async def test_stock_arriving_for_a_sku_finds_its_out_of_stock_holds_by_index(db
 
     await service.stock_level_changed(level("MUG", 5, 0, seq=1), now_iso())
     mug = await service.fulfillment_orders.find({"order_id": {"$eq": orders[0].id}, "status": {"$eq": "OPEN"}})
-    assert [(fo["location_id"], fo["line_items"][0]["quantity"]) for fo in mug] == [("wh", 2)]
+    assert [(fo.location_id, fo.line_items[0].quantity) for fo in mug] == [("wh", 2)]
     await service.stock_level_changed(level("MUG", 6, 0, seq=2), now_iso())  # finds the replaced one: forgotten
     assert sorted([entry["sku"] async for entry in db[OUT_OF_STOCK_HOLDS].find({})]) == ["CUP"]
 
     await db[OUT_OF_STOCK_HOLDS].delete_many({})  # the crash: the hold was never entered
     await service.stock.record(level("CUP", 1, 0, seq=1), now_iso())
     assert await service.retry_out_of_stock(["CUP"]) == 0
-    assert (await service.sweep()).rerouted == 1
+    assert (await sweep_pass(service)).rerouted == 1
 
 
 async def test_a_fulfillment_is_found_by_its_id_through_its_fulfillment_order_s_key(db: Any) -> None:
@@ -276,13 +261,15 @@ async def test_a_fulfillment_is_found_by_its_id_through_its_fulfillment_order_s_
     await service.route_paid_order(order, f"paid-{order.id}")
     (fo,) = await service.fulfillment_orders.find({"order_id": {"$eq": order.id}})
     reservation = InventoryReservation(
-        order_id=order.id, fulfillment_order_id=fo["id"], location_id="wh", lines=[StockLine(sku="MUG", quantity=1)]
+        order_id=order.id, fulfillment_order_id=fo.id, location_id="wh", lines=[StockLine(sku="MUG", quantity=1)]
     )
     await service.reservation_confirmed(reservation, "reserved-1")
-    (fulfillment_id,) = (await service.fulfillment_orders.get(fo["id"]) or {})["fulfillments"]
-    assert fulfillment_id == f"{fo['id']}_1"
-    assert ((await service.fulfillment_order_holding(fulfillment_id)) or {})["id"] == fo["id"]
-    for unknown in (f"{fo['id']}_2", "no-such-fulfillment", "missing_1", "_1"):
+    shipped = await service.fulfillment_orders.get(fo.id)
+    assert shipped is not None
+    (fulfillment_id,) = shipped.fulfillments
+    assert fulfillment_id == f"{fo.id}_1"
+    assert await service.fulfillment_order_holding(fulfillment_id) == shipped
+    for unknown in (f"{fo.id}_2", "no-such-fulfillment", "missing_1", "_1"):
         assert await service.fulfillment_order_holding(unknown) is None
 
 
@@ -301,8 +288,11 @@ async def test_the_upgrade_makes_what_an_earlier_version_stored_findable_once(db
     ids: dict[str, str] = {}
     for order in (scheduled, shipped, held):
         (fo,) = await service.fulfillment_orders.find({"order_id": {"$eq": order.id}})
-        ids[order.id] = fo["id"]
+        ids[order.id] = fo.id
     legacy_fulfillment = "2f1e5c3a-0000-5000-8000-000000000001"
+    legacy = {"id": legacy_fulfillment, "order_id": shipped.id, "fulfillment_order_id": ids[shipped.id],
+              "location_id": "wh", "status": "SUCCESS", "line_items": [], "created_at": T0,
+              "updated_at": T0}  # fmt: skip
     new_fields = {"sort_key": "", "opens_at_epoch": "", "upsell_release_epoch": ""}
     await db["fulfillment_orders"].update_many({}, {"$unset": new_fields})
     await db["fulfillment_orders"].update_one(
@@ -310,18 +300,21 @@ async def test_the_upgrade_makes_what_an_earlier_version_stored_findable_once(db
     )
     await db["fulfillment_orders"].update_one(
         {"_id": ids[shipped.id]},
-        {"$set": {f"fulfillments.{legacy_fulfillment}": {"id": legacy_fulfillment, "created_at": T0}}},
+        {"$set": {f"fulfillments.{legacy_fulfillment}": legacy}},
     )
     await db["routings"].update_many({}, {"$unset": {"materialise_check_at": ""}})
     await db[OUT_OF_STOCK_HOLDS].delete_many({})
 
     assert await upgrade.upgrade(db) >= 4
     assert await upgrade.upgrade(db) == 0, "once"
-    report = await service.sweep()
+    report = await sweep_pass(service)
     assert (report.opened, report.repaired) == (1, 1)
-    assert ((await service.fulfillment_order_holding(legacy_fulfillment)) or {})["id"] == ids[shipped.id]
+    holding = await service.fulfillment_order_holding(legacy_fulfillment)
+    assert holding is not None and holding.id == ids[shipped.id]
     assert await db[LEGACY_FULFILLMENTS].count_documents({}) == 1
     assert [entry["sku"] async for entry in db[OUT_OF_STOCK_HOLDS].find({})] == ["HAT"]
-    listed = await service.fulfillment_orders.find({"sort_key": {"$gt": ""}})
-    assert {fo["id"] for fo in listed} >= set(ids.values())
-    assert all(fo["sort_key"] == fo_rules.derived_fields(fo)["sort_key"] for fo in listed)
+    listed = await db["fulfillment_orders"].find({"sort_key": {"$gt": ""}}).to_list()
+    assert {fo["_id"] for fo in listed} >= set(ids.values())
+    assert all(
+        fo["sort_key"] == FULFILLMENT_ORDERS.index_fields_of({**fo, "id": fo["_id"]})["sort_key"] for fo in listed
+    )

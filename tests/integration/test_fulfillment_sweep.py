@@ -9,29 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from dataclasses import replace
+from typing import Any, overload
 
-from services.fulfillment.domain import fulfillment_order as fo_rules
+from services.fulfillment.app import FulfillmentSettings, bootstrap
+from services.fulfillment.application import Fulfillment, sweep_pass
 from services.fulfillment.domain import order_routing
-from services.fulfillment.service import Fulfillment
-from services.fulfillment.store import LocationDirectory, SettingsStore, ShopSettings, StockView
+from services.fulfillment.domain.fulfillment_orders import lifecycle
+from services.fulfillment.domain.fulfillment_orders.model import Status
+from services.fulfillment.store import index_fields
+from shared.aggregates import A, Document, StoreMapping
 from shared.catalog import InventoryLevel, Location, OrderSnapshot
 from shared.store import AggregateStore, now_iso
 
 T0 = "2020-01-01T00:00:00.000000+00:00"
 
 
-def replica(db: Any, **settings: Any) -> Fulfillment:
-    def nothing(*_: object) -> None:
-        return None
+class DatabaseStores:
+    """The service's stores over a database alone: no relay (the events stay in the outboxes)."""
 
-    return Fulfillment(
-        fulfillment_orders=AggregateStore(db["fulfillment_orders"], nothing),
-        routings=AggregateStore(db["routings"], nothing),
-        stock=StockView(AggregateStore(db["stock_view"], nothing)),
-        locations=LocationDirectory(AggregateStore(db["locations"], nothing)),
-        settings=SettingsStore(AggregateStore(db["settings"], nothing), ShopSettings(**settings)),
-    )
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    @overload
+    def store(self, collection: str, *, mapping: None = None) -> AggregateStore[Document]: ...
+    @overload
+    def store(self, collection: str, *, mapping: StoreMapping[A]) -> AggregateStore[A]: ...
+    def store(self, collection: str, *, mapping: StoreMapping[Any] | None = None) -> AggregateStore[Any]:
+        return AggregateStore(self.db[collection], lambda *_: None, mapping=mapping)
+
+
+def replica(db: Any, **settings: Any) -> Fulfillment:
+    """One replica of the service over `db`, as the service composes it (app.bootstrap)."""
+    return bootstrap(DatabaseStores(db), FulfillmentSettings(**settings)).fulfillment
 
 
 def paid(sku: str, quantity: int = 1, post_purchase_pending: bool = False) -> OrderSnapshot:
@@ -65,7 +75,7 @@ async def test_two_replicas_release_each_expired_post_purchase_hold_once(db: Any
         await first.route_paid_order(order, f"paid-{order.id}")
     assert await db["fulfillment_orders"].count_documents({"status": "ON_HOLD"}) == 12
 
-    reports = await asyncio.gather(first.sweep(), second.sweep(), first.sweep(), second.sweep())
+    reports = await asyncio.gather(sweep_pass(first), sweep_pass(second), sweep_pass(first), sweep_pass(second))
     assert sum(report.released for report in reports) == 12
     assert await db["fulfillment_orders"].count_documents({"status": "OPEN"}) == 12
     for order in orders:
@@ -80,11 +90,10 @@ async def test_two_replicas_open_each_scheduled_fulfillment_order_once(db: Any) 
         await first.route_paid_order(order, f"paid-{order.id}")
         (fo,) = await first.fulfillment_orders.find({"order_id": order.id})
         # Due at once (the schedule rule refuses a time not in the future), with the fields the rules keep.
-        scheduled = {"status": "SCHEDULED", "fulfill_at": now_iso()}
-        await db["fulfillment_orders"].update_one(
-            {"_id": fo["id"]}, {"$set": {**scheduled, **fo_rules.derived_fields({**fo, **scheduled})}}
-        )
-    reports = await asyncio.gather(first.sweep(), second.sweep())
+        scheduled = replace(fo, status=Status.SCHEDULED, fulfill_at=now_iso())
+        fields = {"status": scheduled.status, "fulfill_at": scheduled.fulfill_at, **index_fields(scheduled)}
+        await db["fulfillment_orders"].update_one({"_id": fo.id}, {"$set": fields})
+    reports = await asyncio.gather(sweep_pass(first), sweep_pass(second))
     assert sum(report.opened for report in reports) == 8
     for order in orders:
         assert (await outbox_types(db, order.id)).count("fulfillment_order.opened") == 1
@@ -104,9 +113,9 @@ async def test_two_replicas_reroute_each_out_of_stock_hold_once_when_stock_arriv
     assert sum(counts) == 6
     for order in orders:
         live = await first.fulfillment_orders.find({"order_id": order.id, "status": {"$in": ["OPEN", "ON_HOLD"]}})
-        assert [(fo["status"], fo["location_id"]) for fo in live] == [("OPEN", "wh")]
+        assert [(fo.status, fo.location_id) for fo in live] == [("OPEN", "wh")]
         routing = await first.routings.get(order.id)
-        assert routing is not None and len(routing["entries"]) == 2
+        assert routing is not None and len(routing.entries) == 2
 
 
 async def test_sweep_creates_what_a_crash_left_planned_but_not_created(db: Any) -> None:
@@ -117,10 +126,10 @@ async def test_sweep_creates_what_a_crash_left_planned_but_not_created(db: Any) 
     # The crash: the plan is stored, the fulfillment order never created.
     await service.routings.apply(order.id, lambda current: order_routing.route_paid_order(current, order, context, T0))
     assert await service.fulfillment_orders.find({"order_id": order.id}) == []
-    report = await service.sweep()
+    report = await sweep_pass(service)
     assert report.repaired == 1
-    assert [fo["location_id"] for fo in await service.fulfillment_orders.find({"order_id": order.id})] == ["wh"]
-    assert (await service.sweep()).repaired == 0
+    assert [fo.location_id for fo in await service.fulfillment_orders.find({"order_id": order.id})] == ["wh"]
+    assert (await sweep_pass(service)).repaired == 0
 
 
 async def test_sweep_finishes_a_reroute_a_crash_interrupted(db: Any) -> None:
@@ -135,13 +144,14 @@ async def test_sweep_finishes_a_reroute_a_crash_interrupted(db: Any) -> None:
     )
     # The crash: the fulfillment order gave way, its replacement was never planned.
     await service.fulfillment_orders.apply(
-        fo["id"], lambda current: fo_rules.reservation_failed(current or {}, "wh", "MUG", T0)
+        fo.id, lambda current: lifecycle.reservation_failed(current, "wh", "MUG", T0), missing="raise"
     )
-    report = await service.sweep()
+    report = await sweep_pass(service)
     assert report.repaired >= 1
     live = await service.fulfillment_orders.find({"order_id": order.id, "status": "OPEN"})
-    assert [fo["location_id"] for fo in live] == ["backup"]
-    assert (await service.fulfillment_orders.get(fo["id"]) or {})["reroute_pending"] is False
+    assert [fo.location_id for fo in live] == ["backup"]
+    replaced = await service.fulfillment_orders.get(fo.id)
+    assert replaced is not None and replaced.reroute_pending is False
 
 
 async def test_redelivered_paid_event_creates_nothing_twice_even_if_stock_changed(db: Any) -> None:
@@ -154,7 +164,7 @@ async def test_redelivered_paid_event_creates_nothing_twice_even_if_stock_change
     )
     await service.route_paid_order(order, "paid-1")
     fos = await service.fulfillment_orders.find({"order_id": order.id})
-    assert [(fo["status"], fo["location_id"]) for fo in fos] == [("OPEN", "wh")]
+    assert [(fo.status, fo.location_id) for fo in fos] == [("OPEN", "wh")]
     assert (await outbox_types(db, order.id)) == ["fulfillment_order.created"]
 
 
@@ -167,7 +177,7 @@ async def test_order_cancelled_while_a_reroute_is_planned_leaves_nothing_open(db
     await service.cancel_order(order, "the order was cancelled (customer)", "cancel-1")
     await service.materialise(order.id)  # a late materialisation finds the tombstone
     (fo,) = await service.fulfillment_orders.find({"order_id": order.id})
-    assert fo["status"] == "CANCELLED" and await outbox_types(db, order.id) == []
+    assert fo.status == "CANCELLED" and await outbox_types(db, order.id) == []
 
 
 async def test_arriving_stock_goes_to_the_oldest_holds_first_and_is_not_offered_twice(db: Any) -> None:
@@ -182,7 +192,7 @@ async def test_arriving_stock_goes_to_the_oldest_holds_first_and_is_not_offered_
     placed = []
     for order in orders:
         live = await service.fulfillment_orders.find({"order_id": order.id, "status": {"$in": ["OPEN", "ON_HOLD"]}})
-        placed.append(sorted((fo["status"], fo["location_id"] or "-", fo["line_items"][0]["quantity"]) for fo in live))
+        placed.append(sorted((fo.status, fo.location_id or "-", fo.line_items[0].quantity) for fo in live))
     assert placed == [
         [("OPEN", "wh", 2)],
         [("ON_HOLD", "-", 1), ("OPEN", "wh", 1)],  # what arrived ships, the rest waits

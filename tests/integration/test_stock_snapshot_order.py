@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from services.fulfillment.domain.fulfillment_order import normalise_time
 from services.fulfillment.handlers import _as_of
-from services.fulfillment.store import StockView
+from services.fulfillment.lookups import StockView
 from services.inventory.domain import stock as stock_rules
 from services.inventory.store import StockStore, stock_id
 from shared.catalog import InventoryLevel, Location, Shortage
+from shared.clock import iso as normalise_time
 from shared.events import new_event
 from shared.store import AggregateStore, now_iso
 

@@ -9,11 +9,13 @@ import pytest
 from pydantic import ValidationError
 
 from services.fulfillment.api import BulkJobIn
+from services.fulfillment.api.bulk_jobs import view
 from services.fulfillment.domain import bulk_job as rules
-from services.fulfillment.domain.bulk_job import BulkAction, LeaseLost, Outcome
-from services.fulfillment.domain.fulfillment_order import InvalidRequest
+from services.fulfillment.domain.bulk_job import BulkAction, BulkJob, LeaseLost, Outcome
+from services.fulfillment.domain.fulfillment_orders.model import InvalidRequest
+from services.fulfillment.store import BULK_JOBS
 from shared.catalog import BulkJobChanged
-from shared.store import Change, Document
+from shared.store import Change
 
 T0 = "2030-01-01T10:00:00.000000+00:00"
 T1 = "2030-01-01T10:00:10.000000+00:00"
@@ -32,24 +34,23 @@ def refused(action: BulkAction, fo_ids: list[str], parameters: dict[str, Any]) -
     return caught.value
 
 
-def new_job(count: int = 3, action: BulkAction = BulkAction.FULFILL, **parameters: Any) -> Document:
-    change = rules.start("job-1", action, parameters, ids(count), T0)
-    return {"id": "job-1", **change.document}
+def new_job(count: int = 3, action: BulkAction = BulkAction.FULFILL, **parameters: Any) -> BulkJob:
+    return rules.start("job-1", action, parameters, ids(count), T0).document
 
 
-def claimed(job: Document, owner: str = ME, now: str = T0) -> Document:
+def claimed(job: BulkJob, owner: str = ME, now: str = T0) -> BulkJob:
     change = rules.claim(job, owner, now, LEASE)
     assert change is not None
     return change.document
 
 
-def recorded(job: Document, index: int, outcome: Outcome = Outcome(), now: str = T1) -> Change:
+def recorded(job: BulkJob, index: int, outcome: Outcome = Outcome(), now: str = T1) -> Change[BulkJob]:
     change = rules.record(job, index, outcome, ME, now, LEASE)
     assert change is not None
     return change
 
 
-def run_all(job: Document, outcomes: list[Outcome]) -> tuple[Document, list[str]]:
+def run_all(job: BulkJob, outcomes: list[Outcome]) -> tuple[BulkJob, list[str]]:
     """Record every result in turn, as the worker does; the job and the event types it emitted."""
     emitted: list[str] = []
     for outcome in outcomes:
@@ -125,18 +126,18 @@ def test_the_request_model_gives_only_the_parameters_that_were_set() -> None:
 
 def test_a_new_job_is_running_with_every_fulfillment_order_pending_and_no_results_shown() -> None:
     job = new_job(3)
-    assert (job["status"], job["total"], job["done"], job["succeeded"], job["failed"]) == ("RUNNING", 3, 0, 0, 0)
+    assert (job.status, job.total, job.done, job.succeeded, job.failed) == ("RUNNING", 3, 0, 0, 0)
     assert rules.next_pending(job) == 0
-    view = rules.view(job)
-    assert (view["id"], view["action"], view["results"]) == ("job-1", "fulfill", [])
+    shown = view(job)
+    assert (shown["id"], shown["action"], shown["results"]) == ("job-1", "fulfill", [])
 
 
 def test_results_are_kept_per_fulfillment_order_and_counted() -> None:
     job = claimed(new_job(3))
     job, emitted = run_all(job, [Outcome(), Outcome.failure("conflict", "ON_HOLD"), Outcome()])
-    assert (job["status"], job["done"], job["succeeded"], job["failed"]) == ("COMPLETED", 3, 2, 1)
-    assert job["completed_at"] == T1
-    assert rules.view(job)["results"] == [
+    assert (job.status, job.done, job.succeeded, job.failed) == ("COMPLETED", 3, 2, 1)
+    assert job.completed_at == T1
+    assert view(job)["results"] == [
         {"fulfillment_order_id": "fo-0", "status": "succeeded", "error": None},
         {"fulfillment_order_id": "fo-1", "status": "failed", "error": {"code": "conflict", "message": "ON_HOLD"}},
         {"fulfillment_order_id": "fo-2", "status": "succeeded", "error": None},
@@ -148,7 +149,7 @@ def test_progress_is_announced_every_25_results_and_completion_once_with_the_fai
     job = claimed(new_job(60))
     outcomes = [Outcome.failure("not_found", f"no {n}") if n % 20 == 0 else Outcome() for n in range(60)]
     emitted: list[str] = []
-    last: Change | None = None
+    last: Change[BulkJob] | None = None
     for outcome in outcomes:
         index = rules.next_pending(job)
         assert index is not None
@@ -183,8 +184,8 @@ def test_a_job_leased_by_another_replica_cannot_be_claimed_until_the_lease_runs_
     job = claimed(new_job(), owner=OTHER, now=T0)
     assert rules.claim(job, ME, T1, LEASE) is None
     taken = claimed(job, owner=ME, now=T2)
-    assert taken["lease_owner"] == ME
-    assert taken["lease_until"] > T2
+    assert taken.lease_owner == ME
+    assert taken.lease_until > T2
 
 
 def test_a_job_handed_back_at_shutdown_can_be_claimed_at_once_by_another_replica() -> None:
@@ -198,9 +199,9 @@ def test_a_job_handed_back_at_shutdown_can_be_claimed_at_once_by_another_replica
 def test_recording_renews_the_lease_and_completion_releases_it() -> None:
     job = claimed(new_job(2), now=T0)
     job = recorded(job, 0, now=T2).document
-    assert job["lease_until"] > T2
+    assert job.lease_until > T2
     job = recorded(job, 1, now=T2).document
-    assert (job["lease_owner"], job["lease_until"]) == (None, "")
+    assert (job.lease_owner, job.lease_until) == (None, "")
     assert rules.claim(job, ME, T2, LEASE) is None
 
 
@@ -208,3 +209,22 @@ def test_a_replica_that_lost_its_lease_cannot_record_results() -> None:
     job = claimed(claimed(new_job(), owner=ME, now=T0), owner=OTHER, now=T2)
     with pytest.raises(LeaseLost):
         rules.record(job, 0, Outcome(), ME, T2, LEASE)
+
+
+# --- the stored shape (services/fulfillment/store.py BULK_JOBS) -------------------------------
+
+
+def test_a_job_is_stored_as_before_with_only_the_parameters_given() -> None:
+    job, _ = run_all(
+        claimed(new_job(2, BulkAction.HOLD, reason="OTHER")), [Outcome(), Outcome.failure("conflict", "no")]
+    )
+    stored = BULK_JOBS.dump(job)
+    assert stored == {
+        "id": "job-1", "action": "hold", "parameters": {"reason": "OTHER"}, "status": "COMPLETED", "total": 2,
+        "done": 2, "succeeded": 1, "failed": 1,
+        "items": [{"fulfillment_order_id": "fo-0", "status": "succeeded", "error": None},
+                  {"fulfillment_order_id": "fo-1", "status": "failed", "error": {"code": "conflict", "message": "no"}}],
+        "created_at": T0, "updated_at": T1, "completed_at": T1, "lease_owner": None, "lease_until": "",
+        "started_by": None,
+    }  # fmt: skip
+    assert BULK_JOBS.load(stored) == job

@@ -6,19 +6,19 @@ from typing import Any
 
 import pytest
 
-from services.fulfillment import mapping
-from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
-from services.fulfillment.domain.fulfillment_order import (
+from services.fulfillment.domain.fulfillment_orders import shipping
+from services.fulfillment.domain.fulfillment_orders.model import (
     FulfillmentRequest,
     InvalidRequest,
     LineQuantity,
     TransitionRefused,
 )
-from services.fulfillment.domain.fulfillment_orders import shipping
 from services.fulfillment.domain.routing import RoutingLocation
+from services.fulfillment.store import FULFILLMENT_ORDERS as mapping
 from shared.catalog import HoldReason, LabelStatus, OrderSnapshot, Tracking
 from shared.store import Change, Document
+from tests import fulfillment_documents as fo_rules
 
 T0 = "2030-01-01T10:00:00.000000+00:00"
 T1 = "2030-01-01T10:05:00.000000+00:00"
@@ -55,7 +55,7 @@ def created(
     )
     routing = order_routing.route_paid_order(None, snapshot, context, T0)
     assert routing is not None
-    return fo_rules.create(routing.document["entries"][0], snapshot, T0)
+    return fo_rules.create(routing.document.entries[0], snapshot, T0)
 
 
 def open_fo(*lines: tuple[str, int, bool], location: RoutingLocation = WAREHOUSE, reserved: bool = True) -> Document:
@@ -126,8 +126,9 @@ def test_post_purchase_orders_are_created_on_hold_and_digital_lines_wait_too() -
 
 def test_tombstone_is_cancelled_and_announced_to_nobody() -> None:
     snapshot = order(("EBOOK", 1, False))
-    routing = apply(order_routing.route_paid_order(None, snapshot, order_routing.RoutingContext([], {}), T0))
-    change = fo_rules.tombstone(routing["entries"][0], snapshot, "order cancelled", T0)
+    routing = order_routing.route_paid_order(None, snapshot, order_routing.RoutingContext([], {}), T0)
+    assert routing is not None
+    change = fo_rules.tombstone(routing.document.entries[0], snapshot, "order cancelled", T0)
     assert change.document["status"] == "CANCELLED" and change.events == []
     assert change.document["fulfillments"] == {}
 
@@ -571,7 +572,7 @@ def test_every_action_in_every_status(action: str, status: str, expected: str) -
         assert change is not None and change.events, "an allowed transition is announced"
 
 
-# --- the stored shape (services/fulfillment/mapping.py) -------------------------------------
+# --- the stored shape (services/fulfillment/store.py) --------------------------------------
 
 
 def test_a_stored_fulfillment_order_loads_and_dumps_to_the_same_document() -> None:

@@ -11,10 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.fulfillment import listing
-from services.fulfillment.domain import fulfillment_order as fo_rules
 from services.fulfillment.domain import order_routing
-from services.fulfillment.domain.fulfillment_order import normalise_time
+from services.fulfillment.domain.order_routing import RoutingRecord
+from services.fulfillment.store import FULFILLMENT_ORDERS, ROUTING_RECORDS
+from shared.aggregates import Change, Document
 from shared.catalog import HoldReason
+from shared.clock import iso as normalise_time
+from tests import fulfillment_documents as fo_rules
 from tests.unit.test_fulfillment_order import LATER, T0, T1, apply, created, open_fo, order
 
 moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)).map(
@@ -73,13 +76,19 @@ def test_a_fulfillment_id_names_its_fulfillment_order() -> None:
 
 def test_a_revised_plan_is_due_for_the_sweep_s_check_until_marked_materialised() -> None:
     context = order_routing.RoutingContext([], {})
-    routing = apply(order_routing.route_paid_order(None, order(("MUG", 1, True)), context, T0))
+    routing = planned(order_routing.route_paid_order(None, order(("MUG", 1, True)), context, T0))
     grace = order_routing.MATERIALISE_GRACE_SECONDS
     assert routing["materialise_check_at"] == datetime.fromisoformat(T0).timestamp() + grace
-    done = apply(order_routing.materialised(routing, routing["revision"]))
+    done = planned(order_routing.materialised(ROUTING_RECORDS.load(routing), routing["revision"]))
     assert done["materialise_check_at"] is None
-    cancelled = apply(order_routing.cancel(done, order(("MUG", 1, True)), T1))
+    cancelled = planned(order_routing.cancel(ROUTING_RECORDS.load(done), order(("MUG", 1, True)), T1))
     assert cancelled["materialise_check_at"] == datetime.fromisoformat(T1).timestamp() + grace
+
+
+def planned(change: Change[RoutingRecord] | None) -> Document:
+    """A plan as the store keeps it."""
+    assert change is not None
+    return ROUTING_RECORDS.dump(change.document)
 
 
 def test_out_of_stock_holds_are_marked_for_their_skus() -> None:
@@ -103,8 +112,8 @@ def test_a_cursor_the_listing_did_not_make_is_refused(cursor: str) -> None:
 
 
 def test_filters_of_a_listing_by_order_are_applied_in_memory() -> None:
-    fo = open_fo()
-    assert listing.Filters(order_id=fo["order_id"], status="OPEN", location_id="wh-1").matches(fo)
+    fo = FULFILLMENT_ORDERS.load(open_fo())
+    assert listing.Filters(order_id=fo.order_id, status="OPEN", location_id="wh-1").matches(fo)
     assert not listing.Filters(status="CLOSED").matches(fo)
     assert not listing.Filters(location_id="elsewhere").matches(fo)
     assert not listing.Filters(fulfillment_services=["shipco"]).matches(fo)

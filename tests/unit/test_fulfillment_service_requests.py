@@ -8,14 +8,13 @@ from typing import Any
 
 import pytest
 
-from services.fulfillment import mapping
-from services.fulfillment.domain import fulfillment_order as fo_rules
-from services.fulfillment.domain.fulfillment_order import (
+from services.fulfillment.domain.fulfillment_orders import service_requests
+from services.fulfillment.domain.fulfillment_orders.model import (
     LineQuantity,
     NotTheFulfillmentService,
     TransitionRefused,
 )
-from services.fulfillment.domain.fulfillment_orders import service_requests
+from services.fulfillment.store import FULFILLMENT_ORDERS as mapping
 from shared.catalog import (
     FulfillmentRequestRejection,
     FulfillmentServiceResponse,
@@ -27,6 +26,7 @@ from shared.catalog import (
 )
 from shared.events import spec_for
 from shared.store import Change, Document
+from tests import fulfillment_documents as fo_rules
 from tests.unit.test_fulfillment_order import STORE, T1, THIRD_PARTY, apply, open_fo, ship, types
 
 SERVICE = "shipco"  # THIRD_PARTY's fulfillment service

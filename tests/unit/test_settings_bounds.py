@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from services.fulfillment.api import SettingsIn
 from services.fulfillment.app import FulfillmentSettings
-from services.fulfillment.store import ShopSettings
+from services.fulfillment.lookups import ShopSettings
 from services.inventory.app import InventorySettings
 from services.notifications.app import NotificationsSettings
 from services.orders.app import OrdersSettings

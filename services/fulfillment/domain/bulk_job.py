@@ -2,8 +2,9 @@
 actions. Each fulfillment order succeeds or fails on its own (the same reason the single action
 would give); one failing never stops the others.
 
-The job is one document: the request, a result per fulfillment order (in the order asked),
-the counts, and a lease saying which replica works on it until when. Every rule here is pure.
+The job is one aggregate (`BulkJob`): the request, a result per fulfillment order (in the order
+asked), the counts, and a lease saying which replica works on it until when. Every rule here is
+pure: it returns a new job (`dataclasses.replace`).
 Recording a result renews the lease and emits bulk_job.progress every `PROGRESS_EVERY`
 results, and bulk_job.completed with the last one, in the same write as the result.
 """
@@ -11,11 +12,11 @@ results, and bulk_job.completed with the last one, in the same write as the resu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from shared.aggregates import Change, Document
+from shared.aggregates import Change
 from shared.catalog import BulkJobChanged, BulkJobFailure, BulkJobSnapshot, BulkJobStatus, HoldReason
 from shared.clock import later
 from shared.events import CloudEvent, new_event
@@ -52,6 +53,59 @@ PARAMETERS: dict[BulkAction, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 class LeaseLost(RuntimeError):
     """Another replica took the job over (this one stalled past its lease): stop working on it."""
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The action's parameters, as the request gave them (None: not given)."""
+
+    notify_customer: bool | None = None
+    tracking_company: str | None = None
+    reason: HoldReason | None = None
+    note: str | None = None
+    location_id: str | None = None
+
+    @classmethod
+    def given(cls, parameters: Mapping[str, Any]) -> Parameters:
+        """The parameters of a request (as `check_request` let them through)."""
+        reason = parameters.get("reason")
+        return cls(**{**parameters, "reason": HoldReason(reason) if reason else None})
+
+
+@dataclass(frozen=True)
+class ItemError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Item:
+    """One fulfillment order of the job and its result (pending until it has one)."""
+
+    fulfillment_order_id: str
+    status: ItemStatus = ItemStatus.PENDING
+    error: ItemError | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BulkJob:
+    id: str
+    action: BulkAction
+    parameters: Parameters
+    status: BulkJobStatus
+    total: int
+    done: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    items: tuple[Item, ...]
+    created_at: str
+    updated_at: str
+    completed_at: str | None = None
+    lease_owner: str | None = None
+    """The replica working on it, until `lease_until` (an RFC 3339 time; "" when nobody is)."""
+    lease_until: str = ""
+    started_by: str | None = None
+    """The caller who started it: the actor of everything it does."""
 
 
 @dataclass(frozen=True)
@@ -96,11 +150,6 @@ def check_request(action: BulkAction, fulfillment_order_ids: Sequence[str], para
         raise InvalidRequest("reason", f"{parameters['reason']} holds are placed by the platform, not by the merchant")
 
 
-def hold_reason(parameters: Mapping[str, Any]) -> HoldReason | None:
-    reason = parameters.get("reason")
-    return HoldReason(reason) if reason else None
-
-
 def start(
     job_id: str,
     action: BulkAction,
@@ -108,108 +157,93 @@ def start(
     fulfillment_order_ids: Sequence[str],
     now: str,
     started_by: str | None = None,
-) -> Change:
+) -> Change[BulkJob]:
     """A new job, RUNNING, every fulfillment order pending, claimable by any replica at once.
     `started_by` (the caller) is the actor of everything the job does, whichever replica works on it."""
     check_request(action, fulfillment_order_ids, parameters)
-    job: Document = {
-        "action": action.value,
-        "parameters": dict(parameters),
-        "status": BulkJobStatus.RUNNING.value,
-        "total": len(fulfillment_order_ids),
-        "done": 0,
-        "succeeded": 0,
-        "failed": 0,
-        "items": [{"fulfillment_order_id": fo_id, "status": ItemStatus.PENDING.value, "error": None}
-                  for fo_id in fulfillment_order_ids],
-        "created_at": now,
-        "updated_at": now,
-        "completed_at": None,
-        "lease_owner": None,
-        "lease_until": "",
-        "started_by": started_by,
-    }  # fmt: skip
+    job = BulkJob(
+        id=job_id,
+        action=action,
+        parameters=Parameters.given(parameters),
+        status=BulkJobStatus.RUNNING,
+        total=len(fulfillment_order_ids),
+        items=tuple(Item(fo_id) for fo_id in fulfillment_order_ids),
+        created_at=now,
+        updated_at=now,
+        started_by=started_by,
+    )
     return Change(job)
 
 
-def claim(job: Document, owner: str, now: str, lease_seconds: float) -> Change | None:
+def claim(job: BulkJob, owner: str, now: str, lease_seconds: float) -> Change[BulkJob] | None:
     """Take (or renew) the lease on a running job; None when it is done or another replica's
     lease still runs."""
-    if job["status"] != BulkJobStatus.RUNNING:
+    if job.status != BulkJobStatus.RUNNING:
         return None
-    if job["lease_owner"] not in (None, owner) and job["lease_until"] > now:
+    if job.lease_owner not in (None, owner) and job.lease_until > now:
         return None
-    return Change({**job, "lease_owner": owner, "lease_until": later(now, lease_seconds)})
+    return Change(replace(job, lease_owner=owner, lease_until=later(now, lease_seconds)))
 
 
-def release(job: Document, owner: str) -> Change | None:
+def release(job: BulkJob, owner: str) -> Change[BulkJob] | None:
     """Hand a job back at shutdown, so another replica (or this one, restarted) picks it up at
     once instead of when the lease runs out; None when the lease is not this owner's."""
-    if job["status"] != BulkJobStatus.RUNNING or job["lease_owner"] != owner:
+    if job.status != BulkJobStatus.RUNNING or job.lease_owner != owner:
         return None
-    return Change({**job, "lease_owner": None, "lease_until": ""})
+    return Change(replace(job, lease_owner=None, lease_until=""))
 
 
-def next_pending(job: Mapping[str, Any]) -> int | None:
+def next_pending(job: BulkJob) -> int | None:
     """Index of the first fulfillment order without a result yet (a resumed job starts there)."""
-    return next((i for i, item in enumerate(job["items"]) if item["status"] == ItemStatus.PENDING), None)
+    return next((i for i, item in enumerate(job.items) if item.status == ItemStatus.PENDING), None)
 
 
-def record(job: Document, index: int, outcome: Outcome, owner: str, now: str, lease_seconds: float) -> Change | None:
+def record(
+    job: BulkJob, index: int, outcome: Outcome, owner: str, now: str, lease_seconds: float
+) -> Change[BulkJob] | None:
     """Keep one fulfillment order's result and renew the lease; the progress or completed event
     goes out in the same write. None if that result is already kept (a repeat)."""
-    if job["lease_owner"] != owner:
-        raise LeaseLost(f"bulk job {job['id']} is now worked on by {job['lease_owner']}")
-    item = job["items"][index]
-    if item["status"] != ItemStatus.PENDING:
+    if job.lease_owner != owner:
+        raise LeaseLost(f"bulk job {job.id} is now worked on by {job.lease_owner}")
+    item = job.items[index]
+    if item.status != ItemStatus.PENDING:
         return None
-    error = None if outcome.succeeded else {"code": outcome.error_code, "message": outcome.error_message}
-    items = list(job["items"])
-    items[index] = {**item, "status": (ItemStatus.SUCCEEDED if error is None else ItemStatus.FAILED).value,
-                    "error": error}  # fmt: skip
-    job = {
-        **job,
-        "items": items,
-        "done": job["done"] + 1,
-        "succeeded": job["succeeded"] + (error is None),
-        "failed": job["failed"] + (error is not None),
-        "updated_at": now,
-        "lease_until": later(now, lease_seconds),
-    }
-    if job["done"] == job["total"]:
-        job.update(status=BulkJobStatus.COMPLETED.value, completed_at=now, lease_owner=None, lease_until="")
+    if outcome.error_code is None:
+        item = replace(item, status=ItemStatus.SUCCEEDED)
+    else:
+        item = replace(item, status=ItemStatus.FAILED, error=ItemError(outcome.error_code, outcome.error_message or ""))
+    job = replace(
+        job,
+        items=(*job.items[:index], item, *job.items[index + 1 :]),
+        done=job.done + 1,
+        succeeded=job.succeeded + outcome.succeeded,
+        failed=job.failed + (not outcome.succeeded),
+        updated_at=now,
+        lease_until=later(now, lease_seconds),
+    )
+    if job.done == job.total:
+        job = replace(job, status=BulkJobStatus.COMPLETED, completed_at=now, lease_owner=None, lease_until="")
         return Change(job, [_event("bulk_job.completed", job, failures(job))])
-    if job["done"] % PROGRESS_EVERY == 0:
+    if job.done % PROGRESS_EVERY == 0:
         return Change(job, [_event("bulk_job.progress", job, [])])
     return Change(job)
 
 
-def failures(job: Mapping[str, Any]) -> list[BulkJobFailure]:
+def failures(job: BulkJob) -> list[BulkJobFailure]:
     return [
-        BulkJobFailure(fulfillment_order_id=item["fulfillment_order_id"], **item["error"])
-        for item in job["items"]
-        if item["status"] == ItemStatus.FAILED
+        BulkJobFailure(fulfillment_order_id=item.fulfillment_order_id, code=item.error.code, message=item.error.message)
+        for item in job.items
+        if item.status == ItemStatus.FAILED and item.error is not None
     ]
 
 
-def snapshot(job: Mapping[str, Any]) -> BulkJobSnapshot:
-    return BulkJobSnapshot.model_validate(job)
+def snapshot(job: BulkJob) -> BulkJobSnapshot:
+    return BulkJobSnapshot(
+        id=job.id, action=job.action.value, status=job.status, total=job.total, done=job.done,
+        succeeded=job.succeeded, failed=job.failed, created_at=job.created_at, updated_at=job.updated_at,
+        completed_at=job.completed_at,
+    )  # fmt: skip
 
 
-def view(job: Mapping[str, Any]) -> dict[str, Any]:
-    """What GET /bulk-jobs/{id} shows: the counts, the parameters, and a result per fulfillment
-    order that has one, in the order they were asked for."""
-    return {
-        **snapshot(job).model_dump(mode="json"),
-        "parameters": job["parameters"],
-        "started_by": job.get("started_by"),
-        "results": [
-            {"fulfillment_order_id": item["fulfillment_order_id"], "status": item["status"], "error": item["error"]}
-            for item in job["items"]
-            if item["status"] != ItemStatus.PENDING
-        ],
-    }
-
-
-def _event(event_type: str, job: Mapping[str, Any], failed: list[BulkJobFailure]) -> CloudEvent:
-    return new_event(SOURCE, event_type, job["id"], BulkJobChanged(bulk_job=snapshot(job), failures=failed))
+def _event(event_type: str, job: BulkJob, failed: list[BulkJobFailure]) -> CloudEvent:
+    return new_event(SOURCE, event_type, job.id, BulkJobChanged(bulk_job=snapshot(job), failures=failed))

@@ -11,5 +11,5 @@ page it follows:
 - `announcements`: the events the transitions emit;
 
 Rules take a `FulfillmentOrder` and return a new one; how it is stored is
-services/fulfillment/mapping.py's business.
+services/fulfillment/store.py's business.
 """

@@ -9,15 +9,16 @@ reserved stock there; it can be fulfilled only once inventory confirmed that res
 The model is a frozen dataclass: a rule returns a new one (`dataclasses.replace`, whose field
 names and types mypy checks) in a `Transition`, with the events that announce it. How it is
 stored (field names, formats, the fields the queries use) is the store mapping's business
-(services/fulfillment/mapping.py), not the rules'.
+(services/fulfillment/store.py), not the rules'..
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from shared.aggregates import Change
 from shared.catalog import (
     FulfillmentOrderStatus,
     FulfillmentSnapshot,
@@ -106,8 +107,10 @@ class Line:
 
 @dataclass(frozen=True, kw_only=True)
 class PlanEntry:
-    """What creation reads of an entry of the order's routing plan (domain.order_routing)."""
+    """One fulfillment order as the order's routing plan has it (domain.order_routing): all that
+    creating it takes, and whether a re-route replaced it since."""
 
+    index: int = 0
     fulfillment_order_id: str
     kind: Kind
     location_id: str | None
@@ -120,6 +123,9 @@ class PlanEntry:
     fulfill_by: str | None = None
     auto_fulfill: bool = False
     excluded_locations: tuple[str, ...] = ()
+    replaced_by: tuple[str, ...] | None = None
+    """The fulfillment orders that replaced this one (a re-route); None while it stands."""
+    planned_at: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +181,10 @@ class FulfillmentOrder:
             and any(hold.reason == HoldReason.INVENTORY_OUT_OF_STOCK for hold in self.holds)
         )
 
+    @property
+    def skus(self) -> list[str]:
+        return sorted({line.sku for line in self.line_items})
+
     def remaining_lines(self) -> tuple[Line, ...]:
         """The lines still to fulfil, with the quantity that remains."""
         return tuple(
@@ -196,12 +206,16 @@ class FulfillmentOrder:
         return Status.IN_PROGRESS if self.fulfilled_any else Status.OPEN
 
 
-@dataclass(frozen=True)
-class Transition:
-    """What a rule decided: the fulfillment order as it is now, and the events that announce it."""
+class Transition(Change[FulfillmentOrder]):
+    """What a rule decided: the fulfillment order as it is now, and the events that announce it
+    (a `Change` the store writes as it is)."""
 
-    fo: FulfillmentOrder
-    events: tuple[CloudEvent, ...] = ()
+    def __init__(self, fo: FulfillmentOrder, events: Iterable[CloudEvent] = ()) -> None:
+        super().__init__(fo, list(events))
+
+    @property
+    def fo(self) -> FulfillmentOrder:
+        return self.document
 
     def then(self, more: Transition | None) -> Transition:
         """This, followed by what `more` (a rule applied to this one's result) decided, if anything."""

@@ -16,69 +16,57 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from functools import partial
+from typing import Literal
 
 from services.fulfillment.domain import order_routing
-from services.fulfillment.domain.fulfillment_orders import holds, lifecycle
-from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, FulfillmentOrder, Status
-from services.fulfillment.domain.fulfillment_orders.shipping import fulfillment_order_of
-from services.fulfillment.domain.order_routing import RoutingContext
-from services.fulfillment.domain.routing import LineNeed, route
-from services.fulfillment.mapping import load, on_stored, plan_entry, stored
-from services.fulfillment.store import (
-    LEGACY_FULFILLMENTS,
-    OUT_OF_STOCK_HOLDS,
-    LocationDirectory,
-    OutOfStockHolds,
-    SettingsStore,
-    ShopSettings,
-    StockView,
+from services.fulfillment.domain.fulfillment_orders import holds, lifecycle, service_requests
+from services.fulfillment.domain.fulfillment_orders.model import (
+    TERMINAL,
+    FulfillmentOrder,
+    PlanEntry,
+    Status,
+    Transition,
 )
+from services.fulfillment.domain.fulfillment_orders.service_requests import AnswerKind
+from services.fulfillment.domain.fulfillment_orders.shipping import fulfillment_order_of
+from services.fulfillment.domain.order_routing import RoutingContext, RoutingRecord
+from services.fulfillment.domain.routing import LineNeed, route
+from services.fulfillment.lookups import LocationDirectory, OutOfStockHolds, SettingsStore, ShopSettings, StockView
+from services.fulfillment.store import LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS, materialised_update
 from shared.catalog import (
     FulfillmentServiceResponse,
+    FulfillmentServiceShipment,
     InventoryLevel,
     InventoryReservation,
     InventoryReservationFailed,
     Location,
     OrderSnapshot,
 )
-from shared.clock import epoch, now_iso
-from shared.store import AggregateStore, Change, Document, Rule
+from shared.clock import now_iso
+from shared.store import AggregateStore
 
-log = logging.getLogger("fulfillment.service")
+log = logging.getLogger("fulfillment.application")
 
-FoRule = Callable[[Document], Change | None]
-"""A rule of one existing fulfillment order, as stored (see domain.fulfillment_order; a typed rule
-of domain.fulfillment_orders becomes one through mapping.on_stored)."""
+FoRule = Callable[[FulfillmentOrder], Transition | None]
+"""A rule of one existing fulfillment order (domain.fulfillment_orders)."""
 
 
 BATCH = 250
 """Documents one sweep query (or one out-of-stock retry) takes at most; the next pass takes the rest."""
-MAX_PAGES = 100
-"""Pages of plans one sweep pass confirms at most (25,000 orders)."""
 
 
 class UnknownFulfillmentOrder(LookupError):
-    """An answer about a fulfillment order this service never made: not retriable (dead-lettered)."""
-
-
-@dataclass
-class SweepReport:
-    opened: int = 0
-    released: int = 0
-    rerouted: int = 0
-    repaired: int = 0
-
-    def total(self) -> int:
-        return self.opened + self.released + self.rerouted + self.repaired
+    """No such fulfillment order: 404 for a request; an answer about one this service never made
+    is not retriable (dead-lettered)."""
 
 
 class Fulfillment:
     def __init__(
         self,
-        fulfillment_orders: AggregateStore,
-        routings: AggregateStore,
+        fulfillment_orders: AggregateStore[FulfillmentOrder],
+        routings: AggregateStore[RoutingRecord],
         stock: StockView,
         locations: LocationDirectory,
         settings: SettingsStore,
@@ -138,19 +126,18 @@ class Fulfillment:
             event_id=event_id,
         )
         fulfillment_orders = await self.materialise(order.id, routing=routing)
-        release = on_stored(lambda current: holds.release_post_purchase_hold(current, now, expired_only=False))
-        for fo in map(load, fulfillment_orders.values()):
+        for fo in fulfillment_orders.values():
             if fo.status == Status.ON_HOLD:
-                await self._apply(fo.id, release)
+                await self.apply(fo.id, lambda held: holds.release_post_purchase_hold(held, now, expired_only=False))
 
     async def materialise(
         self,
         order_id: str,
         cancel_reason: str = "the order was cancelled",
         *,
-        routing: Document | None = None,
+        routing: RoutingRecord | None = None,
         fresh: bool = False,
-    ) -> dict[str, Document]:
+    ) -> dict[str, FulfillmentOrder]:
         """Make the fulfillment orders match the stored plan (`routing`, read when not given):
         create what is missing, cancel everything of a cancelled order, and mark the plan done.
         Safe to repeat, and to run beside another replica. Returns the plan's fulfillment orders
@@ -163,33 +150,34 @@ class Fulfillment:
         routing = routing or await self.routings.get(order_id)
         if routing is None:
             return {}
-        existing = {} if fresh else await self._planned_fulfillment_orders([routing])
-        await self._materialise(routing, existing, cancel_reason)
-        if not fresh and routing.get("materialise_check_at") is not None:
-            await self._mark_materialised(order_id, routing["revision"])
+        existing = {} if fresh else await self.planned_fulfillment_orders([routing])
+        await self.materialise_plan(routing, existing, cancel_reason)
+        if not fresh and routing.materialise_check_at is not None:
+            await self._mark_materialised(order_id, routing.revision)
         return existing
 
-    async def _planned_fulfillment_orders(self, routings: list[Document]) -> dict[str, Document]:
+    async def planned_fulfillment_orders(self, routings: list[RoutingRecord]) -> dict[str, FulfillmentOrder]:
         """The existing fulfillment orders of these plans, by id: one lookup by key."""
-        planned = [entry["fulfillment_order_id"] for routing in routings for entry in routing["entries"]]
+        planned = [entry.fulfillment_order_id for routing in routings for entry in routing.entries]
         found = await self.fulfillment_orders.find({"_id": {"$in": planned}}, limit=len(planned)) if planned else []
-        return {fo["id"]: fo for fo in found}
+        return {fo.id: fo for fo in found}
 
-    async def _materialise(
-        self, routing: Document, existing: dict[str, Document], cancel_reason: str = "the order was cancelled"
+    async def materialise_plan(
+        self,
+        routing: RoutingRecord,
+        existing: dict[str, FulfillmentOrder],
+        cancel_reason: str = "the order was cancelled",
     ) -> int:
         """Create the plan's missing fulfillment orders, cancel those of a cancelled order;
         `existing` (by id) is kept up to date. How many were created or cancelled."""
-        order = OrderSnapshot.model_validate(routing["order"])
+        order = routing.order
         now = now_iso()
-        live = {entry["fulfillment_order_id"] for entry in order_routing.live_entries(routing)}
+        live = {entry.fulfillment_order_id for entry in routing.live_entries}
         written = 0
-        for entry in routing["entries"]:
-            fo_id = entry["fulfillment_order_id"]
+        for entry in routing.entries:
+            fo_id = entry.fulfillment_order_id
             if fo_id in live and fo_id not in existing:
-                created = await self.fulfillment_orders.create(
-                    fo_id, stored(lifecycle.create(plan_entry(entry), order, now))
-                )
+                created = await self.fulfillment_orders.create(fo_id, lifecycle.create(entry, order, now))
                 if created is not None:
                     written += 1
                     await self._indexed(created)
@@ -197,7 +185,7 @@ class Fulfillment:
                     created = await self.fulfillment_orders.get(fo_id)
                 if created is not None:
                     existing[fo_id] = created
-            elif routing["cancelled"] and existing.get(fo_id, {}).get("status") not in TERMINAL:
+            elif routing.cancelled and _still_live(existing.get(fo_id)):
                 cancelled = await self.fulfillment_orders.apply(
                     fo_id, _cancel_or_tombstone(entry, order, cancel_reason, now)
                 )
@@ -212,16 +200,16 @@ class Fulfillment:
         copy of the plan reads it again rather than overwrite the mark."""
         await self.routings.collection.update_one(
             {"_id": order_id, "revision": {"$eq": revision}},
-            {"$set": order_routing.materialised_update(revision), "$inc": {"version": 1}},
+            {"$set": materialised_update(revision), "$inc": {"version": 1}},
         )
 
     # --- inventory ----------------------------------------------------------------------
 
     async def reservation_confirmed(self, reserved: InventoryReservation, event_id: str) -> None:
         now = now_iso()
-        await self._apply(
+        await self.apply(
             reserved.fulfillment_order_id,
-            on_stored(lambda current: lifecycle.reservation_confirmed(current, reserved.location_id, now)),
+            lambda fo: lifecycle.reservation_confirmed(fo, reserved.location_id, now),
             event_id=event_id,
         )
 
@@ -230,16 +218,13 @@ class Fulfillment:
             await self.stock.record_shortage(failed.location_id, shortage.sku, shortage.available, as_of, shortage.seq)
         short = ", ".join(f"{s.sku}: {s.requested} requested, {s.available} available" for s in failed.shortages)
         now = now_iso()
-        saved = await self._apply(
+        fo = await self.apply(
             failed.fulfillment_order_id,
-            on_stored(
-                lambda current: lifecycle.reservation_failed(current, failed.location_id, short or "no stock", now)
-            ),
+            lambda current: lifecycle.reservation_failed(current, failed.location_id, short or "no stock", now),
             event_id=event_id,
         )
-        if saved is None:  # applied before (a redelivery): finish what it started, if need be
-            saved = await self.fulfillment_orders.get(failed.fulfillment_order_id)
-        fo = load(saved) if saved is not None else None
+        if fo is None:  # applied before (a redelivery): finish what it started, if need be
+            fo = await self.fulfillment_orders.get(failed.fulfillment_order_id)
         if fo is not None and fo.reroute_pending:
             await self.finish_reroute(fo)
 
@@ -263,34 +248,33 @@ class Fulfillment:
             )
         if not found:
             return 0
-        held_orders = [load(doc) for doc in found]
-        context = await self.context({line.sku for held in held_orders for line in held.line_items})
+        context = await self.context({sku for held in found for sku in held.skus})
         stock = dict(context.stock)
         rerouted = 0
-        for held in held_orders:
+        for held in found:
             needs = [LineNeed(line.line_item_id, line.sku, line.quantity) for line in held.remaining_lines()]
             current = replace(context, stock=dict(stock))
             plan = route(needs, current.locations, current.stock)
             if not plan.allocations:
                 continue
-            replaced = await self._apply(held.id, _replace_out_of_stock(now_iso()))
+            replaced = await self.apply(held.id, _replace_out_of_stock(now_iso()))
             if replaced is not None:
-                await self.finish_reroute(load(replaced), current)
+                await self.finish_reroute(replaced, current)
                 rerouted += 1
                 for allocation in plan.allocations:
                     for need in allocation.lines:
                         stock[allocation.location.id, need.sku] -= need.quantity
         return rerouted
 
-    async def _held_for(self, skus: list[str]) -> list[Document]:
+    async def _held_for(self, skus: list[str]) -> list[FulfillmentOrder]:
         """The out-of-stock holds waiting for any of `skus`, oldest first; entries of holds that
         no longer wait are forgotten."""
         entries = await self.out_of_stock.waiting_for(skus, BATCH)
         wanted = sorted({entry["fulfillment_order_id"] for entry in entries})
         found = await self.fulfillment_orders.find({"_id": {"$in": wanted}}, limit=len(wanted)) if wanted else []
-        held = {fo["id"]: fo for fo in found if fo.get("out_of_stock")}
+        held = {fo.id: fo for fo in found if fo.is_out_of_stock_hold}
         await self.out_of_stock.forget([entry["_id"] for entry in entries if entry["fulfillment_order_id"] not in held])
-        return sorted(held.values(), key=lambda fo: (fo["created_at"], fo["id"]))
+        return sorted(held.values(), key=lambda fo: (fo.created_at, fo.id))
 
     async def finish_reroute(self, replaced: FulfillmentOrder, context: RoutingContext | None = None) -> None:
         """Plan and create the replacements of a fulfillment order that gave way."""
@@ -302,68 +286,35 @@ class Fulfillment:
         )
         routing = routing or await self.routings.get(order_id)  # planned before: the stored plan
         await self.materialise(order_id, routing=routing)
-        entry = next((e for e in (routing or {}).get("entries", []) if e["fulfillment_order_id"] == replaced.id), None)
-        replaced_by = (entry or {}).get("replaced_by") or []
-        await self._apply(replaced.id, on_stored(lambda current: lifecycle.reroute_recorded(current, replaced_by, now)))
+        entry = routing.entry(replaced.id) if routing else None
+        replaced_by = list(entry.replaced_by or ()) if entry else []
+        await self.apply(replaced.id, lambda fo: lifecycle.reroute_recorded(fo, replaced_by, now))
 
     # --- the fulfillment service's answers ----------------------------------------------
 
-    async def service_answered(self, answer: FulfillmentServiceResponse, rule: FoRule, event_id: str) -> None:
-        """Apply a fulfillment service's answer once (inbox by event id). An answer that does
-        not fit (another service's fulfillment order, a status that does not allow it, an unknown
-        fulfillment order) raises: the message is dead-lettered with the reason, nothing applied."""
-        unknown = UnknownFulfillmentOrder(f"no fulfillment order {answer.fulfillment_order_id!r}")
-        await self._apply(answer.fulfillment_order_id, rule, event_id, missing=unknown)
+    async def service_answered(self, kind: AnswerKind, answer: FulfillmentServiceResponse, event_id: str) -> None:
+        """Apply a fulfillment service's answer of `kind` once (inbox by event id). An answer that
+        does not fit (another service's fulfillment order, a status that does not allow it, an
+        unknown fulfillment order) raises: the message is dead-lettered with the reason, nothing applied."""
+        await self.apply(
+            answer.fulfillment_order_id,
+            lambda fo: service_requests.answered(kind, fo, answer, now_iso()),
+            event_id,
+            missing=self.unknown(answer.fulfillment_order_id),
+        )
 
-    # --- the sweep ----------------------------------------------------------------------
-
-    async def sweep(self) -> SweepReport:
-        """The periodic pack run: open what is due, release expired post-purchase holds, retry
-        out-of-stock holds, and finish anything a crash left half done. Every transition is
-        re-checked by its rule under optimistic concurrency, so replicas never do one twice."""
-        report = SweepReport()
-        now = now_iso()
-        due = {"$lte": epoch(now)}
-        open_due = on_stored(lambda current: lifecycle.open_scheduled(current, now, due_only=True))
-        for fo in await self.fulfillment_orders.find({"opens_at_epoch": due}, limit=BATCH):
-            if await self._apply(fo["id"], open_due):
-                report.opened += 1
-        release_expired = on_stored(lambda current: holds.release_post_purchase_hold(current, now, expired_only=True))
-        for fo in await self.fulfillment_orders.find({"upsell_release_epoch": due}, limit=BATCH):
-            if await self._apply(fo["id"], release_expired):
-                report.released += 1
-        report.rerouted = await self.retry_out_of_stock()
-        for fo in await self.fulfillment_orders.find({"reroute_pending": {"$eq": True}}, limit=BATCH):
-            await self.finish_reroute(load(fo))
-            report.repaired += 1
-        report.repaired += await self._confirm_plans(epoch(now))
-        return report
-
-    async def _confirm_plans(self, now: float) -> int:
-        """Plans due to be checked: create what a crash left out, then mark them done, a page of
-        them per write (a plan revised meanwhile has a later check time, so it is left for its
-        own). Every plan comes due once, so a pass goes on until none is left, however many orders
-        came in since the last. How many needed a repair."""
-        repaired = 0
-        for _ in range(MAX_PAGES):
-            due = await self.routings.find({"materialise_check_at": {"$lte": now}}, limit=BATCH)
-            if not due:
-                break
-            existing = await self._planned_fulfillment_orders(due)
-            for routing in due:
-                if await self._materialise(routing, existing):
-                    repaired += 1
-            await self.routings.collection.update_many(
-                {"_id": {"$in": [routing["id"] for routing in due]}, "materialise_check_at": {"$lte": now}},
-                {"$set": {"materialise_check_at": None}, "$inc": {"version": 1}},
-            )
-            if len(due) < BATCH:
-                break
-        return repaired
+    async def shipped_by_service(self, shipment: FulfillmentServiceShipment, event_id: str | None = None) -> None:
+        """The fulfillment service shipped some or all lines: as `service_answered`."""
+        await self.apply(
+            shipment.fulfillment_order_id,
+            lambda fo: service_requests.shipped_by_service(fo, shipment, now_iso()),
+            event_id,
+            missing=self.unknown(shipment.fulfillment_order_id),
+        )
 
     # --- lookups ------------------------------------------------------------------------
 
-    async def fulfillment_order_holding(self, fulfillment_id: str) -> Document | None:
+    async def fulfillment_order_holding(self, fulfillment_id: str) -> FulfillmentOrder | None:
         """The fulfillment order a fulfillment (shipment) belongs to, by key: the fulfillment's id
         names it (`fulfillment_order_of`); one made before that is found in the table the
         upgrade kept of them (services/fulfillment/upgrade.py)."""
@@ -372,48 +323,58 @@ class Fulfillment:
             legacy = await self.legacy_fulfillments.find_one({"_id": fulfillment_id})
             fo_id = legacy["fulfillment_order_id"] if legacy else None
         fo = await self.fulfillment_orders.get(fo_id) if fo_id else None
-        return fo if fo is not None and fulfillment_id in fo["fulfillments"] else None
+        return fo if fo is not None and fulfillment_id in fo.fulfillments else None
 
-    # --- merchant actions ---------------------------------------------------------------
+    # --- one fulfillment order -----------------------------------------------------------
 
-    async def act(self, fulfillment_order_id: str, rule: FoRule) -> Document | None:
-        """Apply a merchant's action (a rule of domain.fulfillment_order partially applied) to one fulfillment order."""
-        return await self._apply(fulfillment_order_id, rule)
+    async def act(self, fo_id: str, rule: FoRule, *, once: str | None = None) -> FulfillmentOrder:
+        """Apply a merchant's action (see application.actions) to one fulfillment order, at most
+        once per `once` where given (kept in the fulfillment order's inbox in the same write): a
+        repeat, e.g. by a bulk job resumed after a crash, changes nothing. The fulfillment order as
+        it is now; UnknownFulfillmentOrder when there is none."""
+        saved = await self.apply(fo_id, rule, once, missing=self.unknown(fo_id))
+        current = saved or await self.fulfillment_orders.get(fo_id)
+        if current is None:
+            raise self.unknown(fo_id)
+        return current
 
-    async def act_once(self, fulfillment_order_id: str, rule: FoRule, action_id: str) -> Document | None:
-        """Apply a merchant's action at most once per `action_id` (kept in the fulfillment order's
-        inbox in the same write): a repeat, e.g. by a bulk job resumed after a crash, is skipped
-        (None). Raises LookupError for an unknown fulfillment order."""
-        unknown = LookupError(f"fulfillment order {fulfillment_order_id!r} does not exist")
-        return await self._apply(fulfillment_order_id, rule, action_id, missing=unknown)
+    @staticmethod
+    def unknown(fo_id: str) -> UnknownFulfillmentOrder:
+        return UnknownFulfillmentOrder(f"fulfillment order {fo_id!r} does not exist")
 
-    async def _apply(
+    async def apply(
         self,
         fo_id: str,
         rule: FoRule,
         event_id: str | None = None,
         missing: Literal["skip", "raise"] | BaseException = "skip",
-    ) -> Document | None:
+    ) -> FulfillmentOrder | None:
         """Apply `rule` to an existing fulfillment order (`missing` says what else), then index it."""
         saved = await self.fulfillment_orders.apply(fo_id, rule, event_id=event_id, missing=missing)
         return await self._indexed(saved)
 
-    async def _indexed(self, saved: Document | None) -> Document | None:
+    async def _indexed(self, saved: FulfillmentOrder | None) -> FulfillmentOrder | None:
         """After a fulfillment order is written: an out-of-stock hold is entered where stock
         arriving for its skus finds it (`OutOfStockHolds`; only those, so it costs others nothing)."""
-        if saved is not None and saved.get("out_of_stock"):
-            await self.out_of_stock.add(saved)
+        if saved is not None and saved.is_out_of_stock_hold:
+            await self.out_of_stock.add(saved.id, saved.created_at, saved.skus)
         return saved
 
 
 def _replace_out_of_stock(now: str) -> FoRule:
-    return on_stored(lambda current: lifecycle.replace_out_of_stock(current, now))
+    return partial(lifecycle.replace_out_of_stock, now=now)
 
 
-def _cancel_or_tombstone(entry: dict[str, Any], order: OrderSnapshot, reason: str, now: str) -> Rule:
-    def rule(current: Document | None) -> Change | None:
+def _still_live(fo: FulfillmentOrder | None) -> bool:
+    return fo is None or fo.status not in TERMINAL
+
+
+def _cancel_or_tombstone(
+    entry: PlanEntry, order: OrderSnapshot, reason: str, now: str
+) -> Callable[[FulfillmentOrder | None], Transition | None]:
+    def rule(current: FulfillmentOrder | None) -> Transition | None:
         if current is None:
-            return stored(lifecycle.tombstone(plan_entry(entry), order, reason, now))
-        return stored(lifecycle.cancel(load(current), reason, now))
+            return lifecycle.tombstone(entry, order, reason, now)
+        return lifecycle.cancel(current, reason, now)
 
     return rule

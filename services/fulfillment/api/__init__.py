@@ -1,0 +1,30 @@
+"""The fulfillment service's HTTP routes, by resource: fulfillment orders and their fulfillments
+(`fulfillment_orders`), bulk jobs (`bulk_jobs`), what routing sees and the shop settings
+(`settings`); `common` holds what they share (permissions, errors, views)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.fulfillment.application import Fulfillment
+from services.fulfillment.bulk import BulkJobs
+
+from .bulk_jobs import BulkJobIn, build_bulk_router
+from .fulfillment_orders import (
+    CancellationRequestIn,
+    FulfillmentIn,
+    HoldIn,
+    SubmitIn,
+    TrackingUpdateIn,
+    build_router,
+)
+from .settings import SettingsIn, build_settings_router
+
+__all__ = [
+    "BulkJobIn", "CancellationRequestIn", "FulfillmentIn", "HoldIn", "SettingsIn", "SubmitIn", "TrackingUpdateIn",
+    "routers",
+]  # fmt: skip
+
+
+def routers(fulfillment: Fulfillment, bulk_jobs: BulkJobs) -> list[APIRouter]:
+    return [build_router(fulfillment), build_settings_router(fulfillment), build_bulk_router(bulk_jobs)]

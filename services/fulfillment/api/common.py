@@ -1,0 +1,65 @@
+"""What the fulfillment service's routes share: the permissions they ask for, how an id is
+checked, how a refused action becomes an HTTP error, and how a fulfillment order is shown.
+
+404 for unknown ids, 409 with the reason when the rule refuses the transition in the current
+state, 422 naming the field when the request names lines or values that cannot be.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from services.fulfillment.domain.fulfillment_orders.model import FulfillmentOrder, InvalidRequest, TransitionRefused
+from services.fulfillment.store import FULFILLMENT_ORDERS
+from shared.auth import requires
+from shared.http import ApiError, Conflict, NotFound
+
+READ = requires("fulfillment:read")
+WRITE = requires("fulfillment:write")
+SEEN_BY_SERVICES = requires("fulfillment:read", fulfillment_service=True)
+SHIPPED_BY_SERVICES = requires("fulfillment:write", fulfillment_service=True)
+
+SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+HIDDEN_FIELDS = {"version", "order", "reroute_pending"}
+"""Stored fields of a fulfillment order that its view leaves out (besides the index fields)."""
+
+
+def invalid_field(field: str, reason: str) -> ApiError:
+    """422 in the same shape as a request validation error: which field, and why."""
+    return ApiError(422, "invalid_request", f"invalid request: {field}", [{"field": field, "reason": reason}])
+
+
+def known_id(what: str, identifier: str) -> str:
+    """An id that can name something (404 for one that cannot, without asking the store)."""
+    if not SAFE_ID.match(identifier):
+        raise NotFound(what, identifier)
+    return identifier
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """A rule's refusal as the HTTP error that says why."""
+    try:
+        yield
+    except TransitionRefused as refused:
+        raise Conflict(str(refused)) from None
+    except LookupError as missing:
+        raise ApiError(404, "not_found", str(missing)) from None
+    except InvalidRequest as invalid:
+        raise invalid_field(invalid.field, invalid.reason) from None
+
+
+def fulfillment_order_view(fo: FulfillmentOrder) -> dict[str, Any]:
+    """A fulfillment order as the API shows it: its fulfillments as a list, oldest first."""
+    fields = FULFILLMENT_ORDERS.fields(fo)
+    view = {name: value for name, value in fields.items() if name not in HIDDEN_FIELDS}
+    view["fulfillments"] = sorted(fields["fulfillments"].values(), key=lambda f: (f["created_at"], f["id"]))
+    return view
+
+
+def fulfillment_view(fo: FulfillmentOrder, fulfillment_id: str) -> dict[str, Any]:
+    view: dict[str, Any] = fo.fulfillment(fulfillment_id).model_dump(mode="json")
+    return view

@@ -1,0 +1,57 @@
+"""HTTP routes of what routing sees (locations and stock) and of the shop's fulfillment settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import StrictBool
+
+from services.fulfillment.application import Fulfillment
+from services.fulfillment.lookups import PostPurchaseHold, ShopSettings, SweepInterval
+from shared.auth import requires
+from shared.http import RequestBody
+
+from .common import READ
+
+
+class SettingsIn(RequestBody):
+    """Only the fields given change; each within the bounds of the stored settings."""
+
+    auto_fulfill: StrictBool | None = None
+    sweep_interval_seconds: SweepInterval | None = None
+    post_purchase_hold_seconds: PostPurchaseHold | None = None
+
+
+def build_settings_router(fulfillment: Fulfillment) -> APIRouter:
+    router = APIRouter()
+
+    # --- what routing sees ---------------------------------------------------------------
+
+    @router.get("/routing/stock/{sku}", dependencies=[READ], tags=["routing"])
+    async def routing_view(sku: str) -> dict[str, Any]:
+        """The locations and the sku's available stock as routing sees them (its copy of
+        inventory's events): why an order went where it went."""
+        locations = sorted(await fulfillment.locations.all(), key=lambda loc: loc.rank)
+        available = await fulfillment.stock.available([sku], [loc.id for loc in locations])
+        return {
+            "sku": sku,
+            "locations": [
+                {"location_id": loc.id, "name": loc.name, "priority": loc.priority, "active": loc.active,
+                 "fulfillment_service": loc.fulfillment_service, "available": available.get((loc.id, sku), 0)}
+                for loc in locations
+            ],
+        }  # fmt: skip
+
+    # --- settings -----------------------------------------------------------------------
+
+    @router.get("/settings", dependencies=[READ], tags=["settings"])
+    async def get_settings() -> ShopSettings:
+        return await fulfillment.shop_settings()
+
+    @router.put("/settings", dependencies=[requires("settings:write")], tags=["settings"])
+    async def put_settings(body: SettingsIn) -> ShopSettings:
+        """Automatic or manual fulfillment, the sweep interval, the post-purchase hold limit."""
+        return await fulfillment.settings.update(body.model_dump(exclude_none=True))
+
+    return router
