@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError, Url
@@ -160,38 +160,26 @@ def _checked(asset: bool, allow_list: bool = True) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _url_field(description: str) -> Any:
+    return Field(max_length=MAX_URL_LENGTH, description=description, json_schema_extra={"format": "uri"})
+
+
 AssetUrl = Annotated[
     str,
-    Field(
-        max_length=MAX_URL_LENGTH,
-        description="https URL of the digital asset, on a public host (and on ASSET_URL_ALLOWED_HOSTS when set)",
-        json_schema_extra={"format": "uri"},
-    ),
+    _url_field("https URL of the digital asset, on a public host (and on ASSET_URL_ALLOWED_HOSTS when set)"),
     _checked(asset=True),
 ]
 """A digital asset's URL as a merchant gives it (download links redirect to it): the allow-list
 applies where it enters, over HTTP."""
 
 StoredAssetUrl = Annotated[
-    str,
-    Field(
-        max_length=MAX_URL_LENGTH,
-        description="https URL of the digital asset, on a public host",
-        json_schema_extra={"format": "uri"},
-    ),
-    _checked(asset=True, allow_list=False),
+    str, _url_field("https URL of the digital asset, on a public host"), _checked(asset=True, allow_list=False)
 ]
 """A digital asset's URL in an event: always a safe public URL, but the allow-list (a setting
 that may change) is not re-applied to orders accepted under an earlier one, whose events must
 still go out; the download link checks it again before it redirects."""
 
 TrackingUrl = Annotated[
-    str,
-    Field(
-        max_length=MAX_URL_LENGTH,
-        description="https URL of the carrier's tracking page, on a public host",
-        json_schema_extra={"format": "uri"},
-    ),
-    _checked(asset=False),
+    str, _url_field("https URL of the carrier's tracking page, on a public host"), _checked(asset=False)
 ]
 """A shipment's tracking URL (shipping emails link to it)."""
