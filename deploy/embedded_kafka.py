@@ -5,7 +5,7 @@ through ctypes) behind a small TCP forwarder that gives it a fixed, advertised a
 
 Limits: one broker, data in memory only, no CreateTopics (every topic in the catalog is
 pre-created), retention bounded by memory only (the mock's own default deletes the oldest
-batches of a partition past 5 MiB or 100,000 batches, read or not; `_keep_every_message`
+batches of a partition past 5 MiB or 100,000 batches, read or not; deploy.kafka_retention
 lifts that), a rebalance of a live consumer group takes about session.timeout.ms minus one
 second, and every member of a group must list the same partition assignor first (else
 librdkafka aborts the whole process). Produce responses carry a fake append time (1234).
@@ -32,6 +32,7 @@ from functools import cache
 from pathlib import Path
 from types import FrameType
 
+from deploy.kafka_retention import keep_every_message
 from shared.topics import all_topic_partitions
 
 RD_KAFKA_PRODUCER = 0
@@ -40,65 +41,6 @@ SYNC_GROUP = 14  # Kafka API key
 FOLLOWER_WAIT_S = 3.0  # longest hold of a leader's SyncGroup
 SETTLE_S = 0.05  # lets the mock read the followers' frames before the leader's
 GroupGeneration = tuple[bytes, int]
-
-# What rd_kafka_mock_partition_init() sets, and what replaces it: size_t's largest value.
-MOCK_PARTITION_MAX_BYTES, MOCK_PARTITION_MAX_BATCHES = 5 * 1024 * 1024, 100_000
-UNBOUNDED = ctypes.c_size_t(-1).value
-
-
-class _MockClusterHead(ctypes.Structure):
-    """The first fields of librdkafka's `struct rd_kafka_mock_cluster_s` (rdkafka_mock_int.h)."""
-
-    _fields_ = [
-        ("id", ctypes.c_char * 32),
-        ("rk", ctypes.c_void_p),
-        ("controller_id", ctypes.c_int32),
-        ("brokers", ctypes.c_void_p * 2),  # TAILQ_HEAD: first, last
-        ("broker_cnt", ctypes.c_int),
-        ("topics_first", ctypes.c_void_p),
-        ("topics_last", ctypes.c_void_p),
-        ("topic_cnt", ctypes.c_int),
-    ]
-
-
-class _MockTopic(ctypes.Structure):
-    """librdkafka's `rd_kafka_mock_topic_t`."""
-
-    _fields_ = [
-        ("next", ctypes.c_void_p),  # TAILQ_ENTRY: next, prev
-        ("prev", ctypes.c_void_p),
-        ("name", ctypes.c_char_p),
-        ("id", ctypes.c_int64 * 2),  # rd_kafka_Uuid_t: two int64 and a base64 string
-        ("id_base64", ctypes.c_char * 23),
-        ("partitions", ctypes.c_void_p),  # an array of rd_kafka_mock_partition_t
-        ("partition_cnt", ctypes.c_int),
-        ("err", ctypes.c_int),
-        ("cluster", ctypes.c_void_p),
-    ]
-
-
-class _MockPartitionHead(ctypes.Structure):
-    """The first fields of librdkafka's `rd_kafka_mock_partition_t`, down to its log limits."""
-
-    _fields_ = [
-        ("leader_link", ctypes.c_void_p * 2),
-        ("id", ctypes.c_int32),
-        ("leader_epoch", ctypes.c_int32),
-        ("start_offset", ctypes.c_int64),
-        ("end_offset", ctypes.c_int64),
-        ("follower_start_offset", ctypes.c_int64),
-        ("follower_end_offset", ctypes.c_int64),
-        ("update_follower_start_offset", ctypes.c_int),
-        ("update_follower_end_offset", ctypes.c_int),
-        ("msgsets", ctypes.c_void_p * 2),
-        ("size", ctypes.c_size_t),
-        ("cnt", ctypes.c_size_t),
-        ("max_size", ctypes.c_size_t),  # the oldest batches go once the log is over either
-        ("max_cnt", ctypes.c_size_t),
-    ]
-
-
-MOCK_PARTITION_SIZE = 264  # sizeof(rd_kafka_mock_partition_t) in librdkafka 2.16, 64-bit
 
 
 @cache
@@ -269,50 +211,10 @@ class EmbeddedKafka:
         self._keep_every_message()
 
     def _keep_every_message(self) -> None:
-        """Lift the mock's per-partition log limits, so that no message is deleted unread.
-
-        rd_kafka_mock_partition_init() hard-codes them (5 MiB, 100,000 batches) and no
-        property or call changes them, so they are written in place, in the mock's own
-        structs, while no client is connected yet. Every field is checked against what the
-        cluster must hold (our handle, each topic's name, partition count and ids, the default
-        limits) before anything is written; any mismatch (another librdkafka layout) stops
-        the start rather than run with a broker that deletes unread messages.
-        """
-        assert self._mcluster is not None
+        """Lift the mock's per-partition log limits (see deploy.kafka_retention)."""
+        assert self._mcluster is not None and self._rk is not None
         version = _librdkafka().rd_kafka_version_str().decode()
-
-        def mismatch(what: str) -> RuntimeError:
-            return RuntimeError(
-                f"cannot lift the embedded broker's retention: librdkafka {version}'s mock cluster "
-                f"is not laid out as in 2.16 ({what}); pin confluent-kafka to 2.16.1"
-            )
-
-        head = _MockClusterHead.from_address(self._mcluster)
-        if head.rk != self._rk or head.controller_id != BROKER_ID or head.topic_cnt != len(self.topics):
-            raise mismatch("cluster header")
-        partitions: list[_MockPartitionHead] = []
-        seen: set[str] = set()
-        address = head.topics_first
-        while address:
-            topic = _MockTopic.from_address(address)
-            if topic.cluster != self._mcluster or topic.name is None:
-                raise mismatch("topic header")
-            name = topic.name.decode()
-            if self.topics.get(name) != topic.partition_cnt or name in seen:
-                raise mismatch(f"topic {name!r}")
-            seen.add(name)
-            for i in range(topic.partition_cnt):
-                part = _MockPartitionHead.from_address(topic.partitions + i * MOCK_PARTITION_SIZE)
-                fresh = part.id == i and part.start_offset == part.end_offset == part.size == part.cnt == 0
-                defaults = (part.max_size, part.max_cnt) == (MOCK_PARTITION_MAX_BYTES, MOCK_PARTITION_MAX_BATCHES)
-                if not (fresh and defaults):
-                    raise mismatch(f"partition {i} of {name!r}")
-                partitions.append(part)
-            address = topic.next
-        if seen != set(self.topics):
-            raise mismatch("topic list")
-        for part in partitions:
-            part.max_size = part.max_cnt = UNBOUNDED
+        keep_every_message(self._mcluster, self._rk, BROKER_ID, self.topics, version)
 
     def delete_records(self, topic: str, partition: int, before_offset: int) -> None:
         """Drop a partition's messages before an offset, as a real cluster's retention would."""
