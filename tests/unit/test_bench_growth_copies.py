@@ -11,7 +11,7 @@ from typing import Any
 
 import bson
 
-from bench.growth import Copier, Template, dumps, loads, mix, per_order
+from bench.seeding import Copier, Template, dumps, loads, mix, per_order
 
 ORDER = "73c56aac-3551-49b7-a6d3-45383b21e522"
 FO = "5ee5e9d6-44a9-5753-93a7-77dd9ef48bef"
