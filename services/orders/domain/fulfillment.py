@@ -14,6 +14,7 @@ from shared import clock
 from shared.aggregates import Change
 from shared.catalog import (
     WITH_SERVICE,
+    Contract,
     DisplayFulfillmentStatus,
     FulfillmentOrderSnapshot,
     FulfillmentOrderStatus,
@@ -34,13 +35,14 @@ OPEN_FULFILLMENT_ORDER_STATUSES = frozenset(
 
 
 def record_fulfillment_order(
-    order: Order, event: CloudEvent, incoming: FulfillmentOrderSnapshot | None, now: str
+    order: Order, event: CloudEvent, incoming: FulfillmentOrderSnapshot | None, now: str, data: Contract | None = None
 ) -> Change[Order]:
     """Keep the latest snapshot of one of the order's fulfillment orders (`incoming`, the one the
     event carries; None: it carries none, and only goes on the timeline) and re-derive the order's
-    display fulfillment status and fulfill-by deadline from all of them."""
+    display fulfillment status and fulfill-by deadline from all of them. `data`: the event's data,
+    for its timeline entry (timeline_entry)."""
     if incoming is None:
-        return record_on_timeline(order, event, now)
+        return record_on_timeline(order, event, now, data)
     known = dict(order.fulfillment_orders)
     previous = known.get(incoming.id)
     if previous is None or not _is_older(incoming.updated_at, previous.updated_at):
@@ -48,7 +50,7 @@ def record_fulfillment_order(
     status = display_fulfillment_status(known.values())
     recorded = replace(order, fulfillment_orders=known, fulfillment_status=status,
                        fulfill_by=earliest_fulfill_by(known.values()))  # fmt: skip
-    recorded = with_timeline(recorded, [timeline_entry(event, now)])
+    recorded = with_timeline(recorded, [timeline_entry(event, now, data)])
     if status == order.fulfillment_status:
         return Change(recorded)
     changed = OrderFulfillmentStatusChanged(order_id=order.id, fulfillment_status=status)

@@ -24,13 +24,21 @@ def pay(order: Order, now: str) -> Change[Order] | None:
 
 
 def cancel(
-    order: Order, *, refund: Refund, restock: bool, notify_customer: bool, reason: CancelReason, now: str
+    order: Order,
+    *,
+    refund: Refund,
+    restock: bool,
+    notify_customer: bool,
+    reason: CancelReason,
+    now: str,
+    bulk_job_id: str | None = None,
 ) -> Change[Order]:
     """Cancel the order, as merchants expect: money is only refunded if it was taken.
 
     A paid order refunded now becomes refunded; one refunded later (or not at all) stays
     paid until that happens elsewhere. An order never paid is voided: there is nothing to
-    refund, whatever was asked. The event says what was asked and what was done.
+    refund, whatever was asked. The event says what was asked and what was done, and the bulk
+    job that asked (`bulk_job_id`), if one did.
     """
     if order.cancelled_at:
         raise OrderRuleViolation(f"the order was already cancelled at {order.cancelled_at}")
@@ -48,7 +56,8 @@ def cancel(
     order = replace(order, financial_status=financial_status, cancelled_at=now, cancel_reason=reason,
                     cancellation=cancellation, updated_at=now)  # fmt: skip
     cancelled = OrderCancelled(order=snapshot(order), refund=refund.value, refunded=refunded, restock=restock,
-                               notify_customer=notify_customer, reason=reason.value)  # fmt: skip
+                               notify_customer=notify_customer, reason=reason.value,
+                               bulk_job_id=bulk_job_id)  # fmt: skip
     return emit(order, [new_event(SOURCE, "order.cancelled", order.id, cancelled)], now)
 
 

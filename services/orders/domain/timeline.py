@@ -7,14 +7,19 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from services.orders.domain.model import SOURCE, Order, TimelineEntry, snapshot
+from services.orders.domain.narration import narrate
 from shared.aggregates import Change
-from shared.catalog import OrderCreated, OrderPaid, OrderPostPurchaseCompleted
+from shared.catalog import Contract, OrderCreated, OrderPaid, OrderPostPurchaseCompleted
 from shared.events import CloudEvent, new_event
 
 
-def timeline_entry(event: CloudEvent, now: str) -> TimelineEntry:
+def timeline_entry(event: CloudEvent, now: str, data: Contract | None = None) -> TimelineEntry:
+    """The event as the order's timeline keeps it: what, when, who, and what it says (`data`: the
+    event's data as its catalog model when the caller has it, else read from the event)."""
+    told = narrate(event, data)
     return TimelineEntry(at=event.time.isoformat(), recorded_at=now, type=event.type, source=event.source,
-                         event_id=event.id, actor=event.actor)  # fmt: skip
+                         event_id=event.id, actor=event.actor, message=told.message,
+                         details=told.details)  # fmt: skip
 
 
 def timeline(order: Order) -> list[TimelineEntry]:
@@ -25,9 +30,9 @@ def timeline(order: Order) -> list[TimelineEntry]:
     return sorted([*order.timeline, *order.timeline_notes.values()], key=lambda entry: entry.recorded_at or "")
 
 
-def record_on_timeline(order: Order, event: CloudEvent, now: str) -> Change[Order]:
+def record_on_timeline(order: Order, event: CloudEvent, now: str, data: Contract | None = None) -> Change[Order]:
     """Anything that touched the order goes on its timeline."""
-    return Change(with_timeline(order, [timeline_entry(event, now)]))
+    return Change(with_timeline(order, [timeline_entry(event, now, data)]))
 
 
 def with_timeline(order: Order, entries: Iterable[TimelineEntry]) -> Order:
