@@ -208,11 +208,11 @@ def _fulfillment(event_type: str, data: FulfillmentChanged) -> Narration:
     if event_type == "fulfillment.created":
         what = f"{_count(units, 'digital item')} delivered" if digital else f"{_count(units, 'item')} fulfilled"
         where = f" from {shipment.location_id}" if shipment.location_id and not digital else ""
-        message = f"{what}{where}{tracking}"
+        message = f"{what}{where}" + (f", tracking {tracking}" if tracking else "")
         if shipment.notify_customer and not digital:
             message += " (customer notified)"
     elif event_type == "fulfillment.tracking_updated":
-        message = f"Tracking updated{tracking or ': no tracking'}"
+        message = f"Tracking updated: {tracking or 'no tracking'}"
         if shipment.notify_customer:
             message += " (customer notified)"
     elif event_type == "fulfillment.cancelled":
@@ -339,10 +339,8 @@ def _quoted(text: str) -> str:
 
 
 def _tracking_words(tracking: Tracking) -> str:
-    if not tracking.numbers:
-        return f" with {tracking.company}" if tracking.company else ""
-    carrier = f"{tracking.company} " if tracking.company else ""
-    return f", tracking {carrier}{', '.join(tracking.numbers)}"
+    """The carrier and tracking numbers: "UPS 1Z999AA10123456784, 1Z999AA10123456785" ("" for none)."""
+    return " ".join(part for part in (tracking.company or "", ", ".join(tracking.numbers)) if part)
 
 
 def _count(quantity: int, noun: str) -> str:
