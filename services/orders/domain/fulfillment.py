@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
-from services.orders.domain.model import SOURCE, Order
+from services.orders.domain.model import Order
 from services.orders.domain.timeline import emit, record_on_timeline, timeline_entry, with_timeline
 from shared import clock
 from shared.aggregates import Change
@@ -22,7 +22,7 @@ from shared.catalog import (
     OrderFulfillmentStatusChanged,
     RequestStatus,
 )
-from shared.events import CloudEvent, new_event
+from shared.events import CloudEvent
 
 OPEN_FULFILLMENT_ORDER_STATUSES = frozenset(
     {
@@ -54,7 +54,7 @@ def record_fulfillment_order(
     if status == order.fulfillment_status:
         return Change(recorded)
     changed = OrderFulfillmentStatusChanged(order_id=order.id, fulfillment_status=status)
-    return emit(recorded, [new_event(SOURCE, "order.fulfillment_status_changed", order.id, changed)], now)
+    return emit(recorded, [("order.fulfillment_status_changed", changed)], now)
 
 
 def snapshot_digest(snapshot: FulfillmentOrderSnapshot) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from services.orders.domain.model import SOURCE, Cancellation, CancelReason, Order, OrderRuleViolation, Refund, snapshot
+from services.orders.domain.model import Cancellation, CancelReason, Order, OrderRuleViolation, Refund, snapshot
 from services.orders.domain.timeline import announce, emit
 from shared.aggregates import Change
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus, OrderCancelled
-from shared.events import new_event
 
 
 def pay(order: Order, now: str) -> Change[Order] | None:
@@ -58,7 +57,7 @@ def cancel(
     cancelled = OrderCancelled(order=snapshot(order), refund=refund.value, refunded=refunded, restock=restock,
                                notify_customer=notify_customer, reason=reason.value,
                                bulk_job_id=bulk_job_id)  # fmt: skip
-    return emit(order, [new_event(SOURCE, "order.cancelled", order.id, cancelled)], now)
+    return emit(order, [("order.cancelled", cancelled)], now)
 
 
 def complete_post_purchase(order: Order, now: str) -> Change[Order]:
