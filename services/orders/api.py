@@ -97,8 +97,15 @@ def order_view(order: Order) -> JsonBody:
     """The order as the API shows it: timeline newest first (notes included), its fulfillment
     orders as a list, no internal bookkeeping."""
     view: JsonBody = _ORDER.dump_python(order, mode="json", exclude=_SHOWN_APART)
-    view["timeline"] = [asdict(entry) for entry in reversed(domain.timeline(order))]
+    view["timeline"] = [_entry_view(entry) for entry in reversed(domain.timeline(order))]
     view["fulfillment_orders"] = [fo.model_dump(mode="json") for fo in order.fulfillment_orders.values()]
+    return view
+
+
+def _entry_view(entry: domain.TimelineEntry) -> JsonBody:
+    """A timeline entry as the API shows it: one stored before entries had a message reads as its type."""
+    view = asdict(entry)
+    view["message"] = entry.message or domain.humanised(entry.type)
     return view
 
 

@@ -16,10 +16,22 @@ from dataclasses import dataclass
 from services.orders import domain, listing, store
 from services.orders.domain import CancelReason, NewOrder, Order, Refund
 from shared.aggregates import Change
-from shared.catalog import DisplayFulfillmentStatus, FinancialStatus, FulfillmentOrderSnapshot
+from shared.catalog import (
+    Contract,
+    DisplayFulfillmentStatus,
+    FinancialStatus,
+    FulfillmentChanged,
+    FulfillmentOrderChanged,
+    FulfillmentOrderSnapshot,
+    FulfillmentRequestChanged,
+)
 from shared.clock import now_iso
 from shared.events import CloudEvent
 from shared.store import AggregateStore
+
+FulfillmentOrderNews = FulfillmentOrderChanged | FulfillmentChanged | FulfillmentRequestChanged
+"""What the fulfillment events that carry a fulfillment order carry (services/orders/handlers.py;
+checked against the catalog when its handler is registered)."""
 
 
 class UnknownOrder(LookupError):
@@ -92,11 +104,20 @@ class Orders:
         return await self._change(order_id, lambda order: domain.pay(order, now_iso()))
 
     async def cancel(
-        self, order_id: str, *, refund: Refund, restock: bool, notify_customer: bool, reason: CancelReason
+        self,
+        order_id: str,
+        *,
+        refund: Refund,
+        restock: bool,
+        notify_customer: bool,
+        reason: CancelReason,
+        bulk_job_id: str | None = None,
     ) -> Order:
+        """Cancel the order (`bulk_job_id`: the bulk job doing it, if one is: its timeline says so)."""
+
         def rule(order: Order) -> Change[Order]:
             return domain.cancel(order, refund=refund, restock=restock, notify_customer=notify_customer,
-                                 reason=reason, now=now_iso())  # fmt: skip
+                                 reason=reason, now=now_iso(), bulk_job_id=bulk_job_id)  # fmt: skip
 
         return await self._change(order_id, rule)
 
@@ -131,14 +152,15 @@ class Orders:
 
     # --- other services' events ---------------------------------------------------------------
 
-    async def record_fulfillment_order(self, event: CloudEvent, incoming: FulfillmentOrderSnapshot) -> None:
+    async def record_fulfillment_order(self, event: CloudEvent, news: FulfillmentOrderNews) -> None:
         """What fulfillment says of one of the order's fulfillment orders."""
+        incoming = news.fulfillment_order
 
         def rule(order: Order) -> Change[Order]:
-            return domain.record_fulfillment_order(order, event, incoming, now_iso())
+            return domain.record_fulfillment_order(order, event, incoming, now_iso(), news)
 
         if self.written.holds(incoming.order_id, incoming):
-            await self._note(incoming.order_id, event, rule)
+            await self._note(incoming.order_id, event, news, rule)
             return
         saved = await self.store.apply(
             incoming.order_id, rule, event_id=event.id, missing=_unknown(event, incoming.order_id)
@@ -146,15 +168,21 @@ class Orders:
         if saved is not None:
             self.written.remember(saved)
 
-    async def record_on_timeline(self, order_id: str, event: CloudEvent) -> None:
-        """An event about the order that changes nothing on it but its timeline."""
-        await self._note(order_id, event, lambda order: domain.record_on_timeline(order, event, now_iso()))
+    async def record_on_timeline(self, order_id: str, event: CloudEvent, news: Contract | None = None) -> None:
+        """An event about the order that changes nothing on it but its timeline (`news`: its data)."""
 
-    async def _note(self, order_id: str, event: CloudEvent, rule: Callable[[Order], Change[Order]]) -> None:
+        def rule(order: Order) -> Change[Order]:
+            return domain.record_on_timeline(order, event, now_iso(), news)
+
+        await self._note(order_id, event, news, rule)
+
+    async def _note(
+        self, order_id: str, event: CloudEvent, news: Contract | None, rule: Callable[[Order], Change[Order]]
+    ) -> None:
         """Put the event on the order's timeline as a note: it needs nothing from the order, so one
         write and no read (`Order.timeline_notes`). An event id that cannot be a field name takes
         the long way through `rule`, which gives the same result."""
-        note = store.note(domain.timeline_entry(event, now_iso()))
+        note = store.note(domain.timeline_entry(event, now_iso(), news))
         try:
             recorded = await self.store.set_fields(order_id, note, event_id=event.id)
         except ValueError:

@@ -3,12 +3,9 @@ status and timeline (services/orders/application.py). Each handler is idempotent
 
 from __future__ import annotations
 
-from services.orders.application import Orders
+from services.orders.application import FulfillmentOrderNews, Orders
 from shared.catalog import (
     CATALOG,
-    FulfillmentChanged,
-    FulfillmentOrderChanged,
-    FulfillmentRequestChanged,
     InventoryReservation,
     InventoryReservationFailed,
     NotificationOutcome,
@@ -24,9 +21,6 @@ FULFILLMENT_ORDER_EVENTS = sorted(
     for event_type, spec in CATALOG.items()
     if spec.topic == FULFILLMENT_EVENTS and "fulfillment_order" in spec.model.model_fields
 )
-
-FulfillmentOrderNews = FulfillmentOrderChanged | FulfillmentChanged | FulfillmentRequestChanged
-"""What the FULFILLMENT_ORDER_EVENTS carry (checked against the catalog when the handler is registered)."""
 
 TIMELINE_ONLY_EVENTS = [
     "inventory.reserved",
@@ -45,11 +39,11 @@ def build_subscriptions(orders: Orders) -> EventSubscriptions:
 
     @subscriptions.on(*FULFILLMENT_ORDER_EVENTS)
     async def on_fulfillment_order_changed(event: CloudEvent, changed: FulfillmentOrderNews) -> None:
-        await orders.record_fulfillment_order(event, changed.fulfillment_order)
+        await orders.record_fulfillment_order(event, changed)
 
     @subscriptions.on(*TIMELINE_ONLY_EVENTS)
     async def on_related_event(event: CloudEvent, news: TimelineNews) -> None:
         order_id = news.notification.order_id if isinstance(news, NotificationOutcome) else news.order_id
-        await orders.record_on_timeline(order_id, event)
+        await orders.record_on_timeline(order_id, event, news)
 
     return subscriptions

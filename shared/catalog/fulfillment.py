@@ -103,6 +103,8 @@ class FulfillmentOrderChanged(Contract):
     order: OrderSnapshot | None = None
     reason: str = ""
     previous_location_id: str | None = None
+    bulk_job_id: str | None = None
+    """The bulk job whose action caused it (the orders' timeline names it); None: not a bulk job's."""
 
 
 class Tracking(Contract):
@@ -149,6 +151,8 @@ class FulfillmentChanged(Contract):
     fulfillment: FulfillmentSnapshot
     fulfillment_order: FulfillmentOrderSnapshot
     order: OrderSnapshot
+    bulk_job_id: str | None = None
+    """The bulk job whose action caused it (the orders' timeline names it); None: not a bulk job's."""
 
 
 class RejectionReason(StrEnum):
@@ -172,6 +176,8 @@ class FulfillmentRequestChanged(Contract):
     fulfillment_service: str
     message: str = ""
     reason: RejectionReason | None = None
+    bulk_job_id: str | None = None
+    """The bulk job whose action caused it (the orders' timeline names it); None: not a bulk job's."""
 
 
 class FulfillmentServiceRequest(Contract):

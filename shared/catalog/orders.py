@@ -76,6 +76,8 @@ class OrderCancelled(Contract):
     restock: bool
     notify_customer: bool
     reason: str
+    bulk_job_id: str | None = None
+    """The bulk job whose action caused it (the orders' timeline names it); None: not a bulk job's."""
 
 
 class OrderPostPurchaseCompleted(Contract):

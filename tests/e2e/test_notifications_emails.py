@@ -246,6 +246,27 @@ async def test_a_cancellation_with_notify_customer_says_the_refund_comes_now(
     assert [n["type"] for n in await listed(stack, http, order.id)] == ["order_cancelled"]
 
 
+@pytest.mark.parametrize("refund", ["now", "later"])
+async def test_a_false_promise_an_order_never_paid_cancelled_with_a_refund_promises_none(
+    stack: LocalStack, http: httpx.AsyncClient, smtp_sink: SmtpSink, refund: str
+) -> None:
+    """Issue 11, "a false promise": cancelling an order that was never paid with `refund: now` (or
+    `later`) sent an email promising a refund. The email follows what happened to the money: the
+    orders service cancels it over HTTP (voided, nothing refunded) and the buyer reads so."""
+    address = recipient()
+    order = await place_order(stack, http, address)
+    cancel = {"refund": refund, "restock": True, "notify_customer": True, "reason": "customer"}
+    reply = await http.post(f"{stack.url('orders')}/orders/{order.id}/cancel", json=cancel)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["financial_status"] == "voided"
+
+    [mail] = await eventually(lambda: mail_to(smtp_sink, address), timeout=30)
+    text, html = " ".join(text_of(mail).split()), " ".join(html_of(mail).split())
+    for body in (text, html):
+        assert "You were not charged for this order, so there is nothing to refund." in body
+        assert "refunding" not in body and "refunded" not in body and "refund of" not in body
+
+
 async def test_the_same_fulfillment_event_delivered_three_times_sends_one_email(
     stack: LocalStack, http: httpx.AsyncClient, smtp_sink: SmtpSink
 ) -> None:

@@ -12,7 +12,8 @@ import pytest
 from deploy.local_stack import LocalStack
 from shared.catalog import FulfillmentOrderChanged
 from shared.events import new_event
-from tests.conftest import eventually
+from tests.conftest import MERCHANT, eventually
+from tests.e2e.test_fulfillment_flows import Shop, physical
 from tests.kafka_tools import TopicReader, produce_raw
 
 pytestmark = pytest.mark.e2e
@@ -197,6 +198,45 @@ async def test_fulfillment_events_drive_status_and_timeline_newest_first(
     assert types.index("fulfillment_order.hold_released") < types.index("fulfillment_order.placed_on_hold")
     assert types[-1] == "order.created"
     assert [fo["id"] for fo in body["fulfillment_orders"] if fo["id"] == fo_id] == [fo_id]
+
+
+async def test_the_timeline_says_what_happened_a_hold_with_its_reason_and_note_a_shipment_with_its_tracking(
+    stack: LocalStack, http: httpx.AsyncClient
+) -> None:
+    """Issue 11, "the timeline says what happened": over the whole stack, the merchant holds a
+    fulfillment order with a reason and a note, releases it and ships it with a tracking number;
+    GET /orders/{id} tells each in a line, with the details and who did it."""
+    shop = Shop(stack, http)
+    warehouse = await shop.location("warehouse")
+    await shop.stock(warehouse, shop.sku("MUG"), 3)
+    order = await shop.paid_order(physical(shop.sku("MUG"), 1))
+    (fo,) = await shop.settle(order["id"], 1)
+    hold = {"reason": "HIGH_RISK_OF_FRAUD", "note": "billing and shipping addresses differ"}
+    assert (await shop.post(f"/fulfillment-orders/{fo['id']}/hold", hold)).status_code == 200
+    assert (await shop.post(f"/fulfillment-orders/{fo['id']}/release-hold")).status_code == 200
+    shipment = {"tracking": {"numbers": ["1Z999AA10123456784"], "company": "UPS"}, "notify_customer": False}
+    assert (await shop.post(f"/fulfillment-orders/{fo['id']}/fulfillments", shipment)).status_code == 201
+
+    async def told() -> dict[str, dict[str, Any]] | None:
+        entries = {entry["type"]: entry for entry in (await shop.order(order["id"]))["timeline"]}
+        wanted = ("fulfillment_order.placed_on_hold", "fulfillment_order.hold_released", "fulfillment.created")
+        return entries if all(kind in entries for kind in wanted) else None
+
+    entries = await eventually(told, timeout=30)
+    held = entries["fulfillment_order.placed_on_hold"]
+    assert held["message"] == "Placed on hold: high risk of fraud — 'billing and shipping addresses differ'"
+    assert held["details"]["hold_reason"] == "HIGH_RISK_OF_FRAUD"
+    assert held["details"]["hold_note"] == "billing and shipping addresses differ"
+    assert held["details"]["fulfillment_order_id"] == fo["id"] and held["details"]["location_id"] == warehouse
+    assert held["actor"] == MERCHANT
+    released = entries["fulfillment_order.hold_released"]
+    assert released["message"] == "Hold released: high risk of fraud" and released["actor"] == MERCHANT
+    shipped = entries["fulfillment.created"]
+    assert shipped["message"] == f"1 item fulfilled from {warehouse}, tracking UPS 1Z999AA10123456784"
+    assert shipped["details"]["tracking_numbers"] == ["1Z999AA10123456784"]
+    assert shipped["details"]["tracking_company"] == "UPS" and shipped["actor"] == MERCHANT
+    assert entries["order.created"]["message"] == "Order placed (paid)"
+    assert all(entry["message"] for entry in entries.values()), "every entry says what happened"
 
 
 async def _equals(value: Any, expected: Any) -> bool:

@@ -15,6 +15,10 @@ from services.notifications.domain import emails, notification
 from services.notifications.domain.emails import EmailKind
 from services.notifications.mailer import SendFailed, SmtpConfig, build_message, redact
 from services.notifications.templates import BUILT_IN, EmailTemplates
+from services.orders import domain as orders_domain
+from services.orders.domain import CancelReason, Refund
+from shared.catalog import OrderCancelled
+from tests.unit import test_order_rules as order_rules
 from tests.unit.test_notification_rules import BOOK, MUG, NOW, cancellation, drafts_for
 
 TEMPLATES = EmailTemplates(shop_name="Mugs & Books")
@@ -79,6 +83,36 @@ def test_the_cancellation_says_whether_and_when_a_refund_comes(
     assert email_.subject == "Your order #5E2F0C1A has been cancelled"
     assert wording in email_.text
     assert wording.split(" 249")[0] in email_.html
+
+
+@pytest.mark.parametrize(
+    ("paid", "refund", "wording", "not_said"),
+    [
+        (False, Refund.NOW, "You were not charged for this order, so there is nothing to refund", "refund"),
+        (False, Refund.LATER, "You were not charged for this order, so there is nothing to refund", "refund of"),
+        (False, Refund.NONE, "You were not charged for this order, so there is nothing to refund", "refund of"),
+        (True, Refund.NOW, "We have refunded 199.00 SEK to your original payment method", "not charged"),
+        (True, Refund.LATER, "Your refund of 199.00 SEK will be issued separately, later", "not charged"),
+        (True, Refund.NONE, "No refund will be issued for this order", "not charged"),
+    ],
+)
+def test_a_false_promise_the_cancellation_email_follows_what_happened_to_the_money(
+    paid: bool, refund: Refund, wording: str, not_said: str
+) -> None:
+    """Issue 11, "a false promise": cancelling an order that was never paid with `refund: now` (or
+    `later`) sent an email promising a refund. The event is the orders service's own (its cancel
+    rule), so the email reads what that rule says happened, not what a test assumed it says."""
+    order = order_rules.placed(financial_status="paid" if paid else "pending")
+    change = orders_domain.cancel(order, refund=refund, restock=True, notify_customer=True,
+                                  reason=CancelReason.CUSTOMER, now=order_rules.LATER)  # fmt: skip
+    [event] = change.events
+    draft = emails.email_for_cancellation(event, OrderCancelled.model_validate(event.data))
+    assert draft is not None
+    email_ = rendered(draft)
+    assert wording in " ".join(email_.text.split())
+    assert wording.split(" 199")[0] in " ".join(email_.html.split())
+    refund_paragraph = " ".join(email_.text.split("Mug x 2")[1].split())
+    assert not_said not in refund_paragraph.replace(wording, "")
 
 
 def test_html_escapes_what_comes_from_data() -> None:

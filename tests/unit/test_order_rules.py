@@ -311,7 +311,8 @@ def test_a_related_event_goes_on_the_timeline_only() -> None:
     event = CloudEvent(source="inventory", type="inventory.reserved", subject=order.id, data={}, actor="alice")
     after = domain.record_on_timeline(order, event, LATER).document
     assert after.timeline[-1] == TimelineEntry(at=event.time.isoformat(), recorded_at=LATER, type="inventory.reserved",
-                                               source="inventory", event_id=event.id, actor="alice")  # fmt: skip
+                                               source="inventory", event_id=event.id, actor="alice",
+                                               message="Inventory reserved")  # fmt: skip
     assert replace(after, timeline=()) == replace(order, timeline=())
 
 

@@ -30,7 +30,7 @@ def test_an_order_is_stored_in_the_shape_it_always_had() -> None:
                                    "reason": "fraud"}  # fmt: skip
     assert doc["shipping_address"]["city"] == "Stockholm" and doc["fulfillment_orders"] == {}
     assert [set(entry) for entry in doc["timeline"]] == [
-        {"at", "recorded_at", "type", "source", "event_id", "actor"}
+        {"at", "recorded_at", "type", "source", "event_id", "actor", "message", "details"}
     ] * 3
     assert doc["fulfill_by"] is None and doc["fulfill_by_sort"] == NO_DEADLINE
     assert doc["sort_fulfill_by"] == f"~{NO_DEADLINE}|{NOW}|{order.id}"
@@ -61,8 +61,8 @@ def test_a_stored_order_loads_as_it_was_written() -> None:
 
 
 def test_an_order_stored_by_an_earlier_version_loads() -> None:
-    """Earlier documents lack the fields added since (timeline `recorded_at` and `actor`, the
-    cancellation, the listing keys) and may hold notes not folded yet: they load with defaults."""
+    """Earlier documents lack the fields added since (timeline `recorded_at`, `actor`, `message` and
+    `details`, the cancellation, the listing keys) and may hold notes not folded yet: they load with defaults."""
     entry = {"at": NOW, "type": "order.created", "source": "orders", "event_id": "e-1"}
     note = {"at": LATER, "recorded_at": LATER, "type": "inventory.reserved", "source": "inventory", "event_id": "e-2",
             "actor": None}  # fmt: skip
@@ -77,8 +77,11 @@ def test_an_order_stored_by_an_earlier_version_loads() -> None:
     order = store.MAPPING.load(earlier)
     assert order.post_purchase_pending is False and order.cancellation is None and order.paid_at is None
     assert order.timeline[0].recorded_at is None and order.timeline[0].actor is None
+    assert order.timeline[0].message == "" and order.timeline[0].details == {}
     assert [e.type for e in domain.timeline(order)] == ["order.created", "inventory.reserved"]
-    assert store.MAPPING.dump(order)["timeline_notes"]["e-2"] == note, "notes stay until the next rule folds them"
+    assert store.MAPPING.dump(order)["timeline_notes"]["e-2"] == {**note, "message": "", "details": {}}, (
+        "notes stay until the next rule folds them"
+    )
     assert store.MAPPING.dump(order)["line_items"][0]["unit_price"] == "10"
     paid = domain.pay(order, LATER)
     assert paid is not None and "timeline_notes" not in store.MAPPING.dump(paid.document)
@@ -90,7 +93,7 @@ def test_a_note_is_one_field_under_its_event_id() -> None:
     assert store.note(entry) == {
         f"timeline_notes.{event.id}": {"at": event.time.isoformat(), "recorded_at": LATER,
                                        "type": "inventory.reserved", "source": "inventory", "event_id": event.id,
-                                       "actor": "alice"}
+                                       "actor": "alice", "message": "Inventory reserved", "details": {}}
     }  # fmt: skip
     order = placed()
     noted = store.MAPPING.load({**store.MAPPING.dump(order), "timeline_notes": {event.id: store.note(entry)[

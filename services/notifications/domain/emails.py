@@ -21,7 +21,15 @@ from typing import Any
 from urllib.parse import quote
 
 from services.notifications.tokens import DownloadClaims, DownloadTokens, asset_digest, token_id
-from shared.catalog import FulfillmentChanged, FulfillmentLine, LineItem, OrderCancelled, OrderSnapshot, Tracking
+from shared.catalog import (
+    FinancialStatus,
+    FulfillmentChanged,
+    FulfillmentLine,
+    LineItem,
+    OrderCancelled,
+    OrderSnapshot,
+    Tracking,
+)
 from shared.clock import iso
 from shared.events import CloudEvent
 from shared.text import one_line
@@ -105,12 +113,18 @@ def emails_for_fulfillment(
     return drafts
 
 
+CHARGED = frozenset({FinancialStatus.PAID, FinancialStatus.PARTIALLY_REFUNDED, FinancialStatus.REFUNDED})
+"""Financial statuses of a cancelled order whose money was taken (refunded since, or not). An order
+never paid is cancelled voided (services/orders/domain/lifecycle.py): it was not charged, so its
+email promises no refund, whatever refund the merchant asked for."""
+
+
 def email_for_cancellation(event: CloudEvent, cancelled: OrderCancelled) -> EmailDraft | None:
     """A cancellation notice when the merchant asked to tell the buyer, saying what happens to the money."""
     if not cancelled.notify_customer:
         return None
     order = cancelled.order
-    charged = order.financial_status.value != "pending"
+    charged = order.financial_status in CHARGED
     total = sum((line.unit_price * line.quantity for line in order.line_items), Decimal(0))
     context = {
         **_order_context(order),

@@ -7,7 +7,8 @@ InvalidOrder) with the reason.
 - `placing`: the merchant-facing checks of a new order, and placing it;
 - `lifecycle`: paying, cancelling, closing the post-purchase window;
 - `fulfillment`: what fulfillment's events tell the order (display status, fulfill-by deadline);
-- `timeline`: the order's timeline and the events that go on it.
+- `timeline`: the order's timeline and the events that go on it;
+- `narration`: what each event says on the timeline (a one-line message and its details).
 
 How an order is stored is services/orders/store.py's business.
 """
@@ -30,15 +31,18 @@ from services.orders.domain.model import (
     OrderRuleViolation,
     Problem,
     Refund,
+    TimelineDetail,
     TimelineEntry,
     snapshot,
 )
+from services.orders.domain.narration import Narration, humanised, narrate
 from services.orders.domain.placing import CURRENCIES, MAX_ORDER_BYTES, check_new_order, place
 from services.orders.domain.timeline import record_on_timeline, timeline, timeline_entry
 
 __all__ = [
-    "CURRENCIES", "MAX_ORDER_BYTES", "Address", "CancelReason", "Cancellation", "InvalidOrder", "NewLine", "NewOrder",
-    "Order", "OrderRuleViolation", "Problem", "Refund", "TimelineEntry", "cancel", "check_new_order",
-    "complete_post_purchase", "display_fulfillment_status", "earliest_fulfill_by", "pay", "place",
-    "record_fulfillment_order", "record_on_timeline", "snapshot", "snapshot_digest", "timeline", "timeline_entry",
+    "CURRENCIES", "MAX_ORDER_BYTES", "Address", "CancelReason", "Cancellation", "InvalidOrder", "Narration", "NewLine",
+    "NewOrder", "Order", "OrderRuleViolation", "Problem", "Refund", "TimelineDetail", "TimelineEntry", "cancel",
+    "check_new_order", "complete_post_purchase", "display_fulfillment_status", "earliest_fulfill_by", "humanised",
+    "narrate", "pay", "place", "record_fulfillment_order", "record_on_timeline", "snapshot", "snapshot_digest",
+    "timeline", "timeline_entry",
 ]  # fmt: skip

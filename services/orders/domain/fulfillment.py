@@ -8,12 +8,13 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
-from services.orders.domain.model import SOURCE, Order
+from services.orders.domain.model import Order
 from services.orders.domain.timeline import emit, record_on_timeline, timeline_entry, with_timeline
 from shared import clock
 from shared.aggregates import Change
 from shared.catalog import (
     WITH_SERVICE,
+    Contract,
     DisplayFulfillmentStatus,
     FulfillmentOrderSnapshot,
     FulfillmentOrderStatus,
@@ -21,7 +22,7 @@ from shared.catalog import (
     OrderFulfillmentStatusChanged,
     RequestStatus,
 )
-from shared.events import CloudEvent, new_event
+from shared.events import CloudEvent
 
 OPEN_FULFILLMENT_ORDER_STATUSES = frozenset(
     {
@@ -34,13 +35,14 @@ OPEN_FULFILLMENT_ORDER_STATUSES = frozenset(
 
 
 def record_fulfillment_order(
-    order: Order, event: CloudEvent, incoming: FulfillmentOrderSnapshot | None, now: str
+    order: Order, event: CloudEvent, incoming: FulfillmentOrderSnapshot | None, now: str, data: Contract | None = None
 ) -> Change[Order]:
     """Keep the latest snapshot of one of the order's fulfillment orders (`incoming`, the one the
     event carries; None: it carries none, and only goes on the timeline) and re-derive the order's
-    display fulfillment status and fulfill-by deadline from all of them."""
+    display fulfillment status and fulfill-by deadline from all of them. `data`: the event's data,
+    for its timeline entry (timeline_entry)."""
     if incoming is None:
-        return record_on_timeline(order, event, now)
+        return record_on_timeline(order, event, now, data)
     known = dict(order.fulfillment_orders)
     previous = known.get(incoming.id)
     if previous is None or not _is_older(incoming.updated_at, previous.updated_at):
@@ -48,11 +50,11 @@ def record_fulfillment_order(
     status = display_fulfillment_status(known.values())
     recorded = replace(order, fulfillment_orders=known, fulfillment_status=status,
                        fulfill_by=earliest_fulfill_by(known.values()))  # fmt: skip
-    recorded = with_timeline(recorded, [timeline_entry(event, now)])
+    recorded = with_timeline(recorded, [timeline_entry(event, now, data)])
     if status == order.fulfillment_status:
         return Change(recorded)
     changed = OrderFulfillmentStatusChanged(order_id=order.id, fulfillment_status=status)
-    return emit(recorded, [new_event(SOURCE, "order.fulfillment_status_changed", order.id, changed)], now)
+    return emit(recorded, [("order.fulfillment_status_changed", changed)], now)
 
 
 def snapshot_digest(snapshot: FulfillmentOrderSnapshot) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from services.orders.domain.model import SOURCE, Cancellation, CancelReason, Order, OrderRuleViolation, Refund, snapshot
+from services.orders.domain.model import Cancellation, CancelReason, Order, OrderRuleViolation, Refund, snapshot
 from services.orders.domain.timeline import announce, emit
 from shared.aggregates import Change
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus, OrderCancelled
-from shared.events import new_event
 
 
 def pay(order: Order, now: str) -> Change[Order] | None:
@@ -24,13 +23,21 @@ def pay(order: Order, now: str) -> Change[Order] | None:
 
 
 def cancel(
-    order: Order, *, refund: Refund, restock: bool, notify_customer: bool, reason: CancelReason, now: str
+    order: Order,
+    *,
+    refund: Refund,
+    restock: bool,
+    notify_customer: bool,
+    reason: CancelReason,
+    now: str,
+    bulk_job_id: str | None = None,
 ) -> Change[Order]:
     """Cancel the order, as merchants expect: money is only refunded if it was taken.
 
     A paid order refunded now becomes refunded; one refunded later (or not at all) stays
     paid until that happens elsewhere. An order never paid is voided: there is nothing to
-    refund, whatever was asked. The event says what was asked and what was done.
+    refund, whatever was asked. The event says what was asked and what was done, and the bulk
+    job that asked (`bulk_job_id`), if one did.
     """
     if order.cancelled_at:
         raise OrderRuleViolation(f"the order was already cancelled at {order.cancelled_at}")
@@ -48,8 +55,9 @@ def cancel(
     order = replace(order, financial_status=financial_status, cancelled_at=now, cancel_reason=reason,
                     cancellation=cancellation, updated_at=now)  # fmt: skip
     cancelled = OrderCancelled(order=snapshot(order), refund=refund.value, refunded=refunded, restock=restock,
-                               notify_customer=notify_customer, reason=reason.value)  # fmt: skip
-    return emit(order, [new_event(SOURCE, "order.cancelled", order.id, cancelled)], now)
+                               notify_customer=notify_customer, reason=reason.value,
+                               bulk_job_id=bulk_job_id)  # fmt: skip
+    return emit(order, [("order.cancelled", cancelled)], now)
 
 
 def complete_post_purchase(order: Order, now: str) -> Change[Order]:

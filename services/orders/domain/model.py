@@ -100,11 +100,18 @@ class NewOrder(BaseModel):
     line_items: tuple[NewLine, ...]
 
 
+TimelineDetail = str | int | bool | list[str]
+"""The value of one of a timeline entry's details, as JSON shows it."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class TimelineEntry:
     """Something that touched the order: the event, when it happened and when the order heard of
     it. `actor`: who caused it (the subject of the token of the HTTP call behind it), None when the
-    platform did it on its own. Orders stored before `recorded_at` existed have entries without it."""
+    platform did it on its own. `message`: what happened, in one line a merchant reads; `details`:
+    the facts that matter (a hold's reason and note, a service's message, tracking numbers, the
+    bulk job that did it; domain.narration). Orders stored before `recorded_at`, `message` or
+    `details` existed have entries without them."""
 
     at: str
     recorded_at: str | None = None
@@ -112,6 +119,8 @@ class TimelineEntry:
     source: str
     event_id: str
     actor: str | None = None
+    message: str = ""
+    details: Mapping[str, TimelineDetail] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

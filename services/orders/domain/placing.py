@@ -86,8 +86,8 @@ def place(request: NewOrder, now: str, order_id: str | None = None) -> Change[Or
             "use fewer lines or shorter texts and URLs"
         )
         raise InvalidOrder([Problem("line_items", reason)])
-    events = [announce("order.created", order)]
+    announcements = [announce("order.created", order)]
     if order.financial_status == FinancialStatus.PAID:
         order = replace(order, paid_at=now)
-        events.append(announce("order.paid", order))
-    return emit(order, events, now)
+        announcements.append(announce("order.paid", order))
+    return emit(order, announcements, now)

@@ -3,18 +3,23 @@ same write that records the change (shown newest first by the API)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from services.orders.domain.model import SOURCE, Order, TimelineEntry, snapshot
+from services.orders.domain.narration import narrate
 from shared.aggregates import Change
-from shared.catalog import OrderCreated, OrderPaid, OrderPostPurchaseCompleted
+from shared.catalog import Contract, OrderCreated, OrderPaid, OrderPostPurchaseCompleted
 from shared.events import CloudEvent, new_event
 
 
-def timeline_entry(event: CloudEvent, now: str) -> TimelineEntry:
+def timeline_entry(event: CloudEvent, now: str, data: Contract | None = None) -> TimelineEntry:
+    """The event as the order's timeline keeps it: what, when, who, and what it says (`data`: the
+    event's data as its catalog model when the caller has it, else read from the event)."""
+    told = narrate(event, data)
     return TimelineEntry(at=event.time.isoformat(), recorded_at=now, type=event.type, source=event.source,
-                         event_id=event.id, actor=event.actor)  # fmt: skip
+                         event_id=event.id, actor=event.actor, message=told.message,
+                         details=told.details)  # fmt: skip
 
 
 def timeline(order: Order) -> list[TimelineEntry]:
@@ -25,9 +30,9 @@ def timeline(order: Order) -> list[TimelineEntry]:
     return sorted([*order.timeline, *order.timeline_notes.values()], key=lambda entry: entry.recorded_at or "")
 
 
-def record_on_timeline(order: Order, event: CloudEvent, now: str) -> Change[Order]:
+def record_on_timeline(order: Order, event: CloudEvent, now: str, data: Contract | None = None) -> Change[Order]:
     """Anything that touched the order goes on its timeline."""
-    return Change(with_timeline(order, [timeline_entry(event, now)]))
+    return Change(with_timeline(order, [timeline_entry(event, now, data)]))
 
 
 def with_timeline(order: Order, entries: Iterable[TimelineEntry]) -> Order:
@@ -35,9 +40,16 @@ def with_timeline(order: Order, entries: Iterable[TimelineEntry]) -> Order:
     return replace(order, timeline=(*timeline(order), *entries), timeline_notes={})
 
 
-def emit(order: Order, events: list[CloudEvent], now: str) -> Change[Order]:
-    """The order's own events go on its timeline in the same write that emits them."""
-    return Change(with_timeline(order, [timeline_entry(event, now) for event in events]), events)
+Announcement = tuple[str, Contract]
+"""One of the order's own events before it is made: its type and its data."""
+
+
+def emit(order: Order, announcements: Sequence[Announcement], now: str) -> Change[Order]:
+    """The order's own events go on its timeline in the same write that emits them (told from
+    the data in hand: not read back from the events)."""
+    events = [new_event(SOURCE, event_type, order.id, data) for event_type, data in announcements]
+    entries = [timeline_entry(event, now, data) for event, (_, data) in zip(events, announcements, strict=True)]
+    return Change(with_timeline(order, entries), events)
 
 
 ANNOUNCEMENTS: dict[str, type[OrderCreated | OrderPaid | OrderPostPurchaseCompleted]] = {
@@ -48,5 +60,5 @@ ANNOUNCEMENTS: dict[str, type[OrderCreated | OrderPaid | OrderPostPurchaseComple
 """The events that carry nothing but the order as it is now."""
 
 
-def announce(event_type: str, order: Order) -> CloudEvent:
-    return new_event(SOURCE, event_type, order.id, ANNOUNCEMENTS[event_type](order=snapshot(order)))
+def announce(event_type: str, order: Order) -> Announcement:
+    return event_type, ANNOUNCEMENTS[event_type](order=snapshot(order))
