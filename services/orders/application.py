@@ -92,13 +92,22 @@ class Orders:
         return await self._change(order_id, lambda order: domain.pay(order, now_iso()))
 
     async def cancel(
-        self, order_id: str, *, refund: Refund, restock: bool, notify_customer: bool, reason: CancelReason
+        self,
+        order_id: str,
+        *,
+        refund: Refund,
+        restock: bool,
+        notify_customer: bool,
+        reason: CancelReason,
+        once: str | None = None,
     ) -> Order:
+        """Cancel the order; at most once per `once` where given (a bulk job resumed after a crash)."""
+
         def rule(order: Order) -> Change[Order]:
             return domain.cancel(order, refund=refund, restock=restock, notify_customer=notify_customer,
                                  reason=reason, now=now_iso())  # fmt: skip
 
-        return await self._change(order_id, rule)
+        return await self._change(order_id, rule, once)
 
     async def complete_post_purchase(self, order_id: str) -> Order:
         return await self._change(order_id, lambda order: domain.complete_post_purchase(order, now_iso()))
@@ -123,10 +132,12 @@ class Orders:
             total = counted[0]["n"] if counted else 0
         return OrderPage(found[:limit], total, listing.next_cursor(sort, found, limit))
 
-    async def _change(self, order_id: str, rule: Callable[[Order], Change[Order] | None]) -> Order:
-        """Apply a rule to an existing order: the order as it is after it (unchanged when the rule
-        had nothing to do, or the request was applied already)."""
-        saved = await self.store.apply(order_id, rule, missing=UnknownOrder(order_id))
+    async def _change(
+        self, order_id: str, rule: Callable[[Order], Change[Order] | None], once: str | None = None
+    ) -> Order:
+        """Apply a rule to an existing order (at most once per `once`, kept in its inbox): the order
+        as it is after it (unchanged when the rule had nothing to do, or was applied already)."""
+        saved = await self.store.apply(order_id, rule, event_id=once, missing=UnknownOrder(order_id))
         return saved or await self.get(order_id)
 
     # --- other services' events ---------------------------------------------------------------
