@@ -226,7 +226,8 @@ async def test_bulk_cancel_orders_on_orders_refunds_restocks_and_reports_each_fa
         [cancelled_before["order_id"], fulfilled["order_id"], unknown]
     )
     for fo in fos[:3]:
-        assert [e["type"] for e in kafka.events(fo["order_id"], ORDERS_TOPIC)].count("order.cancelled") == 1
+        cancelled = {e["id"] for e in kafka.events(fo["order_id"], ORDERS_TOPIC) if e["type"] == "order.cancelled"}
+        assert len(cancelled) == 1
 
 
 @pytest.mark.parametrize(
