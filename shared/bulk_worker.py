@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Generic
 
 from prometheus_client import CollectorRegistry, Counter
+from pymongo import IndexModel
 
 from shared import bulk_jobs as rules
 from shared.bulk_jobs import ActionT, BulkJob, JobKind, LeaseLost, Outcome, ParametersT
@@ -33,7 +34,7 @@ from shared.clock import now_iso
 from shared.events import acting_as, current_actor
 from shared.idempotency import derived_id
 from shared.messaging import TRANSIENT_ERRORS
-from shared.store import AggregateStore
+from shared.store import OUTBOX_PENDING_INDEX, AggregateStore
 
 log = logging.getLogger("bulk_jobs")
 
@@ -42,6 +43,10 @@ MAX_JOBS_AT_ONCE = 4
 
 MAX_RUNNING = 100
 """Running jobs one probe looks at (oldest first); more are looked at once these are done."""
+
+INDEXES = [IndexModel([("status", 1), ("created_at", 1)]), IndexModel([("created_at", 1)]), OUTBOX_PENDING_INDEX]
+"""A service's bulk_jobs collection: running jobs (the probe that resumes a crashed replica's),
+the most recent first (GET /bulk-jobs), and the probe of the jobs' own outbox relay."""
 
 
 class BulkJobRunner(ABC, Generic[ActionT, ParametersT]):

@@ -17,11 +17,11 @@ from pymongo import IndexModel
 from services.fulfillment.domain.bulk_job import KIND, BulkJob
 from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, FulfillmentOrder, Status
 from services.fulfillment.domain.order_routing import RoutingRecord
+from shared import bulk_worker
 from shared.aggregates import Document
 from shared.bulk_jobs import BulkJobMapping
 from shared.catalog import HoldReason
 from shared.clock import NO_DEADLINE, epoch
-from shared.store import OUTBOX_PENDING_INDEX
 from shared.text import FROM_THE_STORE
 
 OUT_OF_STOCK_HOLDS = "out_of_stock_holds"
@@ -49,13 +49,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "routings": [IndexModel([("materialise_check_at", 1)])],
     "stock_view": [IndexModel([("sku", 1)])],
     OUT_OF_STOCK_HOLDS: [IndexModel([("sku", 1), ("created_at", 1)])],
-    # Running jobs, for the probe that resumes a crashed replica's; the most recent first; and the
-    # probe of bulk jobs' own outbox relay.
-    "bulk_jobs": [
-        IndexModel([("status", 1), ("created_at", 1)]),
-        IndexModel([("created_at", 1)]),
-        OUTBOX_PENDING_INDEX,
-    ],
+    "bulk_jobs": bulk_worker.INDEXES,
 }
 """The indexes the service's queries use, by collection, created at start (idempotently)."""
 

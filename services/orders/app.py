@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from pymongo import IndexModel
 
 from services.orders import store
 from services.orders.api import build_router
@@ -16,7 +15,6 @@ from services.orders.bulk import BULK_JOBS, OrderBulkJobs, build_bulk_router
 from services.orders.handlers import build_subscriptions
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings, seconds
-from shared.store import OUTBOX_PENDING_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +37,7 @@ def bootstrap(runtime: ServiceRuntime) -> Orders:
 def bulk_jobs(
     runtime: ServiceRuntime, orders: Orders, lease_seconds: float, registry: CollectorRegistry | None = None
 ) -> OrderBulkJobs:
-    """Bulk cancellations, stored in `bulk_jobs` (running ones found by status, the most recent first)."""
-    runtime.indexes({"bulk_jobs": [IndexModel([("status", 1), ("created_at", 1)]), IndexModel([("created_at", 1)]),
-                                   OUTBOX_PENDING_INDEX]})  # fmt: skip
+    """Bulk cancellations, stored in `bulk_jobs` (its indexes are in store.INDEXES)."""
     jobs = runtime.store("bulk_jobs", mapping=BULK_JOBS)
     return OrderBulkJobs(jobs, orders, registry, lease_seconds=lease_seconds)
 
