@@ -27,6 +27,7 @@ bench: $(INSTALLED)
 	$(PY) -m bench.costs
 	$(PY) -m bench.growth
 	$(PY) -m bench.ceilings
+	$(PY) -m bench.bulk
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -13,8 +13,10 @@ answer is lost, so a retry never starts a second job. Then, like `follow`, it po
 with the reason the single action gave.
 
 The token is `--token`, else `$PLATFORM_TOKEN`, else the merchant token `make run` writes to
-`.local/admin-token`; the service is `--url`, else `$FULFILLMENT_URL`, else the local
-fulfillment service. Exit status: 0 every id succeeded, 1 the job completed with failures,
+`.local/admin-token`; the service is `--url`, else the one that runs the action: orders for
+`cancel_orders` (`$ORDERS_URL`, else the local orders service), fulfillment for every other
+(`$FULFILLMENT_URL`, else the local fulfillment service). `follow` without `--url` looks for the
+job on fulfillment, then on orders. Exit status: 0 every id succeeded, 1 the job completed with failures,
 2 the request was refused (4xx, printed with each field and reason) or the command misused,
 3 the service could not be reached or failed (5xx), 4 the job was still running at `--timeout`,
 130 interrupted (the job goes on: follow it again by its id).
@@ -23,6 +25,7 @@ fulfillment service. Exit status: 0 every id succeeded, 1 the job completed with
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -41,6 +44,9 @@ from rich.table import Table
 from deploy.local_stack import ROOT, SERVICES
 
 DEFAULT_URL = f"http://127.0.0.1:{SERVICES['fulfillment']}"
+ORDERS_URL = f"http://127.0.0.1:{SERVICES['orders']}"
+ON_ORDERS_SERVICE = frozenset({"cancel_orders"})
+"""Actions the orders service runs (it owns cancellation); fulfillment runs every other."""
 ORDER_ACTIONS = frozenset({"cancel_orders", "mark_unfulfilled", "request_fulfillment", "cancel_fulfillment_requests"})
 """Actions on orders: their ids go as `order_ids`; every other action's as `fulfillment_order_ids`."""
 START_RETRY_SECONDS = 15.0
@@ -227,6 +233,13 @@ def bearer_token(token: str | None, data_dir: Path) -> str:
     )
 
 
+def service_url(action: str | None) -> str:
+    """Where a job of `action` runs (None: fulfillment), from the environment or the local stack."""
+    if action in ON_ORDERS_SERVICE:
+        return os.environ.get("ORDERS_URL") or ORDERS_URL
+    return os.environ.get("FULFILLMENT_URL") or DEFAULT_URL
+
+
 def client_for(url: str, token: str) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=10)
 
@@ -264,8 +277,13 @@ def follow_to_the_end(client: httpx.Client, job: dict[str, Any], interval: float
     raise typer.Exit(Exit.SUCCEEDED)
 
 
-cli = typer.Typer(help="Bulk jobs on the fulfillment service: start one and watch it, or follow one by id.")
-Url = Annotated[str, typer.Option(envvar="FULFILLMENT_URL", help="the fulfillment service")]
+cli = typer.Typer(
+    help="Bulk jobs (fulfillment's, and orders' cancel_orders): start one and watch it, or follow one by id."
+)
+Url = Annotated[
+    str | None,
+    typer.Option(show_default=False, help="the service (default: orders' for cancel_orders, else fulfillment's)"),
+]
 Token = Annotated[
     str | None,
     typer.Option(envvar="PLATFORM_TOKEN", show_default=False, help="bearer token (default: DATA_DIR/admin-token)"),
@@ -298,7 +316,7 @@ def start(
         str | None, typer.Option(help="reuse a key to retry a start whose outcome you did not see")
     ] = None,
     wait: Annotated[bool, typer.Option(help="watch the job until it completes")] = True,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
     data_dir: DataDir = ROOT / ".local",
     interval: Interval = 0.5,
@@ -312,6 +330,7 @@ def start(
     body = request_body(action, listed, "order_ids" if on_orders else "fulfillment_order_ids", param or [])
     key = idempotency_key or str(uuid.uuid4())
     err = Console(stderr=True)
+    url = url or service_url(action)
     with client_for(url, bearer_token(token, data_dir)) as client:
         try:
             job = start_job(client, body, key)
@@ -336,7 +355,7 @@ def start(
 @cli.command()
 def follow(
     job_id: Annotated[str, typer.Argument(help="the bulk job's id")],
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
     data_dir: DataDir = ROOT / ".local",
     interval: Interval = 0.5,
@@ -344,15 +363,24 @@ def follow(
 ) -> None:
     """Show a running (or finished) job's progress until it completes, then its failures."""
     err = Console(stderr=True)
-    with client_for(url, bearer_token(token, data_dir)) as client:
-        try:
-            job = get_job(client, job_id)
-        except Refused as refused:
-            print_refusal(err, refused.reply)
-            raise typer.Exit(Exit.REFUSED) from None
-        except (httpx.TransportError, Unavailable) as error:
-            fail(err, Exit.UNAVAILABLE, f"[red]could not read the job at {escape(url)}[/]: {escape(str(error))}")
-        follow_to_the_end(client, job, interval, timeout)
+    token_given = bearer_token(token, data_dir)
+    candidates = [url] if url else [service_url(None), service_url("cancel_orders")]
+    for index, candidate in enumerate(candidates):
+        with client_for(candidate, token_given) as client:
+            try:
+                job = get_job(client, job_id)
+            except Refused as refused:
+                if refused.reply.status_code == 404 and index + 1 < len(candidates):
+                    continue  # not a job of this service: the next one's
+                print_refusal(err, refused.reply)
+                raise typer.Exit(Exit.REFUSED) from None
+            except (httpx.TransportError, Unavailable) as error:
+                fail(
+                    err,
+                    Exit.UNAVAILABLE,
+                    f"[red]could not read the job at {escape(candidate)}[/]: {escape(str(error))}",
+                )
+            follow_to_the_end(client, job, interval, timeout)
 
 
 if __name__ == "__main__":

@@ -1,52 +1,26 @@
-"""Bulk jobs at work: a background task on every replica claims running jobs (a lease in the job
-document, taken under optimistic concurrency) and applies the job's action to one fulfillment
-order after another, recording each result in the job.
-
-The worker does not poll: a job started here wakes it, and jobs of other replicas (started
-there, or left by a replica that crashed) are found by an indexed probe once per lease, which is
-as soon as a crashed replica's lease can have run out anyway.
-
-Resuming is exact: a job is picked up again where its results stop, after a crash or when a
-stalled replica's lease runs out. The action is applied to a fulfillment order with the job's
-id in that fulfillment order's inbox (same write), so a fulfillment order the job already
-changed but whose result was not yet recorded is not changed twice: the repeat is a no-op,
-recorded as succeeded.
+"""Fulfillment's bulk jobs at work: the shared worker (shared/bulk_worker.py: leases, resuming
+where the results stop, each target acted on at most once) applying fulfillment's actions, on
+fulfillment orders (application.actions) or on the fulfillment orders of orders
+(application.order_actions), each with the job's id in the fulfillment order's inbox.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
-import socket
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
-from services.fulfillment.application import Fulfillment, actions
+from services.fulfillment.application import Fulfillment, actions, order_actions
 from services.fulfillment.domain import bulk_job as rules
-from services.fulfillment.domain.bulk_job import BulkAction, BulkJob, LeaseLost, Outcome, Parameters
+from services.fulfillment.domain.bulk_job import KIND, BulkAction, BulkJob, Outcome, Parameters
 from services.fulfillment.domain.fulfillment_orders.model import FulfillmentRequest, InvalidRequest, TransitionRefused
+from shared.bulk_worker import BulkJobRunner
 from shared.catalog import Tracking
-from shared.clock import now_iso
-from shared.events import acting_as, current_actor
-from shared.idempotency import derived_id
-from shared.messaging import TRANSIENT_ERRORS
 from shared.store import AggregateStore
 
-log = logging.getLogger("fulfillment.bulk")
 
-MAX_JOBS_AT_ONCE = 4
-"""Jobs one replica works on at the same time; more wait for the next free slot or another replica."""
-
-MAX_RUNNING = 100
-"""Running jobs one probe looks at (oldest first); more are looked at once these are done."""
-
-
-class BulkJobs:
+class BulkJobs(BulkJobRunner[BulkAction, Parameters]):
     def __init__(
         self,
         jobs: AggregateStore[BulkJob],
@@ -57,179 +31,53 @@ class BulkJobs:
         probe_seconds: float | None = None,
         owner: str | None = None,
     ) -> None:
-        self.jobs = jobs
+        super().__init__(
+            jobs, KIND, registry, service="fulfillment", lease_seconds=lease_seconds, probe_seconds=probe_seconds,
+            owner=owner,
+        )  # fmt: skip
         self.fulfillment = fulfillment
-        self.lease_seconds = lease_seconds
-        # How often to look for jobs this replica was not woken for: once per lease by default.
-        self.probe_seconds = lease_seconds if probe_seconds is None else probe_seconds
-        self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.items = Counter(
-            "fulfillment_bulk_job_items",
-            "Fulfillment orders a bulk job acted on, by action and outcome.",
-            ["action", "outcome"],
-            registry=registry or CollectorRegistry(),
-        )
-        self._wake = asyncio.Event()
-        self._working: dict[str, asyncio.Task[None]] = {}
 
-    # --- the API's side -----------------------------------------------------------------
-
-    async def start(
-        self, action: BulkAction, fulfillment_order_ids: Sequence[str], parameters: Mapping[str, Any]
-    ) -> BulkJob:
+    async def start(self, action: BulkAction, ids: Sequence[str], parameters: Mapping[str, Any]) -> BulkJob:
         """Store the job (RUNNING, nothing done) and wake the worker; raises InvalidRequest."""
-        rules.check_request(action, fulfillment_order_ids, parameters)
+        rules.check_request(action, ids, parameters)
         if action == BulkAction.MOVE and await self.fulfillment.locations.get(parameters["location_id"]) is None:
             raise InvalidRequest("location_id", f"no location {parameters['location_id']!r} is known")
-        # Keyed by the request's Idempotency-Key where given: a retry after a crash finds its job.
-        job_id = (derived_id("bulk-job") or str(uuid.uuid4())).replace("-", "")
-        now, actor = now_iso(), current_actor()
-        job = rules.start(job_id, action, parameters, fulfillment_order_ids, now, started_by=actor)
-        saved = await self.jobs.create(job_id, job)
-        self._wake.set()
-        if saved is None:  # the same keyed request, run again after a crash
-            existing = await self.jobs.get(job_id)
-            assert existing is not None
-            return existing
-        return saved
+        return await self.store_job(action, Parameters.given(parameters), ids)
 
-    async def get(self, job_id: str) -> BulkJob | None:
-        return await self.jobs.get(job_id)
+    def failure_of(self, error: Exception, target: str) -> Outcome | None:
+        if isinstance(error, TransitionRefused):
+            return Outcome.failure("conflict", str(error))
+        if isinstance(error, InvalidRequest):
+            return Outcome.failure("invalid_request", f"{error.field}: {error.reason}")
+        if isinstance(error, order_actions.NoFulfillmentOrders):
+            return Outcome.failure("not_found", str(error))
+        if isinstance(error, LookupError):
+            return Outcome.failure("not_found", f"fulfillment order {target!r} does not exist")
+        return None
 
-    async def recent(self, limit: int) -> list[BulkJob]:
-        return await self.jobs.find({}, sort=[("created_at", -1), ("_id", 1)], limit=limit)
-
-    # --- the worker ---------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """The background task: claim what is claimable, work on it, wait to be woken (a job started
-        here, or one finished, which frees a slot) or for the next probe (a job whose replica died
-        is claimable when its lease runs out)."""
-        try:
-            while True:
-                try:
-                    await self.claim_and_start()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("looking for bulk jobs failed; retrying")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(self.probe_seconds, 0.1))
-                self._wake.clear()
-        finally:
-            for task in self._working.values():
-                task.cancel()
-            await asyncio.gather(*self._working.values(), return_exceptions=True)
-            await self._release_leases()
-
-    async def _release_leases(self) -> None:
-        """At shutdown: the jobs this replica held are handed back for others to resume at once."""
-        for job_id in list(self._working):
-            try:
-                await self.jobs.apply(job_id, lambda current: rules.release(current, self.owner), missing=_vanished())
-            except Exception:  # shutting down: the lease then simply runs out
-                log.warning("could not hand bulk job %s back; it resumes when its lease runs out", job_id)
-
-    async def claim_and_start(self) -> None:
-        self._working = {job_id: task for job_id, task in self._working.items() if not task.done()}
-        now = now_iso()
-        # Leases are compared here, not in the query: the embedded store compares time strings
-        # to the second only and never matches "" (a job nobody claimed yet) with $lt.
-        running = await self.jobs.find(
-            {"status": {"$eq": "RUNNING"}}, sort=[("created_at", 1), ("_id", 1)], limit=MAX_RUNNING
-        )
-        for job in running:
-            if len(self._working) >= MAX_JOBS_AT_ONCE:
-                return
-            if job.id in self._working or rules.claim(job, self.owner, now, self.lease_seconds) is None:
-                continue
-            claimed = await self.jobs.apply(
-                job.id,
-                lambda current: rules.claim(current, self.owner, now_iso(), self.lease_seconds),
-                missing=_vanished(),
-            )
-            if claimed is not None:
-                task = asyncio.create_task(self.work(claimed), name=f"bulk-job-{job.id}")
-                task.add_done_callback(lambda _: self._wake.set())  # a slot is free: look again
-                self._working[job.id] = task
-
-    async def drain(self) -> None:
-        """Wait until the jobs this replica is working on are done (or it lost them)."""
-        await asyncio.gather(*self._working.values(), return_exceptions=True)
-
-    async def work(self, job: BulkJob) -> None:
-        """Apply the action to each fulfillment order still pending, recording each result, for
-        the caller who started the job (the actor of its events)."""
-        with acting_as(job.started_by):
-            await self._work(job)
-
-    async def _work(self, job: BulkJob) -> None:
-        log.info("bulk job %s (%s): %d of %d done, working on it", job.id, job.action, job.done, job.total)
-        try:
-            while (index := rules.next_pending(job)) is not None:
-                outcome = await self.apply_once(job, job.items[index].fulfillment_order_id)
-                saved = await self._record(job.id, index, outcome)
-                self.items.labels(job.action, "succeeded" if outcome.succeeded else "failed").inc()
-                job = saved or await self._reload(job.id)
-            log.info("bulk job %s completed: %d succeeded, %d failed", job.id, job.succeeded, job.failed)
-        except LeaseLost as lost:
-            log.warning("%s", lost)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The store is unreachable (or worse): this replica retries at its next poll, others once the lease ran out.
-            log.exception("bulk job %s stopped; it is picked up again", job.id)
-
-    async def apply_once(self, job: BulkJob, fo_id: str) -> Outcome:
-        """The job's action on one fulfillment order, at most once (the job id goes in its inbox).
-        A refusal is this fulfillment order's failure; the store being unreachable is not (raised)."""
-        try:
-            await self._act(job.action, job.parameters, fo_id, f"bulk-job/{job.id}")
-        except TransitionRefused as refused:
-            return Outcome.failure("conflict", str(refused))
-        except InvalidRequest as invalid:
-            return Outcome.failure("invalid_request", f"{invalid.field}: {invalid.reason}")
-        except LookupError:
-            return Outcome.failure("not_found", f"fulfillment order {fo_id!r} does not exist")
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception as unexpected:
-            log.exception("bulk job %s: unexpected error on fulfillment order %s", job.id, fo_id)
-            return Outcome.failure("error", f"unexpected error: {type(unexpected).__name__}")
-        return Outcome()
-
-    async def _act(self, action: BulkAction, parameters: Parameters, fo_id: str, once: str) -> None:
-        """The single action of `POST /fulfillment-orders/{id}/...` that the job's action stands for."""
-        app = self.fulfillment
-        if action == BulkAction.FULFILL:
-            request = FulfillmentRequest(
-                tracking=Tracking(company=parameters.tracking_company),
-                notify_customer=bool(parameters.notify_customer),
-            )
-            await actions.fulfil(app, fo_id, request, once=once)
-        elif action == BulkAction.HOLD:
-            assert parameters.reason is not None
-            await actions.place_hold(app, fo_id, parameters.reason, parameters.note or "", once=once)
-        elif action == BulkAction.RELEASE_HOLD:
-            await actions.release_hold(app, fo_id, parameters.reason, once=once)
-        else:
-            assert parameters.location_id is not None
-            await actions.move(app, fo_id, parameters.location_id, once=once)
-
-    async def _record(self, job_id: str, index: int, outcome: Outcome) -> BulkJob | None:
-        now = now_iso()
-        return await self.jobs.apply(
-            job_id,
-            lambda current: rules.record(current, index, outcome, self.owner, now, self.lease_seconds),
-            missing=_vanished(),
-        )
-
-    async def _reload(self, job_id: str) -> BulkJob:
-        found = await self.jobs.get(job_id)
-        if found is None:
-            raise LookupError(f"bulk job {job_id} vanished")
-        return found
-
-
-def _vanished() -> LookupError:
-    return LookupError("the bulk job vanished")
+    async def act(self, job: BulkJob, target: str, once: str) -> None:
+        """The single action the job's action stands for, on a fulfillment order or on an order's."""
+        app, parameters = self.fulfillment, job.parameters
+        match job.action:
+            case BulkAction.FULFILL:
+                request = FulfillmentRequest(
+                    tracking=Tracking(company=parameters.tracking_company),
+                    notify_customer=bool(parameters.notify_customer),
+                )
+                await actions.fulfil(app, target, request, once=once)
+            case BulkAction.HOLD:
+                assert parameters.reason is not None
+                await actions.place_hold(app, target, parameters.reason, parameters.note or "", once=once)
+            case BulkAction.RELEASE_HOLD:
+                await actions.release_hold(app, target, parameters.reason, once=once)
+            case BulkAction.MOVE:
+                assert parameters.location_id is not None
+                await actions.move(app, target, parameters.location_id, once=once)
+            case BulkAction.MARK_UNFULFILLED:
+                await order_actions.on_order(app, target, order_actions.mark_unfulfilled(), once=once)
+            case BulkAction.REQUEST_FULFILLMENT:
+                action = order_actions.request_fulfillment(parameters.message or "", parameters.notify_customer)
+                await order_actions.on_order(app, target, action, once=once)
+            case BulkAction.CANCEL_FULFILLMENT_REQUESTS:
+                action = order_actions.cancel_fulfillment_requests(parameters.message or "")
+                await order_actions.on_order(app, target, action, once=once)

@@ -14,13 +14,14 @@ from typing import Any
 from pydantic import TypeAdapter
 from pymongo import IndexModel
 
-from services.fulfillment.domain.bulk_job import BulkJob
+from services.fulfillment.domain.bulk_job import KIND, BulkJob
 from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, FulfillmentOrder, Status
 from services.fulfillment.domain.order_routing import RoutingRecord
+from shared import bulk_worker
 from shared.aggregates import Document
+from shared.bulk_jobs import BulkJobMapping
 from shared.catalog import HoldReason
 from shared.clock import NO_DEADLINE, epoch
-from shared.store import OUTBOX_PENDING_INDEX
 from shared.text import FROM_THE_STORE
 
 OUT_OF_STOCK_HOLDS = "out_of_stock_holds"
@@ -48,13 +49,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "routings": [IndexModel([("materialise_check_at", 1)])],
     "stock_view": [IndexModel([("sku", 1)])],
     OUT_OF_STOCK_HOLDS: [IndexModel([("sku", 1), ("created_at", 1)])],
-    # Running jobs, for the probe that resumes a crashed replica's; the most recent first; and the
-    # probe of bulk jobs' own outbox relay.
-    "bulk_jobs": [
-        IndexModel([("status", 1), ("created_at", 1)]),
-        IndexModel([("created_at", 1)]),
-        OUTBOX_PENDING_INDEX,
-    ],
+    "bulk_jobs": bulk_worker.INDEXES,
 }
 """The indexes the service's queries use, by collection, created at start (idempotently)."""
 
@@ -145,21 +140,9 @@ class RoutingRecordMapping:
 ROUTING_RECORDS = RoutingRecordMapping()
 
 
-class BulkJobMapping:
-    """A bulk job as stored: its parameters only those the request gave."""
-
-    _adapter = TypeAdapter(BulkJob)
-
-    def load(self, document: Document) -> BulkJob:
-        return self._adapter.validate_python(document, context=FROM_THE_STORE)
-
-    def dump(self, job: BulkJob) -> Document:
-        document: Document = self._adapter.dump_python(job, mode="json")
-        document["parameters"] = {name: value for name, value in document["parameters"].items() if value is not None}
-        return document
-
-
-BULK_JOBS = BulkJobMapping()
+BULK_JOBS: BulkJobMapping[BulkJob] = BulkJobMapping(BulkJob, KIND)
+"""A bulk job as stored: each result under `fulfillment_order_id` (or `order_id` for the actions
+on orders), its parameters only those the request gave."""
 
 
 def materialised_update(revision: int) -> Document:

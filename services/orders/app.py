@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from services.orders import store
 from services.orders.api import build_router
 from services.orders.application import Orders
+from services.orders.bulk import BULK_JOBS, OrderBulkJobs, build_bulk_router
 from services.orders.handlers import build_subscriptions
 from shared.runtime import ServiceRuntime
-from shared.settings import Port, ServiceSettings, load_settings
+from shared.settings import Port, ServiceSettings, load_settings, seconds
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +22,8 @@ log = logging.getLogger(__name__)
 class OrdersSettings(ServiceSettings):
     service_name: str = "orders"
     http_port: Port = 8001
+    # How long a replica's claim on a bulk job lasts without progress before another takes it over.
+    bulk_job_lease_seconds: Annotated[float, seconds(1, 3_600)] = 30.0
 
 
 def bootstrap(runtime: ServiceRuntime) -> Orders:
@@ -29,6 +34,14 @@ def bootstrap(runtime: ServiceRuntime) -> Orders:
     return Orders(runtime.store("orders", mapping=store.MAPPING))
 
 
+def bulk_jobs(
+    runtime: ServiceRuntime, orders: Orders, lease_seconds: float, registry: CollectorRegistry | None = None
+) -> OrderBulkJobs:
+    """Bulk cancellations, stored in `bulk_jobs` (its indexes are in store.INDEXES)."""
+    jobs = runtime.store("bulk_jobs", mapping=BULK_JOBS)
+    return OrderBulkJobs(jobs, orders, registry, lease_seconds=lease_seconds)
+
+
 def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
     settings = settings or load_settings(OrdersSettings)
     runtime = ServiceRuntime(
@@ -37,8 +50,10 @@ def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastA
         description="Orders: placing, paying and cancelling orders; the order's fulfillment status and timeline.",
     )
     orders = bootstrap(runtime)
+    jobs = bulk_jobs(runtime, orders, settings.bulk_job_lease_seconds, runtime.registry)
     runtime.subscribe(build_subscriptions(orders))
-    return runtime, runtime.http_app(build_router(orders))
+    runtime.background("bulk-jobs", jobs.run)
+    return runtime, runtime.http_app(build_router(orders), build_bulk_router(jobs))
 
 
 def main() -> None:

@@ -112,14 +112,16 @@ class Orders:
         notify_customer: bool,
         reason: CancelReason,
         bulk_job_id: str | None = None,
+        once: str | None = None,
     ) -> Order:
-        """Cancel the order (`bulk_job_id`: the bulk job doing it, if one is: its timeline says so)."""
+        """Cancel the order; at most once per `once` where given (a bulk job resumed after a crash).
+        `bulk_job_id`: the bulk job doing it, if one is (its timeline says so)."""
 
         def rule(order: Order) -> Change[Order]:
             return domain.cancel(order, refund=refund, restock=restock, notify_customer=notify_customer,
                                  reason=reason, now=now_iso(), bulk_job_id=bulk_job_id)  # fmt: skip
 
-        return await self._change(order_id, rule)
+        return await self._change(order_id, rule, once)
 
     async def complete_post_purchase(self, order_id: str) -> Order:
         return await self._change(order_id, lambda order: domain.complete_post_purchase(order, now_iso()))
@@ -144,10 +146,12 @@ class Orders:
             total = counted[0]["n"] if counted else 0
         return OrderPage(found[:limit], total, listing.next_cursor(sort, found, limit))
 
-    async def _change(self, order_id: str, rule: Callable[[Order], Change[Order] | None]) -> Order:
-        """Apply a rule to an existing order: the order as it is after it (unchanged when the rule
-        had nothing to do, or the request was applied already)."""
-        saved = await self.store.apply(order_id, rule, missing=UnknownOrder(order_id))
+    async def _change(
+        self, order_id: str, rule: Callable[[Order], Change[Order] | None], once: str | None = None
+    ) -> Order:
+        """Apply a rule to an existing order (at most once per `once`, kept in its inbox): the order
+        as it is after it (unchanged when the rule had nothing to do, or was applied already)."""
+        saved = await self.store.apply(order_id, rule, event_id=once, missing=UnknownOrder(order_id))
         return saved or await self.get(order_id)
 
     # --- other services' events ---------------------------------------------------------------

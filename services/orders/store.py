@@ -22,6 +22,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.orders.domain import Order, TimelineEntry
+from shared import bulk_worker
 from shared.clock import NO_DEADLINE
 from shared.store import Document, backfill
 from shared.text import FROM_THE_STORE
@@ -94,7 +95,7 @@ def _listing_indexes() -> list[IndexModel]:
 
 
 # Created at start by the runtime (runtime.indexes), beside the outbox relay's own index.
-INDEXES: dict[str, list[IndexModel]] = {"orders": _listing_indexes()}
+INDEXES: dict[str, list[IndexModel]] = {"orders": _listing_indexes(), "bulk_jobs": bulk_worker.INDEXES}
 
 BACKFILL_BATCH = 500
 

@@ -1,5 +1,7 @@
-"""The data of a bulk job's events (the fulfillment service's bulk actions over many
-fulfillment orders, on fulfillment.events.v1): its progress and, at the end, what failed and why.
+"""The data of a bulk job's events: its progress and, at the end, what failed and why. The
+fulfillment service's jobs (on fulfillment orders or on orders) announce them as bulk_job.* on
+fulfillment.events.v1, the orders service's (cancel_orders) as order_bulk_job.* on
+orders.events.v1.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ class BulkJobStatus(StrEnum):
 
 
 class BulkJobFailure(Contract):
+    """One target that failed: a fulfillment order or an order (whichever the job acted on)."""
+
     multi_line_fields: ClassVar[frozenset[str]] = frozenset({"message"})
 
-    fulfillment_order_id: str
+    fulfillment_order_id: str | None = None
+    order_id: str | None = None
     code: str
     message: str
 

@@ -93,6 +93,8 @@ _SPECS: list[EventSpec] = [
     EventSpec("notification.failed", NOTIFICATIONS_EVENTS, NotificationOutcome),
     EventSpec("bulk_job.progress", FULFILLMENT_EVENTS, BulkJobChanged),
     EventSpec("bulk_job.completed", FULFILLMENT_EVENTS, BulkJobChanged),
+    EventSpec("order_bulk_job.progress", ORDERS_EVENTS, BulkJobChanged),
+    EventSpec("order_bulk_job.completed", ORDERS_EVENTS, BulkJobChanged),
 ]
 
 CATALOG: dict[str, EventSpec] = {spec.event_type: spec for spec in _SPECS}

@@ -134,3 +134,24 @@ async def test_a_start_repeated_with_its_idempotency_key_starts_one_job(stack: L
     first_id = re.search(r"bulk job (\S+): hold on 1 fulfillment order ", first.stdout)
     again_id = re.search(r"bulk job (\S+): hold on 1 fulfillment order ", again.stdout)
     assert first_id and again_id and first_id[1] == again_id[1]
+
+
+async def test_cancel_orders_goes_to_the_orders_service_and_is_followed_there(shop: Shop) -> None:
+    """Without --url, cancel_orders starts on the orders service ($ORDERS_URL), which owns
+    cancellation; `follow` without --url finds the job there after fulfillment says 404."""
+    (fo,) = await open_fulfillment_orders(shop, 1)
+    env = {"ORDERS_URL": shop.stack.url("orders"), "FULFILLMENT_URL": shop.stack.url("fulfillment")}
+    common = ["--token", admin_token(shop.stack), "--interval", "0.1", "--timeout", "60"]
+    start = ["start", "cancel_orders", "--id", fo["order_id"], "--param", "refund=none", "--param", "restock:=true",
+             "--param", "reason=customer", *common]  # fmt: skip
+    started = await asyncio.to_thread(lambda: CliRunner().invoke(cli, start, env={"COLUMNS": "200", **env}))
+
+    assert started.exit_code == Exit.SUCCEEDED, started.output
+    job_id = re.search(r"bulk job (\S+): cancel_orders on 1 order ", started.stdout)
+    assert job_id, started.output
+    assert (await shop.order(fo["order_id"]))["cancelled_at"] is not None
+    followed = await asyncio.to_thread(
+        lambda: CliRunner().invoke(cli, ["follow", job_id[1], *common], env={"COLUMNS": "200", **env})
+    )
+    assert followed.exit_code == Exit.SUCCEEDED, followed.output
+    assert f"bulk job {job_id[1]} COMPLETED: 1 succeeded, 0 failed" in followed.stdout

@@ -140,6 +140,8 @@ class FulfillmentOrder:
     fulfillment_service: str | None = None
     status: Status
     request_status: RequestStatus = RequestStatus.UNSUBMITTED
+    notify_customer_when_shipped: bool = True
+    """Whether the buyer is emailed when the fulfillment service ships what it was asked to."""
     fulfill_at: str | None = None
     fulfill_by: str | None = None
     holds: tuple[Hold, ...] = ()

@@ -198,7 +198,8 @@ def shipped_by_service(fo: FulfillmentOrder, answer: FulfillmentServiceShipment,
     lines = (
         None if answer.line_items is None else [LineQuantity(li.line_item_id, li.quantity) for li in answer.line_items]
     )
-    return ship(fo, FulfillmentRequest(lines=lines, tracking=answer.tracking, notify_customer=True), now)
+    notify = fo.notify_customer_when_shipped
+    return ship(fo, FulfillmentRequest(lines=lines, tracking=answer.tracking, notify_customer=notify), now)
 
 
 def _check_answering(fo: FulfillmentOrder, answer: FulfillmentServiceResponse) -> None:

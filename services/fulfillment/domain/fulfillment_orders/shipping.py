@@ -123,6 +123,19 @@ def cancel_fulfillment(fo: FulfillmentOrder, fulfillment_id: str, now: str) -> T
     return _fulfillment_changed(fo, changed, "fulfillment.cancelled", now)
 
 
+def cancel_fulfillments(fo: FulfillmentOrder, now: str) -> Transition:
+    """Undo every shipment of it still standing (the order shows unfulfilled again): as
+    `cancel_fulfillment` on each, refused as a whole when one of them is refused (a purchased
+    label must be voided first)."""
+    standing = sorted(f.id for f in fo.fulfillments.values() if f.status != "CANCELLED")
+    if not standing:
+        raise TransitionRefused("nothing of it is fulfilled: it has no fulfillment to cancel")
+    done = cancel_fulfillment(fo, standing[0], now)
+    for fulfillment_id in standing[1:]:
+        done = done.then(cancel_fulfillment(done.fo, fulfillment_id, now))
+    return done
+
+
 def refuse_unless_fulfillable(fo: FulfillmentOrder, *, for_request: bool = False) -> None:
     """Why this fulfillment order cannot ship now, if it cannot (`for_request`: by its service)."""
     if fo.status == Status.ON_HOLD:
