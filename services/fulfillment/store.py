@@ -18,7 +18,7 @@ from services.fulfillment.domain.bulk_job import BulkJob
 from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, FulfillmentOrder, Status
 from services.fulfillment.domain.order_routing import RoutingRecord
 from shared.aggregates import Document
-from shared.catalog import HoldReason
+from shared.catalog import HoldReason, ServiceWorkflow
 from shared.clock import NO_DEADLINE, epoch
 from shared.store import OUTBOX_PENDING_INDEX
 from shared.text import FROM_THE_STORE
@@ -136,6 +136,8 @@ class RoutingRecordMapping:
         document: Document = self._adapter.dump_python(routing, mode="json")
         for entry in document["entries"]:
             entry["lines"] = [_without(line, "fulfilled_quantity") for line in entry["lines"]]
+            if entry.get("workflow") == ServiceWorkflow.NEW:  # the default: stored as before it existed
+                del entry["workflow"]
             entry["holds"] = [
                 {name: value for name, value in hold.items() if value is not None} for hold in entry["holds"]
             ]

@@ -103,6 +103,8 @@ class FulfillmentOrderChanged(Contract):
     order: OrderSnapshot | None = None
     reason: str = ""
     previous_location_id: str | None = None
+    warning: str | None = None
+    """What the merchant should know besides (reset_to_unfulfilled: the service may still ship)."""
 
 
 class Tracking(Contract):
@@ -177,7 +179,8 @@ class FulfillmentRequestChanged(Contract):
 class FulfillmentServiceRequest(Contract):
     """What a third-party fulfillment service reads on fulfillment.requests.v1 (keyed by its id):
     fulfillment_requested (ship it), cancellation_requested (the merchant asks to cancel; answer
-    accept or reject), fulfillment_order_cancelled (the order was cancelled: stop, no answer)."""
+    accept or reject), fulfillment_order_cancelled (the order was cancelled: stop, no answer),
+    request_withdrawn (the merchant took back a request not yet accepted: do not ship it)."""
 
     multi_line_fields: ClassVar[frozenset[str]] = frozenset({"message"})
 
