@@ -153,7 +153,7 @@ async def test_incomplete_is_a_dead_end_no_more_moved_fulfilled_and_the_stock_fo
     await requested(shop, fo)
     await acme.answer("fulfillment_service.request_accepted", fo, message="on it")
     line = fo["line_items"][0]["line_item_id"]
-    partial = {"line_items": [{"line_item_id": line, "quantity": 1}], "tracking": {"numbers": ["T-1"]}}
+    partial: dict[str, Any] = {"line_items": [{"line_item_id": line, "quantity": 1}], "tracking": {"numbers": ["T-1"]}}
     await acme.answer("fulfillment_service.shipped", fo, **partial)
     await acme.answer("fulfillment_service.cannot_complete", fo, message="warehouse flooded")
     gave_up = await fo_where(shop, fo["order_id"], status="INCOMPLETE")
