@@ -12,6 +12,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from shared.catalog.contract import Contract
+from shared.catalog.inventory import ServiceWorkflow
 from shared.catalog.orders import OrderSnapshot
 from shared.urls import StoredAssetUrl, TrackingUrl
 
@@ -87,6 +88,8 @@ class FulfillmentOrderSnapshot(Contract):
     routing_reason: str = ""
     created_at: str
     updated_at: str
+    fulfillment_service: str | None = None  # the location's; absent in events from before it was sent
+    workflow: ServiceWorkflow | None = None  # that service's workflow
 
 
 class FulfillmentOrderChanged(Contract):

@@ -175,11 +175,14 @@ async def test_legacy_request_cannot_be_cancelled_from_here_but_an_unrequested_o
         assert reply.status_code == 409, reply.text
         assert "contact the fulfillment service" in reply.json()["error"]["message"]
     await shop.display_status(fo["order_id"], "IN_PROGRESS")
+    cancel = {"refund": "none", "restock": True, "notify_customer": False, "reason": "customer"}
+    refused = await shop.http.post(f"{shop.stack.url('orders')}/orders/{fo['order_id']}/cancel", json=cancel)
+    assert refused.status_code == 409, refused.text
+    assert "contact the fulfillment service" in refused.json()["error"]["message"]
     await stock_is(shop, sku, location, reserved=1)
 
     nothing_requested = await shop.paid_order({"sku": sku, "title": sku, "quantity": 1, "unit_price": "10.00"})
     await shop.settle(nothing_requested["id"], 1)
-    cancel = {"refund": "none", "restock": True, "notify_customer": False, "reason": "customer"}
     reply = await shop.http.post(f"{shop.stack.url('orders')}/orders/{nothing_requested['id']}/cancel", json=cancel)
     assert reply.status_code == 200, reply.text
 
