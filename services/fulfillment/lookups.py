@@ -14,7 +14,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.fulfillment.domain.routing import RoutingLocation
-from shared.catalog import InventoryLevel, Location
+from shared.catalog import InventoryLevel, Location, ServiceWorkflow
 from shared.settings import seconds
 from shared.store import AggregateStore, Change, Document
 
@@ -265,7 +265,10 @@ class OutOfStockHolds:
 
 
 def _routing_location(doc: Document) -> RoutingLocation:
-    return RoutingLocation(doc["id"], doc["name"], doc["priority"], doc["active"], doc.get("fulfillment_service"))
+    workflow = ServiceWorkflow(doc.get("workflow") or ServiceWorkflow.NEW)
+    return RoutingLocation(
+        doc["id"], doc["name"], doc["priority"], doc["active"], doc.get("fulfillment_service"), workflow
+    )
 
 
 def _key(location_id: str, sku: str) -> str:

@@ -20,7 +20,7 @@ from services.fulfillment.domain.order_routing import RoutingRecord
 from shared import bulk_worker
 from shared.aggregates import Document
 from shared.bulk_jobs import BulkJobMapping
-from shared.catalog import HoldReason
+from shared.catalog import HoldReason, ServiceWorkflow
 from shared.clock import NO_DEADLINE, epoch
 from shared.text import FROM_THE_STORE
 
@@ -131,6 +131,8 @@ class RoutingRecordMapping:
         document: Document = self._adapter.dump_python(routing, mode="json")
         for entry in document["entries"]:
             entry["lines"] = [_without(line, "fulfilled_quantity") for line in entry["lines"]]
+            if entry.get("workflow") == ServiceWorkflow.NEW:  # the default: stored as before it existed
+                del entry["workflow"]
             entry["holds"] = [
                 {name: value for name, value in hold.items() if value is not None} for hold in entry["holds"]
             ]

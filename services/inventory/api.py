@@ -18,6 +18,7 @@ from services.inventory.domain.reservations import ReservationRecord
 from services.inventory.domain.stock import StockLevel
 from services.inventory.mapping import RECORDS
 from shared.auth import requires
+from shared.catalog import ServiceWorkflow
 from shared.http import ApiError, Conflict, Identifier, IdentifierPath, NotFound, RequestBody
 
 MAX_UNITS = 1_000_000_000
@@ -33,6 +34,11 @@ class LocationIn(RequestBody):
     active: StrictBool = True
     fulfillment_service: Identifier | None = Field(
         default=None, description="id of the fulfillment service that manages this location, if any"
+    )
+    workflow: ServiceWorkflow = Field(
+        default=ServiceWorkflow.NEW,
+        description="the fulfillment service's workflow: `new` (it accepts each request; cancellation requests) "
+        "or `legacy` (no accept step; no cancellation once requested)",
     )
 
 
@@ -97,7 +103,7 @@ def build_router(inventory: Inventory) -> APIRouter:
         """Create or update a location (201 when created)."""
         try:
             location, created = await inventory.put_location(
-                location_id, body.name, body.priority, body.active, body.fulfillment_service
+                location_id, body.name, body.priority, body.active, body.fulfillment_service, body.workflow
             )
         except PriorityTaken as exc:
             raise Conflict(

@@ -38,6 +38,7 @@ from shared.catalog.inventory import (
     InventoryReservation,
     InventoryReservationFailed,
     Location,
+    ServiceWorkflow,
     Shortage,
     StockLine,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "OrderSnapshot",
     "RejectionReason",
     "RequestStatus",
+    "ServiceWorkflow",
     "ShippedLine",
     "Shortage",
     "StockLine",

@@ -12,6 +12,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from shared.catalog.contract import Contract
+from shared.catalog.inventory import ServiceWorkflow
 from shared.catalog.orders import OrderSnapshot
 from shared.urls import StoredAssetUrl, TrackingUrl
 
@@ -87,6 +88,8 @@ class FulfillmentOrderSnapshot(Contract):
     routing_reason: str = ""
     created_at: str
     updated_at: str
+    fulfillment_service: str | None = None  # the location's; absent in events from before it was sent
+    workflow: ServiceWorkflow | None = None  # that service's workflow
 
 
 class FulfillmentOrderChanged(Contract):
@@ -105,6 +108,8 @@ class FulfillmentOrderChanged(Contract):
     previous_location_id: str | None = None
     bulk_job_id: str | None = None
     """The bulk job whose action caused it (the orders' timeline names it); None: not a bulk job's."""
+    warning: str | None = None
+    """What the merchant should know besides (reset_to_unfulfilled: the service may still ship)."""
 
 
 class Tracking(Contract):
@@ -183,7 +188,8 @@ class FulfillmentRequestChanged(Contract):
 class FulfillmentServiceRequest(Contract):
     """What a third-party fulfillment service reads on fulfillment.requests.v1 (keyed by its id):
     fulfillment_requested (ship it), cancellation_requested (the merchant asks to cancel; answer
-    accept or reject), fulfillment_order_cancelled (the order was cancelled: stop, no answer)."""
+    accept or reject), fulfillment_order_cancelled (the order was cancelled: stop, no answer),
+    request_withdrawn (the merchant took back a request not yet accepted: do not ship it)."""
 
     multi_line_fields: ClassVar[frozenset[str]] = frozenset({"message"})
 

@@ -4,7 +4,18 @@ and locations.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from shared.catalog.contract import Contract
+
+
+class ServiceWorkflow(StrEnum):
+    """How a location's fulfillment service works its requests (Shopify's two workflows): `new`
+    accepts or rejects each request and answers cancellation requests; `legacy` takes a request at
+    once (no accept step) and, once it has it, cannot be asked to cancel."""
+
+    NEW = "new"
+    LEGACY = "legacy"
 
 
 class StockLine(Contract):
@@ -56,3 +67,4 @@ class Location(Contract):
     priority: int
     active: bool = True
     fulfillment_service: str | None = None
+    workflow: ServiceWorkflow = ServiceWorkflow.NEW  # the fulfillment service's; absent before it existed

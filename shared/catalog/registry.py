@@ -48,7 +48,7 @@ class EventSpec:
 
 _FULFILLMENT_ORDER_TYPES = (
     "created", "scheduled", "opened", "placed_on_hold", "hold_released", "moved",
-    "fulfill_by_changed", "cancelled", "closed", "incomplete",
+    "fulfill_by_changed", "cancelled", "closed", "incomplete", "reset_to_unfulfilled",
 )  # fmt: skip
 
 _SPECS: list[EventSpec] = [
@@ -67,7 +67,7 @@ _SPECS: list[EventSpec] = [
     EventSpec("fulfillment.label_voided", FULFILLMENT_EVENTS, FulfillmentChanged),
     *(
         EventSpec(f"fulfillment_request.{name}", FULFILLMENT_EVENTS, FulfillmentRequestChanged)
-        for name in ("submitted", "accepted", "rejected")
+        for name in ("submitted", "accepted", "rejected", "withdrawn", "progress_reported")
     ),
     *(
         EventSpec(f"cancellation_request.{name}", FULFILLMENT_EVENTS, FulfillmentRequestChanged)
@@ -76,12 +76,14 @@ _SPECS: list[EventSpec] = [
     EventSpec("fulfillment_service.fulfillment_requested", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
     EventSpec("fulfillment_service.cancellation_requested", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
     EventSpec("fulfillment_service.fulfillment_order_cancelled", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
+    EventSpec("fulfillment_service.request_withdrawn", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
     EventSpec("fulfillment_service.request_accepted", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
     EventSpec("fulfillment_service.request_rejected", FULFILLMENT_RESPONSES, FulfillmentRequestRejection),
     EventSpec("fulfillment_service.cancellation_accepted", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
     EventSpec("fulfillment_service.cancellation_rejected", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
     EventSpec("fulfillment_service.shipped", FULFILLMENT_RESPONSES, FulfillmentServiceShipment),
     EventSpec("fulfillment_service.cannot_complete", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
+    EventSpec("fulfillment_service.progress_reported", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
     EventSpec("inventory.reserved", INVENTORY_EVENTS, InventoryReservation),
     EventSpec("inventory.reservation_failed", INVENTORY_EVENTS, InventoryReservationFailed),
     EventSpec("inventory.released", INVENTORY_EVENTS, InventoryReservation),

@@ -150,7 +150,7 @@ async def test_bulk_request_fulfillment_submits_to_each_service_and_can_skip_the
     assert [f["notify_customer"] for f in closed["fulfillments"]] == [False]
 
 
-async def test_bulk_cancel_fulfillment_requests_asks_each_service_and_fails_without_a_request(
+async def test_bulk_cancel_fulfillment_requests_withdraws_or_asks_each_service_and_fails_without_a_request(
     shop: Shop, kafka: TopicReader
 ) -> None:
     acme, tea = await shop.location("acme", fulfillment_service=SERVICE), shop.sku("TEA")
@@ -171,10 +171,13 @@ async def test_bulk_cancel_fulfillment_requests_asks_each_service_and_fails_with
     assert (job["succeeded"], job["failed"]) == (2, 1)
     results = by_order(job)
     assert "no fulfillment request in progress" in results[unsubmitted["order_id"]]["error"]["message"]
-    for fo in (accepted, submitted):
-        await fo_where(shop, fo["order_id"], request_status="CANCELLATION_REQUESTED")
-        asked_to_cancel = await third_party.request(fo["id"], "fulfillment_service.cancellation_requested")
-        assert asked_to_cancel["data"]["message"] == "customer left"
+    # Accepted: the service is asked to cancel. Not answered yet: withdrawn, back with the merchant.
+    await fo_where(shop, accepted["order_id"], request_status="CANCELLATION_REQUESTED")
+    asked_to_cancel = await third_party.request(accepted["id"], "fulfillment_service.cancellation_requested")
+    assert asked_to_cancel["data"]["message"] == "customer left"
+    await fo_where(shop, submitted["order_id"], status="OPEN", request_status="UNSUBMITTED")
+    withdrawn = await third_party.request(submitted["id"], "fulfillment_service.request_withdrawn")
+    assert withdrawn["data"]["message"] == "customer left"
 
 
 async def test_bulk_cancel_orders_on_orders_refunds_restocks_and_reports_each_failure(

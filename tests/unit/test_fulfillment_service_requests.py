@@ -163,14 +163,18 @@ def test_cancellation_request_refusals() -> None:
         fo_rules.request_cancellation(closed, "", T1)
 
 
-def test_cancellation_accepted_cancels_the_fulfillment_order_and_releases_its_stock() -> None:
-    change = fo_rules.accept_cancellation(cancellation_requested(), answer(), T1)
+def test_cancellation_accepted_strands_the_order_no_more_its_lines_are_open_with_the_merchant() -> None:
+    """Issue 11, "Cancellation accepted strands the order": the fulfillment order was CANCELLED and
+    submit, fulfil and move all answered 409. Now the lines are back in an OPEN fulfillment order
+    (its stock still reserved there) the merchant can fulfil, move, or request again."""
+    change = fo_rules.accept_cancellation(cancellation_requested(), answer(message="stopped"), T1)
     fo = apply(change)
-    assert (fo["status"], fo["request_status"]) == ("CANCELLED", "CANCELLATION_ACCEPTED")
-    # fulfillment_order.cancelled is what inventory releases the reservation on
-    assert types(change) == ["cancellation_request.accepted", "fulfillment_order.cancelled"]
-    assert "accepted by shipco" in fo["cancel_reason"]
+    assert (fo["status"], fo["request_status"]) == ("OPEN", "CANCELLATION_ACCEPTED")
+    assert types(change) == ["cancellation_request.accepted"]  # no fulfillment_order.cancelled: stock stays
     assert fo_rules.accept_cancellation(fo, answer(), T1) is None  # the same answer again
+    assert apply(ship(fo))["status"] == "CLOSED"
+    assert fo_rules.move(fo, STORE, {"MUG": 9}, T1).document["status"] == "OPEN"
+    assert fo_rules.submit_request(fo, T1).document["request_status"] == "SUBMITTED"
 
 
 def test_cancellation_rejected_keeps_it_in_progress_at_the_service() -> None:
@@ -246,9 +250,24 @@ def test_cannot_complete_makes_it_incomplete_and_closes_the_request() -> None:
     assert types(change) == ["fulfillment_order.incomplete"]
     assert change is not None and change.events[0].data["reason"] == "shipco cannot complete it: warehouse flooded"
     assert fo_rules.cannot_complete(fo, answer(), T1) is None  # the same answer again
-    with pytest.raises(TransitionRefused, match="INCOMPLETE"):
-        ship(fo)
     assert apply(fo_rules.cancel(fo, "order cancelled", T1))["status"] == "CANCELLED"  # releases its stock
+
+
+def test_incomplete_is_a_dead_end_no_more() -> None:
+    """Issue 11, "INCOMPLETE is a dead end that keeps stock reserved": fulfil, move, submit and
+    hold all answered 409. Now the merchant moves it (inventory releases here and reserves there),
+    requests it again, or fulfils it; asking the service to cancel still says what to do instead."""
+    partly = fo_rules.shipped_by_service(accepted(), shipment([("li-MUG", 1)]), T1).document
+    fo = apply(fo_rules.cannot_complete(partly, answer(), T1))
+    moved = fo_rules.move(fo, STORE, {"MUG": 9}, T1)
+    assert types(moved) == ["fulfillment_order.moved"]
+    assert (moved.document["status"], moved.document["request_status"]) == ("IN_PROGRESS", "UNSUBMITTED")
+    again = fo_rules.submit_request(fo, T1).document
+    assert (again["status"], again["request_status"]) == ("IN_PROGRESS", "SUBMITTED")
+    assert apply(ship(fo))["status"] == "CLOSED"
+    assert apply(fo_rules.place_hold(fo, HoldReason.OTHER, "check stock", T1))["status"] == "ON_HOLD"
+    with pytest.raises(TransitionRefused, match="move it, request it again or fulfil it"):
+        fo_rules.request_cancellation(fo, "", T1)
 
 
 def test_cannot_complete_needs_an_accepted_request() -> None:
@@ -323,7 +342,7 @@ REQUEST_TABLE = {
     "reject_cancellation":  ["409", "409", "409", "409", "ok",  "409", "-",   "409"],
     "shipped":              ["409", "409", "ok",  "409", "ok",  "409", "ok",  "409"],
     "cannot_complete":      ["409", "409", "ok",  "409", "ok",  "409", "ok",  "409"],
-    "merchant_fulfils":     ["ok",  "409", "409", "ok",  "409", "409", "409", "409"],
+    "merchant_fulfils":     ["ok",  "409", "409", "ok",  "409", "ok",  "409", "409"],
 }  # fmt: skip
 
 

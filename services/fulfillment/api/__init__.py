@@ -1,6 +1,7 @@
 """The fulfillment service's HTTP routes, by resource: fulfillment orders and their fulfillments
 (`fulfillment_orders`), bulk jobs (`bulk_jobs`), what routing sees and the shop settings
-(`settings`); `common` holds what they share (permissions, errors, views)."""
+(`settings`), the fulfillment services' answers (`service_answers`); `common` holds what they
+share (permissions, errors, views)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .fulfillment_orders import (
     TrackingUpdateIn,
     build_router,
 )
+from .service_answers import build_service_router
 from .settings import SettingsIn, build_settings_router
 
 __all__ = [
@@ -27,4 +29,9 @@ __all__ = [
 
 
 def routers(fulfillment: Fulfillment, bulk_jobs: BulkJobs) -> list[APIRouter]:
-    return [build_router(fulfillment), build_settings_router(fulfillment), build_bulk_router(bulk_jobs)]
+    return [
+        build_router(fulfillment),
+        build_service_router(fulfillment),
+        build_settings_router(fulfillment),
+        build_bulk_router(bulk_jobs),
+    ]

@@ -12,15 +12,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from services.fulfillment.domain.fulfillment_orders.model import FulfillmentOrder, InvalidRequest, TransitionRefused
+from services.fulfillment.domain.fulfillment_orders.model import (
+    FulfillmentOrder,
+    InvalidRequest,
+    NotTheFulfillmentService,
+    TransitionRefused,
+)
 from services.fulfillment.store import FULFILLMENT_ORDERS
-from shared.auth import requires
+from shared.auth import SERVICE_SCOPE, Forbidden, requires
 from shared.http import ApiError, Conflict, NotFound
 
 READ = requires("fulfillment:read")
 WRITE = requires("fulfillment:write")
 SEEN_BY_SERVICES = requires("fulfillment:read", fulfillment_service=True)
 SHIPPED_BY_SERVICES = requires("fulfillment:write", fulfillment_service=True)
+SERVICES_ONLY = requires(fulfillment_service=True)
+"""The fulfillment service's own answers: its token (`fulfillment_service:<id>`), not the merchant's."""
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 HIDDEN_FIELDS = {"version", "order", "reroute_pending"}
@@ -44,6 +51,8 @@ def refusals() -> Iterator[None]:
     """A rule's refusal as the HTTP error that says why."""
     try:
         yield
+    except NotTheFulfillmentService as other:
+        raise Forbidden(str(other), [SERVICE_SCOPE]) from None
     except TransitionRefused as refused:
         raise Conflict(str(refused)) from None
     except LookupError as missing:

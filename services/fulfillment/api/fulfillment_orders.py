@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, Field, StrictBool, StrictInt
 from services.fulfillment import listing
 from services.fulfillment.application import Fulfillment, actions
 from services.fulfillment.domain.fulfillment_orders.model import FulfillmentOrder, FulfillmentRequest, LineQuantity
-from shared.auth import Caller, reach_of
+from shared.auth import SERVICE_SCOPE, Caller, reach_of
 from shared.catalog import (
     FulfillmentOrderStatus,
     FulfillmentServiceShipment,
@@ -123,6 +123,12 @@ class CancellationRequestIn(RequestBody):
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
+class ResetIn(RequestBody):
+    multi_line_fields = frozenset({"note"})
+
+    note: Annotated[str, Field(max_length=1000)] = ""
+
+
 def build_router(fulfillment: Fulfillment) -> APIRouter:
     router = APIRouter()
 
@@ -146,6 +152,9 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         who: Caller,
         order_id: str | None = None,
         status: FulfillmentOrderStatus | None = None,
+        assigned: Annotated[
+            bool, Query(description="only those at the locations the caller's fulfillment service runs")
+        ] = False,
         location_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=250)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -155,7 +164,8 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         ] = None,
     ) -> dict[str, Any]:
         """Sorted by fulfill-by deadline, soonest first; those without one come last. A fulfillment
-        service's token lists only the fulfillment orders at the locations it runs.
+        service's token lists only the fulfillment orders at the locations it runs (so does
+        `assigned=true`, for a token that is also a merchant's).
 
         Pages: `next_cursor` is where the next page starts (null on the last page); pass it as
         `after` to get that page. Unlike `offset`, a cursor costs the same however deep the page,
@@ -164,11 +174,14 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
             resume = listing.decode_cursor(after) if after is not None else None
         except listing.BadCursor:
             raise invalid_field("after", "not a cursor this listing returned (next_cursor)") from None
+        if assigned and not who.fulfillment_services:
+            raise invalid_field("assigned", f"only a fulfillment service's token ({SERVICE_SCOPE}) has assigned ones")
+        own = assigned or not who.may("fulfillment:read")
         filters = listing.Filters(
             order_id=order_id or None,
             status=status.value if status else None,
             location_id=location_id or None,
-            fulfillment_services=None if who.may("fulfillment:read") else sorted(who.fulfillment_services),
+            fulfillment_services=sorted(who.fulfillment_services) if own else None,
         )
         found, next_cursor = await listing.page(
             fulfillment.fulfillment_orders, filters, after=resume, offset=offset, limit=limit
@@ -268,6 +281,29 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         message = body.message if body else ""
         with refusals():
             fo = await actions.request_cancellation(fulfillment, known_fo(fulfillment_order_id), message)
+        return fulfillment_order_view(fo)
+
+    @router.post(
+        "/fulfillment-orders/{fulfillment_order_id}/withdraw-request", dependencies=[WRITE], tags=["fulfillment orders"]
+    )
+    async def withdraw_request(fulfillment_order_id: str, body: SubmitIn | None = None) -> dict[str, Any]:
+        """Take back a request the fulfillment service has not accepted yet (it is told): back to OPEN."""
+        message = body.message if body else ""
+        with refusals():
+            fo = await actions.withdraw_request(fulfillment, known_fo(fulfillment_order_id), message)
+        return fulfillment_order_view(fo)
+
+    @router.post(
+        "/fulfillment-orders/{fulfillment_order_id}/reset-to-unfulfilled",
+        dependencies=[WRITE],
+        tags=["fulfillment orders"],
+    )
+    async def reset_to_unfulfilled(fulfillment_order_id: str, body: ResetIn | None = None) -> dict[str, Any]:
+        """After a cancellation request the service never answered: the lines back to OPEN (the
+        timeline warns that the service may still ship them)."""
+        note = body.note if body else ""
+        with refusals():
+            fo = await actions.reset_to_unfulfilled(fulfillment, known_fo(fulfillment_order_id), note)
         return fulfillment_order_view(fo)
 
     # --- fulfillments -------------------------------------------------------------------

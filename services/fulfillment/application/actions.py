@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from services.fulfillment.domain.fulfillment_orders import holds, lifecycle, service_requests, shipping
 from services.fulfillment.domain.fulfillment_orders.model import FulfillmentOrder, FulfillmentRequest, InvalidRequest
-from shared.catalog import FulfillmentServiceShipment, HoldReason, Tracking
+from services.fulfillment.domain.fulfillment_orders.service_requests import AnswerKind
+from shared.catalog import FulfillmentServiceResponse, FulfillmentServiceShipment, HoldReason, Tracking
 from shared.clock import now_iso
 
 from .workflows import Fulfillment
@@ -28,6 +29,12 @@ async def shipped_by_service(app: Fulfillment, shipment: FulfillmentServiceShipm
     return await app.act(
         shipment.fulfillment_order_id, lambda fo: service_requests.shipped_by_service(fo, shipment, now_iso())
     )
+
+
+async def service_answered(app: Fulfillment, kind: AnswerKind, answer: FulfillmentServiceResponse) -> FulfillmentOrder:
+    """The location's fulfillment service answered (through the API): the same rule (ANSWERS) as
+    its answer of that kind on Kafka. The same answer again changes nothing."""
+    return await app.act(answer.fulfillment_order_id, lambda fo: service_requests.answered(kind, fo, answer, now_iso()))
 
 
 async def update_tracking(
@@ -91,3 +98,15 @@ async def submit_request(app: Fulfillment, fo_id: str, message: str = "") -> Ful
 
 async def request_cancellation(app: Fulfillment, fo_id: str, message: str = "") -> FulfillmentOrder:
     return await app.act(fo_id, lambda fo: service_requests.request_cancellation(fo, message, now_iso()))
+
+
+async def withdraw_request(
+    app: Fulfillment, fo_id: str, message: str = "", *, once: str | None = None
+) -> FulfillmentOrder:
+    """Take back a request the fulfillment service has not accepted yet."""
+    return await app.act(fo_id, lambda fo: service_requests.withdraw_request(fo, message, now_iso()), once=once)
+
+
+async def reset_to_unfulfilled(app: Fulfillment, fo_id: str, note: str = "") -> FulfillmentOrder:
+    """Take the lines back after a cancellation request the service never answered."""
+    return await app.act(fo_id, lambda fo: service_requests.reset_to_unfulfilled(fo, note, now_iso()))

@@ -134,15 +134,14 @@ def request_fulfillment(message: str = "", notify_customer: bool | None = None) 
 
 
 CANCELLING: dict[RequestStatus, Callable[[FulfillmentOrder, str, str], Transition]] = {
-    RequestStatus.SUBMITTED: service_requests.request_cancellation,
+    RequestStatus.SUBMITTED: service_requests.withdraw_request,
     RequestStatus.ACCEPTED: service_requests.request_cancellation,
     RequestStatus.CANCELLATION_REJECTED: service_requests.request_cancellation,
     RequestStatus.CANCELLATION_REQUESTED: service_requests.request_cancellation,  # refused: asked already
 }
-"""How a request is cancelled, by its status: an accepted one by a cancellation request the
-service answers. A SUBMITTED one (not answered yet) is asked to cancel the same way for now;
-withdrawing it directly (back to OPEN) is the rule it is meant to get (see the report of the
-bulk actions' branch)."""
+"""How a request is cancelled, by its status: one the service has not answered yet is withdrawn
+(back to OPEN, the service is told); an accepted one by a cancellation request the service
+answers; one whose cancellation was asked already is refused with the single action's reason."""
 
 
 def cancel_fulfillment_requests(message: str = "") -> OrderAction:

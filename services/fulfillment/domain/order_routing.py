@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from shared.aggregates import Change
-from shared.catalog import Hold, HoldReason, OrderSnapshot
+from shared.catalog import Hold, HoldReason, OrderSnapshot, ServiceWorkflow
 from shared.clock import epoch, later
 
 from .fulfillment_orders.model import FulfillmentOrder, Kind, Line, PlanEntry
@@ -231,6 +231,7 @@ def _entry_for(
         location_id=location.id if location else None,
         location_name=location.name if location else None,
         fulfillment_service=location.fulfillment_service if location else None,
+        workflow=location.workflow if location else ServiceWorkflow.NEW,
         lines=tuple(lines),
         reason=reason,
         holds=carry.holds,

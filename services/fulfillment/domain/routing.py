@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
 
+from shared.catalog import ServiceWorkflow
+
 Stock = Mapping[tuple[str, str], int]
 """Available units by (location id, sku): the local view kept from inventory.level_changed."""
 
@@ -43,6 +45,7 @@ class RoutingLocation:
     priority: int
     active: bool = True
     fulfillment_service: str | None = None
+    workflow: ServiceWorkflow = ServiceWorkflow.NEW
 
     @property
     def rank(self) -> tuple[int, str]:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from services.inventory.domain import locations
 from services.inventory.domain.locations import LOCATION_DIRECTORY, NO_LOCATIONS, LocationDirectory, UnknownLocation
 from shared.aggregates import Change
-from shared.catalog import Location
+from shared.catalog import Location, ServiceWorkflow
 from shared.clock import now_iso
 from shared.store import AggregateStore
 
@@ -36,12 +36,18 @@ class Locations:
         return (await self._read()).find(location_id)
 
     async def put(
-        self, location_id: str, name: str, priority: int | None, active: bool, fulfillment_service: str | None
+        self,
+        location_id: str,
+        name: str,
+        priority: int | None,
+        active: bool,
+        fulfillment_service: str | None,
+        workflow: ServiceWorkflow = ServiceWorkflow.NEW,
     ) -> tuple[Location, bool]:
         """The location as saved, and whether it is new."""
         before, after = await self._change(
             lambda directory: locations.put_location(
-                directory, location_id, name, priority, active, fulfillment_service, now_iso()
+                directory, location_id, name, priority, active, fulfillment_service, now_iso(), workflow
             )
         )
         location = after.find(location_id)

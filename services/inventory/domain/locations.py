@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from services.inventory.domain import SOURCE, InventoryRuleViolation
 from shared.aggregates import Change
-from shared.catalog import Location
+from shared.catalog import Location, ServiceWorkflow
 from shared.events import new_event
 
 LOCATION_DIRECTORY = "directory"
@@ -61,6 +61,7 @@ def put_location(
     active: bool,
     fulfillment_service: str | None,
     now: str,
+    workflow: ServiceWorkflow = ServiceWorkflow.NEW,
 ) -> Change[LocationDirectory] | None:
     """Create or update a location. Priority is unique: taking another location's priority is
     refused (re-order instead); no priority means last for a new location, unchanged otherwise."""
@@ -72,7 +73,12 @@ def put_location(
     if holder is not None:
         raise PriorityTaken(priority, holder.id)
     wanted = Location(
-        id=location_id, name=name, priority=priority, active=active, fulfillment_service=fulfillment_service
+        id=location_id,
+        name=name,
+        priority=priority,
+        active=active,
+        fulfillment_service=fulfillment_service,
+        workflow=workflow if fulfillment_service else ServiceWorkflow.NEW,
     )
     if wanted == current:
         return None

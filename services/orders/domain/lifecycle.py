@@ -7,7 +7,15 @@ from dataclasses import replace
 from services.orders.domain.model import Cancellation, CancelReason, Order, OrderRuleViolation, Refund, snapshot
 from services.orders.domain.timeline import announce, emit
 from shared.aggregates import Change
-from shared.catalog import DisplayFulfillmentStatus, FinancialStatus, OrderCancelled
+from shared.catalog import (
+    WITH_SERVICE,
+    DisplayFulfillmentStatus,
+    FinancialStatus,
+    FulfillmentOrderSnapshot,
+    FulfillmentOrderStatus,
+    OrderCancelled,
+    ServiceWorkflow,
+)
 
 
 def pay(order: Order, now: str) -> Change[Order] | None:
@@ -43,6 +51,12 @@ def cancel(
         raise OrderRuleViolation(f"the order was already cancelled at {order.cancelled_at}")
     if order.fulfillment_status == DisplayFulfillmentStatus.FULFILLED:
         raise OrderRuleViolation("the order is fully fulfilled and cannot be cancelled; cancel its fulfillments first")
+    legacy = [fo for fo in order.fulfillment_orders.values() if _with_legacy_service(fo)]
+    if legacy:
+        raise OrderRuleViolation(
+            f"fulfillment service {legacy[0].fulfillment_service} (legacy workflow) has the request of fulfillment "
+            f"order {legacy[0].id}: it cannot be cancelled from here; contact the fulfillment service"
+        )
     financial_status = order.financial_status
     was_paid = financial_status in (FinancialStatus.PAID, FinancialStatus.PARTIALLY_REFUNDED)
     refunded = was_paid and refund == Refund.NOW
@@ -68,3 +82,12 @@ def complete_post_purchase(order: Order, now: str) -> Change[Order]:
         raise OrderRuleViolation("the order has no post-purchase offer pending")
     order = replace(order, post_purchase_pending=False, updated_at=now)
     return emit(order, [announce("order.post_purchase_completed", order)], now)
+
+
+def _with_legacy_service(fo: FulfillmentOrderSnapshot) -> bool:
+    """A legacy fulfillment service has this request: once requested, not cancelled from here."""
+    return (
+        fo.workflow == ServiceWorkflow.LEGACY
+        and fo.request_status in WITH_SERVICE
+        and fo.status not in (FulfillmentOrderStatus.CANCELLED, FulfillmentOrderStatus.CLOSED)
+    )

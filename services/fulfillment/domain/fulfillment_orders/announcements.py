@@ -24,10 +24,20 @@ def snapshot(fo: FulfillmentOrder) -> FulfillmentOrderSnapshot:
     return FulfillmentOrderSnapshot.model_validate(fo, from_attributes=True)
 
 
-def fo_event(event_type: str, fo: FulfillmentOrder, reason: str, previous_location_id: str | None = None) -> CloudEvent:
-    """fulfillment_order.*: the fulfillment order as it is after the change, and why."""
+def fo_event(
+    event_type: str,
+    fo: FulfillmentOrder,
+    reason: str,
+    previous_location_id: str | None = None,
+    warning: str | None = None,
+) -> CloudEvent:
+    """fulfillment_order.*: the fulfillment order as it is after the change, why, and what to beware of."""
     data = FulfillmentOrderChanged(
-        fulfillment_order=snapshot(fo), order=fo.order, reason=reason, previous_location_id=previous_location_id
+        fulfillment_order=snapshot(fo),
+        order=fo.order,
+        reason=reason,
+        previous_location_id=previous_location_id,
+        warning=warning,
     )
     return new_event(SOURCE, event_type, fo.order_id, data)
 

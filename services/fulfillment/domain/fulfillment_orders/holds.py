@@ -35,7 +35,7 @@ def place_hold(fo: FulfillmentOrder, reason: HoldReason, note: str, now: str) ->
             "reason",
             f"{reason} holds are placed by the platform when an order is paid with a post-purchase offer pending",
         )
-    if fo.status not in (Status.OPEN, Status.IN_PROGRESS, Status.ON_HOLD):
+    if fo.status not in (Status.OPEN, Status.IN_PROGRESS, Status.ON_HOLD, Status.INCOMPLETE):
         raise TransitionRefused(f"a fulfillment order that is {fo.status} cannot be put on hold")
     if fo.request_status in WITH_SERVICE:
         raise TransitionRefused(

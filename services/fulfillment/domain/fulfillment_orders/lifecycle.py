@@ -21,6 +21,7 @@ from shared.events import CloudEvent
 from ..routing import RoutingLocation
 from .announcements import fo_event, to_service
 from .model import (
+    LEGACY_NO_CANCEL,
     TERMINAL,
     FulfillmentOrder,
     FulfillmentRequest,
@@ -61,6 +62,7 @@ def planned(entry: PlanEntry, order: OrderSnapshot, now: str) -> FulfillmentOrde
         location_id=entry.location_id,
         location_name=entry.location_name,
         fulfillment_service=entry.fulfillment_service,
+        workflow=entry.workflow,
         status=Status.OPEN,
         fulfill_at=entry.fulfill_at,
         fulfill_by=entry.fulfill_by,
@@ -136,16 +138,23 @@ def reroute_recorded(fo: FulfillmentOrder, replaced_by: list[str], now: str) -> 
 
 
 def move(fo: FulfillmentOrder, location: RoutingLocation, available: Mapping[str, int], now: str) -> Transition:
-    """Ship from another location instead: inventory reserves there and releases here."""
-    if fo.status != Status.OPEN:
+    """Ship from another location instead: inventory reserves there and releases here. An OPEN
+    fulfillment order moves, and an INCOMPLETE one (its fulfillment service gave up: the merchant
+    takes it elsewhere). The request history stays behind: at the new location nothing was
+    requested yet, so a declined request no longer shows on the order."""
+    if fo.request_status in WITH_SERVICE:
+        what_next = LEGACY_NO_CANCEL if fo.legacy else MOVE_WITH_SERVICE[fo.request_status]
+        raise TransitionRefused(
+            f"the fulfillment request is {fo.request_status} at fulfillment service {fo.fulfillment_service}: "
+            + what_next
+        )
+    if fo.status not in (Status.OPEN, Status.INCOMPLETE):
         hint = {Status.ON_HOLD: ": release the hold first", Status.IN_PROGRESS: ": part of it has already shipped"}
         raise TransitionRefused(
-            f"only an OPEN fulfillment order can move; this one is {fo.status}{hint.get(fo.status, '')}"
+            f"only an OPEN or INCOMPLETE fulfillment order can move; this one is {fo.status}{hint.get(fo.status, '')}"
         )
     if fo.location_id is None:
         raise TransitionRefused("this fulfillment order needs no location (digital lines)")
-    if fo.request_status in WITH_SERVICE:
-        raise TransitionRefused(f"the fulfillment request is {fo.request_status} at {fo.fulfillment_service}")
     if location.id == fo.location_id:
         raise TransitionRefused(f"the fulfillment order is already at {location.id}")
     if not location.active:
@@ -164,12 +173,24 @@ def move(fo: FulfillmentOrder, location: RoutingLocation, available: Mapping[str
         location_id=location.id,
         location_name=location.name,
         fulfillment_service=location.fulfillment_service,
+        workflow=location.workflow,
+        request_status=RequestStatus.UNSUBMITTED,
         reservation_status=Reservation.PENDING,
         excluded_locations=(),
         routing_reason=reason,
         updated_at=now,
     )
+    fo = replace(fo, status=fo.working_status(now))
     return Transition(fo, (fo_event("fulfillment_order.moved", fo, reason, previous_location_id=previous),))
+
+
+MOVE_WITH_SERVICE = {
+    RequestStatus.SUBMITTED: "withdraw the request first",
+    RequestStatus.ACCEPTED: "it was accepted: request a cancellation first",
+    RequestStatus.CANCELLATION_REQUESTED: "wait for its answer, or reset it to unfulfilled",
+    RequestStatus.CANCELLATION_REJECTED: "it refused to cancel: it is shipping this",
+}
+"""What the merchant can do about a request the service still has, before moving."""
 
 
 def set_fulfill_by(fo: FulfillmentOrder, fulfill_by: str | None, now: str) -> Transition:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Literal
 
 from shared.aggregates import Change
 from shared.catalog import (
@@ -27,6 +28,7 @@ from shared.catalog import (
     LabelStatus,
     OrderSnapshot,
     RequestStatus,
+    ServiceWorkflow,
     Tracking,
 )
 from shared.clock import parse
@@ -39,6 +41,12 @@ TERMINAL = (Status.CLOSED, Status.CANCELLED)
 SYSTEM_HOLDS = (HoldReason.POST_PURCHASE_UPSELL,)
 """Hold reasons only the platform places and releases."""
 NO_SERVICE = "the location is not run by a fulfillment service"
+LEGACY_NO_CANCEL = (
+    "its fulfillment service uses the legacy workflow: once requested, the request cannot be cancelled "
+    "from here; contact the fulfillment service"
+)
+MAX_MESSAGES = 50
+"""Messages a fulfillment order keeps (the latest): a document does not grow with its history."""
 
 
 class Kind(StrEnum):
@@ -105,6 +113,17 @@ class Line:
         return self.quantity - self.fulfilled_quantity
 
 
+@dataclass(frozen=True)
+class RequestMessage:
+    """A message that travelled with the request: the merchant's note to the fulfillment service,
+    or the service's message with its answer; `event` names the step it came with."""
+
+    by: Literal["merchant", "fulfillment_service"]
+    event: str
+    message: str
+    at: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class PlanEntry:
     """One fulfillment order as the order's routing plan has it (domain.order_routing): all that
@@ -116,6 +135,7 @@ class PlanEntry:
     location_id: str | None
     location_name: str | None = None
     fulfillment_service: str | None = None
+    workflow: ServiceWorkflow = ServiceWorkflow.NEW
     lines: tuple[Line, ...]
     reason: str
     holds: tuple[Hold, ...] = ()
@@ -138,10 +158,14 @@ class FulfillmentOrder:
     location_id: str | None
     location_name: str | None = None
     fulfillment_service: str | None = None
+    workflow: ServiceWorkflow = ServiceWorkflow.NEW
+    """The workflow of the location's fulfillment service (see ServiceWorkflow)."""
     status: Status
     request_status: RequestStatus = RequestStatus.UNSUBMITTED
     notify_customer_when_shipped: bool = True
     """Whether the buyer is emailed when the fulfillment service ships what it was asked to."""
+    messages: tuple[RequestMessage, ...] = ()
+    """What the merchant and the fulfillment service said with the request, oldest first."""
     fulfill_at: str | None = None
     fulfill_by: str | None = None
     holds: tuple[Hold, ...] = ()
@@ -186,6 +210,18 @@ class FulfillmentOrder:
     @property
     def skus(self) -> list[str]:
         return sorted({line.sku for line in self.line_items})
+
+    @property
+    def legacy(self) -> bool:
+        return bool(self.fulfillment_service) and self.workflow == ServiceWorkflow.LEGACY
+
+    def with_message(
+        self, by: Literal["merchant", "fulfillment_service"], event: str, message: str, now: str
+    ) -> FulfillmentOrder:
+        """This fulfillment order keeping `message` (if any) with the request, the latest MAX_MESSAGES."""
+        if not message:
+            return self
+        return replace(self, messages=(*self.messages, RequestMessage(by, event, message, now))[-MAX_MESSAGES:])
 
     def remaining_lines(self) -> tuple[Line, ...]:
         """The lines still to fulfil, with the quantity that remains."""

@@ -2,10 +2,17 @@
 (Shopify's "Fulfillment requests" and "Cancellation requests").
 
 The request follows Shopify's request statuses: UNSUBMITTED -> SUBMITTED -> ACCEPTED (or
-REJECTED: back to the merchant) -> CLOSED when it shipped everything; the merchant may ask to
-cancel (CANCELLATION_REQUESTED), which the service accepts (CANCELLATION_ACCEPTED: the fulfillment
-order is cancelled) or rejects (CANCELLATION_REJECTED: it keeps shipping). A service that cannot
-ship the rest gives up (the fulfillment order is INCOMPLETE, the request CLOSED).
+REJECTED: back to the merchant) -> CLOSED when it shipped everything. Before the service accepts,
+the merchant may withdraw the request (back to UNSUBMITTED); after, they ask to cancel
+(CANCELLATION_REQUESTED), which the service accepts (CANCELLATION_ACCEPTED: the lines are back
+with the merchant, OPEN, to fulfil, move or request again) or rejects (CANCELLATION_REJECTED: it
+keeps shipping); a service that never answers can be reset to unfulfilled. A service that cannot
+ship the rest gives up (the fulfillment order is INCOMPLETE, the request CLOSED: the merchant moves
+it, requests it again or fulfils it).
+
+A service on the legacy workflow has no accept step (a request is ACCEPTED, the fulfillment order
+IN_PROGRESS, at once), reports progress, and cannot be asked to cancel from here. Messages travel
+with each step and are kept on the fulfillment order (`messages`).
 
 Only the service that runs the fulfillment order's location answers for it, and the same answer
 again (a retry under a new event id) changes nothing. The answers that only move the request on
@@ -19,15 +26,18 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from shared.catalog import (
+    WITH_SERVICE,
     FulfillmentRequestRejection,
     FulfillmentServiceResponse,
     FulfillmentServiceShipment,
     RequestStatus,
+    ServiceWorkflow,
 )
 from shared.events import CloudEvent
 
 from .announcements import fo_event, request_event, to_service
 from .model import (
+    LEGACY_NO_CANCEL,
     NO_SERVICE,
     TERMINAL,
     FulfillmentOrder,
@@ -46,20 +56,33 @@ SHIPPING = (RequestStatus.ACCEPTED, RequestStatus.CANCELLATION_REQUESTED, Reques
 
 # --- the merchant's requests ------------------------------------------------------------
 
+REQUESTABLE = (
+    RequestStatus.UNSUBMITTED, RequestStatus.REJECTED, RequestStatus.CANCELLATION_ACCEPTED, RequestStatus.CLOSED
+)  # fmt: skip
+"""Request statuses from which the merchant may (again) ask the service to ship."""
+
 
 def submit_request(fo: FulfillmentOrder, now: str, message: str = "") -> Transition:
-    """Ask the location's fulfillment service to ship it (it answers on fulfillment.responses.v1)."""
+    """Ask the location's fulfillment service to ship it (it answers on fulfillment.responses.v1
+    or over HTTP): the first time, or again after it declined, cancelled or gave up."""
     if not fo.fulfillment_service:
         raise TransitionRefused(NO_SERVICE)
-    if fo.request_status not in (RequestStatus.UNSUBMITTED, RequestStatus.REJECTED):
+    if fo.request_status not in REQUESTABLE:
         raise TransitionRefused(f"the fulfillment request is already {fo.request_status}")
+    if fo.status == Status.INCOMPLETE:
+        fo = replace(fo, status=fo.working_status(now))
     refuse_unless_fulfillable(fo, for_request=True)
     return submitted(fo, message, now)
 
 
 def submitted(fo: FulfillmentOrder, message: str, now: str) -> Transition:
-    """The request goes to the fulfillment service (by the merchant, or automatic fulfillment)."""
-    fo = replace(fo, request_status=RequestStatus.SUBMITTED, updated_at=now)
+    """The request goes to the fulfillment service (by the merchant, or automatic fulfillment);
+    one on the legacy workflow has it at once (no accept step)."""
+    fo = fo.with_message("merchant", "fulfillment_request.submitted", message, now)
+    if fo.legacy:
+        fo = replace(fo, request_status=RequestStatus.ACCEPTED, status=Status.IN_PROGRESS, updated_at=now)
+    else:
+        fo = replace(fo, request_status=RequestStatus.SUBMITTED, updated_at=now)
     events = (
         request_event("fulfillment_request.submitted", fo, message),
         to_service("fulfillment_service.fulfillment_requested", fo, message),
@@ -67,12 +90,32 @@ def submitted(fo: FulfillmentOrder, message: str, now: str) -> Transition:
     return Transition(fo, events)
 
 
+def withdraw_request(fo: FulfillmentOrder, message: str, now: str) -> Transition:
+    """Take back a request the service has not accepted yet: back to OPEN, and the service is told."""
+    _refuse_on_legacy(fo)
+    if fo.request_status in (RequestStatus.ACCEPTED, RequestStatus.CANCELLATION_REJECTED):
+        raise TransitionRefused(
+            f"the fulfillment service {fo.fulfillment_service} accepted the request: "
+            "request a cancellation (with a note) instead"
+        )
+    _refuse_unless_request(fo, (RequestStatus.SUBMITTED,), "withdrawn")
+    fo = fo.with_message("merchant", "fulfillment_request.withdrawn", message, now)
+    fo = replace(fo, request_status=RequestStatus.UNSUBMITTED, status=fo.working_status(now), updated_at=now)
+    events = (
+        request_event("fulfillment_request.withdrawn", fo, message),
+        to_service("fulfillment_service.request_withdrawn", fo, message),
+    )
+    return Transition(fo, events)
+
+
 def request_cancellation(fo: FulfillmentOrder, message: str, now: str) -> Transition:
     """The merchant asks the fulfillment service to cancel what it was asked to ship; the
-    service accepts (the fulfillment order is cancelled) or rejects (it keeps shipping)."""
+    service accepts (the lines are back with the merchant) or rejects (it keeps shipping)."""
+    _refuse_on_legacy(fo)
     _refuse_unless_request(
         fo, (RequestStatus.SUBMITTED, RequestStatus.ACCEPTED, RequestStatus.CANCELLATION_REJECTED), "asked to cancel"
     )
+    fo = fo.with_message("merchant", "cancellation_request.submitted", message, now)
     fo = replace(fo, request_status=RequestStatus.CANCELLATION_REQUESTED, updated_at=now)
     events = (
         request_event("cancellation_request.submitted", fo, message),
@@ -81,10 +124,32 @@ def request_cancellation(fo: FulfillmentOrder, message: str, now: str) -> Transi
     return Transition(fo, events)
 
 
+def reset_to_unfulfilled(fo: FulfillmentOrder, note: str, now: str) -> Transition:
+    """The service cancelled but could not say so: once a cancellation was requested, the merchant
+    takes the lines back (OPEN) without its answer. The service may still ship them: the event
+    warns so, for the order's timeline."""
+    if fo.request_status != RequestStatus.CANCELLATION_REQUESTED:
+        _refuse_unless_request(fo, (RequestStatus.CANCELLATION_REQUESTED,), "reset to unfulfilled")
+    service = fo.service
+    fo = fo.with_message("merchant", "fulfillment_order.reset_to_unfulfilled", note, now)
+    fo = replace(fo, request_status=RequestStatus.UNSUBMITTED, status=fo.working_status(now), updated_at=now)
+    why = "reset to unfulfilled by the merchant" + (f": {note}" if note else "")
+    warning = (
+        f"{service} was asked to cancel and never confirmed it: it may still ship these items; "
+        "check with the fulfillment service before fulfilling them again"
+    )
+    return Transition(fo, (fo_event("fulfillment_order.reset_to_unfulfilled", fo, why, warning=warning),))
+
+
 # --- the fulfillment service's answers ----------------------------------------------------
 
 AnswerKind = Literal[
-    "request_accepted", "request_rejected", "cancellation_accepted", "cancellation_rejected", "cannot_complete"
+    "request_accepted",
+    "request_rejected",
+    "cancellation_accepted",
+    "cancellation_rejected",
+    "cannot_complete",
+    "progress_reported",
 ]
 """Named as the answers' event types on fulfillment.responses.v1 (`fulfillment_service.<kind>`)."""
 
@@ -108,6 +173,10 @@ class Answer:
     why: Callable[[FulfillmentServiceResponse], str] = lambda answer: ""
     retry_by_status: bool = False
     """A retry is recognised by the fulfillment order's status rather than the request's."""
+    repeatable: bool = False
+    """Given again and again (progress reports): only the same event (its id) is a retry."""
+    workflows: tuple[ServiceWorkflow, ...] = (ServiceWorkflow.NEW, ServiceWorkflow.LEGACY)
+    """The services' workflows it belongs to."""
 
 
 ANSWERS: dict[AnswerKind, Answer] = {
@@ -122,11 +191,11 @@ ANSWERS: dict[AnswerKind, Answer] = {
         (RequestStatus.SUBMITTED,), "rejected", RequestStatus.REJECTED, None,
         request_event="fulfillment_request.rejected",
     ),
-    # It agrees to cancel: the fulfillment order is cancelled and inventory releases its stock.
+    # It agrees to cancel: the lines are back with the merchant (OPEN, their stock still reserved
+    # here), who may fulfil them, move them or request again.
     "cancellation_accepted": Answer(
-        (RequestStatus.CANCELLATION_REQUESTED,), "cancelled", RequestStatus.CANCELLATION_ACCEPTED, Status.CANCELLED,
-        request_event="cancellation_request.accepted", fo_event="fulfillment_order.cancelled",
-        why=lambda answer: f"cancelled at the merchant's request, accepted by {answer.fulfillment_service}",
+        (RequestStatus.CANCELLATION_REQUESTED,), "cancelled", RequestStatus.CANCELLATION_ACCEPTED, None,
+        request_event="cancellation_request.accepted",
     ),
     # It will not cancel (it has shipped or is shipping): it stays in progress.
     "cancellation_rejected": Answer(
@@ -140,6 +209,11 @@ ANSWERS: dict[AnswerKind, Answer] = {
         why=lambda answer: f"{answer.fulfillment_service} cannot complete it"
         + (f": {answer.message}" if answer.message else ""),
     ),
+    # Legacy workflow: how it is getting on (a message, kept; nothing changes).
+    "progress_reported": Answer(
+        (RequestStatus.ACCEPTED,), "reported on", RequestStatus.ACCEPTED, Status.IN_PROGRESS,
+        request_event="fulfillment_request.progress_reported", repeatable=True, workflows=(ServiceWorkflow.LEGACY,),
+    ),
 }  # fmt: skip
 
 
@@ -147,13 +221,19 @@ def answered(kind: AnswerKind, fo: FulfillmentOrder, answer: FulfillmentServiceR
     """The fulfillment service's answer of `kind` (see ANSWERS); None for a retry of one applied."""
     rule = ANSWERS[kind]
     _check_answering(fo, answer)
-    if fo.status == rule.status if rule.retry_by_status else fo.request_status == rule.request_status:
+    retry = fo.status == rule.status if rule.retry_by_status else fo.request_status == rule.request_status
+    if retry and not rule.repeatable:
         return None
+    if fo.fulfillment_service and fo.workflow not in rule.workflows:
+        raise TransitionRefused(
+            f"fulfillment service {fo.fulfillment_service} uses the {fo.workflow} workflow: "
+            f"a fulfillment order cannot be {rule.action} in it"
+        )
     _refuse_unless_request(fo, rule.answers, rule.action)
     why = rule.why(answer)
     status = rule.status or fo.working_status(now)
     fo = replace(
-        fo,
+        fo.with_message("fulfillment_service", f"fulfillment_service.{kind}", answer.message, now),
         request_status=rule.request_status,
         status=status,
         cancel_reason=why if status == Status.CANCELLED else fo.cancel_reason,
@@ -198,6 +278,7 @@ def shipped_by_service(fo: FulfillmentOrder, answer: FulfillmentServiceShipment,
     lines = (
         None if answer.line_items is None else [LineQuantity(li.line_item_id, li.quantity) for li in answer.line_items]
     )
+    fo = fo.with_message("fulfillment_service", "fulfillment_service.shipped", answer.message, now)
     notify = fo.notify_customer_when_shipped
     return ship(fo, FulfillmentRequest(lines=lines, tracking=answer.tracking, notify_customer=notify), now)
 
@@ -212,11 +293,21 @@ def _check_answering(fo: FulfillmentOrder, answer: FulfillmentServiceResponse) -
         )
 
 
+def _refuse_on_legacy(fo: FulfillmentOrder) -> None:
+    if fo.legacy and fo.request_status in WITH_SERVICE:
+        raise TransitionRefused(f"the fulfillment request is {fo.request_status}: {LEGACY_NO_CANCEL}")
+
+
 def _refuse_unless_request(fo: FulfillmentOrder, allowed: Sequence[RequestStatus], action: str) -> None:
     if not fo.fulfillment_service:
         raise TransitionRefused(NO_SERVICE)
-    if fo.status in (*TERMINAL, Status.INCOMPLETE):
+    if fo.status in TERMINAL:
         raise TransitionRefused(f"the fulfillment order is {fo.status}: it can no longer be {action}")
+    if fo.status == Status.INCOMPLETE:
+        raise TransitionRefused(
+            f"the fulfillment order is INCOMPLETE (its fulfillment service gave up): it cannot be {action}; "
+            "move it, request it again or fulfil it"
+        )
     if fo.request_status not in allowed:
         expected = " or ".join(allowed)
         raise TransitionRefused(

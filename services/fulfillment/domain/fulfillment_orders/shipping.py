@@ -137,7 +137,8 @@ def cancel_fulfillments(fo: FulfillmentOrder, now: str) -> Transition:
 
 
 def refuse_unless_fulfillable(fo: FulfillmentOrder, *, for_request: bool = False) -> None:
-    """Why this fulfillment order cannot ship now, if it cannot (`for_request`: by its service)."""
+    """Why this fulfillment order cannot ship now, if it cannot (`for_request`: by its service).
+    The merchant may ship an INCOMPLETE one (the service gave up) themselves."""
     if fo.status == Status.ON_HOLD:
         held_for = ", ".join(hold.reason for hold in fo.holds)
         raise TransitionRefused(f"the fulfillment order is ON_HOLD ({held_for}): release the hold first")
@@ -145,7 +146,8 @@ def refuse_unless_fulfillable(fo: FulfillmentOrder, *, for_request: bool = False
         raise TransitionRefused(f"the fulfillment order is SCHEDULED: it opens at {fo.fulfill_at}")
     if fo.status == Status.CLOSED:
         raise TransitionRefused("the fulfillment order is CLOSED: every line is already fulfilled")
-    if fo.status not in (Status.OPEN, Status.IN_PROGRESS):
+    shippable = (Status.OPEN, Status.IN_PROGRESS) + (() if for_request else (Status.INCOMPLETE,))
+    if fo.status not in shippable:
         raise TransitionRefused(f"a fulfillment order that is {fo.status} cannot be fulfilled")
     if not for_request and fo.request_status in WITH_SERVICE:
         raise TransitionRefused(
