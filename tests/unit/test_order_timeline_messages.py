@@ -325,3 +325,25 @@ def test_an_entry_stored_before_messages_loads_and_shows_its_type_in_words() -> 
     assert loaded.timeline[0].message == "" and loaded.timeline[0].details == {}
     [shown] = order_view(loaded)["timeline"]
     assert shown["message"] == "Fulfillment order placed on hold" and shown["details"] == {}
+
+
+def test_a_withdrawn_request_and_a_legacy_services_progress_are_told_in_their_authors_words() -> None:
+    withdrawn = entry_for(request_event("fulfillment_request.withdrawn", "customer left", request_status="UNSUBMITTED"))
+    assert withdrawn.message == "Fulfillment request withdrawn from acme-3pl — 'customer left'"
+    assert withdrawn.details["merchant_note"] == "customer left"
+    progress = entry_for(request_event("fulfillment_request.progress_reported", "picked, packing now",
+                                       request_status="ACCEPTED"))  # fmt: skip
+    assert progress.message == "Progress reported by acme-3pl — 'picked, packing now'"
+    assert progress.details["service_message"] == "picked, packing now"
+
+
+def test_a_reset_to_unfulfilled_warns_that_the_service_may_still_ship() -> None:
+    """The issue: reset to unfulfilled, "the timeline warns that the service may still ship"."""
+    data = FulfillmentOrderChanged.model_validate(
+        {"fulfillment_order": fo_snapshot(), "reason": "the service went quiet",
+         "warning": "acme-3pl was asked to cancel and never answered: it may still ship"}
+    )  # fmt: skip
+    entry = entry_for(new_event("fulfillment", "fulfillment_order.reset_to_unfulfilled", ORDER.id, data))
+    assert entry.message.startswith("Reset to unfulfilled: the lines are back with the merchant. Warning: ")
+    assert "may still ship" in entry.message
+    assert entry.details["warning"] == "acme-3pl was asked to cancel and never answered: it may still ship"

@@ -151,6 +151,7 @@ _FULFILLMENT_ORDER_MESSAGES = {
     "fulfillment_order.cancelled": "Fulfillment order cancelled",
     "fulfillment_order.closed": "Fulfillment order closed",
     "fulfillment_order.incomplete": "Fulfillment order incomplete",
+    "fulfillment_order.reset_to_unfulfilled": "Reset to unfulfilled: the lines are back with the merchant",
 }
 
 
@@ -181,7 +182,11 @@ def _fulfillment_order(event_type: str, data: FulfillmentOrderChanged) -> Narrat
         details["fulfill_by"] = fo.fulfill_by or ""
     if event_type == "fulfillment_order.scheduled":
         details["fulfill_at"] = fo.fulfill_at or ""
+    if data.warning:
+        details["warning"] = data.warning
     message = _FULFILLMENT_ORDER_MESSAGES.get(event_type, humanised(event_type))
+    if event_type == "fulfillment_order.reset_to_unfulfilled" and data.warning:
+        return Narration(f"{message}. Warning: {one_line(data.warning)}", details)
     if event_type == "fulfillment_order.created":
         message += f" at {fo.location_id}" if fo.location_id else " without a location"
         if fo.holds:
@@ -232,9 +237,15 @@ _REQUEST_MESSAGES = {
     "cancellation_request.submitted": "Cancellation requested from {service}",
     "cancellation_request.accepted": "Cancellation request accepted by {service}",
     "cancellation_request.rejected": "Cancellation request rejected by {service}",
+    "fulfillment_request.withdrawn": "Fulfillment request withdrawn from {service}",
+    "fulfillment_request.progress_reported": "Progress reported by {service}",
 }
 
-_FROM_THE_MERCHANT = ("fulfillment_request.submitted", "cancellation_request.submitted")
+_FROM_THE_MERCHANT = (
+    "fulfillment_request.submitted",
+    "cancellation_request.submitted",
+    "fulfillment_request.withdrawn",
+)
 """Requests whose message is the merchant's note to the service; in every other, it is the service's."""
 
 
