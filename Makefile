@@ -14,7 +14,7 @@ run: $(INSTALLED)
 	$(PY) -m deploy.local_stack
 
 test: $(INSTALLED)
-	@bash deploy/test-tools.sh
+	@bash deploy/test-tools.sh "$(VENV)"
 	$(PY) -m pytest
 
 bench: $(INSTALLED)
