@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run test lint bench clean-data lock
 
-$(INSTALLED): requirements.lock
+$(INSTALLED): requirements.lock requirements-dev.lock
 	@bash deploy/bootstrap.sh "$(PYTHON)" "$(VENV)"
 	@touch $(INSTALLED)
 
@@ -14,7 +14,7 @@ run: $(INSTALLED)
 	$(PY) -m deploy.local_stack
 
 test: $(INSTALLED)
-	@bash deploy/test-tools.sh
+	@bash deploy/test-tools.sh "$(VENV)"
 	$(PY) -m pytest
 
 bench: $(INSTALLED)
@@ -37,6 +37,6 @@ lint: $(INSTALLED)
 clean-data:
 	rm -rf .local
 
+# requirements.lock: the runtime closure (what the image installs); requirements-dev.lock: the dev extra on top.
 lock: $(INSTALLED)
-	{ echo "# Every dependency, transitive ones included, pinned. Regenerate with: make lock"; \
-	  $(VENV)/bin/pip freeze --exclude-editable; } > requirements.lock
+	$(PY) -m deploy.lock

