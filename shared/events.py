@@ -26,6 +26,32 @@ ANSWER_PROOF = "authtoken"
 the JWKS, bound to this event (see shared/auth/answers.py, `sign_answer`)."""
 
 
+PLATFORM_URN = "urn:fulfillment-platform"
+"""The namespace of the platform's `source` and `dataschema` URIs: names, not addresses, so they
+stay the same in every environment (no host, port or cluster in them)."""
+
+
+def source_of(service: str) -> str:
+    """The CloudEvents `source` of what `service` emits, e.g. `urn:fulfillment-platform:orders`: an
+    absolute URI (as the spec recommends for `source`) naming the producing service, stable across
+    deployments and replicas, so subscribers can filter and de-duplicate on (source, id)."""
+    return f"{PLATFORM_URN}:{service}"
+
+
+def service_of(source: str) -> str:
+    """The producing service named by a `source` (the source itself when it is not one of ours)."""
+    prefix = f"{PLATFORM_URN}:"
+    return source[len(prefix) :] if source.startswith(prefix) else source
+
+
+def dataschema_of(event_type: str) -> str:
+    """The CloudEvents `dataschema` of a v1 event type, e.g.
+    `urn:fulfillment-platform:schemas:v1:order.created`: the `$id` of the JSON Schema of its `data`,
+    published as `docs/schemas/v1/<type>.json` (see the README, "Subscribing to the platform's
+    events"). One per type and major version: v1 schemas only grow, so the URI never changes."""
+    return f"{PLATFORM_URN}:schemas:v1:{event_type}"
+
+
 class EnvelopeError(ValueError):
     """A message value that is not a CloudEvent this platform understands."""
 
@@ -59,6 +85,7 @@ class CloudEvent(BaseModel):
     time: datetime = Field(default_factory=clock.now)
     subject: str = Field(min_length=1)
     datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = Field(None, min_length=1, exclude_if=lambda v: v is None)
     data: dict[str, Any]
     # CloudEvents extension attribute: who caused this event (a token's `sub`); left out when
     # the platform did it on its own (a sweep, a timer).
@@ -68,6 +95,11 @@ class CloudEvent(BaseModel):
         description="who caused this event: the subject of the caller's token",
         exclude_if=lambda v: v is None,
     )
+
+    @property
+    def producer(self) -> str:
+        """The service that emitted it (for people: `orders`, not its source URI)."""
+        return service_of(self.source)
 
     @property
     def spec(self) -> EventSpec:
@@ -89,13 +121,19 @@ def spec_for(event_type: str) -> EventSpec:
         raise EnvelopeError(f"unknown event type {event_type!r}: not in the v1 catalog") from None
 
 
-def new_event(source: str, event_type: str, subject: str, data: BaseModel) -> CloudEvent:
-    """Wrap a catalog payload in an envelope, checking it is the model its type carries."""
+def new_event(service: str, event_type: str, subject: str, data: BaseModel) -> CloudEvent:
+    """Wrap a catalog payload in an envelope, checking it is the model its type carries; `service`
+    is the emitting service's name (the envelope's `source` is its URI)."""
     spec = spec_for(event_type)
     if not isinstance(data, spec.model):
         raise EnvelopeError(f"{event_type} carries {spec.model.__name__}, not {type(data).__name__}")
     return CloudEvent(
-        source=source, type=event_type, subject=subject, data=data.model_dump(mode="json"), actor=current_actor()
+        source=source_of(service),
+        type=event_type,
+        subject=subject,
+        dataschema=dataschema_of(event_type),
+        data=data.model_dump(mode="json"),
+        actor=current_actor(),
     )
 
 

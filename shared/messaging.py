@@ -42,11 +42,15 @@ from shared.topics import Topic
 log = logging.getLogger(__name__)
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
+"""Structured mode (the Kafka protocol binding of CloudEvents): the whole event is the value and
+this is the only CloudEvents header. No `ce_*` header may sit beside it: a reader that detects
+the mode (the SDKs' `from_kafka_event`) takes any `ce_*` header to mean binary mode."""
 
 # What a real cluster accepts by default (message.max.bytes) is 1 MB; aiokafka's producer refuses
 # records over 1 MiB. A dead letter whose value would not fit is sent as a truncated record instead,
 # so a huge poison message can never stall its partition.
 MAX_DEAD_LETTER_BYTES = 900_000
+SUMMARY_CONTENT_TYPE = "application/json"  # a dead letter kept as a summary is no CloudEvent
 TRUNCATED_HEAD_BYTES = 16_384
 
 # Failures of our own infrastructure: retried by redelivery, never dead-lettered.
@@ -110,13 +114,14 @@ async def publish_event(broker: KafkaBroker, event: CloudEvent, metrics: Service
     aggregate's later events forever; the API's bounds keep this from happening."""
     topic = event.spec.topic.name
     value = event.to_bytes()
-    headers = {"content-type": CLOUDEVENTS_CONTENT_TYPE, "ce_type": event.type}
+    headers = {"content-type": CLOUDEVENTS_CONTENT_TYPE}
     try:
         await broker.publish(value, topic=topic, key=event.subject.encode(), headers=headers)
     except MessageSizeTooLargeError as exc:
         summary, _ = dead_letter_value(value)
         reason_headers = {
-            **headers,
+            "content-type": SUMMARY_CONTENT_TYPE,
+            "x-dlq-event-type": event.type,
             "x-dlq-reason": "too_large",
             "x-dlq-error": f"{event.type} {event.id} is {len(value)} bytes: {exc}"[:2000],
             "x-dlq-original-topic": topic,
@@ -277,11 +282,16 @@ class _Consumer:
             "x-dlq-original-offset": str(record.offset),
             "x-dlq-consumer-group": self.settings.service_name,
         }
+        # The copy keeps the original's content type (a CloudEvent stays readable as one); the event
+        # type goes in an x-dlq header, never a `ce_*` one, which would make it binary mode.
+        if message.content_type:
+            headers["content-type"] = message.content_type
         if event is not None:
-            headers["ce_type"] = event.type
+            headers["x-dlq-event-type"] = event.type
         value, truncated = dead_letter_value(message.body)
         if truncated:
             headers["x-dlq-truncated-from-bytes"] = str(len(message.body))
+            headers["content-type"] = SUMMARY_CONTENT_TYPE
         await self.broker.publish(value, topic=f"{record.topic}.dlq", key=record.key, headers=headers)
         self.metrics.dead_lettered.labels(record.topic, reason).inc()
         log.error(
