@@ -30,7 +30,7 @@ from shared.events import CloudEvent, envelope_schema
 from shared.http import error_body, install_error_handlers, refuse_unknown_query_parameters
 from shared.idempotency import EXPIRY_INDEX, IdempotencyMiddleware, forget_expired
 from shared.messaging import EventSubscriptions, build_broker, publish_event
-from shared.observability import ServiceMetrics, configure_logging
+from shared.observability import RequestContext, ServiceMetrics, configure_logging
 from shared.settings import ServiceSettings
 from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Document, OutboxRelay, build_mongo_client
 from shared.topics import TOPICS
@@ -214,6 +214,8 @@ class ServiceRuntime:
         )
         # Added last, so it runs first: the idempotency middleware reads the body, and must not past the limit.
         app.add_middleware(BodySizeLimit, max_bytes=self.settings.max_request_bytes)
+        # Outermost: every request, refused ones included, has its trace and its access line.
+        app.add_middleware(RequestContext)
 
         @app.get("/healthz", tags=["operations"], dependencies=[PUBLIC])
         async def healthz() -> dict[str, str]:
