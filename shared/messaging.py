@@ -33,7 +33,7 @@ from pymongo.errors import ConnectionFailure
 
 from shared.catalog import Contract
 from shared.events import CloudEvent, EnvelopeError, acting_as, handling_trace, parse_message, spec_for, traced
-from shared.observability import ServiceMetrics, handling, span_traceparent
+from shared.observability import ServiceMetrics, Telemetry, continuing, handling, span_traceparent
 from shared.offsets import OffsetCommits, OffsetResetGuard
 from shared.rules import RuleViolation
 from shared.settings import ServiceSettings
@@ -91,7 +91,12 @@ def build_security(settings: ServiceSettings) -> BaseSecurity | None:
     return BaseSecurity(ssl_context=ssl.create_default_context(), use_ssl=use_ssl)
 
 
-def build_broker(settings: ServiceSettings, registry: CollectorRegistry) -> KafkaBroker:
+def build_broker(
+    settings: ServiceSettings, registry: CollectorRegistry, telemetry: Telemetry | None = None
+) -> KafkaBroker:
+    middlewares: list[Any] = [KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)]
+    if telemetry is not None:
+        middlewares.append(telemetry.broker_middleware())
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=settings.service_name,
@@ -104,7 +109,7 @@ def build_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kafk
         # which resolved the message parameter in a worker thread for every message.
         apply_types=False,
         security=build_security(settings),
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)],
+        middlewares=middlewares,
         logger=logging.getLogger(f"{settings.service_name}.broker"),
         # FastStream's "Received" / "Processed" per message say less than our one "handled" line
         # (shared.observability.handling): debug lines. Its errors stay errors.
@@ -121,9 +126,10 @@ async def publish_event(broker: KafkaBroker, event: CloudEvent, metrics: Service
     headers = {"content-type": CLOUDEVENTS_CONTENT_TYPE}
     try:
         # FastStream's `correlation_id` header says the event's journey too (it makes one otherwise).
-        await broker.publish(
-            value, topic=topic, key=event.subject.encode(), headers=headers, correlation_id=event.correlationid
-        )
+        with continuing(event.traceparent):
+            await broker.publish(
+                value, topic=topic, key=event.subject.encode(), headers=headers, correlation_id=event.correlationid
+            )
     except MessageSizeTooLargeError as exc:
         summary, _ = dead_letter_value(value)
         reason_headers = {

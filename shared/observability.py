@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -167,7 +168,102 @@ class ServiceMetrics:
         )
 
 
+OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+_tracing = False  # set while OpenTelemetry exports: only then is there a span to read or continue
+
+
 def span_traceparent() -> str | None:
-    """The traceparent of the current OpenTelemetry span, when traces are exported (None otherwise:
+    """The traceparent of the current OpenTelemetry span while traces are exported (None otherwise:
     then the platform's own trace ids say where events come from)."""
-    return None
+    if not _tracing:
+        return None
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def continuing(traceparent: str | None) -> AbstractContextManager[object]:
+    """Publishing an event: while traces are exported, the publish span continues the trace of what
+    made the event (the relay publishes it later, outside that request or handler)."""
+    if not _tracing or not traceparent:
+        return _NOTHING
+    from opentelemetry import context
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return _attached(context, TraceContextTextMapPropagator().extract({"traceparent": traceparent}))
+
+
+_NOTHING = nullcontext()
+
+
+@contextmanager
+def _attached(context: Any, parent: Any) -> Iterator[None]:
+    token = context.attach(parent)
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
+class Telemetry:
+    """OpenTelemetry, on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set: traces and metrics of FastStream
+    (every message consumed and published) and FastAPI (every request), exported over OTLP/HTTP
+    to that endpoint. The standard `OTEL_*` variables (headers, timeouts, sampler, resource
+    attributes, export interval) apply. Its packages are imported only then."""
+
+    def __init__(self, service: str) -> None:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        resource = Resource.create({SERVICE_NAME: service})
+        self.tracer_provider = TracerProvider(resource=resource)
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        self.meter_provider = MeterProvider(
+            resource=resource, metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())]
+        )
+
+    def broker_middleware(self) -> Any:
+        """FastStream's instrumentation, a middleware of the broker."""
+        from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+        return KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider, meter_provider=self.meter_provider)
+
+    def instrument(self, app: Any) -> None:
+        """FastAPI's instrumentation of `app` (probes and scrapes left out)."""
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=self.tracer_provider,
+            meter_provider=self.meter_provider,
+            excluded_urls=",".join(sorted(QUIET_PATHS)),
+        )
+
+    def shutdown(self, timeout_seconds: float = 5.0) -> None:
+        """Export what is left (bounded), then stop the exporters' threads."""
+        global _tracing
+        _tracing = False
+        self.tracer_provider.force_flush(int(timeout_seconds * 1000))
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown(timeout_millis=timeout_seconds * 1000)
+
+
+def configure_telemetry(service: str) -> Telemetry | None:
+    """OpenTelemetry for `service` when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; otherwise None and
+    nothing at all: no import, no provider, no exporter thread."""
+    global _tracing
+    endpoint = os.environ.get(OTLP_ENDPOINT, "").strip()
+    if not endpoint:
+        return None
+    telemetry = Telemetry(service)
+    _tracing = True
+    log.info("OpenTelemetry traces and metrics are exported to %s", endpoint)
+    return telemetry
