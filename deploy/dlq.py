@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from shared.messaging import CLOUDEVENTS_CONTENT_TYPE
 from shared.topics import all_topic_partitions
 
 
@@ -39,11 +41,17 @@ class DeadLetter:
     def group(self) -> str:
         return self.headers.get("x-dlq-consumer-group", "")
 
+    @property
+    def event_type(self) -> str:
+        """The type of the event dead-lettered (older dead letters said it in a `ce_type` header)."""
+        h = self.headers
+        return h.get("x-dlq-event-type") or h.get("ce_type") or "?"
+
     def describe(self) -> str:
         h = self.headers
         return (
             f"{self.record.partition}:{self.record.offset} group={self.group} reason={h.get('x-dlq-reason')} "
-            f"type={h.get('ce_type', '?')} from={h.get('x-dlq-original-topic')}@{h.get('x-dlq-original-offset')}: "
+            f"type={self.event_type} from={h.get('x-dlq-original-topic')}@{h.get('x-dlq-original-offset')}: "
             f"{h.get('x-dlq-error', '')[:200]}"
         )
 
@@ -93,7 +101,7 @@ async def redrive(bootstrap: str, topic: str, group: str, dry_run: bool = False)
     await producer.start()
     try:
         for letter in letters:
-            headers = [(k, v) for k, v in letter.record.headers if not k.startswith("x-dlq-")]
+            headers = redriven_headers(letter)
             headers.append(
                 ("x-redriven-from", f"{topic}.dlq:{letter.record.partition}:{letter.record.offset}".encode())
             )
@@ -102,6 +110,30 @@ async def redrive(bootstrap: str, topic: str, group: str, dry_run: bool = False)
         await producer.stop()
     await _commit(bootstrap, redrive_group, offsets)
     return len(letters)
+
+
+def redriven_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """The headers a dead letter goes back with: the original's, its content type included, without
+    the dead-letter ones. A `ce_*` header (older dead letters had `ce_type`) is left behind: beside a
+    structured-mode value it would make CloudEvents readers take the message for binary mode. An
+    empty content type (older dead letters) is given back as structured mode when the value is a
+    CloudEvent."""
+    headers = [
+        (k, v) for k, v in letter.record.headers if not k.startswith("x-dlq-") and not k.lower().startswith("ce_")
+    ]
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), b"")
+    if not content_type and _is_cloudevent(letter.record.value):
+        headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+        headers.append(("content-type", CLOUDEVENTS_CONTENT_TYPE.encode()))
+    return headers
+
+
+def _is_cloudevent(value: bytes | None) -> bool:
+    try:
+        parsed = json.loads(value or b"")
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and "specversion" in parsed
 
 
 async def _commit(bootstrap: str, group_id: str, offsets: dict[TopicPartition, int]) -> None:

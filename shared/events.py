@@ -8,10 +8,12 @@ events stay in order on one partition.
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Union
 
@@ -24,6 +26,32 @@ from shared.topics import FULFILLMENT_RESPONSES, Topic
 ANSWER_PROOF = "authtoken"
 """CloudEvents extension attribute of a fulfillment service's answer: a JWT signed with a key of
 the JWKS, bound to this event (see shared/auth/answers.py, `sign_answer`)."""
+
+
+PLATFORM_URN = "urn:fulfillment-platform"
+"""The namespace of the platform's `source` and `dataschema` URIs: names, not addresses, so they
+stay the same in every environment (no host, port or cluster in them)."""
+
+
+def source_of(service: str) -> str:
+    """The CloudEvents `source` of what `service` emits, e.g. `urn:fulfillment-platform:orders`: an
+    absolute URI (as the spec recommends for `source`) naming the producing service, stable across
+    deployments and replicas, so subscribers can filter and de-duplicate on (source, id)."""
+    return f"{PLATFORM_URN}:{service}"
+
+
+def service_of(source: str) -> str:
+    """The producing service named by a `source` (the source itself when it is not one of ours)."""
+    prefix = f"{PLATFORM_URN}:"
+    return source[len(prefix) :] if source.startswith(prefix) else source
+
+
+def dataschema_of(event_type: str) -> str:
+    """The CloudEvents `dataschema` of a v1 event type, e.g.
+    `urn:fulfillment-platform:schemas:v1:order.created`: the `$id` of the JSON Schema of its `data`,
+    published as `docs/schemas/v1/<type>.json` (see the README, "Subscribing to the platform's
+    events"). One per type and major version: v1 schemas only grow, so the URI never changes."""
+    return f"{PLATFORM_URN}:schemas:v1:{event_type}"
 
 
 class EnvelopeError(ValueError):
@@ -49,6 +77,68 @@ def acting_as(actor: str | None) -> Iterator[None]:
         _ACTOR.reset(token)
 
 
+TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+"""A W3C trace context `traceparent` of version 00 (the only one this platform writes)."""
+CORRELATION_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+"""What an incoming `X-Correlation-Id` may be: an id, not text (it goes into every log line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """Where the events made now belong: the journey they are part of (`correlation_id`, shared by
+    everything one request set going), the event that caused them (`causation_id`; None for a
+    request) and the W3C trace context (`traceparent`) of what made them."""
+
+    correlation_id: str
+    traceparent: str
+    causation_id: str | None = None
+
+
+_TRACE: ContextVar[Trace | None] = ContextVar("trace", default=None)
+
+
+def current_trace() -> Trace | None:
+    """The trace of what is being done now: set at the entrance (an HTTP request, a handled
+    event), None for the platform's own work (a sweep), whose events start journeys of their own."""
+    return _TRACE.get()
+
+
+@contextmanager
+def traced(trace: Trace | None) -> Iterator[None]:
+    """Events made inside carry `trace`: set once at the entrance, like `acting_as`."""
+    token = _TRACE.set(trace)
+    try:
+        yield
+    finally:
+        _TRACE.reset(token)
+
+
+def new_traceparent(trace_id: str | None = None) -> str:
+    """A traceparent of a new span (in a new trace unless `trace_id` is given)."""
+    return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def request_trace(traceparent: str | None, correlation_id: str | None, span: str | None = None) -> Trace:
+    """The trace an HTTP request starts: its `X-Correlation-Id` if it brings a usable one, else the
+    trace id of its `traceparent`, else a new one; `span` is the traceparent of the request's own
+    span when OpenTelemetry traces it (else one is made up in the caller's trace)."""
+    incoming = traceparent if traceparent and TRACEPARENT.fullmatch(traceparent) else None
+    trace_id = incoming[3:35] if incoming else uuid.uuid4().hex
+    if not (correlation_id and CORRELATION_ID.fullmatch(correlation_id)):
+        correlation_id = trace_id
+    return Trace(correlation_id, span or new_traceparent(trace_id))
+
+
+def handling_trace(event: CloudEvent, span: str | None = None) -> Trace:
+    """The trace of handling `event`: what it causes continues its journey (an event from before
+    correlation ids, or from outside, starts one at itself) and is caused by it; `span` is the
+    traceparent of the consumer's span when OpenTelemetry traces it."""
+    traceparent = span or event.traceparent
+    if not traceparent or not TRACEPARENT.fullmatch(traceparent):
+        traceparent = new_traceparent()
+    return Trace(event.correlationid or event.id, traceparent, event.id)
+
+
 class CloudEvent(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -59,6 +149,7 @@ class CloudEvent(BaseModel):
     time: datetime = Field(default_factory=clock.now)
     subject: str = Field(min_length=1)
     datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = Field(None, min_length=1, exclude_if=lambda v: v is None)
     data: dict[str, Any]
     # CloudEvents extension attribute: who caused this event (a token's `sub`); left out when
     # the platform did it on its own (a sweep, a timer).
@@ -68,6 +159,18 @@ class CloudEvent(BaseModel):
         description="who caused this event: the subject of the caller's token",
         exclude_if=lambda v: v is None,
     )
+
+    # CloudEvents distributed tracing extension: the trace context of what made this event.
+    traceparent: str | None = Field(None, max_length=55, exclude_if=lambda v: v is None)
+    # Extension attributes: the journey this event belongs to (one id from the request that set it
+    # going, through every service) and the id of the event that caused it (none for a request).
+    correlationid: str | None = Field(None, max_length=128, exclude_if=lambda v: v is None)
+    causationid: str | None = Field(None, max_length=256, exclude_if=lambda v: v is None)
+
+    @property
+    def producer(self) -> str:
+        """The service that emitted it (for people: `orders`, not its source URI)."""
+        return service_of(self.source)
 
     @property
     def spec(self) -> EventSpec:
@@ -89,13 +192,27 @@ def spec_for(event_type: str) -> EventSpec:
         raise EnvelopeError(f"unknown event type {event_type!r}: not in the v1 catalog") from None
 
 
-def new_event(source: str, event_type: str, subject: str, data: BaseModel) -> CloudEvent:
-    """Wrap a catalog payload in an envelope, checking it is the model its type carries."""
+def new_event(service: str, event_type: str, subject: str, data: BaseModel, trace: Trace | None = None) -> CloudEvent:
+    """Wrap a catalog payload in an envelope, checking it is the model its type carries; `service`
+    is the emitting service's name (the envelope's `source` is its URI). The event carries the
+    trace of what is being done (`current_trace`), or `trace` when its cause is kept elsewhere;
+    with neither it starts a journey of its own."""
     spec = spec_for(event_type)
     if not isinstance(data, spec.model):
         raise EnvelopeError(f"{event_type} carries {spec.model.__name__}, not {type(data).__name__}")
+    event_id = str(uuid.uuid4())
+    trace = trace or _TRACE.get() or Trace(event_id, new_traceparent())
     return CloudEvent(
-        source=source, type=event_type, subject=subject, data=data.model_dump(mode="json"), actor=current_actor()
+        id=event_id,
+        source=source_of(service),
+        type=event_type,
+        subject=subject,
+        dataschema=dataschema_of(event_type),
+        data=data.model_dump(mode="json"),
+        actor=current_actor(),
+        traceparent=trace.traceparent,
+        correlationid=trace.correlation_id,
+        causationid=trace.causation_id,
     )
 
 

@@ -15,6 +15,7 @@ import hashlib
 import inspect
 import json
 import logging
+import time
 import types
 import typing
 from collections.abc import Awaitable, Callable
@@ -31,8 +32,8 @@ from prometheus_client import CollectorRegistry
 from pymongo.errors import ConnectionFailure
 
 from shared.catalog import Contract
-from shared.events import CloudEvent, EnvelopeError, acting_as, parse_message, spec_for
-from shared.observability import ServiceMetrics
+from shared.events import CloudEvent, EnvelopeError, acting_as, handling_trace, parse_message, spec_for, traced
+from shared.observability import ServiceMetrics, Telemetry, continuing, handling, span_traceparent
 from shared.offsets import OffsetCommits, OffsetResetGuard
 from shared.rules import RuleViolation
 from shared.settings import ServiceSettings
@@ -42,11 +43,15 @@ from shared.topics import Topic
 log = logging.getLogger(__name__)
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
+"""Structured mode (the Kafka protocol binding of CloudEvents): the whole event is the value and
+this is the only CloudEvents header. No `ce_*` header may sit beside it: a reader that detects
+the mode (the SDKs' `from_kafka_event`) takes any `ce_*` header to mean binary mode."""
 
 # What a real cluster accepts by default (message.max.bytes) is 1 MB; aiokafka's producer refuses
 # records over 1 MiB. A dead letter whose value would not fit is sent as a truncated record instead,
 # so a huge poison message can never stall its partition.
 MAX_DEAD_LETTER_BYTES = 900_000
+SUMMARY_CONTENT_TYPE = "application/json"  # a dead letter kept as a summary is no CloudEvent
 TRUNCATED_HEAD_BYTES = 16_384
 
 # Failures of our own infrastructure: retried by redelivery, never dead-lettered.
@@ -86,7 +91,12 @@ def build_security(settings: ServiceSettings) -> BaseSecurity | None:
     return BaseSecurity(ssl_context=ssl.create_default_context(), use_ssl=use_ssl)
 
 
-def build_broker(settings: ServiceSettings, registry: CollectorRegistry) -> KafkaBroker:
+def build_broker(
+    settings: ServiceSettings, registry: CollectorRegistry, telemetry: Telemetry | None = None
+) -> KafkaBroker:
+    middlewares: list[Any] = [KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)]
+    if telemetry is not None:
+        middlewares.append(telemetry.broker_middleware())
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=settings.service_name,
@@ -99,8 +109,11 @@ def build_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kafk
         # which resolved the message parameter in a worker thread for every message.
         apply_types=False,
         security=build_security(settings),
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)],
+        middlewares=middlewares,
         logger=logging.getLogger(f"{settings.service_name}.broker"),
+        # FastStream's "Received" / "Processed" per message say less than our one "handled" line
+        # (shared.observability.handling): debug lines. Its errors stay errors.
+        log_level=logging.DEBUG,
     )
 
 
@@ -110,19 +123,30 @@ async def publish_event(broker: KafkaBroker, event: CloudEvent, metrics: Service
     aggregate's later events forever; the API's bounds keep this from happening."""
     topic = event.spec.topic.name
     value = event.to_bytes()
-    headers = {"content-type": CLOUDEVENTS_CONTENT_TYPE, "ce_type": event.type}
+    headers = {"content-type": CLOUDEVENTS_CONTENT_TYPE}
     try:
-        await broker.publish(value, topic=topic, key=event.subject.encode(), headers=headers)
+        # FastStream's `correlation_id` header says the event's journey too (it makes one otherwise).
+        with continuing(event.traceparent):
+            await broker.publish(
+                value, topic=topic, key=event.subject.encode(), headers=headers, correlation_id=event.correlationid
+            )
     except MessageSizeTooLargeError as exc:
         summary, _ = dead_letter_value(value)
         reason_headers = {
-            **headers,
+            "content-type": SUMMARY_CONTENT_TYPE,
+            "x-dlq-event-type": event.type,
             "x-dlq-reason": "too_large",
             "x-dlq-error": f"{event.type} {event.id} is {len(value)} bytes: {exc}"[:2000],
             "x-dlq-original-topic": topic,
             "x-dlq-truncated-from-bytes": str(len(value)),
         }
-        await broker.publish(summary, topic=f"{topic}.dlq", key=event.subject.encode(), headers=reason_headers)
+        await broker.publish(
+            summary,
+            topic=f"{topic}.dlq",
+            key=event.subject.encode(),
+            headers=reason_headers,
+            correlation_id=event.correlationid,
+        )
         metrics.dead_lettered.labels(topic, "too_large").inc()
         log.error("event %s %s of %s is %d bytes, over the broker's limit: dead-lettered as a summary",
                   event.type, event.id, event.subject, len(value))  # fmt: skip
@@ -222,36 +246,43 @@ class _Consumer:
 
     async def consume(self, message: KafkaMessage) -> None:
         raw: bytes = message.body
+        record: Any = message.raw_message
         try:
             event, payload = parse_message(raw)
         except EnvelopeError as exc:
-            await self.dead_letter(message, "malformed", str(exc))
+            with handling(record):
+                await self.dead_letter(message, "malformed", str(exc))
             return
-        record: Any = message.raw_message
-        arrived_on: str = record.topic
-        if event.spec.topic.name != arrived_on:
-            # An event type belongs to one topic; on another it is forged or misrouted.
-            error = f"{event.type} belongs on {event.spec.topic.name}, not on {arrived_on}"
-            await self.dead_letter(message, "wrong_topic", error, event)
-            return
-        handler = self.subscriptions.typed.get(event.type)
-        if handler is None:
-            return
-        await self.handle_with_retries(message, handler, event, payload)
+        # What this event causes is done for whoever caused it and continues its journey; what is
+        # logged meanwhile says which message and journey it is about.
+        with handling(record, event), acting_as(event.actor), traced(handling_trace(event, span_traceparent())):
+            arrived_on: str = record.topic
+            if event.spec.topic.name != arrived_on:
+                # An event type belongs to one topic; on another it is forged or misrouted.
+                error = f"{event.type} belongs on {event.spec.topic.name}, not on {arrived_on}"
+                await self.dead_letter(message, "wrong_topic", error, event)
+                return
+            handler = self.subscriptions.typed.get(event.type)
+            if handler is None:
+                return
+            started = time.perf_counter()
+            if await self.handle_with_retries(message, handler, event, payload) and log.isEnabledFor(logging.INFO):
+                ms = round((time.perf_counter() - started) * 1000, 1)
+                log.info("handled %s in %.1f ms", event.type, ms, extra={"duration_ms": ms})
 
     async def handle_with_retries(
         self, message: KafkaMessage, handler: Handler, event: CloudEvent, payload: Contract
-    ) -> None:
+    ) -> bool:
+        """Whether the handler did it (else the message was dead-lettered)."""
         attempts = self.settings.handler_attempts
         for attempt in range(1, attempts + 1):
             try:
-                with acting_as(event.actor):  # what this event causes is done for whoever caused it
-                    await handler(event, payload)
-                return
+                await handler(event, payload)
+                return True
             except RuleViolation as exc:
                 # Refused by a business rule: retrying the same message gets the same answer.
                 await self.dead_letter(message, "rule_violation", f"{type(exc).__name__}: {exc}", event)
-                return
+                return False
             except TRANSIENT_ERRORS:
                 # Not the message's fault: back off, then let Kafka redeliver it.
                 log.warning("transient failure handling %s %s; will be redelivered", event.type, event.id)
@@ -260,10 +291,11 @@ class _Consumer:
             except Exception as exc:
                 if attempt == attempts:
                     await self.dead_letter(message, "handler_failed", f"{type(exc).__name__}: {exc}", event)
-                    return
+                    return False
                 self.metrics.retried.labels(event.type).inc()
                 log.warning("handling %s %s failed (attempt %d/%d): %s", event.type, event.id, attempt, attempts, exc)
                 await asyncio.sleep(self.settings.handler_backoff_seconds * 2 ** (attempt - 1))
+        return False
 
     async def dead_letter(
         self, message: KafkaMessage, reason: str, error: str, event: CloudEvent | None = None
@@ -277,12 +309,19 @@ class _Consumer:
             "x-dlq-original-offset": str(record.offset),
             "x-dlq-consumer-group": self.settings.service_name,
         }
+        # The copy keeps the original's content type (a CloudEvent stays readable as one); the event
+        # type goes in an x-dlq header, never a `ce_*` one, which would make it binary mode.
+        if message.content_type:
+            headers["content-type"] = message.content_type
         if event is not None:
-            headers["ce_type"] = event.type
+            headers["x-dlq-event-type"] = event.type
         value, truncated = dead_letter_value(message.body)
         if truncated:
             headers["x-dlq-truncated-from-bytes"] = str(len(message.body))
-        await self.broker.publish(value, topic=f"{record.topic}.dlq", key=record.key, headers=headers)
+            headers["content-type"] = SUMMARY_CONTENT_TYPE
+        await self.broker.publish(
+            value, topic=f"{record.topic}.dlq", key=record.key, headers=headers, correlation_id=message.correlation_id
+        )
         self.metrics.dead_lettered.labels(record.topic, reason).inc()
         log.error(
             "dead-lettered message from %s partition %s offset %s: %s: %s",

@@ -30,7 +30,7 @@ from shared.events import CloudEvent, envelope_schema
 from shared.http import error_body, install_error_handlers, refuse_unknown_query_parameters
 from shared.idempotency import EXPIRY_INDEX, IdempotencyMiddleware, forget_expired
 from shared.messaging import EventSubscriptions, build_broker, publish_event
-from shared.observability import ServiceMetrics, configure_logging
+from shared.observability import RequestContext, ServiceMetrics, configure_logging, configure_telemetry
 from shared.settings import ServiceSettings
 from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Document, OutboxRelay, build_mongo_client
 from shared.topics import TOPICS
@@ -55,7 +55,8 @@ class ServiceRuntime:
         self.authenticator = Authenticator(settings)
         self.registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.registry)
-        self.broker = build_broker(settings, self.registry)
+        self.telemetry = configure_telemetry(settings.service_name)
+        self.broker = build_broker(settings, self.registry, self.telemetry)
         self.mongo = build_mongo_client(settings, self.registry)
         self.database = self.mongo[settings.database_name]
         self.relay = OutboxRelay(
@@ -177,6 +178,8 @@ class ServiceRuntime:
                 await subscriptions.flush_commits()
             await self.broker.stop()
             await self.mongo.close()
+            if self.telemetry is not None:
+                await asyncio.to_thread(self.telemetry.shutdown)
             log.info("%s stopped", self.settings.service_name)
 
     async def readiness(self) -> dict[str, str]:
@@ -214,6 +217,8 @@ class ServiceRuntime:
         )
         # Added last, so it runs first: the idempotency middleware reads the body, and must not past the limit.
         app.add_middleware(BodySizeLimit, max_bytes=self.settings.max_request_bytes)
+        # Outermost: every request, refused ones included, has its trace and its access line.
+        app.add_middleware(RequestContext)
 
         @app.get("/healthz", tags=["operations"], dependencies=[PUBLIC])
         async def healthz() -> dict[str, str]:
@@ -241,6 +246,8 @@ class ServiceRuntime:
         for router in routers:
             app.include_router(router)
         install(app, self.authenticator)
+        if self.telemetry is not None:
+            self.telemetry.instrument(app)
         return app
 
     def serve(self, app: FastAPI) -> None:

@@ -203,7 +203,8 @@ class Delivery:
         self.metrics.send_seconds.observe(asyncio.get_running_loop().time() - started)
         saved = await self._record(notification_id, partial(notification.record_sent, now=utcnow()), claim)
         self.metrics.attempts.labels(kind, "sent").inc()
-        log.info("notification %s (%s, order %s) sent", notification_id, kind, claimed.order_id)
+        journey = {"correlation_id": claimed.trace.correlation_id} if claimed.trace else None
+        log.info("notification %s (%s, order %s) sent", notification_id, kind, claimed.order_id, extra=journey)
         return saved
 
     async def _attempt(self, claimed: Notification) -> SendFailed | None:

@@ -62,7 +62,7 @@ async def test_pay_flows_through_every_service(stack: LocalStack, http: httpx.As
         orders_topic = "orders.events.v1"
         await eventually(lambda: kafka.types(order_id, orders_topic) == ["order.created", "order.paid"])
         paid_event = kafka.events(order_id, orders_topic)[1]
-        assert paid_event["specversion"] == "1.0" and paid_event["source"] == "orders"
+        assert paid_event["specversion"] == "1.0" and paid_event["source"] == "urn:fulfillment-platform:orders"
         assert paid_event["data"]["order"]["line_items"][0]["unit_price"] == "99.50"
 
         # fulfillment consumed order.paid and emitted fulfillment_order.created

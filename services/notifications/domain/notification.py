@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifications.domain.emails import EmailDraft, EmailKind
 from shared.aggregates import Change
 from shared.catalog import NotificationOutcome, NotificationRecord
 from shared.clock import epoch, iso
-from shared.events import CloudEvent, new_event
+from shared.events import CloudEvent, Trace, current_trace, new_event
 from shared.text import one_line
 
 SOURCE = "notifications"
@@ -55,6 +55,9 @@ class Notification(BaseModel):
     sent_at: str | None = None
     failed_at: str | None = None
     error: str | None = None
+    trace: Trace | None = Field(None, exclude_if=lambda v: v is None)
+    """The journey of the triggering event, which notification.sent / failed continue (sent later);
+    stored only when there is one, so earlier documents keep their shape."""
     version: int = 0
 
     def is_due(self, now: datetime) -> bool:
@@ -108,6 +111,7 @@ def record_pending(
         html=rendered.html,
         created_at=iso(now),
         next_attempt_at=iso(now),
+        trace=current_trace(),
     )
     return Change(notification)
 
@@ -168,4 +172,4 @@ def record_of(notification: Notification) -> NotificationRecord:
 
 def _outcome(event_type: str, notification: Notification) -> CloudEvent:
     outcome = NotificationOutcome(notification=record_of(notification))
-    return new_event(SOURCE, event_type, notification.order_id, outcome)
+    return new_event(SOURCE, event_type, notification.order_id, outcome, trace=notification.trace)

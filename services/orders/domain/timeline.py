@@ -17,7 +17,7 @@ def timeline_entry(event: CloudEvent, now: str, data: Contract | None = None) ->
     """The event as the order's timeline keeps it: what, when, who, and what it says (`data`: the
     event's data as its catalog model when the caller has it, else read from the event)."""
     told = narrate(event, data)
-    return TimelineEntry(at=event.time.isoformat(), recorded_at=now, type=event.type, source=event.source,
+    return TimelineEntry(at=event.time.isoformat(), recorded_at=now, type=event.type, source=event.producer,
                          event_id=event.id, actor=event.actor, message=told.message,
                          details=told.details)  # fmt: skip
 
