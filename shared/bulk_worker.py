@@ -31,7 +31,7 @@ from pymongo import IndexModel
 from shared import bulk_jobs as rules
 from shared.bulk_jobs import ActionT, BulkJob, JobKind, LeaseLost, Outcome, ParametersT
 from shared.clock import now_iso
-from shared.events import acting_as, current_actor
+from shared.events import acting_as, current_actor, for_bulk_job
 from shared.idempotency import derived_id
 from shared.messaging import TRANSIENT_ERRORS
 from shared.store import OUTBOX_PENDING_INDEX, AggregateStore
@@ -172,7 +172,7 @@ class BulkJobRunner(ABC, Generic[ActionT, ParametersT]):
     async def work(self, job: BulkJob[ActionT, ParametersT]) -> None:
         """Apply the action to each target still pending, recording each result, for the caller
         who started the job (the actor of its events)."""
-        with acting_as(job.started_by):
+        with acting_as(job.started_by), for_bulk_job(job.id):
             await self._work(job)
 
     async def _work(self, job: BulkJob[ActionT, ParametersT]) -> None:

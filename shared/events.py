@@ -77,6 +77,20 @@ def acting_as(actor: str | None) -> Iterator[None]:
         _ACTOR.reset(token)
 
 
+_BULK_JOB: ContextVar[str | None] = ContextVar("bulk_job", default=None)
+
+
+@contextmanager
+def for_bulk_job(job_id: str) -> Iterator[None]:
+    """Events made inside name the bulk job doing the work (`bulk_job_id`, where their data has
+    that field): set once where a job acts, so the rules need not carry it."""
+    token = _BULK_JOB.set(job_id)
+    try:
+        yield
+    finally:
+        _BULK_JOB.reset(token)
+
+
 TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 """A W3C trace context `traceparent` of version 00 (the only one this platform writes)."""
 CORRELATION_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
@@ -202,6 +216,9 @@ def new_event(service: str, event_type: str, subject: str, data: BaseModel, trac
         raise EnvelopeError(f"{event_type} carries {spec.model.__name__}, not {type(data).__name__}")
     event_id = str(uuid.uuid4())
     trace = trace or _TRACE.get() or Trace(event_id, new_traceparent())
+    bulk_job = _BULK_JOB.get()
+    if bulk_job is not None and "bulk_job_id" in type(data).model_fields and getattr(data, "bulk_job_id", None) is None:
+        data = data.model_copy(update={"bulk_job_id": bulk_job})
     return CloudEvent(
         id=event_id,
         source=source_of(service),

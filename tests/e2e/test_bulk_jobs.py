@@ -332,3 +332,20 @@ async def test_a_250_order_bulk_fulfil_completes(db: Any) -> None:
     assert done is not None
     assert (done.status, done.succeeded) == ("COMPLETED", 250)
     print(f"250-order bulk fulfil on the embedded store: {elapsed:.1f}s")
+
+
+async def test_the_order_timeline_names_the_bulk_job_that_held_it(shop: Shop) -> None:
+    """Issue 11: every timeline entry carries "the bulk job that did it"."""
+    [fo] = await open_fulfillment_orders(shop, 1)
+    hold = await shop.post(
+        "/bulk-jobs", {"action": "hold", "fulfillment_order_ids": [fo["id"]], "reason": "OTHER", "note": "audit"}
+    )
+    job = await finished(shop, hold.json()["id"])
+    assert job["succeeded"] == 1
+
+    async def held_entry() -> dict[str, Any] | None:
+        timeline = (await shop.order(fo["order_id"]))["timeline"]
+        return next((e for e in timeline if e["type"] == "fulfillment_order.placed_on_hold"), None)
+
+    entry = await eventually(held_entry)
+    assert entry["details"]["bulk_job_id"] == job["id"]
