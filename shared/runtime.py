@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.aggregates import A, StoreMapping
 from shared.auth import PUBLIC, Authenticator, install
 from shared.body_limit import BodySizeLimit
+from shared.business_metrics import BusinessMetrics
 from shared.catalog import CATALOG
 from shared.events import CloudEvent, envelope_schema
 from shared.http import error_body, install_error_handlers, refuse_unknown_query_parameters
@@ -56,6 +57,7 @@ class ServiceRuntime:
         self.registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.registry)
         self.telemetry = configure_telemetry(settings.service_name)
+        self.business = BusinessMetrics(self.registry, settings.service_name)
         self.broker = build_broker(settings, self.registry, self.telemetry)
         self.mongo = build_mongo_client(settings, self.registry)
         self.database = self.mongo[settings.database_name]
@@ -66,6 +68,7 @@ class ServiceRuntime:
         self._indexes: dict[str, list[IndexModel]] = {name: [OUTBOX_PENDING_INDEX] for name in collections}
         self._indexes.setdefault(IDEMPOTENCY_KEYS, []).append(EXPIRY_INDEX)
         self.background("idempotency-key-expiry", self._forget_expired_keys)
+        self.background("business-gauges", self._refresh_business_gauges)
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriptions: list[EventSubscriptions] = []
 
@@ -103,6 +106,11 @@ class ServiceRuntime:
     async def _create_indexes(self) -> None:
         for collection, models in self._indexes.items():
             await self.database[collection].create_indexes(models)
+
+    async def _refresh_business_gauges(self) -> None:
+        await self.business.gauges.refresh_forever(
+            self.database, self._indexes, self.relay.collections, self.settings.business_gauges_seconds
+        )
 
     async def _forget_expired_keys(self) -> None:
         while True:
@@ -159,6 +167,7 @@ class ServiceRuntime:
     async def _publish(self, event: CloudEvent) -> None:
         await publish_event(self.broker, event, self.metrics)
         self.metrics.outbox_published.labels(event.type).inc()
+        self.business.observe(event)
 
     @asynccontextmanager
     async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:

@@ -64,6 +64,8 @@ class ServiceSettings(BaseSettings):
     # and how often the expired ones are swept away.
     idempotency_key_keep_seconds: Annotated[float, seconds(60, 30 * 86_400)] = 86_400
     idempotency_key_sweep_seconds: Annotated[float, seconds(1, 86_400)] = 600
+    # How often the business gauges (open fulfillment orders, outbox backlog, ...) are read from the store.
+    business_gauges_seconds: Annotated[float, seconds(1, 3_600)] = 30.0
     inbox_retention_seconds: Annotated[float, seconds(3_600, 365 * 86_400)] = 7 * 86_400
 
     log_level: LogLevel = "INFO"

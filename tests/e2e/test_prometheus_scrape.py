@@ -87,3 +87,17 @@ async def test_prometheus_scrapes_every_service(prometheus: str, http: httpx.Asy
         return bool(await query('faststream_published_messages_total{service="orders"} > 0'))
 
     await eventually(published_by_orders, timeout=30, interval=0.5)
+
+    async def business_metrics_scraped() -> bool:
+        """Issue 12: the business metrics and the default process metrics reach Prometheus: the
+        paid order counted by orders, its download email by notifications, fulfillment's gauges."""
+        wanted = [
+            'orders_paid_total{service="orders"} > 0',
+            'emails_total{service="notifications", outcome="sent"} > 0',
+            'fulfillment_orders_open{service="fulfillment", status="OPEN"}',
+            'outbox_pending_aggregates{service="fulfillment", collection="fulfillment_orders"}',
+            'process_resident_memory_bytes{service="inventory"} > 0',
+        ]
+        return all([bool(await query(expr)) for expr in wanted])
+
+    await eventually(business_metrics_scraped, timeout=60, interval=1)
