@@ -50,7 +50,7 @@ class EventSpec:
 
 _FULFILLMENT_ORDER_TYPES = (
     "created", "scheduled", "opened", "placed_on_hold", "hold_released", "moved",
-    "fulfill_by_changed", "cancelled", "closed", "incomplete", "reset_to_unfulfilled",
+    "fulfill_by_changed", "cancelled", "closed", "incomplete", "reset_to_unfulfilled", "packing_started",
 )  # fmt: skip
 
 _SPECS: list[EventSpec] = [
