@@ -76,15 +76,19 @@ class PackRuns:
 
     async def take_turn(self, interval: float, holder: str) -> bool:
         """The periodic run's lease: True when this replica runs now (nobody ran it in the last
-        `interval` seconds); the lease lasts the interval, so replicas take turns, one run each."""
+        `interval` seconds): replicas take turns, one run per interval between them."""
         now = epoch_now()
-        try:
-            await self.leases.find_one_and_update(
-                {"_id": LEASE_ID, "until_epoch": {"$lte": now}},
-                {"$set": {"holder": holder, "until_epoch": now + interval, "taken_at": now_iso()}},
-                upsert=True,
-            )
-        except DuplicateKeyError:  # held by another replica (the upsert found its lease unexpired)
+        lease = {"holder": holder, "taken_epoch": now, "taken_at": now_iso()}
+        # Measured from when the last turn was taken with the interval as it is now: a shortened
+        # interval applies at once, not after the turn taken with the longer one.
+        taken = await self.leases.update_one(
+            {"_id": LEASE_ID, "taken_epoch": {"$lte": now - interval}}, {"$set": lease}
+        )
+        if taken.modified_count == 1:
+            return True
+        try:  # no lease yet: the first to write it has the turn
+            await self.leases.insert_one({"_id": LEASE_ID, **lease})
+        except DuplicateKeyError:  # another replica's, unexpired (or just written)
             return False
         return True
 

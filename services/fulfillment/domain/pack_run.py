@@ -193,15 +193,18 @@ def _holds(fo: FulfillmentOrder) -> str:
 def _shortages(
     fo: FulfillmentOrder, available: Mapping[tuple[str, str], int], locations: Sequence[RoutingLocation]
 ) -> list[str]:
-    """'line X short at location Y' for each line of `fo` that its location (or, for an
-    out-of-stock hold, the first active location) does not have."""
+    """'line X short at location Y' for each line of `fo` that its location does not have; for an
+    out-of-stock hold (no location yet), Y is the location closest to having it (the most
+    available, then the first by priority)."""
     if fo.is_out_of_stock_hold:
-        first = min((loc for loc in locations if loc.active and not loc.fulfillment_service),
-                    key=lambda loc: loc.rank, default=None)  # fmt: skip
-        if first is None:
+        ours = [loc for loc in locations if loc.active and not loc.fulfillment_service]
+        if not ours:
             return [f"line {line.sku} short: no location is active" for line in fo.remaining_lines()]
-        return [_short(line.sku, first.id, line.quantity, available.get((first.id, line.sku), 0))
-                for line in fo.remaining_lines()]  # fmt: skip
+        shortages = []
+        for line in fo.remaining_lines():
+            best = min(ours, key=lambda loc: (-available.get((loc.id, line.sku), 0), loc.rank))
+            shortages.append(_short(line.sku, best.id, line.quantity, available.get((best.id, line.sku), 0)))
+        return shortages
     if fo.reservation_status != Reservation.PENDING or fo.location_id is None:
         return []
     return [
