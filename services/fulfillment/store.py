@@ -138,6 +138,11 @@ class RoutingRecordMapping:
 
     def dump(self, routing: RoutingRecord) -> Document:
         document: Document = self._adapter.dump_python(routing, mode="json")
+        document["order"] = {  # fields the snapshot gained later are stored only when they say something
+            name: value
+            for name, value in document["order"].items()
+            if name not in _LATER_DEFAULTS or value != _LATER_DEFAULTS[name]
+        }
         for entry in document["entries"]:
             entry["lines"] = [_without(line, "fulfilled_quantity") for line in entry["lines"]]
             if entry.get("workflow") == ServiceWorkflow.NEW:  # the default: stored as before it existed
@@ -149,6 +154,8 @@ class RoutingRecordMapping:
 
 
 ROUTING_RECORDS = RoutingRecordMapping()
+_LATER_DEFAULTS: dict[str, object] = {"number": None, "waiting": False, "custom_status": None}
+"""Order snapshot fields at their defaults, as a plan stored before they existed has them: absent."""
 
 
 class OrderViewMapping:
