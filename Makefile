@@ -21,6 +21,7 @@ bench: $(INSTALLED)
 	$(PY) -m bench.flow
 	$(PY) -m bench.routing
 	$(PY) -m bench.reservations
+	$(PY) -m bench.pack_run
 	$(PY) -m bench.hot_sku
 	$(PY) -m bench.emails
 	$(PY) -m bench.auth

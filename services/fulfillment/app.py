@@ -11,18 +11,30 @@ from prometheus_client import CollectorRegistry
 from services.fulfillment import upgrade
 from services.fulfillment.api import routers
 from services.fulfillment.application import Fulfillment
+from services.fulfillment.application.packing import PackRuns
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.handlers import build_subscriptions
 from services.fulfillment.lookups import (
     CACHE_SECONDS,
     LocationDirectory,
+    MaxParcels,
+    PackRunInterval,
     PostPurchaseHold,
     SettingsStore,
     ShopSettings,
     StockView,
     SweepInterval,
 )
-from services.fulfillment.store import BULK_JOBS, FULFILLMENT_ORDERS, INDEXES, ROUTING_RECORDS
+from services.fulfillment.packer import Packer
+from services.fulfillment.store import (
+    BULK_JOBS,
+    FULFILLMENT_ORDERS,
+    INDEXES,
+    ORDER_VIEWS,
+    PACK_ORDERS,
+    PACK_RUN_LEASES,
+    ROUTING_RECORDS,
+)
 from services.fulfillment.sweep import Sweeper
 from shared.aggregates import A, Document, StoreMapping
 from shared.runtime import ServiceRuntime
@@ -37,6 +49,8 @@ class FulfillmentSettings(ServiceSettings):
     auto_fulfill: bool = False
     sweep_interval_seconds: SweepInterval = 30.0
     post_purchase_hold_seconds: PostPurchaseHold = 3600.0
+    pack_run_interval_seconds: PackRunInterval = 900.0
+    max_parcels_per_shipment: MaxParcels = 4
     # How long a replica's claim on a bulk job lasts without progress before another takes it over.
     bulk_job_lease_seconds: Annotated[float, seconds(1, 3_600)] = 30.0
     # How long a replica serves the shop settings and the locations from memory (see store.CACHE_SECONDS).
@@ -59,6 +73,7 @@ class FulfillmentApp:
 
     fulfillment: Fulfillment
     bulk_jobs: BulkJobs
+    pack_runs: PackRuns
 
 
 def bootstrap(
@@ -69,6 +84,8 @@ def bootstrap(
         auto_fulfill=settings.auto_fulfill,
         sweep_interval_seconds=settings.sweep_interval_seconds,
         post_purchase_hold_seconds=settings.post_purchase_hold_seconds,
+        pack_run_interval_seconds=settings.pack_run_interval_seconds,
+        max_parcels_per_shipment=settings.max_parcels_per_shipment,
     )
     fulfillment = Fulfillment(
         fulfillment_orders=stores.store("fulfillment_orders", mapping=FULFILLMENT_ORDERS),
@@ -83,7 +100,12 @@ def bootstrap(
         registry,
         lease_seconds=settings.bulk_job_lease_seconds,
     )
-    return FulfillmentApp(fulfillment, bulk_jobs)
+    pack_runs = PackRuns(
+        fulfillment,
+        stores.store(PACK_ORDERS, mapping=ORDER_VIEWS),
+        stores.store(PACK_RUN_LEASES).collection,
+    )
+    return FulfillmentApp(fulfillment, bulk_jobs, pack_runs)
 
 
 def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:
@@ -96,10 +118,12 @@ def build(settings: FulfillmentSettings | None = None) -> tuple[ServiceRuntime, 
     runtime.indexes(INDEXES)
     app = bootstrap(runtime, settings, runtime.registry)
     runtime.upgrade("fulfillment", upgrade.upgrade)
-    runtime.subscribe(build_subscriptions(app.fulfillment, runtime.authenticator))
+    runtime.subscribe(build_subscriptions(app.fulfillment, runtime.authenticator, app.pack_runs))
     runtime.background("sweep", Sweeper(app.fulfillment, runtime.registry).run)
     runtime.background("bulk-jobs", app.bulk_jobs.run)
-    return runtime, runtime.http_app(*routers(app.fulfillment, app.bulk_jobs))
+    packer = Packer(app.pack_runs, runtime.registry)
+    runtime.background("pack-run", packer.run)
+    return runtime, runtime.http_app(*routers(app.fulfillment, app.bulk_jobs, packer))
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from services.fulfillment.application import Fulfillment
+from services.fulfillment.application.editing import order_edited
+from services.fulfillment.application.packing import PackRuns
 from services.fulfillment.domain.fulfillment_orders.service_requests import ANSWERS, AnswerKind
 from shared.auth import Authenticator
 from shared.catalog import (
@@ -19,28 +21,47 @@ from shared.catalog import (
     InventoryReservationFailed,
     Location,
     OrderCancelled,
+    OrderCreated,
+    OrderEdited,
     OrderPaid,
     OrderPostPurchaseCompleted,
+    OrderWaitingChanged,
 )
 from shared.clock import iso, now_iso
 from shared.events import CloudEvent, acting_as
 from shared.messaging import EventSubscriptions
 
 
-def build_subscriptions(fulfillment: Fulfillment, authenticator: Authenticator) -> EventSubscriptions:
+def build_subscriptions(
+    fulfillment: Fulfillment, authenticator: Authenticator, pack_runs: PackRuns
+) -> EventSubscriptions:
     subscriptions = EventSubscriptions()
+
+    # --- orders: routing, and what the pack run knows of each order (paid, waiting, draft) --
+
+    @subscriptions.on("order.created", "order.waiting_changed")
+    async def on_order_seen(event: CloudEvent, seen: OrderCreated | OrderWaitingChanged) -> None:
+        await pack_runs.order_seen(seen.order, _as_of(event), event.id)
 
     @subscriptions.on("order.paid")
     async def on_order_paid(event: CloudEvent, paid: OrderPaid) -> None:
         await fulfillment.route_paid_order(paid.order, event.id)
+        await pack_runs.order_seen(paid.order, _as_of(event), event.id)
 
     @subscriptions.on("order.cancelled")
     async def on_order_cancelled(event: CloudEvent, cancelled: OrderCancelled) -> None:
         await fulfillment.cancel_order(cancelled.order, f"the order was cancelled ({cancelled.reason})", event.id)
+        await pack_runs.order_seen(cancelled.order, _as_of(event), event.id, cancelled=True)
 
     @subscriptions.on("order.post_purchase_completed")
     async def on_post_purchase_completed(event: CloudEvent, completed: OrderPostPurchaseCompleted) -> None:
         await fulfillment.post_purchase_completed(completed.order, event.id)
+        await pack_runs.order_seen(completed.order, _as_of(event), event.id, repack=True)
+
+    @subscriptions.on("order.edited")
+    async def on_order_edited(event: CloudEvent, edited: OrderEdited) -> None:
+        await order_edited(fulfillment, edited.order, event.id)
+        await pack_runs.order_seen(edited.order, _as_of(event), event.id, repack=True)
 
     @subscriptions.on("inventory.reserved")
     async def on_reserved(event: CloudEvent, reserved: InventoryReservation) -> None:

@@ -48,6 +48,7 @@ class Filters:
     order_id: str | None = None
     status: str | None = None
     location_id: str | None = None
+    warehouse_status: str | None = None
     fulfillment_services: Sequence[str] | None = None
     """Only these fulfillment services' fulfillment orders (a fulfillment service's token); None: all."""
 
@@ -55,6 +56,7 @@ class Filters:
         return (
             (self.status is None or fo.status == self.status)
             and (self.location_id is None or fo.location_id == self.location_id)
+            and (self.warehouse_status is None or fo.warehouse_status == self.warehouse_status)
             and (self.fulfillment_services is None or fo.fulfillment_service in self.fulfillment_services)
         )
 
@@ -76,6 +78,8 @@ async def page(
             query["status"] = {"$eq": filters.status}
         if filters.location_id:
             query["location_id"] = {"$eq": filters.location_id}
+        if filters.warehouse_status:
+            query["warehouse_status"] = {"$eq": filters.warehouse_status}
         if after is not None:
             query["sort_key"] = {"$gt": after}
         if filters.fulfillment_services is None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -41,6 +41,9 @@ MAX_LOCATIONS = 10_000
 # A sweep more often than once a second costs the store without opening anything sooner that matters.
 SweepInterval = Annotated[float, seconds(1, 86_400)]
 PostPurchaseHold = Annotated[float, seconds(0, 30 * 86_400)]
+PackRunInterval = Annotated[float, seconds(1, 86_400)]
+MaxParcels = Annotated[StrictInt, Field(ge=1, le=50)]
+"""Parcel ids (tracking numbers) one shipment takes at most: 1 to 50 (what a shipment's tracking holds)."""
 
 
 class ShopSettings(BaseModel):
@@ -57,6 +60,12 @@ class ShopSettings(BaseModel):
     post_purchase_hold_seconds: PostPurchaseHold = Field(
         3600.0,
         description="how long an order paid with a post-purchase offer pending stays on hold at most: 0 to 30 days",
+    )
+    pack_run_interval_seconds: PackRunInterval = Field(
+        900.0, description="how often the pack run moves what is ready to packing: 1 s to 1 day (15 minutes)"
+    )
+    max_parcels_per_shipment: MaxParcels = Field(
+        4, description="parcel ids (tracking numbers) one shipment carries at most: 1 to 50"
     )
 
 

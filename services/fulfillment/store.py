@@ -17,6 +17,7 @@ from pymongo import IndexModel
 from services.fulfillment.domain.bulk_job import KIND, BulkJob
 from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, FulfillmentOrder, Status
 from services.fulfillment.domain.order_routing import RoutingRecord
+from services.fulfillment.domain.pack_run import OrderView
 from shared import bulk_worker
 from shared.aggregates import Document
 from shared.bulk_jobs import BulkJobMapping
@@ -25,6 +26,8 @@ from shared.clock import NO_DEADLINE, epoch
 from shared.text import FROM_THE_STORE
 
 OUT_OF_STOCK_HOLDS = "out_of_stock_holds"
+PACK_ORDERS = "pack_orders"
+PACK_RUN_LEASES = "pack_run_leases"
 LEGACY_FULFILLMENTS = "legacy_fulfillments"
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -38,6 +41,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("fulfillment_service", 1), ("sort_key", 1)]),
         IndexModel([("fulfillment_service", 1), ("status", 1), ("sort_key", 1)]),
         IndexModel([("sort_key", 1)]),
+        # ?warehouse_status= (packing, ...), alone and at a location (a pick list's fulfillment orders).
+        IndexModel([("warehouse_status", 1), ("sort_key", 1)]),
+        IndexModel([("location_id", 1), ("warehouse_status", 1), ("sort_key", 1)]),
         # The sweep: due scheduled openings and post-purchase releases (epoch seconds, set only
         # while due to happen), out-of-stock holds oldest first, interrupted re-routes.
         IndexModel([("opens_at_epoch", 1)]),
@@ -49,6 +55,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     "routings": [IndexModel([("materialise_check_at", 1)])],
     "stock_view": [IndexModel([("sku", 1)])],
     OUT_OF_STOCK_HOLDS: [IndexModel([("sku", 1), ("created_at", 1)])],
+    # The pack run: the orders it still has something to do with, oldest first (epoch seconds).
+    PACK_ORDERS: [IndexModel([("pack_pending", 1), ("created_epoch", 1)])],
     "bulk_jobs": bulk_worker.INDEXES,
 }
 """The indexes the service's queries use, by collection, created at start (idempotently)."""
@@ -103,6 +111,7 @@ def index_fields(fo: FulfillmentOrder) -> dict[str, Any]:
         "opens_at_epoch": epoch(scheduled) if scheduled else None,
         "out_of_stock": fo.is_out_of_stock_hold,
         "skus": fo.skus,
+        "warehouse_status": fo.warehouse_status,
     }
 
 
@@ -129,6 +138,11 @@ class RoutingRecordMapping:
 
     def dump(self, routing: RoutingRecord) -> Document:
         document: Document = self._adapter.dump_python(routing, mode="json")
+        document["order"] = {  # fields the snapshot gained later are stored only when they say something
+            name: value
+            for name, value in document["order"].items()
+            if name not in _LATER_DEFAULTS or value != _LATER_DEFAULTS[name]
+        }
         for entry in document["entries"]:
             entry["lines"] = [_without(line, "fulfilled_quantity") for line in entry["lines"]]
             if entry.get("workflow") == ServiceWorkflow.NEW:  # the default: stored as before it existed
@@ -140,6 +154,25 @@ class RoutingRecordMapping:
 
 
 ROUTING_RECORDS = RoutingRecordMapping()
+_LATER_DEFAULTS: dict[str, object] = {"number": None, "waiting": False, "custom_status": None}
+"""Order snapshot fields at their defaults, as a plan stored before they existed has them: absent."""
+
+
+class OrderViewMapping:
+    """An order as the pack run sees it, with the fields its query uses (`created_epoch`)."""
+
+    _adapter = TypeAdapter(OrderView)
+
+    def load(self, document: Document) -> OrderView:
+        return self._adapter.validate_python(document, context=FROM_THE_STORE)
+
+    def dump(self, view: OrderView) -> Document:
+        document: Document = self._adapter.dump_python(view, mode="json")
+        document["created_epoch"] = epoch(view.order.created_at)
+        return document
+
+
+ORDER_VIEWS = OrderViewMapping()
 
 
 BULK_JOBS: BulkJobMapping[BulkJob] = BulkJobMapping(BulkJob, KIND)

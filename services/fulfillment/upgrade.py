@@ -1,7 +1,7 @@
 """Brings what an earlier version stored up to what this one queries by: once, at start.
 
 This version finds fulfillment orders and plans through fields that earlier versions did not keep
-(`sort_key`, `opens_at_epoch`, `upsell_release_epoch`: see store.index_fields;
+(`sort_key`, `opens_at_epoch`, `upsell_release_epoch`, `warehouse_status`: see store.index_fields;
 `materialise_check_at` on plans), finds out-of-stock holds by sku through `out_of_stock_holds`,
 and finds a fulfillment through the fulfillment order its id names, which ids made before do not.
 Without this, an earlier version's scheduled fulfillment orders would never open, its interrupted
@@ -31,7 +31,8 @@ from shared.store import Document
 
 log = logging.getLogger("fulfillment.upgrade")
 
-MARKER = "fulfillment-indexed-fields-1"
+MARKER = "fulfillment-indexed-fields-2"
+"""-2: `warehouse_status` came in (a store upgraded by -1 is read once more; the writes are idempotent)."""
 MIGRATIONS = "migrations"
 PAGE = 200
 

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from shared.catalog.contract import Contract
 from shared.catalog.inventory import ServiceWorkflow
-from shared.catalog.orders import OrderSnapshot
+from shared.catalog.orders import OrderSnapshot, WarehouseStatus
 from shared.urls import StoredAssetUrl, TrackingUrl
 
 
@@ -90,6 +90,10 @@ class FulfillmentOrderSnapshot(Contract):
     updated_at: str
     fulfillment_service: str | None = None  # the location's; absent in events from before it was sent
     workflow: ServiceWorkflow | None = None  # that service's workflow
+    warehouse_status: WarehouseStatus | None = None
+    """packing: IN_PROGRESS at a merchant-managed location; shipped: CLOSED; None when cancelled
+    (and in events from before it was sent)."""
+    packed_at: str | None = None  # when the pack run moved it to packing
 
 
 class FulfillmentOrderChanged(Contract):

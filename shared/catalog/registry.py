@@ -24,9 +24,11 @@ from shared.catalog.notifications import NotificationOutcome
 from shared.catalog.orders import (
     OrderCancelled,
     OrderCreated,
+    OrderEdited,
     OrderFulfillmentStatusChanged,
     OrderPaid,
     OrderPostPurchaseCompleted,
+    OrderWaitingChanged,
 )
 from shared.topics import (
     FULFILLMENT_EVENTS,
@@ -48,7 +50,7 @@ class EventSpec:
 
 _FULFILLMENT_ORDER_TYPES = (
     "created", "scheduled", "opened", "placed_on_hold", "hold_released", "moved",
-    "fulfill_by_changed", "cancelled", "closed", "incomplete", "reset_to_unfulfilled",
+    "fulfill_by_changed", "cancelled", "closed", "incomplete", "reset_to_unfulfilled", "packing_started",
 )  # fmt: skip
 
 _SPECS: list[EventSpec] = [
@@ -57,6 +59,8 @@ _SPECS: list[EventSpec] = [
     EventSpec("order.cancelled", ORDERS_EVENTS, OrderCancelled),
     EventSpec("order.post_purchase_completed", ORDERS_EVENTS, OrderPostPurchaseCompleted),
     EventSpec("order.fulfillment_status_changed", ORDERS_EVENTS, OrderFulfillmentStatusChanged),
+    EventSpec("order.edited", ORDERS_EVENTS, OrderEdited),
+    EventSpec("order.waiting_changed", ORDERS_EVENTS, OrderWaitingChanged),
     *(
         EventSpec(f"fulfillment_order.{name}", FULFILLMENT_EVENTS, FulfillmentOrderChanged)
         for name in _FULFILLMENT_ORDER_TYPES

@@ -1,7 +1,7 @@
 """The fulfillment service's HTTP routes, by resource: fulfillment orders and their fulfillments
 (`fulfillment_orders`), bulk jobs (`bulk_jobs`), what routing sees and the shop settings
-(`settings`), the fulfillment services' answers (`service_answers`); `common` holds what they
-share (permissions, errors, views)."""
+(`settings`), the fulfillment services' answers (`service_answers`), the pack run (`pack_runs`);
+`common` holds what they share (permissions, errors, views)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from services.fulfillment.application import Fulfillment
 from services.fulfillment.bulk import BulkJobs
+from services.fulfillment.packer import Packer
 
 from .bulk_jobs import BulkJobIn, build_bulk_router
 from .fulfillment_orders import (
@@ -19,6 +20,7 @@ from .fulfillment_orders import (
     TrackingUpdateIn,
     build_router,
 )
+from .pack_runs import build_pack_run_router
 from .service_answers import build_service_router
 from .settings import SettingsIn, build_settings_router
 
@@ -28,10 +30,11 @@ __all__ = [
 ]  # fmt: skip
 
 
-def routers(fulfillment: Fulfillment, bulk_jobs: BulkJobs) -> list[APIRouter]:
+def routers(fulfillment: Fulfillment, bulk_jobs: BulkJobs, packer: Packer) -> list[APIRouter]:
     return [
         build_router(fulfillment),
         build_service_router(fulfillment),
         build_settings_router(fulfillment),
         build_bulk_router(bulk_jobs),
+        build_pack_run_router(packer),
     ]

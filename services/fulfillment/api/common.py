@@ -66,6 +66,7 @@ def fulfillment_order_view(fo: FulfillmentOrder) -> dict[str, Any]:
     fields = FULFILLMENT_ORDERS.fields(fo)
     view = {name: value for name, value in fields.items() if name not in HIDDEN_FIELDS}
     view["fulfillments"] = sorted(fields["fulfillments"].values(), key=lambda f: (f["created_at"], f["id"]))
+    view["warehouse_status"] = fo.warehouse_status
     return view
 
 

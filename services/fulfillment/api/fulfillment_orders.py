@@ -3,6 +3,7 @@ into one call of application.actions and answers with the fulfillment order as i
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -19,6 +20,7 @@ from shared.catalog import (
     LabelStatus,
     ShippedLine,
     Tracking,
+    WarehouseStatus,
 )
 from shared.clock import iso
 from shared.http import NotFound, RequestBody
@@ -56,10 +58,17 @@ class TrackingIn(RequestBody):
 
 
 class FulfillmentIn(RequestBody):
+    multi_line_fields = frozenset({"parcels"})
+
     line_items: Annotated[list[LineIn], Field(max_length=250)] | None = Field(
         None, description="lines and quantities to ship; leave out to ship everything that remains"
     )
     tracking: TrackingIn = TrackingIn()
+    parcels: Annotated[str, Field(max_length=5_000)] | None = Field(
+        None,
+        description="parcel ids (tracking numbers) as typed or scanned: one a line, or separated by spaces or "
+        "commas; added to tracking.numbers. At most max_parcels_per_shipment (a shop setting, 4) in all",
+    )
     notify_customer: StrictBool = False
     label: Literal["PURCHASED", "NONE"] = Field("NONE", description="PURCHASED: a shipping label was bought")
 
@@ -68,11 +77,15 @@ class FulfillmentIn(RequestBody):
         lines = (
             None if self.line_items is None else [LineQuantity(li.line_item_id, li.quantity) for li in self.line_items]
         )
+        tracking = self.tracking.tracking()
+        scanned = parcel_ids(self.parcels) if self.parcels is not None else []
+        numbers = list(dict.fromkeys([*tracking.numbers, *scanned]))
         return FulfillmentRequest(
             lines=lines,
-            tracking=self.tracking.tracking(),
+            tracking=tracking.model_copy(update={"numbers": numbers}),
             notify_customer=self.notify_customer,
             label=LabelStatus(self.label),
+            parcels_field="parcels" if scanned else "tracking.numbers",
         )
 
     def shipment(self, fo: FulfillmentOrder) -> FulfillmentServiceShipment:
@@ -84,6 +97,16 @@ class FulfillmentIn(RequestBody):
             line_items=lines,
             tracking=self.tracking.tracking(),
         )
+
+
+def parcel_ids(text: str) -> list[str]:
+    """Parcel ids as a person types or a scanner enters them: separated by line breaks, spaces,
+    commas or semicolons; each one at most 100 characters (422 naming `parcels`)."""
+    ids = [part for part in re.split(r"[\s,;]+", text) if part]
+    too_long = next((part for part in ids if len(part) > 100), None)
+    if too_long is not None:
+        raise invalid_field("parcels", f"a parcel id is at most 100 characters: {too_long[:20]}... is longer")
+    return ids
 
 
 class TrackingUpdateIn(TrackingIn):
@@ -156,6 +179,10 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
             bool, Query(description="only those at the locations the caller's fulfillment service runs")
         ] = False,
         location_id: str | None = None,
+        warehouse_status: Annotated[
+            WarehouseStatus | None,
+            Query(description="order, packing (IN_PROGRESS at a merchant-managed location) or shipped"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=250)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         after: Annotated[
@@ -181,6 +208,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
             order_id=order_id or None,
             status=status.value if status else None,
             location_id=location_id or None,
+            warehouse_status=warehouse_status.value if warehouse_status else None,
             fulfillment_services=sorted(who.fulfillment_services) if own else None,
         )
         found, next_cursor = await listing.page(

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import StrictBool
 
 from services.fulfillment.application import Fulfillment
-from services.fulfillment.lookups import PostPurchaseHold, ShopSettings, SweepInterval
+from services.fulfillment.lookups import MaxParcels, PackRunInterval, PostPurchaseHold, ShopSettings, SweepInterval
 from shared.auth import requires
 from shared.http import RequestBody
 
@@ -21,6 +21,8 @@ class SettingsIn(RequestBody):
     auto_fulfill: StrictBool | None = None
     sweep_interval_seconds: SweepInterval | None = None
     post_purchase_hold_seconds: PostPurchaseHold | None = None
+    pack_run_interval_seconds: PackRunInterval | None = None
+    max_parcels_per_shipment: MaxParcels | None = None
 
 
 def build_settings_router(fulfillment: Fulfillment) -> APIRouter:
@@ -51,7 +53,8 @@ def build_settings_router(fulfillment: Fulfillment) -> APIRouter:
 
     @router.put("/settings", dependencies=[requires("settings:write")], tags=["settings"])
     async def put_settings(body: SettingsIn) -> ShopSettings:
-        """Automatic or manual fulfillment, the sweep interval, the post-purchase hold limit."""
+        """Automatic or manual fulfillment, the sweep and pack run intervals, the post-purchase hold
+        limit, the parcels a shipment carries at most."""
         return await fulfillment.settings.update(body.model_dump(exclude_none=True))
 
     return router

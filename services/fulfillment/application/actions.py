@@ -21,7 +21,9 @@ from .workflows import Fulfillment
 async def fulfil(
     app: Fulfillment, fo_id: str, request: FulfillmentRequest, *, once: str | None = None
 ) -> FulfillmentOrder:
-    return await app.act(fo_id, lambda fo: shipping.fulfil(fo, request, now_iso()), once=once)
+    """Ship, in at most the shop's `max_parcels_per_shipment` parcels."""
+    most = (await app.shop_settings()).max_parcels_per_shipment
+    return await app.act(fo_id, lambda fo: shipping.fulfil(fo, request, now_iso(), most), once=once)
 
 
 async def shipped_by_service(app: Fulfillment, shipment: FulfillmentServiceShipment) -> FulfillmentOrder:
@@ -40,8 +42,9 @@ async def service_answered(app: Fulfillment, kind: AnswerKind, answer: Fulfillme
 async def update_tracking(
     app: Fulfillment, fo_id: str, fulfillment_id: str, tracking: Tracking, notify_customer: bool
 ) -> FulfillmentOrder:
+    most = (await app.shop_settings()).max_parcels_per_shipment
     return await app.act(
-        fo_id, lambda fo: shipping.update_tracking(fo, fulfillment_id, tracking, notify_customer, now_iso())
+        fo_id, lambda fo: shipping.update_tracking(fo, fulfillment_id, tracking, notify_customer, now_iso(), most)
     )
 
 

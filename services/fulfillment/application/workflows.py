@@ -54,6 +54,7 @@ FoRule = Callable[[FulfillmentOrder], Transition | None]
 
 
 BATCH = 250
+EDITED = "the order was edited: what it still had to ship is planned again"
 """Documents one sweep query (or one out-of-stock retry) takes at most; the next pass takes the rest."""
 
 
@@ -185,10 +186,11 @@ class Fulfillment:
                     created = await self.fulfillment_orders.get(fo_id)
                 if created is not None:
                     existing[fo_id] = created
-            elif routing.cancelled and _still_live(existing.get(fo_id)):
-                cancelled = await self.fulfillment_orders.apply(
-                    fo_id, _cancel_or_tombstone(entry, order, cancel_reason, now)
-                )
+            elif (routing.cancelled and _still_live(existing.get(fo_id))) or (
+                entry.replaced_by is not None and fo_id in existing and _still_live(existing[fo_id])
+            ):  # the order's cancellation, or an edit that replaced it (a re-route cancels first)
+                why = cancel_reason if routing.cancelled else EDITED
+                cancelled = await self.fulfillment_orders.apply(fo_id, _cancel_or_tombstone(entry, order, why, now))
                 if cancelled is not None:
                     written += 1
                     existing[fo_id] = cancelled

@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from shared.aggregates import Change
-from shared.catalog import Hold, HoldReason, OrderSnapshot, ServiceWorkflow
+from shared.catalog import Hold, HoldReason, LineItem, OrderSnapshot, ServiceWorkflow
 from shared.clock import epoch, later
 
-from .fulfillment_orders.model import FulfillmentOrder, Kind, Line, PlanEntry
+from .fulfillment_orders.model import TERMINAL, FulfillmentOrder, Kind, Line, PlanEntry, Reservation
 from .routing import LineNeed, RoutingLocation, RoutingPlan, Stock, route
 
 MATERIALISE_GRACE_SECONDS = 60.0
@@ -144,6 +144,91 @@ def post_purchase_completed(
     return _revised(_plan_order_lines(routing, order, unplanned, context, now), now)
 
 
+def edit(
+    current: RoutingRecord | None,
+    order: OrderSnapshot,
+    fos: Mapping[str, FulfillmentOrder],
+    context: RoutingContext,
+    now: str,
+) -> RoutingChange | None:
+    """The merchant edited the order (`order`, the whole new snapshot): what changed is planned
+    again, what did not stays. A fulfillment order holding more of a line than the order now
+    wants (a quantity down, a line removed, a line whose sku changed) gives way, newest first:
+    its entry is replaced and what it still had to ship that the order still wants is planned
+    anew, with the stock it held counted back at its location (inventory releases it when the
+    fulfillment order is cancelled) and its merchant holds carried over; what an order line
+    wants beyond what the plan covers (a quantity up, a new line) is planned as new entries.
+    What was shipped stays counted. `fos`: the plan's fulfillment orders as they are now."""
+    if current is None or current.cancelled:
+        return None
+    wanted = {line.id: line for line in order.line_items}
+    live = current.live_entries
+    affected: list[PlanEntry] = []
+    for entry in reversed(live):
+        fo = fos.get(entry.fulfillment_order_id)
+        if fo is None or fo.status in TERMINAL:
+            continue  # not created yet (the plan stands as it is) or done: it cannot give way
+        excess = _excess(live, affected, fos, wanted)
+        if any(excess.get(line.line_item_id, 0) > 0 or _changed_sku(line, wanted) for line in entry.lines):
+            affected.append(entry)
+    routing = replace(current, order=order)
+    unplanned = _still_wanted(live, affected, fos, wanted)
+    if not affected and not any(quantity > 0 for quantity in unplanned.values()):
+        return None if current.order == order else Change(replace(routing, updated_at=now))
+    credited = dict(context.stock)
+    carried: list[Hold] = []
+    for entry in affected:
+        fo = fos[entry.fulfillment_order_id]
+        carried += [hold for hold in fo.holds if _carried_over(current, hold) and hold not in carried]
+        if fo.location_id is not None and fo.reservation_status == Reservation.RESERVED:
+            for line in fo.remaining_lines():
+                key = (fo.location_id, line.sku)
+                credited[key] = credited.get(key, 0) + line.quantity
+    before = len(routing.entries)
+    routing = _plan_order_lines(routing, order, unplanned, replace(context, stock=credited), now, tuple(carried))
+    added = tuple(entry.fulfillment_order_id for entry in routing.entries[before:])
+    for entry in affected:
+        routing = _replaced(
+            routing, next(e for e in routing.entries if e.fulfillment_order_id == entry.fulfillment_order_id), added
+        )
+    return _revised(routing, now)
+
+
+def _covered(
+    live: Sequence[PlanEntry], affected: Sequence[PlanEntry], fos: Mapping[str, FulfillmentOrder]
+) -> dict[str, int]:
+    """Quantity of each line the plan covers once `affected` give way (their shipped part stays)."""
+    covered: dict[str, int] = {}
+    for entry in live:
+        fo = fos.get(entry.fulfillment_order_id)
+        gives_way = entry in affected
+        for line in fo.line_items if fo is not None else entry.lines:
+            quantity = line.fulfilled_quantity if gives_way else line.quantity
+            covered[line.line_item_id] = covered.get(line.line_item_id, 0) + quantity
+    return covered
+
+
+def _excess(
+    live: Sequence[PlanEntry], affected: Sequence[PlanEntry], fos: Mapping[str, FulfillmentOrder],
+    wanted: Mapping[str, LineItem],
+) -> dict[str, int]:  # fmt: skip
+    covered = _covered(live, affected, fos)
+    return {line_id: got - (wanted[line_id].quantity if line_id in wanted else 0) for line_id, got in covered.items()}
+
+
+def _still_wanted(
+    live: Sequence[PlanEntry], affected: Sequence[PlanEntry], fos: Mapping[str, FulfillmentOrder],
+    wanted: Mapping[str, LineItem],
+) -> dict[str, int]:  # fmt: skip
+    covered = _covered(live, affected, fos)
+    return {line_id: max(0, line.quantity - covered.get(line_id, 0)) for line_id, line in wanted.items()}
+
+
+def _changed_sku(line: Line, wanted: Mapping[str, LineItem]) -> bool:
+    """The order line is gone, or now names another sku: this line cannot stay as it is."""
+    return line.line_item_id not in wanted or wanted[line.line_item_id].sku != line.sku
+
+
 def cancel(current: RoutingRecord | None, order: OrderSnapshot, now: str) -> RoutingChange | None:
     """The order is cancelled: every planned fulfillment order is to be cancelled, and
     nothing more will be planned."""
@@ -165,7 +250,12 @@ def materialised(current: RoutingRecord | None, revision: int) -> RoutingChange 
 
 
 def _plan_order_lines(
-    routing: RoutingRecord, order: OrderSnapshot, unplanned: Mapping[str, int], context: RoutingContext, now: str
+    routing: RoutingRecord,
+    order: OrderSnapshot,
+    unplanned: Mapping[str, int],
+    context: RoutingContext,
+    now: str,
+    carried: tuple[Hold, ...] = (),
 ) -> RoutingRecord:
     lines = [
         Line(line.id, line.sku, unplanned[line.id], requires_shipping=line.requires_shipping,
@@ -175,10 +265,11 @@ def _plan_order_lines(
     ]  # fmt: skip
     if not lines:
         return routing
-    holds: tuple[Hold, ...] = ()
+    holds: tuple[Hold, ...] = carried
     if routing.post_purchase_pending:
         note = "waiting for the buyer to finish the post-purchase offer"
-        holds = (Hold(reason=HoldReason.POST_PURCHASE_UPSELL, held_at=now, release_at=routing.upsell_until, note=note),)
+        upsell = Hold(reason=HoldReason.POST_PURCHASE_UPSELL, held_at=now, release_at=routing.upsell_until, note=note)
+        holds = (upsell, *(hold for hold in carried if hold.reason != HoldReason.POST_PURCHASE_UPSELL))
     entries: list[PlanEntry] = []
     digital = [line for line in lines if not line.requires_shipping]
     if digital:

@@ -140,7 +140,8 @@ def reroute_recorded(fo: FulfillmentOrder, replaced_by: list[str], now: str) -> 
 def move(fo: FulfillmentOrder, location: RoutingLocation, available: Mapping[str, int], now: str) -> Transition:
     """Ship from another location instead: inventory reserves there and releases here. An OPEN
     fulfillment order moves, and an INCOMPLETE one (its fulfillment service gave up: the merchant
-    takes it elsewhere). The request history stays behind: at the new location nothing was
+    takes it elsewhere), and one in packing with nothing shipped yet (back to OPEN at the new
+    location). The request history stays behind: at the new location nothing was
     requested yet, so a declined request no longer shows on the order."""
     if fo.request_status in WITH_SERVICE:
         what_next = LEGACY_NO_CANCEL if fo.legacy else MOVE_WITH_SERVICE[fo.request_status]
@@ -148,7 +149,8 @@ def move(fo: FulfillmentOrder, location: RoutingLocation, available: Mapping[str
             f"the fulfillment request is {fo.request_status} at fulfillment service {fo.fulfillment_service}: "
             + what_next
         )
-    if fo.status not in (Status.OPEN, Status.INCOMPLETE):
+    packing_only = fo.status == Status.IN_PROGRESS and fo.packed_at is not None and not fo.fulfilled_any
+    if fo.status not in (Status.OPEN, Status.INCOMPLETE) and not packing_only:
         hint = {Status.ON_HOLD: ": release the hold first", Status.IN_PROGRESS: ": part of it has already shipped"}
         raise TransitionRefused(
             f"only an OPEN or INCOMPLETE fulfillment order can move; this one is {fo.status}{hint.get(fo.status, '')}"
@@ -178,6 +180,7 @@ def move(fo: FulfillmentOrder, location: RoutingLocation, available: Mapping[str
         reservation_status=Reservation.PENDING,
         excluded_locations=(),
         routing_reason=reason,
+        packed_at=None,  # packed at the old location: the new one packs it in its own run
         updated_at=now,
     )
     fo = replace(fo, status=fo.working_status(now))

@@ -30,6 +30,7 @@ from shared.catalog import (
     RequestStatus,
     ServiceWorkflow,
     Tracking,
+    WarehouseStatus,
 )
 from shared.clock import parse
 from shared.events import CloudEvent
@@ -94,6 +95,8 @@ class FulfillmentRequest:
     tracking: Tracking = field(default_factory=Tracking)
     notify_customer: bool = False
     label: LabelStatus = LabelStatus.NONE
+    parcels_field: str = "tracking.numbers"
+    """Where the request gave its parcel ids (tracking numbers): the field a refusal names."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,8 @@ class FulfillmentOrder:
     cancel_reason: str | None = None
     replaced_by: tuple[str, ...] | None = None
     reroute_pending: bool = False
+    packed_at: str | None = None
+    """When the pack run moved it to packing (IN_PROGRESS at a merchant-managed location)."""
     created_at: str
     updated_at: str
 
@@ -206,6 +211,24 @@ class FulfillmentOrder:
             and self.location_id is None
             and any(hold.reason == HoldReason.INVENTORY_OUT_OF_STOCK for hold in self.holds)
         )
+
+    @property
+    def merchant_managed(self) -> bool:
+        """At a location the merchant runs (not a fulfillment service's): the merchant packs it."""
+        return self.location_id is not None and not self.fulfillment_service
+
+    @property
+    def warehouse_status(self) -> WarehouseStatus | None:
+        """Where it stands in the warehouse's day: packing is IN_PROGRESS at a merchant-managed
+        location (moved there by the pack run, or partly shipped), shipped is CLOSED, a cancelled
+        one has none; anything else is an order still to pack."""
+        if self.status == Status.CANCELLED:
+            return None
+        if self.status == Status.CLOSED:
+            return WarehouseStatus.SHIPPED
+        if self.status == Status.IN_PROGRESS and self.merchant_managed:
+            return WarehouseStatus.PACKING
+        return WarehouseStatus.ORDER
 
     @property
     def skus(self) -> list[str]:
@@ -238,10 +261,11 @@ class FulfillmentOrder:
         return found
 
     def working_status(self, now: str) -> Status:
-        """What a fulfillment order with no hold is: scheduled for later, partly shipped, or open."""
+        """What a fulfillment order with no hold is: scheduled for later, partly shipped or being
+        packed, or open."""
         if self.fulfill_at and parse(self.fulfill_at) > parse(now):
             return Status.SCHEDULED
-        return Status.IN_PROGRESS if self.fulfilled_any else Status.OPEN
+        return Status.IN_PROGRESS if self.fulfilled_any or self.packed_at else Status.OPEN
 
 
 class Transition(Change[FulfillmentOrder]):

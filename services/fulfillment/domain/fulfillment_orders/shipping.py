@@ -27,10 +27,23 @@ from .model import (
 )
 
 
-def fulfil(fo: FulfillmentOrder, request: FulfillmentRequest, now: str) -> Transition:
-    """Ship all remaining lines, or some of them (a partial shipment: the rest stays open)."""
+def fulfil(fo: FulfillmentOrder, request: FulfillmentRequest, now: str, max_parcels: int | None = None) -> Transition:
+    """Ship all remaining lines, or some of them (a partial shipment: the rest stays open, and
+    one in packing stays in packing), in at most `max_parcels` parcels (None: no limit)."""
     refuse_unless_fulfillable(fo)
+    if max_parcels is not None:
+        check_parcels(request.tracking, max_parcels, request.parcels_field)
     return ship(fo, request, now)
+
+
+def check_parcels(tracking: Tracking, max_parcels: int, field_name: str = "tracking.numbers") -> None:
+    """A shipment carries one or more parcels, each with its id (tracking number): at most
+    `max_parcels` (the shop's setting)."""
+    if len(tracking.numbers) > max_parcels:
+        raise InvalidRequest(
+            field_name,
+            f"a shipment carries at most {max_parcels} parcel ids (tracking numbers); {len(tracking.numbers)} given",
+        )
 
 
 def ship(fo: FulfillmentOrder, request: FulfillmentRequest, now: str) -> Transition:
@@ -79,9 +92,16 @@ def ship(fo: FulfillmentOrder, request: FulfillmentRequest, now: str) -> Transit
 
 
 def update_tracking(
-    fo: FulfillmentOrder, fulfillment_id: str, tracking: Tracking, notify_customer: bool, now: str
+    fo: FulfillmentOrder,
+    fulfillment_id: str,
+    tracking: Tracking,
+    notify_customer: bool,
+    now: str,
+    max_parcels: int | None = None,
 ) -> Transition:
     """Add or change a shipment's tracking after the fact (it replaces what was there)."""
+    if max_parcels is not None:
+        check_parcels(tracking, max_parcels)
     fulfillment = fo.fulfillment(fulfillment_id)
     if fulfillment.status == "CANCELLED":
         raise TransitionRefused("the fulfillment is cancelled: its tracking can no longer change")

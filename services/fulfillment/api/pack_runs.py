@@ -1,0 +1,56 @@
+"""HTTP route of the pack run: `POST /pack-runs` runs it by hand and answers with its report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from services.fulfillment.application.packing import PackRunReport
+from services.fulfillment.domain.pack_run import Outcome, PackDecision
+from services.fulfillment.packer import Packer
+
+from .common import WRITE
+
+
+def build_pack_run_router(packer: Packer) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/pack-runs", status_code=201, dependencies=[WRITE], tags=["pack runs"])
+    async def run_pack_run() -> dict[str, Any]:
+        """Run the pack run now (as the periodic one does): every order that is paid, not a draft,
+        not waiting, not held, with every shipping line in stock and reserved at its location
+        moves to packing. The report says, per order, `moved` or where the checks stopped and why
+        (`outcome`: draft, not_paid, waiting, not_routed, on_hold, scheduled, short, not_reserved,
+        already_packing, nothing_to_pack), with each check in `steps`."""
+        report = await packer.pack_runs.run("manual")
+        packer.record(report)
+        return report_view(report)
+
+    return router
+
+
+def report_view(report: PackRunReport) -> dict[str, Any]:
+    return {
+        "id": report.id,
+        "trigger": report.trigger,
+        "started_at": report.started_at,
+        "finished_at": report.finished_at,
+        "seconds": round(report.seconds, 3),
+        "orders_examined": len(report.decisions),
+        "orders_moved": report.moved_orders,
+        "fulfillment_orders_moved": report.moved_fulfillment_orders,
+        "orders": [decision_view(decision) for decision in report.decisions],
+    }
+
+
+def decision_view(decision: PackDecision) -> dict[str, Any]:
+    return {
+        "order_id": decision.order_id,
+        "number": decision.number,
+        "moved": decision.outcome == Outcome.MOVED,
+        "outcome": decision.outcome.value,
+        "message": decision.message,
+        "fulfillment_order_ids": list(decision.to_pack),
+        "steps": [{"check": step.check, "ok": step.ok, "message": step.message} for step in decision.steps],
+    }
