@@ -59,7 +59,7 @@ def consumed_topics() -> dict[str, list[Topic]]:
     built: dict[str, Callable[[], EventSubscriptions]] = {
         "orders": lambda: orders(nothing),
         "inventory": lambda: inventory(nothing),
-        "fulfillment": lambda: fulfillment(nothing, nothing),
+        "fulfillment": lambda: fulfillment(nothing, nothing, nothing),
         "notifications": lambda: notifications(nothing),
     }
     return {name: sorted(build().topics.values(), key=lambda t: t.name) for name, build in built.items()}

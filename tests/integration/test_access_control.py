@@ -31,7 +31,7 @@ from services.notifications.app import NotificationsSettings
 from services.notifications.app import build as build_notifications
 from services.orders.app import OrdersSettings
 from services.orders.app import build as build_orders
-from shared.auth import MERCHANT_SCOPES, access_of, api_routes
+from shared.auth import MERCHANT_SCOPES, SERVICE_SCOPE, access_of, api_routes
 from shared.catalog import FulfillmentServiceResponse, InventoryLevel, InventoryReservation, Location, StockLine
 from shared.runtime import ServiceRuntime
 from shared.store import now_iso
@@ -173,6 +173,7 @@ async def test_every_route_refuses_without_a_token_or_the_scope_and_a_refusal_ch
 ) -> None:
     ids = await seed(services, stack)
     walked: list[tuple[str, str, str, tuple[str, ...]]] = []
+    services_only: list[tuple[str, str, str]] = []  # a fulfillment service's own answers
     before = {name: await service.store() for name, service in services.items()}
 
     for name, service in services.items():
@@ -184,9 +185,13 @@ async def test_every_route_refuses_without_a_token_or_the_scope_and_a_refusal_ch
             access = access_of(route)
             if access is None:
                 continue
-            assert access.scopes, f"{method} {route.path} must name the merchant scope it needs"
             path, body, query = request_for(method, route, ids)
             headers = {"Idempotency-Key": uuid.uuid4().hex} if method == "POST" else {}
+            if not access.scopes:
+                assert access.fulfillment_service, f"{method} {route.path} must name the merchant scope it needs"
+                await refuses_all_but_the_owning_service(stack, service, method, path, body, query, headers)
+                services_only.append((name, method, route.path))
+                continue
 
             anonymous = await service.client.request(method, path, json=body, params=query, headers=headers)
             assert anonymous.status_code == 401, (name, method, path, anonymous.text)
@@ -222,6 +227,24 @@ async def test_every_route_refuses_without_a_token_or_the_scope_and_a_refusal_ch
         assert reply.status_code not in (401, 403), (name, method, path, reply.text)
         assert reply.status_code < 500, (name, method, path, reply.text)
     assert {name for name, *_ in walked} == set(services) and len(walked) >= 37  # as many as on the day it was written
+    assert len(services_only) >= 6  # the answers of the fulfillment services' HTTP API
+
+
+async def refuses_all_but_the_owning_service(
+    stack: LocalStack, service: Service, method: str, path: str, body: Any, query: Any, headers: dict[str, str]
+) -> None:
+    """A route only a fulfillment service may call (its answers): no token is 401; the merchant's
+    token, with every merchant scope, is 403 naming the service scope; a service that does not
+    run the fulfillment order's location is refused (403, or 404 for what it cannot see)."""
+    anonymous = await service.client.request(method, path, json=body, params=query, headers=headers)
+    assert anonymous.status_code == 401, (method, path, anonymous.text)
+    merchant = await service.client.request(method, path, json=body, params=query,
+                                            headers={**headers, **bearer(stack, *MERCHANT_SCOPES)})  # fmt: skip
+    assert merchant.status_code == 403, (method, path, merchant.text)
+    assert merchant.json()["error"]["details"]["required_scopes"] == [SERVICE_SCOPE]
+    stranger = bearer(stack, "fulfillment_service:walk-3pl", sub="walk-3pl")
+    refused = await service.client.request(method, path, json=body, params=query, headers={**headers, **stranger})
+    assert refused.status_code in (403, 404), (method, path, refused.text)
 
 
 async def test_a_fulfillment_service_token_reaches_only_its_own_fulfillment_orders(
