@@ -37,6 +37,7 @@ def _register_fonts() -> tuple[str, str, str]:
         if regular.is_file() and bold.is_file():
             pdfmetrics.registerFont(TTFont("Print", str(regular)))
             pdfmetrics.registerFont(TTFont("Print-Bold", str(bold)))
+            pdfmetrics.registerFontFamily("Print", normal="Print", bold="Print-Bold")
             return "Print", "Print-Bold", box
     return "Helvetica", "Helvetica-Bold", "[  ]"  # the PDF standard font: Latin-1 only
 
@@ -49,6 +50,7 @@ CELL = ParagraphStyle("cell", fontName=REGULAR, fontSize=9.5, leading=12)
 CELL_BOLD = ParagraphStyle("cell-bold", parent=CELL, fontName=BOLD)
 NOTE = ParagraphStyle("note", parent=CELL, textColor=colors.HexColor("#aa0000"))
 HEAD = ParagraphStyle("head", fontName=BOLD, fontSize=8, leading=10)
+SMALL = ParagraphStyle("small", parent=CELL, fontSize=7.5, leading=10)
 _GRID = TableStyle([
     ("LINEBELOW", (0, 0), (-1, 0), 1.2, colors.black),
     ("LINEBELOW", (0, 1), (-1, -1), 0.4, colors.HexColor("#bbbbbb")),
@@ -110,18 +112,19 @@ def _pick_list(doc: PickList) -> list[Flowable]:
              _text(", ".join(f"{d.order_ref} × {d.quantity}" for d in line.destinations))]
             for line in doc.lines
         ]  # fmt: skip
-        story.append(_table(["", "Bin", "SKU", "Item", "Qty", "Orders"], rows, (0.05, 0.12, 0.17, 0.28, 0.07, 0.31)))
+        story.append(_table(["", "Bin", "SKU", "Item", "Qty", "Orders"], rows, (0.05, 0.11, 0.21, 0.24, 0.06, 0.33)))
     else:
         story.append(_text("Nothing to pick."))
     story.append(_text("Fulfillment orders on this list", HEADING))
     rows = [
-        [_text(fo.order_ref, CELL_BOLD), _text(fo.customer_name), _text(fo.units), _text(fo.fulfillment_order_id),
+        [_text(fo.order_ref, CELL_BOLD), _text(fo.customer_name), _text(fo.units),
+         _text(fo.fulfillment_order_id, SMALL),
          _text(f"printed before: {when(fo.printed_before)}", NOTE) if fo.printed_before else _text("first print")]
         for fo in doc.fulfillment_orders
     ]  # fmt: skip
     story.append(
         _table(["Order", "Customer", "Units", "Fulfillment order", "Pick list printed"], rows,
-               (0.12, 0.22, 0.08, 0.33, 0.25))
+               (0.15, 0.18, 0.09, 0.35, 0.23))
     )  # fmt: skip
     return story
 
