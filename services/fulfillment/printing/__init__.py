@@ -10,18 +10,12 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.fulfillment.domain.pick_lists import PackingSlip, PickList
-from shared.clock import parse
 
-from .pdf import pdf
+from .pdf import pdf, when
 
 __all__ = ["html", "pdf", "when"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-def when(moment: str) -> str:
-    """A time as a person reads it on paper: UTC to the minute."""
-    return parse(moment).strftime("%Y-%m-%d %H:%M UTC")
 
 
 _ENVIRONMENT = Environment(

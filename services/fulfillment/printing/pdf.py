@@ -63,6 +63,7 @@ WIDTH = A4[0] - 28 * mm
 
 
 def when(moment: str) -> str:
+    """A time as a person reads it on paper: UTC to the minute."""
     return parse(moment).strftime("%Y-%m-%d %H:%M UTC")
 
 
