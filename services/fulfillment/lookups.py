@@ -115,15 +115,15 @@ class StockView:
     def __init__(self, store: AggregateStore, seen_seconds: float = SEEN_SECONDS) -> None:
         self.store = store
         self.seen_seconds = seen_seconds
-        self._seen: dict[str, tuple[float, int, int]] = {}  # key: (when written, seq, available)
+        self._seen: dict[str, tuple[float, int, int, str | None]] = {}  # key: (written, seq, available, bin)
 
     async def record(self, level: InventoryLevel, as_of: str) -> bool:
         """Keep a level snapshot unless a newer one is known; True when more became available.
 
-        A numbered snapshot that leaves `available` as this replica just wrote it is not written
-        (see SEEN_SECONDS); one newer than the one kept is written in one conditional round trip
-        (the condition is checked on the one document, found by key); the first snapshot of a
-        stock, one not newer and one without a number go through the rule, which reads first."""
+        A numbered snapshot that leaves `available` and the bin as this replica just wrote them is
+        not written (see SEEN_SECONDS); one newer than the one kept is written in one conditional
+        round trip (the condition is checked on the one document, found by key); the first snapshot
+        of a stock, one not newer and one without a number go through the rule, which reads first."""
         key = _key(level.location_id, level.sku)
         if level.seq is not None:
             seen = self._seen.get(key)
@@ -132,8 +132,9 @@ class StockView:
                 and time.monotonic() - seen[0] < self.seen_seconds
                 and level.seq > seen[1]
                 and level.available == seen[2]
+                and level.bin == seen[3]
             ):
-                self._seen[key] = (seen[0], level.seq, level.available)
+                self._seen[key] = (seen[0], level.seq, level.available, level.bin)
                 return False
             before = await self.store.collection.find_one_and_update(
                 {"_id": key, "seq": {"$lt": level.seq}},
@@ -142,7 +143,7 @@ class StockView:
                 return_document=ReturnDocument.BEFORE,
             )
             if before is not None:
-                self._written(key, level.seq, level.available)
+                self._written(key, level.seq, level.available, level.bin)
                 return level.available > int(before.get("available", 0))
         self._seen.pop(key, None)
         increased = False
@@ -171,11 +172,11 @@ class StockView:
 
         await self.store.apply(_key(location_id, sku), rule)
 
-    def _written(self, key: str, seq: int, available: int) -> None:
+    def _written(self, key: str, seq: int, available: int, bin_code: str | None) -> None:
         if len(self._seen) >= 10_000:  # keep it small: what is too old to trust goes
             horizon = time.monotonic() - self.seen_seconds
             self._seen = {k: seen for k, seen in self._seen.items() if seen[0] >= horizon}
-        self._seen[key] = (time.monotonic(), seq, available)
+        self._seen[key] = (time.monotonic(), seq, available, bin_code)
 
     async def available(
         self, skus: Iterable[str], location_ids: Iterable[str] | None = None
@@ -190,6 +191,13 @@ class StockView:
             for sku in wanted:
                 found.extend(await self.store.find({"sku": {"$eq": sku}}, limit=MAX_LOCATIONS))
         return {(doc["location_id"], doc["sku"]): int(doc["available"]) for doc in found}
+
+    async def bins(self, location_id: str, skus: Iterable[str]) -> dict[str, str]:
+        """Where each of `skus` is kept at the location, as inventory last announced it (one
+        lookup by key); a sku without a bin is left out."""
+        keys = [_key(location_id, sku) for sku in sorted(set(skus))]
+        found = await self.store.find({"_id": {"$in": keys}}, limit=len(keys)) if keys else []
+        return {str(doc["sku"]): str(doc["bin"]) for doc in found if doc.get("bin")}
 
 
 class LocationDirectory:

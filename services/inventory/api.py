@@ -60,6 +60,20 @@ class StockIn(RequestBody):
     on_hand: Units
 
 
+BIN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._/-]*$"
+
+
+class BinIn(RequestBody):
+    bin: Annotated[
+        str,
+        Field(
+            min_length=1, max_length=32, pattern=BIN_PATTERN,
+            description="where the sku is kept at the location, e.g. `A-01-3`: 1-32 letters, digits, "
+            "spaces, '.', '_', '/', '-'; pick lists walk the bins in order (A-2 before A-10)",
+        ),
+    ] | None = Field(description="null: no bin")  # fmt: skip
+
+
 class AdjustmentIn(RequestBody):
     delta: Annotated[StrictInt, Field(ge=-MAX_UNITS, le=MAX_UNITS, description="units in (+) or out (-); not 0")]
     reason: Annotated[str, Field(min_length=1, max_length=255, description="e.g. received, damaged, cycle count")]
@@ -79,6 +93,7 @@ def level_view(level: StockLevel) -> dict[str, Any]:
         "on_hand": level.on_hand,
         "reserved": level.reserved,
         "available": level.available,
+        **({"bin": level.bin} if level.bin else {}),  # shown once set
     }
 
 
@@ -133,6 +148,15 @@ def build_router(inventory: Inventory) -> APIRouter:
             raise NotFound("location", location_id) from None
         except InventoryRuleViolation as exc:
             raise Conflict(str(exc), {"field": "on_hand"}) from None
+
+    @router.put("/stock/{location_id}/{sku}/bin", dependencies=[requires("inventory:write")], tags=["stock"])
+    async def set_bin(location_id: LocationIdPath, sku: SkuPath, body: BinIn) -> dict[str, Any]:
+        """Set where the sku is kept at the location (null clears it); fulfillment's pick lists
+        go through the bins in order."""
+        try:
+            return level_view(await inventory.set_bin(location_id, sku, body.bin))
+        except UnknownLocation:
+            raise NotFound("location", location_id) from None
 
     @router.post("/stock/{location_id}/{sku}/adjustments", dependencies=[requires("inventory:write")], tags=["stock"])
     async def adjust_stock(location_id: LocationIdPath, sku: SkuPath, body: AdjustmentIn) -> dict[str, Any]:

@@ -91,6 +91,7 @@ def load_stock(doc: Mapping[str, Any]) -> StoredStock:
         holds={from_map_key(k): int(v) for k, v in (doc.get("holds") or {}).items()},
         marks={mark.key: mark for mark, _ in marks},
         seq=int(doc.get("seq", 0)),
+        bin=doc.get("bin") or None,
     )
     return StoredStock(
         level, {mark.key: at for mark, at in marks}, tuple(doc.get("recent_requests", ())), "commits" in doc
@@ -104,7 +105,7 @@ def dump_stock(stored: StoredStock) -> Document:
         "location_id": level.location_id, "sku": level.sku, "on_hand": level.on_hand, "reserved": level.reserved,
         "holds": {map_key(fo): q for fo, q in level.holds.items()},
         "marks": {map_key(k): {**_mark_doc(mark), "at": at.get(k, 0.0)} for k, mark in level.marks.items()},
-        "seq": level.seq, "recent_requests": list(stored.recent_requests),
+        "seq": level.seq, "recent_requests": list(stored.recent_requests), "bin": level.bin,
     }  # fmt: skip
 
 

@@ -232,7 +232,7 @@ class StockStore:
         else:
             to_set: Document = {
                 "on_hand": after.on_hand, "reserved": after.reserved, "seq": seq + 1, "last_change": last_change,
-                "recent_requests": fields["recent_requests"], "outbox_pending": True,
+                "recent_requests": fields["recent_requests"], "bin": after.bin, "outbox_pending": True,
                 **{f"outbox.{event_id}": entry for event_id, entry in entries.items()},
             }  # fmt: skip
             to_unset: Document = {}

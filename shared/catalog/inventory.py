@@ -59,6 +59,9 @@ class InventoryLevel(Contract):
     # Counts the changes of this (sku, location)'s stock: orders its snapshots, whatever the clocks
     # say. Absent in events from before it existed.
     seq: int | None = None
+    # Where the sku is kept at the location (a shelf or bin code, e.g. "A-01-3"): pick lists walk
+    # the bins in order. None: no bin set (or an event from before bins existed).
+    bin: str | None = None
 
 
 class Location(Contract):

@@ -1,7 +1,7 @@
 """The fulfillment service's HTTP routes, by resource: fulfillment orders and their fulfillments
 (`fulfillment_orders`), bulk jobs (`bulk_jobs`), what routing sees and the shop settings
-(`settings`), the fulfillment services' answers (`service_answers`), the pack run (`pack_runs`);
-`common` holds what they share (permissions, errors, views)."""
+(`settings`), the fulfillment services' answers (`service_answers`), the pack run (`pack_runs`),
+pick lists and packing slips (`pick_lists`); `common` holds what they share (permissions, errors, views)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from .fulfillment_orders import (
     build_router,
 )
 from .pack_runs import build_pack_run_router
+from .pick_lists import build_pick_list_router
 from .service_answers import build_service_router
 from .settings import SettingsIn, build_settings_router
 
@@ -37,4 +38,5 @@ def routers(fulfillment: Fulfillment, bulk_jobs: BulkJobs, packer: Packer) -> li
         build_settings_router(fulfillment),
         build_bulk_router(bulk_jobs),
         build_pack_run_router(packer),
+        build_pick_list_router(fulfillment),
     ]

@@ -71,6 +71,12 @@ class Inventory:
         cause = {"kind": "adjustment", "delta": delta, "reason": reason}
         return (await self.stock.change(location_id, sku, partial(stock.adjust, delta=delta), cause)).level
 
+    async def set_bin(self, location_id: str, sku: str, bin_code: str | None) -> StockLevel:
+        """Where the sku is kept at the location; announced with the stock's level."""
+        await self.locations.known(location_id)
+        rule = partial(stock.set_bin, bin_code=bin_code)
+        return (await self.stock.change(location_id, sku, rule, {"kind": "bin", "bin": bin_code})).level
+
     async def stock_of(self, sku: str) -> list[StockLevel]:
         """A sku's stock at every location that has a record of it, by location priority."""
         rank = await self.locations.ranks()

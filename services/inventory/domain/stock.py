@@ -71,6 +71,7 @@ class StockLevel:
     holds: Mapping[str, int] = field(default_factory=dict)  # fulfillment order id -> units held
     marks: Mapping[str, Mark] = field(default_factory=dict)  # Mark.key -> effect not yet recorded
     seq: int = 0  # how many changes this stock has had: the order of its snapshots for others
+    bin: str | None = None  # where the sku is kept at the location (pick lists walk the bins in order)
 
     @property
     def available(self) -> int:
@@ -84,6 +85,7 @@ class StockLevel:
             reserved=self.reserved,
             available=self.available,
             seq=self.seq,
+            bin=self.bin,
         )
 
 
@@ -141,6 +143,12 @@ def set_on_hand(level: StockLevel, on_hand: int) -> Effect:
             f"of {level.sku!r} at {level.location_id!r}; release or move those first"
         )
     return Effect(replace(level, on_hand=on_hand), abs(on_hand - level.on_hand))
+
+
+def set_bin(level: StockLevel, bin_code: str | None) -> Effect:
+    """Where the sku is kept at the location (None: no bin). Moves no units; a change of bin is
+    a change of the stock all the same, announced with its level so fulfillment's pick lists see it."""
+    return Effect(replace(level, bin=bin_code or None))
 
 
 def adjust(level: StockLevel, delta: int) -> Effect:

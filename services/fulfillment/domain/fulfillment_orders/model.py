@@ -177,6 +177,8 @@ class FulfillmentOrder:
     reservation_status: Reservation
     auto_fulfill: bool = False
     excluded_locations: tuple[str, ...] = ()
+    pick_list_printed_at: str | None = None
+    """When a pick list with this fulfillment order was last printed (domain.pick_lists); None: never."""
     fulfillments: Mapping[str, FulfillmentSnapshot] = field(default_factory=dict)
     order: OrderSnapshot
     cancel_reason: str | None = None
