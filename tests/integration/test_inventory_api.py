@@ -67,7 +67,7 @@ async def test_locations_are_listed_by_priority_and_announced(api: Api) -> None:
         assert reply.status_code == 201, reply.text
     reply = await api.client.put("/locations/3pl", json={"name": "3PL", "fulfillment_service": "acme-fulfillment"})
     assert reply.json() == {"id": "3pl", "name": "3PL", "priority": 3, "active": True,
-                            "fulfillment_service": "acme-fulfillment"}  # fmt: skip
+                            "fulfillment_service": "acme-fulfillment", "workflow": "new"}  # fmt: skip
     updated = await api.client.put("/locations/store", json={"name": "Store", "priority": 2, "active": False})
     assert updated.status_code == 200 and updated.json()["active"] is False
 
