@@ -50,10 +50,13 @@ from shared.catalog.orders import (
     LineItem,
     OrderCancelled,
     OrderCreated,
+    OrderEdited,
     OrderFulfillmentStatusChanged,
     OrderPaid,
     OrderPostPurchaseCompleted,
     OrderSnapshot,
+    OrderWaitingChanged,
+    WarehouseStatus,
 )
 from shared.catalog.registry import CATALOG, EventSpec
 
@@ -93,10 +96,12 @@ __all__ = [
     "NotificationRecord",
     "OrderCancelled",
     "OrderCreated",
+    "OrderEdited",
     "OrderFulfillmentStatusChanged",
     "OrderPaid",
     "OrderPostPurchaseCompleted",
     "OrderSnapshot",
+    "OrderWaitingChanged",
     "RejectionReason",
     "RequestStatus",
     "ServiceWorkflow",
@@ -104,4 +109,5 @@ __all__ = [
     "Shortage",
     "StockLine",
     "Tracking",
+    "WarehouseStatus",
 ]

@@ -32,6 +32,15 @@ class DisplayFulfillmentStatus(StrEnum):
     REQUEST_DECLINED = "REQUEST_DECLINED"
 
 
+class WarehouseStatus(StrEnum):
+    """Where an order (or fulfillment order) stands in the warehouse's day, beside the Shopify-style statuses."""
+
+    DRAFT = "draft"
+    ORDER = "order"
+    PACKING = "packing"
+    SHIPPED = "shipped"
+
+
 class Customer(Contract):
     email: str
     name: str
@@ -59,6 +68,9 @@ class OrderSnapshot(Contract):
     created_at: str
     cancelled_at: str | None = None
     cancel_reason: str | None = None
+    number: int | None = None
+    waiting: bool = False
+    custom_status: str | None = None
 
 
 class OrderCreated(Contract):
@@ -87,3 +99,16 @@ class OrderPostPurchaseCompleted(Contract):
 class OrderFulfillmentStatusChanged(Contract):
     order_id: str
     fulfillment_status: DisplayFulfillmentStatus
+
+
+class OrderEdited(Contract):
+    """The order after a merchant's edit (lines and/or shipping address), whole."""
+
+    order: OrderSnapshot
+    changes: list[str] = []
+
+
+class OrderWaitingChanged(Contract):
+    """The merchant marked the order waiting (kept out of the pack run) or cleared it."""
+
+    order: OrderSnapshot

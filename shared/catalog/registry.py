@@ -24,9 +24,11 @@ from shared.catalog.notifications import NotificationOutcome
 from shared.catalog.orders import (
     OrderCancelled,
     OrderCreated,
+    OrderEdited,
     OrderFulfillmentStatusChanged,
     OrderPaid,
     OrderPostPurchaseCompleted,
+    OrderWaitingChanged,
 )
 from shared.topics import (
     FULFILLMENT_EVENTS,
@@ -57,6 +59,8 @@ _SPECS: list[EventSpec] = [
     EventSpec("order.cancelled", ORDERS_EVENTS, OrderCancelled),
     EventSpec("order.post_purchase_completed", ORDERS_EVENTS, OrderPostPurchaseCompleted),
     EventSpec("order.fulfillment_status_changed", ORDERS_EVENTS, OrderFulfillmentStatusChanged),
+    EventSpec("order.edited", ORDERS_EVENTS, OrderEdited),
+    EventSpec("order.waiting_changed", ORDERS_EVENTS, OrderWaitingChanged),
     *(
         EventSpec(f"fulfillment_order.{name}", FULFILLMENT_EVENTS, FulfillmentOrderChanged)
         for name in _FULFILLMENT_ORDER_TYPES
