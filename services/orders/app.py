@@ -8,11 +8,13 @@ from typing import Annotated
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from services.orders import store
+from services.orders import custom_statuses, search, store
 from services.orders.api import build_router
+from services.orders.api_warehouse import build_warehouse_router
 from services.orders.application import Orders
 from services.orders.bulk import BULK_JOBS, OrderBulkJobs, build_bulk_router
 from services.orders.handlers import build_subscriptions
+from services.orders.numbering import Sequencer
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings, seconds
 
@@ -31,7 +33,11 @@ def bootstrap(runtime: ServiceRuntime) -> Orders:
     of earlier documents declared (the runtime creates and runs them at start)."""
     runtime.indexes(store.INDEXES)
     runtime.upgrade("orders", store.backfill_list_keys)
-    return Orders(runtime.store("orders", mapping=store.MAPPING))
+    orders = runtime.store("orders", mapping=store.MAPPING)
+    numbers = Sequencer(runtime.database["order_numbers"], orders)
+    runtime.background("order-numbers", numbers.run)
+    statuses = custom_statuses.Statuses(runtime.store("custom_statuses", mapping=custom_statuses.MAPPING))
+    return Orders(orders, numbers, search.Terms(runtime.database["order_terms"]), statuses)
 
 
 def bulk_jobs(
@@ -53,7 +59,7 @@ def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastA
     jobs = bulk_jobs(runtime, orders, settings.bulk_job_lease_seconds, runtime.registry)
     runtime.subscribe(build_subscriptions(orders))
     runtime.background("bulk-jobs", jobs.run)
-    return runtime, runtime.http_app(build_router(orders), build_bulk_router(jobs))
+    return runtime, runtime.http_app(build_router(orders), build_warehouse_router(orders), build_bulk_router(jobs))
 
 
 def main() -> None:
