@@ -69,7 +69,8 @@ class Terms:
         key = store.list_keys(order_id, created_at, "")[store.LIST_KEYS["created_at"]]
         writes = [
             ReplaceOne({"_id": term_id(term, order_id)},
-                       {"term": term, "order_id": order_id, store.LIST_KEYS["created_at"]: key}, upsert=True)
+                       {"_id": term_id(term, order_id), "term": term, "order_id": order_id,
+                        store.LIST_KEYS["created_at"]: key}, upsert=True)
             for term in terms
         ]  # fmt: skip
         if writes:
