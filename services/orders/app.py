@@ -34,10 +34,11 @@ def bootstrap(runtime: ServiceRuntime) -> Orders:
     runtime.indexes(store.INDEXES)
     runtime.upgrade("orders", store.backfill_list_keys)
     orders = runtime.store("orders", mapping=store.MAPPING)
-    numbers = Sequencer(runtime.database["order_numbers"], orders)
+    terms = search.Terms(runtime.database["order_terms"])
+    numbers = Sequencer(runtime.database["order_numbers"], orders, terms)
     runtime.background("order-numbers", numbers.run)
     statuses = custom_statuses.Statuses(runtime.store("custom_statuses", mapping=custom_statuses.MAPPING))
-    return Orders(orders, numbers, search.Terms(runtime.database["order_terms"]), statuses)
+    return Orders(orders, numbers, terms, statuses)
 
 
 def bulk_jobs(

@@ -30,7 +30,7 @@ from datetime import timedelta
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from services.orders import domain, store
+from services.orders import domain, search, store
 from services.orders.domain import Order
 from shared.clock import iso, now, now_iso
 from shared.store import AggregateStore, ConcurrencyConflict, Document
@@ -48,9 +48,12 @@ SWEEP_BATCH = 100
 class Sequencer:
     """Gives orders their numbers (see the module's docstring)."""
 
-    def __init__(self, counters: AsyncCollection[Document], orders: AggregateStore[Order]) -> None:
+    def __init__(
+        self, counters: AsyncCollection[Document], orders: AggregateStore[Order], terms: search.Terms | None = None
+    ) -> None:
         self.counters = counters
         self.orders = orders
+        self.terms = terms
         self._lock = asyncio.Lock()
 
     async def number(self, order_id: str) -> Order:
@@ -100,7 +103,13 @@ class Sequencer:
         return False
 
     async def _write(self, order_id: str, value: int) -> Order | None:
-        """Write `value` onto the order unless it holds a number: the order as it is after."""
+        """Write `value` onto the order unless it holds a number: the order as it is after. The
+        number is searchable (search.Terms) before the order holds it."""
+        if self.terms is not None:
+            order = await self.orders.get(order_id)
+            if order is None or order.number is not None:
+                return order
+            await self.terms.add(order_id, order.created_at, [str(value)])
         saved = await self.orders.apply(order_id, lambda order: domain.number(order, value, now_iso()), missing="skip")
         return saved or await self.orders.get(order_id)
 

@@ -15,7 +15,7 @@ InvalidOrder) with the reason.
 How an order is stored is services/orders/store.py's business.
 """
 
-from services.orders.domain.editing import OrderEdit, edit, shipped_quantities
+from services.orders.domain.editing import OrderEdit, edit
 from services.orders.domain.fulfillment import (
     display_fulfillment_status,
     earliest_fulfill_by,
@@ -49,6 +49,7 @@ from services.orders.domain.warehouse import (
     number,
     set_custom_status,
     set_waiting,
+    shipped_quantities,
     warehouse_status,
 )
 

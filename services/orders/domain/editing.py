@@ -23,9 +23,9 @@ from services.orders.domain.model import (
 )
 from services.orders.domain.placing import MAX_ORDER_BYTES, check_new_order
 from services.orders.domain.timeline import emit
-from services.orders.domain.warehouse import warehouse_status
+from services.orders.domain.warehouse import shipped_quantities, warehouse_status
 from shared.aggregates import Change
-from shared.catalog import FulfillmentOrderStatus, LineItem, OrderEdited, WarehouseStatus
+from shared.catalog import LineItem, OrderEdited, WarehouseStatus
 
 EDITABLE = frozenset({WarehouseStatus.ORDER, WarehouseStatus.PACKING})
 
@@ -63,17 +63,6 @@ def edit(order: Order, change: OrderEdit, now: str) -> Change[Order] | None:
     _check(order, lines, address)
     edited = replace(order, line_items=lines, shipping_address=address, updated_at=now)
     return emit(edited, [("order.edited", OrderEdited(order=snapshot(edited), changes=words))], now)
-
-
-def shipped_quantities(order: Order) -> dict[str, int]:
-    """Units shipped of each line, by line id, from the order's live fulfillment orders."""
-    shipped: dict[str, int] = {}
-    for fo in order.fulfillment_orders.values():
-        if fo.status == FulfillmentOrderStatus.CANCELLED:
-            continue
-        for line in fo.line_items:
-            shipped[line.line_item_id] = shipped.get(line.line_item_id, 0) + line.fulfilled_quantity
-    return shipped
 
 
 def _edited_lines(

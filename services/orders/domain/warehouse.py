@@ -64,23 +64,30 @@ def set_custom_status(order: Order, code: str | None, now: str) -> Change[Order]
 
 def warehouse_status(order: Order) -> WarehouseStatus:
     """Where the order stands in the warehouse, from its fulfillment orders: a draft has no
-    customer yet; shipped when everything live shipped; packing when some fulfillment order is
-    being packed (IN_PROGRESS at a merchant-managed location) or some of it shipped (a partial
-    delivery stays in packing until the rest ships); otherwise a placed order."""
+    customer yet; shipped when every unit of every line shipped; packing when some of it shipped
+    (a partial delivery stays in packing until the rest ships) or a fulfillment order is being
+    packed (IN_PROGRESS at a merchant-managed location); otherwise a placed order."""
     if is_draft(order):
         return WarehouseStatus.DRAFT
-    return from_fulfillment_orders(order.fulfillment_orders.values())
-
-
-def from_fulfillment_orders(fulfillment_orders: Iterable[FulfillmentOrderSnapshot]) -> WarehouseStatus:
-    live = [fo for fo in fulfillment_orders if fo.status != FulfillmentOrderStatus.CANCELLED]
-    lines = [line for fo in live for line in fo.line_items]
-    if not lines:
-        return WarehouseStatus.ORDER
-    if all(line.fulfilled_quantity >= line.quantity for line in lines):
+    shipped = shipped_quantities(order)
+    if order.line_items and all(shipped.get(line.id, 0) >= line.quantity for line in order.line_items):
         return WarehouseStatus.SHIPPED
-    if any(line.fulfilled_quantity > 0 for line in lines):
+    if any(shipped.values()):
         return WarehouseStatus.PACKING
+    live = _live(order.fulfillment_orders.values())
     if any(fo.status == FulfillmentOrderStatus.IN_PROGRESS and fo.fulfillment_service is None for fo in live):
         return WarehouseStatus.PACKING
     return WarehouseStatus.ORDER
+
+
+def shipped_quantities(order: Order) -> dict[str, int]:
+    """Units shipped of each line, by line id, from the order's live fulfillment orders."""
+    shipped: dict[str, int] = {}
+    for fo in _live(order.fulfillment_orders.values()):
+        for line in fo.line_items:
+            shipped[line.line_item_id] = shipped.get(line.line_item_id, 0) + line.fulfilled_quantity
+    return shipped
+
+
+def _live(fulfillment_orders: Iterable[FulfillmentOrderSnapshot]) -> list[FulfillmentOrderSnapshot]:
+    return [fo for fo in fulfillment_orders if fo.status != FulfillmentOrderStatus.CANCELLED]
