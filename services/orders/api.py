@@ -131,7 +131,7 @@ def build_router(orders: Orders) -> APIRouter:
             )
         except domain.InvalidOrder as exc:
             raise invalid(exc.problems) from None
-        return order_view(placed, await orders.statuses.names())
+        return order_view(placed)
 
     @router.get("/orders/{order_id}", dependencies=[requires("orders:read")])
     async def get_order(order_id: str) -> JsonBody:
@@ -199,7 +199,7 @@ def build_router(orders: Orders) -> APIRouter:
         except listing.Unsupported as exc:
             raise ApiError(422, "invalid_request", f"invalid request: {exc.field}",
                            [{"field": exc.field, "reason": str(exc)}]) from None  # fmt: skip
-        names = await orders.statuses.names()
+        names = await orders.statuses.names() if any(o.custom_status for o in page.items) else {}
         return {
             "items": [order_view(o, names) for o in page.items],
             "total": page.total,
@@ -234,7 +234,7 @@ async def shown(orders: Orders, action: Awaitable[Order]) -> JsonBody:
         order = await action
     except UnknownOrder as exc:
         raise NotFound("order", exc.order_id) from None
-    return order_view(order, await orders.statuses.names())
+    return order_view(order, await orders.statuses.names() if order.custom_status else {})
 
 
 def _stored_time(moment: datetime | None) -> str | None:

@@ -113,8 +113,8 @@ class Orders:
         a retry of a keyed request that crashed in between finds the order it created and numbers it."""
         placed = domain.place(request, now_iso(), order_id)
         await self.terms.add(order_id, placed.document.created_at, search.terms_of(placed.document))
-        await self.store.create(order_id, placed)
-        return await self.numbers.number(order_id)
+        created = await self.store.create(order_id, placed)
+        return await self.numbers.number(order_id, created)
 
     async def pay(self, order_id: str) -> Order:
         return await self._change(order_id, lambda order: domain.pay(order, now_iso()))

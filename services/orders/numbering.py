@@ -55,12 +55,16 @@ class Sequencer:
         self.orders = orders
         self.terms = terms
         self._lock = asyncio.Lock()
+        self._settled: tuple[int, str] | None = None
+        """The last (number, order) this process wrote: its holder needs no looking at."""
 
-    async def number(self, order_id: str) -> Order:
-        """The order with its number, numbering it if it has none yet."""
+    async def number(self, order_id: str, placed: Order | None = None) -> Order:
+        """The order with its number, numbering it if it has none yet. `placed`: the order as
+        just stored by its placing, which saves reading it first."""
         async with self._lock:
             for _ in range(MAX_ROUNDS):
-                order = await self.orders.get(order_id)
+                order = placed or await self.orders.get(order_id)
+                placed = None
                 if order is None:
                     raise LookupError(f"order {order_id!r} does not exist")
                 if order.number is not None:
@@ -76,7 +80,10 @@ class Sequencer:
                     {"$set": {"last": last + 1, "holder": order_id, "previous": holder}},
                 )
                 if claimed.modified_count == 1:
-                    await self._write(order_id, last + 1)
+                    numbered = await self._write(order_id, last + 1, order)
+                    if numbered is not None and numbered.number == last + 1:
+                        self._settled = (last + 1, order_id)
+                        return numbered
             raise ConcurrencyConflict(f"order {order_id} could not be numbered in {MAX_ROUNDS} rounds")
 
     async def _counter(self) -> Document:
@@ -92,6 +99,8 @@ class Sequencer:
         """Make sure the holder of the counter's last number holds it. False when it holds another
         number (the claim was void): the counter is set back to the number before."""
         last, holder = int(counter["last"]), str(counter["holder"])
+        if self._settled == (last, holder):
+            return True
         held = await self._write(holder, last)
         if held is not None and held.number == last:
             return True
@@ -102,11 +111,11 @@ class Sequencer:
         )
         return False
 
-    async def _write(self, order_id: str, value: int) -> Order | None:
+    async def _write(self, order_id: str, value: int, order: Order | None = None) -> Order | None:
         """Write `value` onto the order unless it holds a number: the order as it is after. The
-        number is searchable (search.Terms) before the order holds it."""
+        number is searchable (search.Terms) before the order holds it. `order`: as last read."""
         if self.terms is not None:
-            order = await self.orders.get(order_id)
+            order = order or await self.orders.get(order_id)
             if order is None or order.number is not None:
                 return order
             await self.terms.add(order_id, order.created_at, [str(value)])

@@ -144,7 +144,8 @@ async def test_editing_an_order_and_refusing_an_edit_that_touches_what_shipped(
     await ship(stack, order, tea, shipped=1)
 
     async def packing() -> bool:
-        return (await http.get(f"{orders}/orders/{order['id']}")).json()["warehouse_status"] == "packing"
+        shown: dict[str, Any] = (await http.get(f"{orders}/orders/{order['id']}")).json()
+        return bool(shown["warehouse_status"] == "packing")
 
     await eventually(packing, timeout=30)
     refused = await http.patch(f"{orders}/orders/{order['id']}", json={"line_items": [
