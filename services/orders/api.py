@@ -8,19 +8,21 @@ the merchant-facing rules live in the domain, the use cases in application.py. U
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import asdict
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AfterValidator, EmailStr, Field, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, TypeAdapter
 
 from services.orders import domain, listing
 from services.orders.application import Orders, UnknownOrder
 from services.orders.domain import NewOrder, Order
 from shared.auth import requires
-from shared.catalog import DisplayFulfillmentStatus, FinancialStatus
+from shared.catalog import DisplayFulfillmentStatus, FinancialStatus, WarehouseStatus
+from shared.clock import iso
 from shared.http import ApiError, Identifier, NotFound, RequestBody
 from shared.idempotency import derived_id
 from shared.urls import AssetUrl
@@ -74,7 +76,7 @@ class LineItemIn(RequestBody):
 
 
 class OrderIn(RequestBody):
-    customer: CustomerIn
+    customer: Annotated[CustomerIn | None, Field(description="omit for a draft (no customer details yet)")] = None
     shipping_address: AddressIn | None = None
     currency: Annotated[str, Field(min_length=3, max_length=3, description="ISO 4217 code, e.g. SEK")]
     financial_status: Literal["pending", "paid"] = "pending"
@@ -93,10 +95,14 @@ JsonBody = dict[str, Any]
 """A response body: the order as the API shows it (order_view), or a page of them."""
 
 
-def order_view(order: Order) -> JsonBody:
+def order_view(order: Order, names: Mapping[str, str] | None = None) -> JsonBody:
     """The order as the API shows it: timeline newest first (notes included), its fulfillment
-    orders as a list, no internal bookkeeping."""
+    orders as a list, its warehouse status, its custom status with the name it has now (`names`,
+    by code), no internal bookkeeping."""
     view: JsonBody = _ORDER.dump_python(order, mode="json", exclude=_SHOWN_APART)
+    view["warehouse_status"] = domain.warehouse_status(order).value
+    code = order.custom_status
+    view["custom_status"] = None if code is None else {"code": code, "name": (names or {}).get(code, code)}
     view["timeline"] = [_entry_view(entry) for entry in reversed(domain.timeline(order))]
     view["fulfillment_orders"] = [fo.model_dump(mode="json") for fo in order.fulfillment_orders.values()]
     return view
@@ -118,23 +124,39 @@ def build_router(orders: Orders) -> APIRouter:
 
     @router.post("/orders", status_code=201, dependencies=[requires("orders:write")])
     async def create_order(body: OrderIn) -> JsonBody:
+        """Place an order; it gets the shop's next number (`number`, shown as #1001)."""
         try:
             placed = await orders.place(
                 NewOrder.model_validate(body.model_dump()), derived_id("order") or str(uuid.uuid4())
             )
         except domain.InvalidOrder as exc:
-            raise _invalid(exc.problems) from None
+            raise invalid(exc.problems) from None
         return order_view(placed)
 
     @router.get("/orders/{order_id}", dependencies=[requires("orders:read")])
     async def get_order(order_id: str) -> JsonBody:
-        return await _shown(orders.get(_known_id(order_id)))
+        return await shown(orders, orders.get(known_id(order_id)))
 
     @router.get("/orders", dependencies=[requires("orders:read")])
     async def list_orders(
         financial_status: FinancialStatus | None = None,
         fulfillment_status: DisplayFulfillmentStatus | None = None,
-        sort: listing.OrderSort = "fulfill_by",
+        warehouse_status: WarehouseStatus | None = None,
+        custom_status: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        q: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=200,
+                description="number (#1001), customer name or email, sku, comment "
+                "words: an order matches when it has every word",
+            ),
+        ] = None,
+        created_from: AwareDatetime | None = None,
+        created_to: AwareDatetime | None = None,
+        total_min: Annotated[Decimal | None, Query(ge=0, le=Decimal("1e12"))] = None,
+        total_max: Annotated[Decimal | None, Query(ge=0, le=Decimal("1e12"))] = None,
+        sort: Annotated[listing.OrderSort | None, Query(description="default fulfill_by; -created_at with q")] = None,
         limit: Annotated[int, Query(ge=1, le=250)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         after: Annotated[
@@ -153,18 +175,33 @@ def build_router(orders: Orders) -> APIRouter:
         last page) passed back as `after`: a cursor page costs the same however deep it is.
         `total` counts every order matching the filters, on a page without `after` (the first);
         a cursor page leaves it null, as counting is the one part of a page whose cost grows with
-        the orders stored."""
+        the orders stored.
+
+        A search (`q`, or filters beyond what one index holds: custom or warehouse status with
+        another status filter, a total range, a created-at range with sort=fulfill_by) reads at
+        most a bounded number of orders a request: its `total` is null, it pages with `after`
+        only, and a page may hold fewer than `limit` orders with a `next_cursor` to go on."""
         if after is not None and offset:
             detail = {"field": "query.offset", "reason": "use either offset or after, not both"}
             raise ApiError(422, "invalid_request", "invalid request: query.offset", [detail])
+        wanted = listing.OrderFilters(
+            financial_status=financial_status, fulfillment_status=fulfillment_status,
+            warehouse_status=warehouse_status, custom_status=custom_status, q=q,
+            created_from=_stored_time(created_from), created_to=_stored_time(created_to),
+            total_min=total_min, total_max=total_max,
+        )  # fmt: skip
+        order_by = sort or ("-created_at" if q else "fulfill_by")
         try:
-            page = await orders.list(financial_status=financial_status, fulfillment_status=fulfillment_status,
-                                     sort=sort, after=after, offset=offset, limit=limit)  # fmt: skip
+            page = await orders.list(wanted, sort=order_by, after=after, offset=offset, limit=limit)
         except listing.InvalidCursor as exc:
             raise ApiError(422, "invalid_request", "invalid request: query.after",
                            [{"field": "query.after", "reason": str(exc)}]) from None  # fmt: skip
+        except listing.Unsupported as exc:
+            raise ApiError(422, "invalid_request", f"invalid request: {exc.field}",
+                           [{"field": exc.field, "reason": str(exc)}]) from None  # fmt: skip
+        names = await orders.statuses.names() if any(o.custom_status for o in page.items) else {}
         return {
-            "items": [order_view(o) for o in page.items],
+            "items": [order_view(o, names) for o in page.items],
             "total": page.total,
             "limit": limit,
             "offset": offset,
@@ -174,32 +211,37 @@ def build_router(orders: Orders) -> APIRouter:
     @router.post("/orders/{order_id}/pay", dependencies=[requires("orders:write")])
     async def pay_order(order_id: str) -> JsonBody:
         """Paying a paid order again changes nothing and emits nothing."""
-        return await _shown(orders.pay(_known_id(order_id)))
+        return await shown(orders, orders.pay(known_id(order_id)))
 
     @router.post("/orders/{order_id}/cancel", dependencies=[requires("orders:write")])
     async def cancel_order(order_id: str, body: CancelIn) -> JsonBody:
         """Cancel; a refund is only issued for a paid order. A fully fulfilled order is 409."""
-        return await _shown(orders.cancel(_known_id(order_id), refund=body.refund, restock=body.restock,
-                                          notify_customer=body.notify_customer, reason=body.reason))  # fmt: skip
+        return await shown(orders, orders.cancel(known_id(order_id), refund=body.refund, restock=body.restock,
+                                                 notify_customer=body.notify_customer, reason=body.reason))  # fmt: skip
 
     @router.post("/orders/{order_id}/post-purchase/complete", dependencies=[requires("orders:write")])
     async def complete_post_purchase(order_id: str) -> JsonBody:
         """The post-purchase upsell window closed: announce it so fulfillment can proceed."""
-        return await _shown(orders.complete_post_purchase(_known_id(order_id)))
+        return await shown(orders, orders.complete_post_purchase(known_id(order_id)))
 
     return router
 
 
-async def _shown(action: Awaitable[Order]) -> JsonBody:
+async def shown(orders: Orders, action: Awaitable[Order]) -> JsonBody:
     """The order an action leaves, as the API shows it; an unknown order is 404 (a rule's refusal
     is a 409, by shared.http)."""
     try:
-        return order_view(await action)
+        order = await action
     except UnknownOrder as exc:
         raise NotFound("order", exc.order_id) from None
+    return order_view(order, await orders.statuses.names() if order.custom_status else {})
 
 
-def _known_id(order_id: str) -> str:
+def _stored_time(moment: datetime | None) -> str | None:
+    return iso(moment) if moment is not None else None
+
+
+def known_id(order_id: str) -> str:
     """Order ids are UUIDs; anything else cannot be an order (404, without a lookup)."""
     try:
         if str(uuid.UUID(order_id)) == order_id:
@@ -209,6 +251,6 @@ def _known_id(order_id: str) -> str:
     raise NotFound("order", order_id if len(order_id) <= 64 else order_id[:64] + "…")
 
 
-def _invalid(problems: list[domain.Problem]) -> ApiError:
+def invalid(problems: list[domain.Problem]) -> ApiError:
     details = [{"field": p.field, "reason": p.reason} for p in problems]
     return ApiError(422, "invalid_request", "invalid request: " + ", ".join(p.field for p in problems[:5]), details)

@@ -7,14 +7,19 @@ from typing import Annotated
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from pymongo.asynchronous.database import AsyncDatabase
 
-from services.orders import store
+from services.orders import custom_statuses, search, store
 from services.orders.api import build_router
+from services.orders.api_warehouse import build_warehouse_router
 from services.orders.application import Orders
 from services.orders.bulk import BULK_JOBS, OrderBulkJobs, build_bulk_router
+from services.orders.domain import Order
 from services.orders.handlers import build_subscriptions
+from services.orders.numbering import Sequencer
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings, seconds
+from shared.store import AggregateStore, Document
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +36,24 @@ def bootstrap(runtime: ServiceRuntime) -> Orders:
     of earlier documents declared (the runtime creates and runs them at start)."""
     runtime.indexes(store.INDEXES)
     runtime.upgrade("orders", store.backfill_list_keys)
-    return Orders(runtime.store("orders", mapping=store.MAPPING))
+    statuses = runtime.store("custom_statuses", mapping=custom_statuses.MAPPING)
+    orders = orders_on(runtime.database, runtime.store("orders", mapping=store.MAPPING), statuses)
+    runtime.background("order-numbers", orders.numbers.run)
+    return orders
+
+
+def orders_on(
+    database: AsyncDatabase[Document],
+    orders: AggregateStore[Order],
+    statuses: AggregateStore[custom_statuses.CustomStatuses] | None = None,
+) -> Orders:
+    """The orders application over `orders` and the collections beside it in `database` (the
+    sequencer's counter, the search terms, the custom statuses)."""
+    if statuses is None:
+        statuses = AggregateStore(database["custom_statuses"], lambda *_: None, mapping=custom_statuses.MAPPING)
+    terms = search.Terms(database["order_terms"])
+    numbers = Sequencer(database["order_numbers"], orders, terms)
+    return Orders(orders, numbers, terms, custom_statuses.Statuses(statuses))
 
 
 def bulk_jobs(
@@ -53,7 +75,7 @@ def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastA
     jobs = bulk_jobs(runtime, orders, settings.bulk_job_lease_seconds, runtime.registry)
     runtime.subscribe(build_subscriptions(orders))
     runtime.background("bulk-jobs", jobs.run)
-    return runtime, runtime.http_app(build_router(orders), build_bulk_router(jobs))
+    return runtime, runtime.http_app(build_router(orders), build_warehouse_router(orders), build_bulk_router(jobs))
 
 
 def main() -> None:

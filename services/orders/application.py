@@ -9,17 +9,18 @@ already) are written as timeline notes: one write, no read.
 
 from __future__ import annotations
 
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.orders import domain, listing, store
-from services.orders.domain import CancelReason, NewOrder, Order, Refund
+from services.orders import domain, listing, search, store
+from services.orders.custom_statuses import Statuses
+from services.orders.domain import CancelReason, Comment, NewOrder, Order, OrderEdit, Refund
+from services.orders.numbering import Sequencer
 from shared.aggregates import Change
 from shared.catalog import (
     Contract,
-    DisplayFulfillmentStatus,
-    FinancialStatus,
     FulfillmentChanged,
     FulfillmentOrderChanged,
     FulfillmentOrderSnapshot,
@@ -27,11 +28,19 @@ from shared.catalog import (
 )
 from shared.clock import now_iso
 from shared.events import CloudEvent
-from shared.store import AggregateStore
+from shared.store import AggregateStore, Document
 
 FulfillmentOrderNews = FulfillmentOrderChanged | FulfillmentChanged | FulfillmentRequestChanged
 """What the fulfillment events that carry a fulfillment order carry (services/orders/handlers.py;
 checked against the catalog when its handler is registered)."""
+
+
+Candidates = list[tuple[str, Order | None]]
+"""Orders a search reads, each with its sort key (None: a term whose order is gone)."""
+
+SEARCH_BATCH = 200
+SEARCH_BUDGET = 2_000
+"""The most orders one search request reads (a page may come back short, with a cursor)."""
 
 
 class UnknownOrder(LookupError):
@@ -82,8 +91,13 @@ class WrittenSnapshots:
 class Orders:
     """The orders of one store, and what can be done with them."""
 
-    def __init__(self, orders: AggregateStore[Order]) -> None:
+    def __init__(
+        self, orders: AggregateStore[Order], numbers: Sequencer, terms: search.Terms, statuses: Statuses
+    ) -> None:
         self.store = orders
+        self.numbers = numbers
+        self.terms = terms
+        self.statuses = statuses
         self.written = WrittenSnapshots()
 
     # --- merchants ----------------------------------------------------------------------------
@@ -95,10 +109,12 @@ class Orders:
         return order
 
     async def place(self, request: NewOrder, order_id: str) -> Order:
-        """Place an order in one insert; a retry of a keyed request that crashed after this write
-        finds the order it created."""
+        """Place an order in one insert, then number it (numbering.Sequencer), which announces it;
+        a retry of a keyed request that crashed in between finds the order it created and numbers it."""
         placed = domain.place(request, now_iso(), order_id)
-        return await self.store.create(order_id, placed) or await self.get(order_id)
+        await self.terms.add(order_id, placed.document.created_at, search.terms_of(placed.document))
+        created = await self.store.create(order_id, placed)
+        return await self.numbers.number(order_id, created)
 
     async def pay(self, order_id: str) -> Order:
         return await self._change(order_id, lambda order: domain.pay(order, now_iso()))
@@ -127,31 +143,110 @@ class Orders:
         return await self._change(order_id, lambda order: domain.complete_post_purchase(order, now_iso()))
 
     async def list(
-        self,
-        *,
-        financial_status: FinancialStatus | None,
-        fulfillment_status: DisplayFulfillmentStatus | None,
-        sort: listing.OrderSort,
-        after: str | None,
-        offset: int,
-        limit: int,
+        self, wanted: listing.OrderFilters, *, sort: listing.OrderSort, after: str | None, offset: int, limit: int
     ) -> OrderPage:
-        """A page of orders (listing.InvalidCursor for an `after` this service did not make)."""
-        page = listing.page(listing.filters(financial_status, fulfillment_status), sort, after)
-        found = await self.store.find(page.query, sort=page.sort, skip=offset, limit=limit + 1)
+        """A page of orders (listing.InvalidCursor for an `after` this service did not make,
+        listing.Unsupported for a search no index answers)."""
+        plan = listing.plan(wanted, sort, after)
+        if not plan.exact:
+            if offset:
+                raise listing.Unsupported("query.offset", "this search pages with after (next_cursor), not offset")
+            return await self._search(wanted, plan, sort, limit)
+        found = await self.store.find(plan.query, sort=plan.sort, skip=offset, limit=limit + 1)
         total = None
         if after is None:
             # Not count_documents: the embedded store runs its $group in Python over every order.
-            counted = await (await self.store.collection.aggregate([{"$match": page.query}, {"$count": "n"}])).to_list()
+            counted = await (await self.store.collection.aggregate([{"$match": plan.query}, {"$count": "n"}])).to_list()
             total = counted[0]["n"] if counted else 0
         return OrderPage(found[:limit], total, listing.next_cursor(sort, found, limit))
+
+    async def _search(self, wanted: listing.OrderFilters, plan: listing.Plan, sort: str, limit: int) -> OrderPage:
+        """Walk the plan's index in batches, keeping the orders that match every filter, until the
+        page is full or SEARCH_BUDGET orders were read: then the page may be short, and its
+        cursor goes on from the last order read (each request costs at most the budget)."""
+        found: list[Order] = []
+        bounds = dict(plan.bounds)
+        examined, last_key, exhausted = 0, None, False
+        direction = plan.sort[0][1]
+        while len(found) <= limit and examined < SEARCH_BUDGET:
+            batch = min(SEARCH_BATCH, SEARCH_BUDGET - examined)
+            candidates = await self._candidates(plan, bounds, batch)
+            for key, order in candidates:
+                examined += 1
+                last_key = key
+                if order is not None and listing.matches(order, wanted):
+                    found.append(order)
+                    if len(found) > limit:
+                        break
+            if len(candidates) < batch:
+                exhausted = True
+                break
+            if last_key is not None:
+                bounds["$gt" if direction == 1 else "$lt"] = last_key
+        if len(found) > limit:
+            return OrderPage(found[:limit], None, listing.next_cursor(sort, found, limit))
+        more = not exhausted and last_key is not None
+        return OrderPage(found, None, listing.encode_cursor(sort, last_key) if more and last_key else None)
+
+    async def _candidates(self, plan: listing.Plan, bounds: Document, batch: int) -> Candidates:
+        """The next `batch` orders of the plan's index after `bounds`, each with its sort key (None
+        for a term whose order is gone)."""
+        if plan.term is None:
+            query = {name: value for name, value in plan.query.items() if name != plan.key}
+            if bounds:
+                query[plan.key] = bounds
+            orders = await self.store.find(query, sort=plan.sort, limit=batch)
+            return [(store.list_key(order, plan.key), order) for order in orders]
+        docs = await self.terms.page(plan.term, bounds, plan.sort[0][1], batch)
+        loaded = {o.id: o for o in await self.store.find({"_id": {"$in": [d["order_id"] for d in docs]}})}
+        return [(str(d[plan.key]), loaded.get(d["order_id"])) for d in docs]
+
+    # --- the warehouse's day ------------------------------------------------------------------
+
+    async def set_waiting(self, order_id: str, waiting: bool) -> Order:
+        return await self._change(order_id, lambda order: domain.set_waiting(order, waiting, now_iso()))
+
+    async def comment(self, order_id: str, text: str, author: str | None) -> Order:
+        """A merchant's comment; its words are searchable (indexed before the order is written)."""
+        order = await self.get(order_id)
+        await self.terms.add(order_id, order.created_at, search.tokens(text)[: search.MAX_TERMS])
+        note = Comment(id=str(uuid.uuid4()), text=text, at=now_iso(), author=author)
+        return await self._change(order_id, lambda order: domain.add_comment(order, note))
+
+    async def set_custom_status(self, order_id: str, code: str | None) -> Order:
+        if code is not None:
+            await self.statuses.require(code)
+        return await self._change(order_id, lambda order: domain.set_custom_status(order, code, now_iso()))
+
+    async def edit(self, order_id: str, change: OrderEdit) -> Order:
+        """Edit lines and/or address; the skus it adds are searchable before it is written, those
+        it drops stop being so after."""
+        before = await self.get(order_id)
+        if change.line_items is not None:
+            added = search.tokens(" ".join(line.sku for line in change.line_items))
+            await self.terms.add(order_id, before.created_at, added)
+        edited = await self._change(order_id, lambda order: domain.edit(order, change, now_iso()))
+        await self.terms.remove(order_id, search.terms_of(before) - search.terms_of(edited))
+        return edited
 
     async def _change(
         self, order_id: str, rule: Callable[[Order], Change[Order] | None], once: str | None = None
     ) -> Order:
         """Apply a rule to an existing order (at most once per `once`, kept in its inbox): the order
-        as it is after it (unchanged when the rule had nothing to do, or was applied already)."""
-        saved = await self.store.apply(order_id, rule, event_id=once, missing=UnknownOrder(order_id))
+        as it is after it (unchanged when the rule had nothing to do, or was applied already). An
+        order not numbered yet (its placing did not finish) is numbered first, so that it is
+        announced before anything else is said of it."""
+
+        def numbered_first(order: Order) -> Change[Order] | None:
+            if order.number is None:
+                raise _NotNumbered
+            return rule(order)
+
+        try:
+            saved = await self.store.apply(order_id, numbered_first, event_id=once, missing=UnknownOrder(order_id))
+        except _NotNumbered:
+            await self.numbers.number(order_id)
+            saved = await self.store.apply(order_id, rule, event_id=once, missing=UnknownOrder(order_id))
         return saved or await self.get(order_id)
 
     # --- other services' events ---------------------------------------------------------------
@@ -194,6 +289,10 @@ class Orders:
             return
         if recorded is None:
             raise _unknown(event, order_id)
+
+
+class _NotNumbered(Exception):
+    """The order is not numbered yet (services/orders/numbering.py)."""
 
 
 def _unknown(event: CloudEvent, order_id: str) -> UnknownOrder:

@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.orders.domain import Order, TimelineEntry
+from services.orders.domain import Order, TimelineEntry, warehouse_status
 from shared import bulk_worker
 from shared.clock import NO_DEADLINE
 from shared.store import Document, backfill
@@ -56,6 +56,8 @@ class OrderMapping:
             del document[TIMELINE_NOTES]  # folded into the timeline: an order written whole has none
         document["fulfill_by_sort"] = order.fulfill_by or NO_DEADLINE
         document.update(list_keys(order.id, order.created_at, document["fulfill_by_sort"]))
+        document["warehouse_status"] = warehouse_status(order).value
+        document["number_pending"] = order.number is None  # numbering.Sequencer's sweep
         return document
 
 
@@ -82,11 +84,15 @@ def note(entry: TimelineEntry) -> Document:
 
 # The listing's filters, in the order they lead a compound index.
 LIST_FILTERS = ("financial_status", "fulfillment_status")
+# Filters with an index of their own (each with each sort key): a search with one of them walks
+# that index, and checks any other filter on the orders it reads (listing.Plan).
+OWN_INDEX_FILTERS = ("custom_status", "warehouse_status")
 
 
 def _listing_indexes() -> list[IndexModel]:
     """One index per (set of filters, sort key): GET /orders?financial_status=&fulfillment_status=&sort="""
     filter_sets: list[tuple[str, ...]] = [(), ("financial_status",), ("fulfillment_status",), LIST_FILTERS]
+    filter_sets += [(name,) for name in OWN_INDEX_FILTERS]
     return [
         IndexModel([*((name, ASCENDING) for name in filters), (key, ASCENDING)])
         for key in LIST_KEYS.values()
@@ -95,7 +101,12 @@ def _listing_indexes() -> list[IndexModel]:
 
 
 # Created at start by the runtime (runtime.indexes), beside the outbox relay's own index.
-INDEXES: dict[str, list[IndexModel]] = {"orders": _listing_indexes(), "bulk_jobs": bulk_worker.INDEXES}
+INDEXES: dict[str, list[IndexModel]] = {
+    "orders": [*_listing_indexes(), IndexModel([("number_pending", ASCENDING), (LIST_KEYS["created_at"], ASCENDING)])],
+    "bulk_jobs": bulk_worker.INDEXES,
+    # GET /orders?q=: the orders holding a term, newest or oldest first (services/orders/search.py).
+    "order_terms": [IndexModel([("term", ASCENDING), (LIST_KEYS["created_at"], ASCENDING)])],
+}
 
 BACKFILL_BATCH = 500
 

@@ -20,8 +20,7 @@ from fastapi import FastAPI
 from deploy.local_stack import LocalStack
 from services.orders import store
 from services.orders.api import build_router
-from services.orders.app import OrdersSettings
-from services.orders.application import Orders
+from services.orders.app import OrdersSettings, orders_on
 from shared.auth import Authenticator, install
 from shared.http import install_error_handlers
 from shared.idempotency import IdempotencyMiddleware
@@ -67,7 +66,9 @@ def orders_app(stack: LocalStack) -> Callable[[Any, Any], FastAPI]:
     def build(db: Any, idempotency_keys: Any) -> FastAPI:
         app = FastAPI()
         install_error_handlers(app)
-        app.include_router(build_router(Orders(AggregateStore(db["orders"], lambda *_: None, mapping=store.MAPPING))))
+        app.include_router(
+            build_router(orders_on(db, AggregateStore(db["orders"], lambda *_: None, mapping=store.MAPPING)))
+        )
         app.add_middleware(IdempotencyMiddleware, collection=idempotency_keys, in_flight_seconds=10)
         install(app, Authenticator(OrdersSettings(**auth_settings(stack))))
         return app

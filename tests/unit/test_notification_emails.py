@@ -18,8 +18,10 @@ from services.notifications.templates import BUILT_IN, EmailTemplates
 from services.orders import domain as orders_domain
 from services.orders.domain import CancelReason, Refund
 from shared.catalog import OrderCancelled
+from shared.events import new_event
 from tests.unit import test_order_rules as order_rules
 from tests.unit.test_notification_rules import BOOK, MUG, NOW, cancellation, drafts_for
+from tests.unit.test_notification_rules import order as order_snapshot
 
 TEMPLATES = EmailTemplates(shop_name="Mugs & Books")
 CONFIG = SmtpConfig(host="127.0.0.1", port=25, mail_from="Mugs & Books <orders@shop.example>")
@@ -83,6 +85,19 @@ def test_the_cancellation_says_whether_and_when_a_refund_comes(
     assert email_.subject == "Your order #5E2F0C1A has been cancelled"
     assert wording in email_.text
     assert wording.split(" 249")[0] in email_.html
+
+
+def test_emails_say_the_shops_order_number_not_a_piece_of_its_id() -> None:
+    """Issue 12: "no order numbers a person can read out on the phone (emails say "#2D613A51")":
+    an order with a number is "#1001" in the subject and the body."""
+    numbered = order_snapshot("paid").model_copy(update={"number": 1001})
+    cancelled = OrderCancelled(order=numbered, refund="now", refunded=True, restock=True, notify_customer=True,
+                               reason="customer")  # fmt: skip
+    draft = emails.email_for_cancellation(new_event("orders", "order.cancelled", numbered.id, cancelled), cancelled)
+    assert draft is not None
+    email_ = rendered(draft)
+    assert email_.subject == "Your order #1001 has been cancelled"
+    assert "Order #1001" in email_.text and "#5E2F0C1A" not in email_.text + email_.html
 
 
 @pytest.mark.parametrize(

@@ -53,8 +53,15 @@ def digital_line(**changes: Any) -> dict[str, Any]:
     return {**line, **changes}
 
 
+def announced(request: NewOrder, now: str, number: int = 1001) -> Change[Order]:
+    """An order as placed and numbered: what the orders service announces."""
+    change = domain.number(domain.place(request, now).document, number, now)
+    assert change is not None
+    return change
+
+
 def placed(**changes: Any) -> Order:
-    return domain.place(order_request(**changes), NOW).document
+    return announced(order_request(**changes), NOW).document
 
 
 def cancel(order: Order, refund: Refund = Refund.NOW, **kw: Any) -> Any:
@@ -99,7 +106,7 @@ def fully_fulfilled(order: Order) -> Order:
 
 
 def test_a_pending_order_is_announced_as_created() -> None:
-    change = domain.place(order_request(), NOW)
+    change = announced(order_request(), NOW)
     assert [e.type for e in change.events] == ["order.created"]
     order = change.document
     assert order.financial_status == "pending" and order.fulfillment_status == "UNFULFILLED"
@@ -109,14 +116,14 @@ def test_a_pending_order_is_announced_as_created() -> None:
 
 
 def test_an_order_placed_paid_is_announced_created_then_paid() -> None:
-    change = domain.place(order_request(financial_status="paid"), NOW)
+    change = announced(order_request(financial_status="paid"), NOW)
     assert [e.type for e in change.events] == ["order.created", "order.paid"]
     assert change.events[1].data["order"]["financial_status"] == "paid"
     assert change.document.paid_at == NOW
 
 
 def test_events_carry_the_full_order_snapshot() -> None:
-    event = domain.place(order_request(), NOW).events[0]
+    event = announced(order_request(), NOW).events[0]
     order = event.data["order"]
     assert order["customer"]["email"] == "buyer@example.com"
     assert order["line_items"][0]["unit_price"] == "99.50"
@@ -151,7 +158,7 @@ def test_the_currency_must_be_a_real_iso_4217_code() -> None:
 
 def test_placing_an_invalid_order_raises_with_every_problem() -> None:
     with pytest.raises(domain.InvalidOrder) as raised:
-        domain.place(order_request(currency="XXX", shipping_address=None), NOW)
+        announced(order_request(currency="XXX", shipping_address=None), NOW)
     assert [p.field for p in raised.value.problems] == ["currency", "shipping_address"]
 
 
@@ -334,12 +341,12 @@ def test_the_caller_is_the_actor_of_the_events_and_the_timeline_entries_of_what_
     """Issue 6: every change made over HTTP records the token's subject as `actor` in the event it
     emits and in the order's timeline; what the platform does on its own has none."""
     with acting_as("merchant-alice"):
-        change = domain.place(order_request(financial_status="paid"), NOW)
+        change = announced(order_request(financial_status="paid"), NOW)
     assert [(e.type, e.actor) for e in change.events] == [("order.created", "merchant-alice"),
                                                           ("order.paid", "merchant-alice")]  # fmt: skip
     assert {entry.actor for entry in change.document.timeline} == {"merchant-alice"}
     assert json.loads(change.events[0].to_bytes())["actor"] == "merchant-alice"
-    unattended = domain.place(order_request(), NOW)
+    unattended = announced(order_request(), NOW)
     assert unattended.events[0].actor is None and "actor" not in json.loads(unattended.events[0].to_bytes())
 
 

@@ -16,6 +16,9 @@ STORED_FIELDS = {
     "id", "customer", "shipping_address", "currency", "financial_status", "post_purchase_pending", "line_items",
     "fulfillment_status", "fulfill_by", "fulfill_by_sort", "created_at", "updated_at", "paid_at", "cancelled_at",
     "cancel_reason", "cancellation", "fulfillment_orders", "timeline", "sort_fulfill_by", "sort_created_at",
+    # issue 12, added (with defaults: earlier documents load): the number and whether the sequencer
+    # still owes it, the waiting flag, the custom status code, comments, the warehouse status.
+    "number", "number_pending", "waiting", "custom_status", "comments", "warehouse_status",
 }  # fmt: skip
 
 

@@ -207,8 +207,11 @@ def _draft(
     )
 
 
-def order_reference(order_id: str) -> str:
-    """What the buyer sees as the order number."""
+def order_reference(order_id: str, number: int | None = None) -> str:
+    """What the buyer sees as the order number: the shop's number ("#1001"); an order from before
+    numbers existed shows the start of its id instead."""
+    if number is not None:
+        return f"#{number}"
     return "#" + order_id.replace("-", "")[:8].upper()
 
 
@@ -216,7 +219,7 @@ def _order_context(order: OrderSnapshot) -> Context:
     return {
         "customer_name": one_line(order.customer.name),
         "order_id": order.id,
-        "order_ref": order_reference(order.id),
+        "order_ref": order_reference(order.id, order.number),
     }
 
 

@@ -92,7 +92,8 @@ class NewOrder(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    customer: Customer
+    customer: Customer | None = None
+    """None: a draft (a checkout started, no customer details yet); the warehouse never packs it."""
     shipping_address: Address | None = None
     currency: str
     financial_status: FinancialStatus = FinancialStatus.PENDING
@@ -121,6 +122,16 @@ class TimelineEntry:
     actor: str | None = None
     message: str = ""
     details: Mapping[str, TimelineDetail] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Comment:
+    """A merchant's note on the order (`author`: the subject of the token that wrote it)."""
+
+    id: str
+    text: str
+    at: str
+    author: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +170,21 @@ class Order:
     fulfillment_orders: Mapping[str, FulfillmentOrderSnapshot] = field(default_factory=dict)
     timeline: tuple[TimelineEntry, ...] = ()
     timeline_notes: Mapping[str, TimelineEntry] = field(default_factory=dict)
+    number: int | None = None
+    """The shop-wide order number (#1001, ...): None until the sequencer numbers the order, which
+    is when it is announced (domain.warehouse.number)."""
+    waiting: bool = False
+    custom_status: str | None = None
+    """The code of the merchant's own status (its name is looked up when shown)."""
+    comments: tuple[Comment, ...] = ()
+
+
+NO_CUSTOMER = Customer(email="", name="")
+"""A draft's customer: none yet."""
+
+
+def is_draft(order: Order) -> bool:
+    return not order.customer.email
 
 
 def snapshot(order: Order) -> OrderSnapshot:
@@ -170,4 +196,5 @@ def snapshot(order: Order) -> OrderSnapshot:
         line_items=list(order.line_items), post_purchase_pending=order.post_purchase_pending,
         created_at=order.created_at, cancelled_at=order.cancelled_at,
         cancel_reason=order.cancel_reason.value if order.cancel_reason is not None else None,
+        number=order.number, waiting=order.waiting, custom_status=order.custom_status,
     )  # fmt: skip

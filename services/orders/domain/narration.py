@@ -28,9 +28,11 @@ from shared.catalog import (
     NotificationOutcome,
     OrderCancelled,
     OrderCreated,
+    OrderEdited,
     OrderFulfillmentStatusChanged,
     OrderPaid,
     OrderPostPurchaseCompleted,
+    OrderWaitingChanged,
     RejectionReason,
     StockLine,
     Tracking,
@@ -68,6 +70,10 @@ def narrate(event: CloudEvent, data: Contract | None = None) -> Narration:
             told = _order_cancelled(data)
         case OrderFulfillmentStatusChanged():
             told = _status_changed(data)
+        case OrderEdited():
+            told = Narration("Order edited: " + "; ".join(data.changes), {"changes": list(data.changes)})
+        case OrderWaitingChanged():
+            told = Narration("Marked waiting: kept out of the pack run" if data.order.waiting else "No longer waiting")
         case FulfillmentOrderChanged():
             told = _fulfillment_order(kind, data)
         case FulfillmentChanged():
@@ -104,7 +110,10 @@ def _order_announced(event_type: str, data: OrderCreated | OrderPaid | OrderPost
         "order.paid": "Order marked as paid",
         "order.post_purchase_completed": "Post-purchase offer closed: the order may be fulfilled",
     }.get(event_type, humanised(event_type))
-    return Narration(message, {"financial_status": order.financial_status.value})
+    details: Details = {"financial_status": order.financial_status.value}
+    if order.number is not None:
+        details["number"] = order.number
+    return Narration(message, details)
 
 
 def _order_cancelled(data: OrderCancelled) -> Narration:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-from services.orders.domain.model import InvalidOrder, NewOrder, Order, Problem, snapshot
-from services.orders.domain.timeline import announce, emit
+from services.orders.domain.model import NO_CUSTOMER, InvalidOrder, NewOrder, Order, Problem, snapshot
 from shared.aggregates import Change
 from shared.catalog import FinancialStatus, LineItem
 
@@ -68,14 +67,15 @@ def check_new_order(request: NewOrder) -> list[Problem]:
 
 
 def place(request: NewOrder, now: str, order_id: str | None = None) -> Change[Order]:
-    """A new order; one placed already paid is announced as created and then paid."""
+    """A new order, not announced yet: it is announced when numbered (domain.warehouse.number),
+    so that every event about it carries its number."""
     problems = check_new_order(request)
     if problems:
         raise InvalidOrder(problems)
     lines = tuple(LineItem(**line.model_dump(exclude={"id"}), id=str(uuid.uuid4())) for line in request.line_items)
     order = Order(
-        id=order_id or str(uuid.uuid4()), customer=request.customer, shipping_address=request.shipping_address,
-        currency=request.currency, financial_status=request.financial_status,
+        id=order_id or str(uuid.uuid4()), customer=request.customer or NO_CUSTOMER,
+        shipping_address=request.shipping_address, currency=request.currency, financial_status=request.financial_status,
         post_purchase_pending=request.post_purchase_pending,
         line_items=lines, created_at=now, updated_at=now,
     )  # fmt: skip
@@ -86,8 +86,6 @@ def place(request: NewOrder, now: str, order_id: str | None = None) -> Change[Or
             "use fewer lines or shorter texts and URLs"
         )
         raise InvalidOrder([Problem("line_items", reason)])
-    announcements = [announce("order.created", order)]
     if order.financial_status == FinancialStatus.PAID:
         order = replace(order, paid_at=now)
-        announcements.append(announce("order.paid", order))
-    return emit(order, announcements, now)
+    return Change(order)

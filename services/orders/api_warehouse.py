@@ -1,0 +1,124 @@
+"""HTTP routes of the warehouse's day on orders: the waiting flag, comments, custom statuses and
+editing an order (its lines and shipping address). Same conventions as services/orders/api.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+from pydantic import Field, StrictBool
+
+from services.orders import domain
+from services.orders.api import MAX_LINES, AddressIn, JsonBody, LineItemIn, invalid, known_id, shown
+from services.orders.application import Orders
+from services.orders.custom_statuses import CustomStatuses, UnknownStatus
+from services.orders.domain import Address, NewLine, OrderEdit
+from shared.auth import requires
+from shared.events import current_actor
+from shared.http import ApiError, NotFound, RequestBody
+
+CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+StatusCode = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN, description="e.g. awaiting-customer")
+]
+StatusName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class WaitingIn(RequestBody):
+    waiting: StrictBool
+
+
+class CommentIn(RequestBody):
+    multi_line_fields = frozenset({"text"})
+    text: Annotated[str, Field(min_length=1, max_length=5_000)]
+
+
+class CustomStatusIn(RequestBody):
+    code: StatusCode
+    name: StatusName
+
+
+class OrderCustomStatusIn(RequestBody):
+    code: Annotated[StatusCode | None, Field(description="null clears it")]
+
+
+class EditedLineIn(LineItemIn):
+    id: Annotated[str | None, Field(max_length=64, description="the existing line this is; omit: by sku, or new")] = (
+        None
+    )
+
+
+class OrderEditIn(RequestBody):
+    line_items: Annotated[list[EditedLineIn], Field(min_length=1, max_length=MAX_LINES)] | None = None
+    shipping_address: AddressIn | None = None
+
+
+def statuses_view(statuses: CustomStatuses) -> JsonBody:
+    return {"items": [{"code": code, "name": name} for code, name in sorted(statuses.names.items())]}
+
+
+def build_warehouse_router(orders: Orders) -> APIRouter:
+    router = APIRouter(tags=["orders"])
+
+    @router.put("/orders/{order_id}/waiting", dependencies=[requires("orders:write")])
+    async def set_waiting(order_id: str, body: WaitingIn) -> JsonBody:
+        """Keep the order out of the pack run until cleared (not a hold: nothing is wrong);
+        emits order.waiting_changed when it changes."""
+        return await shown(orders, orders.set_waiting(known_id(order_id), body.waiting))
+
+    @router.post("/orders/{order_id}/comments", status_code=201, dependencies=[requires("orders:write")])
+    async def add_comment(order_id: str, body: CommentIn) -> JsonBody:
+        """A merchant's note on the order; its words are found by GET /orders?q=."""
+        return await shown(orders, orders.comment(known_id(order_id), body.text, current_actor()))
+
+    @router.put("/orders/{order_id}/custom-status", dependencies=[requires("orders:write")])
+    async def set_custom_status(order_id: str, body: OrderCustomStatusIn) -> JsonBody:
+        try:
+            return await shown(orders, orders.set_custom_status(known_id(order_id), body.code))
+        except UnknownStatus as exc:
+            raise _unknown_status(exc) from None
+
+    @router.patch("/orders/{order_id}", dependencies=[requires("orders:write")])
+    async def edit_order(order_id: str, body: OrderEditIn) -> JsonBody:
+        """Edit an order placed or in packing: the full new `line_items` (a line with an existing
+        line's `id`, or else its sku, is that line) and/or the `shipping_address`. Emits
+        order.edited with the whole new order; 409 once the order shipped, or when the edit would
+        touch something shipped."""
+        fields = body.model_fields_set
+        if not fields & {"line_items", "shipping_address"}:
+            detail = {"field": "body", "reason": "give line_items and/or shipping_address"}
+            raise ApiError(422, "invalid_request", "invalid request: body", [detail])
+        lines = None
+        if body.line_items is not None:
+            lines = tuple(
+                NewLine.model_validate({**line.model_dump(), "id": line.id or ""}) for line in body.line_items
+            )
+        address = Address(**body.shipping_address.model_dump()) if body.shipping_address is not None else None
+        change = OrderEdit(line_items=lines, shipping_address=address, address_given="shipping_address" in fields)
+        try:
+            return await shown(orders, orders.edit(known_id(order_id), change))
+        except domain.InvalidOrder as exc:
+            raise invalid(exc.problems) from None
+
+    @router.get("/custom-statuses", dependencies=[requires("orders:read")])
+    async def list_statuses() -> JsonBody:
+        return statuses_view(await orders.statuses.all())
+
+    @router.post("/custom-statuses", status_code=201, dependencies=[requires("orders:write")])
+    async def define_status(body: CustomStatusIn) -> JsonBody:
+        """A status of the merchant's own; a code taken already is 409."""
+        return statuses_view(await orders.statuses.define(body.code, body.name))
+
+    @router.put("/custom-statuses/{code}", dependencies=[requires("orders:write")])
+    async def rename_status(code: str, body: CustomStatusIn) -> JsonBody:
+        """Rename a status: every order with it shows the new name, past ones included."""
+        try:
+            return statuses_view(await orders.statuses.rename(code, body.code, body.name))
+        except UnknownStatus as exc:
+            raise _unknown_status(exc) from None
+
+    return router
+
+
+def _unknown_status(exc: UnknownStatus) -> NotFound:
+    return NotFound("custom status", exc.code)

@@ -1,0 +1,138 @@
+"""Editing an order while it is placed or being packed: quantities, lines added or removed, the
+shipping address. The order changes here and says so (`order.edited`, with the whole new order and
+the changes in words); fulfillment re-routes and re-reserves what changed.
+
+Nothing that has shipped is touched: a line with units shipped cannot be changed or removed, and
+the address cannot change once anything shipped (it went to the old one)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from services.orders.domain.model import (
+    Address,
+    InvalidOrder,
+    NewLine,
+    NewOrder,
+    Order,
+    OrderRuleViolation,
+    Problem,
+    snapshot,
+)
+from services.orders.domain.placing import MAX_ORDER_BYTES, check_new_order
+from services.orders.domain.timeline import emit
+from services.orders.domain.warehouse import shipped_quantities, warehouse_status
+from shared.aggregates import Change
+from shared.catalog import LineItem, OrderEdited, WarehouseStatus
+
+EDITABLE = frozenset({WarehouseStatus.ORDER, WarehouseStatus.PACKING})
+
+
+@dataclass(frozen=True)
+class OrderEdit:
+    """What the merchant sends: the full new lines (None: unchanged; a line with the `id` of an
+    existing line, or else its sku, is that line; other lines are new) and/or the new address."""
+
+    line_items: Sequence[NewLine] | None = None
+    shipping_address: Address | None = None
+    address_given: bool = False
+
+
+def edit(order: Order, change: OrderEdit, now: str) -> Change[Order] | None:
+    """The order as edited, with `order.edited`; None when the edit changes nothing."""
+    if order.cancelled_at:
+        raise OrderRuleViolation("the order is cancelled and cannot be edited")
+    status = warehouse_status(order)
+    if status not in EDITABLE:
+        raise OrderRuleViolation(f"the order is {status.value}: only an order placed or in packing can be edited")
+    shipped = shipped_quantities(order)
+    words: list[str] = []
+    lines = order.line_items
+    if change.line_items is not None:
+        lines = _edited_lines(order.line_items, change.line_items, shipped, words)
+    address = order.shipping_address
+    if change.address_given and change.shipping_address != order.shipping_address:
+        if any(shipped.values()):
+            raise OrderRuleViolation("part of the order has shipped to the current address: it cannot change")
+        address = change.shipping_address
+        words.append("shipping address changed")
+    if not words:
+        return None
+    _check(order, lines, address)
+    edited = replace(order, line_items=lines, shipping_address=address, updated_at=now)
+    return emit(edited, [("order.edited", OrderEdited(order=snapshot(edited), changes=words))], now)
+
+
+def _edited_lines(
+    current: Sequence[LineItem], wanted: Sequence[NewLine], shipped: dict[str, int], words: list[str]
+) -> tuple[LineItem, ...]:
+    by_id = {line.id: line for line in current}
+    matched: set[str] = set()
+    problems: list[Problem] = []
+    result: list[LineItem] = []
+    for index, new in enumerate(wanted):
+        old = _match(new, by_id, current, matched)
+        if new.id and old is None:
+            problems.append(Problem(f"line_items.{index}.id", f"the order has no line {new.id!r}"))
+            continue
+        if old is None:
+            line = LineItem(**new.model_dump(exclude={"id"}), id=str(uuid.uuid4()))
+            words.append(f"{line.sku} added (quantity {line.quantity})")
+            result.append(line)
+            continue
+        matched.add(old.id)
+        line = LineItem(**new.model_dump(exclude={"id"}), id=old.id)
+        said = _differences(old, line)
+        if said and shipped.get(old.id, 0) > 0:
+            raise OrderRuleViolation(f"{old.sku} has shipped ({shipped[old.id]} of {old.quantity}): it cannot change")
+        words.extend(said)
+        result.append(line)
+    if problems:
+        raise InvalidOrder(problems)
+    for old in current:
+        if old.id not in matched:
+            if shipped.get(old.id, 0) > 0:
+                raise OrderRuleViolation(f"{old.sku} has shipped ({shipped[old.id]} of {old.quantity}): "
+                                         "it cannot be removed")  # fmt: skip
+            words.append(f"{old.sku} removed")
+    return tuple(result)
+
+
+def _match(new: NewLine, by_id: dict[str, LineItem], current: Sequence[LineItem], matched: set[str]) -> LineItem | None:
+    """The existing line a wanted line is: by id when given, else the first unmatched one of its sku."""
+    if new.id:
+        found = by_id.get(new.id)
+        return found if found is not None and found.id not in matched else None
+    return next((line for line in current if line.sku == new.sku and line.id not in matched), None)
+
+
+def _differences(old: LineItem, new: LineItem) -> list[str]:
+    said = []
+    if new.quantity != old.quantity:
+        said.append(f"{old.sku} quantity {old.quantity} -> {new.quantity}")
+    if new.unit_price != old.unit_price:
+        said.append(f"{old.sku} price {old.unit_price} -> {new.unit_price}")
+    if new.sku != old.sku or new.title != old.title:
+        said.append(f"{old.sku} now {new.sku} ({new.title})")
+    if new.requires_shipping != old.requires_shipping or new.digital_asset_url != old.digital_asset_url:
+        said.append(f"{new.sku} delivery changed")
+    return said
+
+
+def _check(order: Order, lines: tuple[LineItem, ...], address: Address | None) -> None:
+    """The placing rules hold for the edited order too (digital lines, an address where a line
+    ships), and it still fits in an event."""
+    as_new = NewOrder(
+        customer=order.customer, shipping_address=address, currency=order.currency,
+        line_items=tuple(NewLine(**line.model_dump()) for line in lines),
+    )  # fmt: skip
+    problems = check_new_order(as_new)
+    if not lines:
+        problems.append(Problem("line_items", "an order keeps at least one line"))
+    if problems:
+        raise InvalidOrder(problems)
+    size = len(snapshot(replace(order, line_items=lines, shipping_address=address)).model_dump_json())
+    if size > MAX_ORDER_BYTES:
+        raise InvalidOrder([Problem("line_items", f"the order would be {size} bytes, over {MAX_ORDER_BYTES}")])

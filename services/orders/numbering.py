@@ -1,0 +1,147 @@
+"""The shop's order numbers (#1001, #1002, ...): unique and without gaps, whatever the replicas,
+the concurrency or the crashes.
+
+An order is stored first, without a number (and not announced yet), then numbered by the
+sequencer: one counter document (`order_numbers/orders`) holds the last number given out and the
+order it went to (`holder`, and the one before it, `previous`). Numbering an order:
+
+1. the order holds a number already: done (the step is idempotent, it never renumbers);
+2. the counter's last number is written onto its holder if it is not there yet (whoever claimed
+   it may have crashed before writing it): a claim is finished before the next one is made, so
+   no number is left unheld. If the holder turns out to hold another number (two numberings of
+   one order raced and the other won), the claim is void and the counter goes back one;
+3. the next number is claimed with one conditional update of the counter (it moves only from the
+   state just read: of two replicas claiming, one wins, the other goes round again), then
+   written onto the order (domain.number: the order and its announcements, one write).
+
+A number is never given out twice (the counter moves one step at a time from the state read) and
+never skipped (the counter only moves past a number once its holder holds it). Numbering runs one
+at a time in a process (a lock: the counter is one document, and a queue beats a crowd retrying
+against it); an order whose numbering did not finish (a crash) is numbered by the sweep (`run`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from services.orders import domain, search, store
+from services.orders.domain import Order
+from shared.clock import iso, now, now_iso
+from shared.store import AggregateStore, ConcurrencyConflict, Document
+
+log = logging.getLogger(__name__)
+
+COUNTER = "orders"
+MAX_ROUNDS = 200
+SWEEP_SECONDS = 2.0
+SWEEP_AFTER = timedelta(seconds=2)
+"""The sweep leaves an order this young to the request that placed it."""
+SWEEP_BATCH = 100
+
+
+class Sequencer:
+    """Gives orders their numbers (see the module's docstring)."""
+
+    def __init__(
+        self, counters: AsyncCollection[Document], orders: AggregateStore[Order], terms: search.Terms | None = None
+    ) -> None:
+        self.counters = counters
+        self.orders = orders
+        self.terms = terms
+        self._lock = asyncio.Lock()
+        self._settled: tuple[int, str] | None = None
+        """The last (number, order) this process wrote: its holder needs no looking at."""
+
+    async def number(self, order_id: str, placed: Order | None = None) -> Order:
+        """The order with its number, numbering it if it has none yet. `placed`: the order as
+        just stored by its placing, which saves reading it first."""
+        async with self._lock:
+            for _ in range(MAX_ROUNDS):
+                order = placed or await self.orders.get(order_id)
+                placed = None
+                if order is None:
+                    raise LookupError(f"order {order_id!r} does not exist")
+                if order.number is not None:
+                    return order
+                counter = await self._counter()
+                last, holder = int(counter["last"]), counter.get("holder")
+                if holder is not None and not await self._settle(counter):
+                    continue  # the counter went back one: read it again
+                if holder == order_id:
+                    continue  # this order's own claim, written by _settle: read it again
+                claimed = await self.counters.update_one(
+                    {"_id": COUNTER, "last": {"$eq": last}, "holder": {"$eq": holder}},
+                    {"$set": {"last": last + 1, "holder": order_id, "previous": holder}},
+                )
+                if claimed.modified_count == 1:
+                    numbered = await self._write(order_id, last + 1, order)
+                    if numbered is not None and numbered.number == last + 1:
+                        self._settled = (last + 1, order_id)
+                        return numbered
+            raise ConcurrencyConflict(f"order {order_id} could not be numbered in {MAX_ROUNDS} rounds")
+
+    async def _counter(self) -> Document:
+        counter = await self.counters.find_one({"_id": COUNTER})
+        if counter is not None:
+            return counter
+        first = {"_id": COUNTER, "last": domain.FIRST_NUMBER - 1, "holder": None, "previous": None}
+        with contextlib.suppress(DuplicateKeyError):  # another replica made it first
+            await self.counters.insert_one(first)
+        return await self.counters.find_one({"_id": COUNTER}) or first
+
+    async def _settle(self, counter: Document) -> bool:
+        """Make sure the holder of the counter's last number holds it. False when it holds another
+        number (the claim was void): the counter is set back to the number before."""
+        last, holder = int(counter["last"]), str(counter["holder"])
+        if self._settled == (last, holder):
+            return True
+        held = await self._write(holder, last)
+        if held is not None and held.number == last:
+            return True
+        log.warning("order %s holds #%s, not #%s: the claim is void", holder, held and held.number, last)
+        await self.counters.update_one(
+            {"_id": COUNTER, "last": {"$eq": last}, "holder": {"$eq": holder}},
+            {"$set": {"last": last - 1, "holder": counter.get("previous"), "previous": None}},
+        )
+        return False
+
+    async def _write(self, order_id: str, value: int, order: Order | None = None) -> Order | None:
+        """Write `value` onto the order unless it holds a number: the order as it is after. The
+        number is searchable (search.Terms) before the order holds it. `order`: as last read."""
+        if self.terms is not None:
+            order = order or await self.orders.get(order_id)
+            if order is None or order.number is not None:
+                return order
+            await self.terms.add(order_id, order.created_at, [str(value)])
+        saved = await self.orders.apply(order_id, lambda order: domain.number(order, value, now_iso()), missing="skip")
+        return saved or await self.orders.get(order_id)
+
+    async def sweep(self) -> int:
+        """Number the orders whose numbering did not finish (oldest first); how many."""
+        cutoff = f"{store.LIST_KEY_PREFIX}{iso(now() - SWEEP_AFTER)}"
+        waiting = await self.orders.find(
+            {"number_pending": {"$eq": True}, store.LIST_KEYS["created_at"]: {"$lt": cutoff}},
+            sort=[(store.LIST_KEYS["created_at"], 1)],
+            limit=SWEEP_BATCH,
+        )
+        for order in waiting:
+            await self.number(order.id)
+        return len(waiting)
+
+    async def run(self) -> None:
+        """The sweep, for as long as the service runs."""
+        while True:
+            try:
+                if numbered := await self.sweep():
+                    log.info("numbered %d orders whose numbering had not finished", numbered)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("numbering sweep failed; trying again")
+            await asyncio.sleep(SWEEP_SECONDS)
