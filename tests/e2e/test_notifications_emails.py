@@ -134,7 +134,8 @@ async def test_a_shipping_confirmation_arrives_with_items_carrier_tracking_and_l
     [mail] = await eventually(lambda: mail_to(smtp_sink, address), timeout=30)
     message = mail.message
     assert message["To"] == f"Ada Buyer <{address}>"
-    assert message["Subject"] == f"Your order #{order.id.replace('-', '')[:8].upper()} is on its way"
+    assert order.number is not None
+    assert message["Subject"] == f"Your order #{order.number} is on its way"  # its number, not its id
     assert message.get_content_type() == "multipart/alternative"
     assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
     text, html = text_of(mail), html_of(mail)
