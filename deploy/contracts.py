@@ -5,6 +5,8 @@
   new or its change is compatible (deploy/compatibility.py), never for a change that would break a
   v1 consumer (then this exits 1 and names it: such a change is a new topic version, not an edit),
   and never deleted.
+- docs/asyncapi.yaml: the whole platform's AsyncAPI document (shared/asyncapi.py), as every
+  service serves it at `/asyncapi.yaml`.
 
 Run it after changing the catalog and commit what it writes with the change: the tests fail while
 the committed files differ from what the catalog generates.
@@ -18,10 +20,12 @@ import sys
 from pathlib import Path
 
 from deploy.compatibility import breaking_changes
+from shared.asyncapi import platform_yaml
 from shared.schemas import Schema, data_schemas
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "docs" / "schemas" / "v1"
+ASYNCAPI = ROOT / "docs" / "asyncapi.yaml"
 
 
 def schema_text(schema: Schema) -> str:
@@ -35,7 +39,9 @@ def published_schemas(folder: Path | None = None) -> dict[str, Schema]:
 
 def generated() -> dict[Path, str]:
     """Every file the catalog generates, with its content."""
-    return {SCHEMAS / f"{event_type}.json": schema_text(schema) for event_type, schema in data_schemas().items()}
+    files = {SCHEMAS / f"{event_type}.json": schema_text(schema) for event_type, schema in data_schemas().items()}
+    files[ASYNCAPI] = platform_yaml()
+    return files
 
 
 def stale(files: dict[Path, str]) -> list[Path]:
