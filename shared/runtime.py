@@ -212,16 +212,18 @@ class ServiceRuntime:
         async def metrics() -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
+        # Plain functions: FastAPI runs them in its thread pool, so building a document the first time
+        # (a few hundred ms; then kept) does not hold up the event loop.
         @app.get("/asyncapi", tags=["operations"], dependencies=[PUBLIC])
-        async def asyncapi_document() -> JSONResponse:
+        def asyncapi_document() -> JSONResponse:
             return JSONResponse(self.asyncapi())
 
         @app.get("/asyncapi/ui", tags=["operations"], dependencies=[PUBLIC], response_class=HTMLResponse)
-        async def asyncapi_ui() -> str:
+        def asyncapi_ui() -> str:
             return asyncapi_html(self.asyncapi())
 
         @app.get("/asyncapi.yaml", tags=["operations"], dependencies=[PUBLIC], response_class=PlainTextResponse)
-        async def platform_asyncapi() -> PlainTextResponse:
+        def platform_asyncapi() -> PlainTextResponse:
             """The whole platform's AsyncAPI document, for subscribers (docs/asyncapi.yaml)."""
             return PlainTextResponse(platform_yaml(), media_type="application/yaml")
 

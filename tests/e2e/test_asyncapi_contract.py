@@ -51,6 +51,8 @@ async def test_every_served_document_parses_and_the_platform_one_is_the_committe
                 target = message["$ref"].rsplit("/", 1)[1]
                 payload = document["components"]["messages"][target]["payload"]
                 assert payload != {"type": "null"} and payload["$ref"].startswith("#/components/schemas/")
+        page = await http.get(stack.url(name) + "/asyncapi/ui")
+        assert page.status_code == 200 and f"{name} service" in page.text
         documents.append(tmp_path / f"{name}.json")
         documents[-1].write_text(reply.text)
     assert read == {topic.name for topic in PLATFORM_CONSUMES}
