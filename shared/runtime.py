@@ -15,26 +15,24 @@ from typing import Any, overload
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Response
-from fastapi.responses import HTMLResponse, JSONResponse
-from faststream.specification import AsyncAPI
-from faststream.specification.asyncapi.site import get_asyncapi_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.aggregates import A, StoreMapping
+from shared.asyncapi import Document as AsyncAPIDocument
+from shared.asyncapi import asyncapi_html, platform_yaml, service_document
 from shared.auth import PUBLIC, Authenticator, install
 from shared.body_limit import BodySizeLimit
 from shared.business_metrics import BusinessMetrics
-from shared.catalog import CATALOG
-from shared.events import CloudEvent, envelope_schema
+from shared.events import CloudEvent
 from shared.http import error_body, install_error_handlers, refuse_unknown_query_parameters
 from shared.idempotency import EXPIRY_INDEX, IdempotencyMiddleware, forget_expired
 from shared.messaging import EventSubscriptions, build_broker, publish_event
 from shared.observability import RequestContext, ServiceMetrics, configure_logging, configure_telemetry
 from shared.settings import ServiceSettings
 from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Document, OutboxRelay, build_mongo_client
-from shared.topics import TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -71,32 +69,12 @@ class ServiceRuntime:
         self.background("business-gauges", self._refresh_business_gauges)
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriptions: list[EventSubscriptions] = []
+        self._asyncapi: AsyncAPIDocument | None = None
 
     def subscribe(self, subscriptions: EventSubscriptions) -> None:
         subscriptions.attach(self.broker, self.settings, self.metrics)
         self._subscriptions.append(subscriptions)
-        self._document_publications(subscriptions)
-
-    def _document_publications(self, subscriptions: EventSubscriptions) -> None:
-        """Declare, for the AsyncAPI document, the topics this service writes: the ones it owns,
-        with a schema per event type, and the dead-letter topics of the ones it reads.
-        (Events go out through the outbox relay; these publishers only describe them.)"""
-        for topic in TOPICS:
-            if topic.owner == self.settings.service_name:
-                types = sorted(t for t, spec in CATALOG.items() if spec.topic == topic)
-                self.broker.publisher(
-                    topic.name,
-                    title=topic.name,
-                    description=f"CloudEvents keyed by {topic.key}: " + ", ".join(types),
-                    schema=envelope_schema(topic),
-                )
-        for name in subscriptions.topics:
-            self.broker.publisher(
-                f"{name}.dlq",
-                title=f"{name}.dlq",
-                description="Messages this service could not process, as they came, with the reason in the "
-                "x-dlq-reason / x-dlq-error headers and the origin in x-dlq-original-topic/partition/offset.",
-            )
+        self._asyncapi = None
 
     def indexes(self, declared: Mapping[str, Sequence[IndexModel]]) -> None:
         """The indexes a service's queries use, by collection: created at start, idempotently."""
@@ -201,14 +179,13 @@ class ServiceRuntime:
         checks["kafka"] = "ok" if await self.broker.ping(timeout=2) else "unreachable"
         return checks
 
-    def asyncapi(self) -> Any:
-        spec = AsyncAPI(
-            self.broker,
-            title=f"{self.settings.service_name} service",
-            version=self.version,
-            description=self.description,
-        )
-        return spec.to_specification()
+    def asyncapi(self) -> AsyncAPIDocument:
+        """This service's AsyncAPI document (shared/asyncapi.py): what it publishes, the types it
+        handles, its dead-letter topics; built from the catalog once, when first asked for."""
+        if self._asyncapi is None:
+            handled = [event_type for subscriptions in self._subscriptions for event_type in subscriptions.typed]
+            self._asyncapi = service_document(self.settings.service_name, self.description, self.version, handled)
+        return self._asyncapi
 
     def http_app(self, *routers: APIRouter) -> FastAPI:
         app = FastAPI(
@@ -244,13 +221,20 @@ class ServiceRuntime:
         async def metrics() -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
+        # Plain functions: FastAPI runs them in its thread pool, so building a document the first time
+        # (a few hundred ms; then kept) does not hold up the event loop.
         @app.get("/asyncapi", tags=["operations"], dependencies=[PUBLIC])
-        async def asyncapi_document() -> JSONResponse:
-            return JSONResponse(self.asyncapi().to_jsonable())
+        def asyncapi_document() -> JSONResponse:
+            return JSONResponse(self.asyncapi())
 
         @app.get("/asyncapi/ui", tags=["operations"], dependencies=[PUBLIC], response_class=HTMLResponse)
-        async def asyncapi_ui() -> str:
-            return get_asyncapi_html(self.asyncapi(), try_it_out_path=None)
+        def asyncapi_ui() -> str:
+            return asyncapi_html(self.asyncapi())
+
+        @app.get("/asyncapi.yaml", tags=["operations"], dependencies=[PUBLIC], response_class=PlainTextResponse)
+        def platform_asyncapi() -> PlainTextResponse:
+            """The whole platform's AsyncAPI document, for subscribers (docs/asyncapi.yaml)."""
+            return PlainTextResponse(platform_yaml(), media_type="application/yaml")
 
         for router in routers:
             app.include_router(router)

@@ -172,9 +172,11 @@ async def test_asyncapi_documents_what_services_publish_and_read(stack: LocalSta
     assert ("send", "orders.events.v1") in operations
     assert ("send", "fulfillment.events.v1.dlq") in operations
     assert any(action == "receive" and "fulfillment.events.v1" in channel for action, channel in operations)
-    paid = spec["components"]["schemas"]["OrderPaidEvent"]
+    paid = spec["components"]["schemas"]["order.paid"]
     assert paid["properties"]["type"]["const"] == "order.paid"
-    assert {"specversion", "id", "source", "type", "subject", "data"} <= set(paid["properties"])
+    assert paid["allOf"] == [{"$ref": "#/components/schemas/CloudEvent"}]
+    envelope = spec["components"]["schemas"]["CloudEvent"]
+    assert {"specversion", "id", "source", "type", "subject", "data"} <= set(envelope["properties"])
     for name, topic in (("inventory", "inventory.events.v1"), ("fulfillment", "fulfillment.requests.v1"),
                         ("notifications", "notifications.events.v1")):  # fmt: skip
         channels = (await http.get(stack.url(name) + "/asyncapi")).json()["channels"]

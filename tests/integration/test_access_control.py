@@ -40,6 +40,7 @@ from tests.integration.test_fulfillment_sweep import paid, replica, stocked
 
 PUBLIC = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/asyncapi"), ("GET", "/asyncapi/ui"),
+    ("GET", "/asyncapi.yaml"),
 }  # fmt: skip
 PUBLIC_OF = {"notifications": {("GET", "/downloads/{token}")}}
 
