@@ -119,7 +119,7 @@ def add_enum_value(schemas: dict[str, Schema]) -> None:
 
 
 def add_type(schemas: dict[str, Schema]) -> None:
-    schemas["order.edited"] = {**copy.deepcopy(schemas["order.paid"]), "$id": dataschema_of("order.edited")}
+    schemas["order.archived"] = {**copy.deepcopy(schemas["order.paid"]), "$id": dataschema_of("order.archived")}
 
 
 def make_optional(schemas: dict[str, Schema]) -> None:
