@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -40,6 +41,7 @@ class OffsetResetGuard(ConsumerRebalanceListener):  # type: ignore[misc]  # aiok
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if self.commits is not None:
             await self.commits.flush()  # what was handled is committed before the partitions go
+            self.commits.forget(revoked)
         for tp in revoked:
             self._expected.pop(tp, None)
 
@@ -108,21 +110,40 @@ class OffsetCommits:
         self._handled[TopicPartition(record.topic, record.partition)] = record.offset + 1
         if self.interval <= 0:
             await self.flush()
-        elif self._pending is None or self._pending.done():
+        else:
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if self._pending is None or self._pending.done():
             self._pending = asyncio.create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self.interval)
+        await asyncio.sleep(max(self.interval, 0.1))
+        self._pending = None
         await self.flush()
 
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """Partitions gone to another member: what is left for them here is theirs to redo."""
+        for tp in partitions:
+            self._handled.pop(tp, None)
+
     async def flush(self) -> None:
-        """Commit what was handled and is not committed yet. A commit the group refuses (it is
-        rebalancing, the consumer is stopping) is dropped: those messages are redelivered."""
+        """Commit what was handled and is not committed yet, on the partitions this member still
+        has. A commit the group refuses (it is rebalancing, say) is tried again after the
+        interval: a quiet partition's committed offset must not lag for ever (lag alerts, and a
+        restart would redo it all)."""
         if not self._handled or self._consumer is None:
             return
-        offsets, self._handled = self._handled, {}
+        assigned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in self._handled.items() if tp in assigned}
+        self._handled = {}
+        if not offsets:
+            return
         try:
             await self._consumer.commit(offsets)
         except (KafkaError, RuntimeError) as exc:  # aiokafka raises IllegalStateError etc.
-            log.warning("offsets of %d partition(s) not committed (%s); those messages will be redelivered",
+            for tp, offset in offsets.items():  # unless a later message of it was handled meanwhile
+                self._handled[tp] = max(offset, self._handled.get(tp, 0))
+            log.warning("offsets of %d partition(s) not committed (%s); trying again",
                         len(offsets), type(exc).__name__)  # fmt: skip
+            self._flush_soon()

@@ -156,3 +156,33 @@ async def test_a_graceful_stop_commits_what_was_handled_so_a_restart_does_not_re
     async with service_consumer(kafka, handle, commit_interval_ms=60_000):  # no timed commit in the test
         await eventually(lambda: handled == sent)
     assert await committed(kafka) == 3
+
+
+@pytest.mark.asyncio
+async def test_a_commit_the_group_refuses_is_tried_again_so_a_quiet_partition_does_not_lag(
+    kafka: EmbeddedKafka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit refused mid-rebalance used to be dropped: with nothing more arriving on the
+    partition, its committed offset stayed behind for good (a lag that never clears)."""
+    from aiokafka.errors import CommitFailedError
+
+    refusals = {"left": 1}
+    real_commit = AIOKafkaConsumer.commit
+
+    async def refuse_once(self: AIOKafkaConsumer, offsets: Any = None) -> None:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise CommitFailedError("rebalancing")
+        await real_commit(self, offsets)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "commit", refuse_once)
+    handled: list[str] = []
+
+    async def handle(event: CloudEvent) -> None:
+        handled.append(event.id)
+
+    sent = await produce(kafka, 3)
+    async with service_consumer(kafka, handle, commit_interval_ms=100):
+        await eventually(lambda: handled == sent)
+        await eventually(lambda: committed_is(kafka, 3))  # no further message needed
+        assert refusals["left"] == 0
