@@ -63,6 +63,35 @@ class Conflict(ApiError):
         super().__init__(409, "conflict", message, details)
 
 
+class ErrorInfo(BaseModel):
+    code: str = Field(description="machine-readable, e.g. not_found, conflict, forbidden, payload_too_large")
+    message: str = Field(description="for people: what was refused and why")
+    details: Any = Field(description="more about it, or null: e.g. the scopes a 403 needed")
+
+
+class ErrorResponse(BaseModel):
+    """What every refusal answers (`error_body`): documented on each 4xx in OpenAPI."""
+
+    error: ErrorInfo
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="the field, e.g. line_items.0.quantity, query.limit or body")
+    reason: str
+
+
+class InvalidRequestInfo(BaseModel):
+    code: str = Field(description="invalid_request, or idempotency_key_reused")
+    message: str
+    details: list[FieldProblem] | None = Field(description="each invalid field and why")
+
+
+class InvalidRequestResponse(BaseModel):
+    """A 422: the request cannot be what the operation takes; `details` names each field."""
+
+    error: InvalidRequestInfo
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 

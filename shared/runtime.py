@@ -31,6 +31,7 @@ from shared.http import error_body, install_error_handlers, refuse_unknown_query
 from shared.idempotency import EXPIRY_INDEX, IdempotencyMiddleware, forget_expired
 from shared.messaging import EventSubscriptions, build_broker, publish_event
 from shared.observability import RequestContext, ServiceMetrics, configure_logging, configure_telemetry
+from shared.openapi import document, operation_id
 from shared.settings import ServiceSettings
 from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Document, OutboxRelay, build_mongo_client
 
@@ -194,6 +195,7 @@ class ServiceRuntime:
             version=self.version,
             lifespan=self.lifespan,
             dependencies=[Depends(refuse_unknown_query_parameters)],
+            generate_unique_id_function=operation_id,
         )
         install_error_handlers(app)
         app.add_middleware(
@@ -239,6 +241,7 @@ class ServiceRuntime:
         for router in routers:
             app.include_router(router)
         install(app, self.authenticator)
+        document(app)
         if self.telemetry is not None:
             self.telemetry.instrument(app)
         return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import Field, StrictBool, StrictInt, field_validator
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from services.inventory.application import Inventory
 from services.inventory.domain import InventoryRuleViolation
@@ -29,6 +29,9 @@ Units = Annotated[StrictInt, Field(ge=0, le=MAX_UNITS)]
 
 
 class LocationIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Stockholm warehouse", "priority": 1, "active": True}]}
+    )
     name: Annotated[str, Field(min_length=1, max_length=255)]
     priority: Annotated[StrictInt, Field(ge=1, le=10_000, description="1 is first; unique; omit: last")] | None = None
     active: StrictBool = True
@@ -43,6 +46,7 @@ class LocationIn(RequestBody):
 
 
 class PrioritiesIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"location_ids": ["sto-1", "gbg-1"]}]})
     location_ids: Annotated[list[Identifier], Field(min_length=1, max_length=1000)] = Field(
         description="locations in the wanted order; they take priorities 1..n, the others follow in their order"
     )
@@ -57,6 +61,7 @@ class PrioritiesIn(RequestBody):
 
 
 class StockIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"on_hand": 40}]})
     on_hand: Units
 
 
@@ -64,6 +69,7 @@ BIN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._/-]*$"
 
 
 class BinIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"bin": "A-01-3"}]})
     bin: Annotated[
         str,
         Field(
@@ -75,6 +81,7 @@ class BinIn(RequestBody):
 
 
 class AdjustmentIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"delta": 12, "reason": "received"}]})
     delta: Annotated[StrictInt, Field(ge=-MAX_UNITS, le=MAX_UNITS, description="units in (+) or out (-); not 0")]
     reason: Annotated[str, Field(min_length=1, max_length=255, description="e.g. received, damaged, cycle count")]
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, EmailStr, Field, TypeAdapter
 
 from services.orders import domain, listing
 from services.orders.application import Orders, UnknownOrder
@@ -76,6 +76,27 @@ class LineItemIn(RequestBody):
 
 
 class OrderIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer": {"email": "ada@example.com", "name": "Ada Lovelace"},
+                    "shipping_address": {
+                        "name": "Ada Lovelace",
+                        "address1": "Drottninggatan 1",
+                        "city": "Stockholm",
+                        "zip": "111 51",
+                        "country_code": "SE",
+                    },
+                    "currency": "SEK",
+                    "financial_status": "paid",
+                    "line_items": [
+                        {"sku": "TSHIRT-M", "title": "T-shirt, medium", "quantity": 2, "unit_price": "199.00"}
+                    ],
+                }
+            ]
+        }
+    )
     customer: Annotated[CustomerIn | None, Field(description="omit for a draft (no customer details yet)")] = None
     shipping_address: AddressIn | None = None
     currency: Annotated[str, Field(min_length=3, max_length=3, description="ISO 4217 code, e.g. SEK")]
@@ -85,6 +106,11 @@ class OrderIn(RequestBody):
 
 
 class CancelIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"refund": "now", "restock": True, "notify_customer": True, "reason": "customer"}]
+        }
+    )
     refund: domain.Refund = Field(description="now: refund a paid order now; later / none: do not refund now")
     restock: Annotated[bool, Field(strict=True)]
     notify_customer: Annotated[bool, Field(strict=True)] = False

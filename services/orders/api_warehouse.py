@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
 from services.orders import domain
 from services.orders.api import MAX_LINES, AddressIn, JsonBody, LineItemIn, invalid, known_id, shown
@@ -25,20 +25,26 @@ StatusName = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class WaitingIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"waiting": True}]})
     waiting: StrictBool
 
 
 class CommentIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Customer asked for gift wrapping."}]})
     multi_line_fields = frozenset({"text"})
     text: Annotated[str, Field(min_length=1, max_length=5_000)]
 
 
 class CustomStatusIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"code": "awaiting-customer", "name": "Awaiting customer"}]}
+    )
     code: StatusCode
     name: StatusName
 
 
 class OrderCustomStatusIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "awaiting-customer"}]})
     code: Annotated[StatusCode | None, Field(description="null clears it")]
 
 
@@ -49,6 +55,13 @@ class EditedLineIn(LineItemIn):
 
 
 class OrderEditIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"line_items": [{"sku": "TSHIRT-M", "title": "T-shirt, medium", "quantity": 1, "unit_price": "199.00"}]}
+            ]
+        }
+    )
     line_items: Annotated[list[EditedLineIn], Field(min_length=1, max_length=MAX_LINES)] | None = None
     shipping_address: AddressIn | None = None
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
-from pydantic import Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
 from services.orders.application import Orders, UnknownOrder
 from services.orders.domain import CancelReason, OrderRuleViolation, Refund
@@ -92,6 +92,20 @@ class OrderBulkJobs(BulkJobRunner[OrderBulkAction, CancelParameters]):
 
 class OrderBulkJobIn(RequestBody):
     """cancel_orders on up to 250 orders, with the parameters of `POST /orders/{id}/cancel`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "action": "cancel_orders",
+                    "order_ids": ["0b7e2c8a-3f1d-4c52-9a7e-5d6f8e9a1b2c"],
+                    "refund": "now",
+                    "restock": True,
+                    "reason": "inventory",
+                }
+            ]
+        }
+    )
 
     action: OrderBulkAction
     order_ids: Annotated[

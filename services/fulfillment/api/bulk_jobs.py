@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import bulk_job as bulk_rules
@@ -29,6 +29,19 @@ class BulkJobIn(RequestBody):
     (reason, note), release_hold (reason: only that hold), move (location_id); on orders:
     mark_unfulfilled, request_fulfillment (notify_customer when shipped, message to the
     service), cancel_fulfillment_requests (message to the service)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "action": "hold",
+                    "fulfillment_order_ids": ["5f9c1d2e-7a3b-4c8d-9e0f-1a2b3c4d5e6f"],
+                    "reason": "OTHER",
+                    "note": "Stock count",
+                }
+            ]
+        }
+    )
 
     multi_line_fields = frozenset({"message"})
 

@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, Field, StrictBool, StrictInt
+from pydantic import AwareDatetime, ConfigDict, Field, StrictBool, StrictInt
 
 from services.fulfillment import listing
 from services.fulfillment.application import Fulfillment, actions
@@ -58,6 +58,13 @@ class TrackingIn(RequestBody):
 
 
 class FulfillmentIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"tracking": {"numbers": ["00340434161094042557"], "company": "PostNord"}, "notify_customer": True}
+            ]
+        }
+    )
     multi_line_fields = frozenset({"parcels"})
 
     line_items: Annotated[list[LineIn], Field(max_length=250)] | None = Field(
@@ -110,43 +117,62 @@ def parcel_ids(text: str) -> list[str]:
 
 
 class TrackingUpdateIn(TrackingIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"numbers": ["00340434161094042557"], "company": "PostNord", "notify_customer": True}]
+        }
+    )
     notify_customer: StrictBool = False
 
 
 class HoldIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"reason": "INCORRECT_ADDRESS", "note": "Street number missing; emailed the customer."}]
+        }
+    )
     reason: HoldReason
     note: Annotated[str, Field(max_length=1000)] = ""
 
 
 class ReleaseIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "INCORRECT_ADDRESS"}]})
     reason: HoldReason | None = Field(None, description="release only this hold; leave out to release all")
 
 
 class MoveIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"location_id": "gbg-1"}]})
     location_id: Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class FulfillByIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"fulfill_by": "2030-01-31T17:00:00+01:00"}]})
     fulfill_by: AwareDatetime | None = Field(description="RFC 3339 with a time zone; null clears the deadline")
 
 
 class ScheduleIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"fulfill_at": "2030-01-15T08:00:00+01:00"}]})
     fulfill_at: AwareDatetime
 
 
 class SubmitIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "Please ship with the gift note."}]})
     multi_line_fields = frozenset({"message"})
 
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
 class CancellationRequestIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "The customer cancelled."}]})
     multi_line_fields = frozenset({"message"})
 
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
 class ResetIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"note": "The service confirmed by phone that nothing shipped."}]}
+    )
     multi_line_fields = frozenset({"note"})
 
     note: Annotated[str, Field(max_length=1000)] = ""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from services.fulfillment.application import Fulfillment, actions
 from services.fulfillment.domain.fulfillment_orders.service_requests import AnswerKind
@@ -26,12 +26,18 @@ FO = "/fulfillment-orders/{fulfillment_order_id}"
 
 
 class MessageIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "Picked; ships tomorrow."}]})
     multi_line_fields = frozenset({"message"})
 
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
 class RejectIn(MessageIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"reason": "INVENTORY_OUT_OF_STOCK", "message": "Out of stock until next week."}]
+        }
+    )
     reason: RejectionReason = RejectionReason.OTHER
 
 

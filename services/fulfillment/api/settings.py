@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import StrictBool
+from pydantic import ConfigDict, StrictBool
 
 from services.fulfillment.application import Fulfillment
 from services.fulfillment.lookups import MaxParcels, PackRunInterval, PostPurchaseHold, ShopSettings, SweepInterval
@@ -17,6 +17,10 @@ from .common import READ
 
 class SettingsIn(RequestBody):
     """Only the fields given change; each within the bounds of the stored settings."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"auto_fulfill": False, "pack_run_interval_seconds": 900}]}
+    )
 
     auto_fulfill: StrictBool | None = None
     sweep_interval_seconds: SweepInterval | None = None
