@@ -11,12 +11,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any, overload
+from typing import Any, Literal, overload
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel
 from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -27,7 +28,7 @@ from shared.auth import PUBLIC, Authenticator, install
 from shared.body_limit import BodySizeLimit
 from shared.business_metrics import BusinessMetrics
 from shared.events import CloudEvent
-from shared.http import error_body, install_error_handlers, refuse_unknown_query_parameters
+from shared.http import ErrorResponse, error_body, install_error_handlers, refuse_unknown_query_parameters
 from shared.idempotency import EXPIRY_INDEX, IdempotencyMiddleware, forget_expired
 from shared.messaging import EventSubscriptions, build_broker, publish_event
 from shared.observability import RequestContext, ServiceMetrics, configure_logging, configure_telemetry
@@ -39,6 +40,21 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEYS = "idempotency_keys"
 UPGRADE_RETRY_SECONDS = 5.0
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str] = {}
+
+
+READINESS: dict[int | str, dict[str, Any]] = {
+    200: {"model": Readiness, "description": "The store and the broker answer."},
+    503: {"model": ErrorResponse, "description": "Not ready: details says which dependency does not answer."},
+}
 
 
 class ServiceRuntime:
@@ -209,10 +225,10 @@ class ServiceRuntime:
         app.add_middleware(RequestContext)
 
         @app.get("/healthz", tags=["operations"], dependencies=[PUBLIC])
-        async def healthz() -> dict[str, str]:
-            return {"status": "ok"}
+        async def healthz() -> Health:
+            return Health(status="ok")
 
-        @app.get("/readyz", tags=["operations"], dependencies=[PUBLIC])
+        @app.get("/readyz", tags=["operations"], dependencies=[PUBLIC], response_model=None, responses=READINESS)
         async def readyz() -> JSONResponse:
             checks = await self.readiness()
             ready = all(v == "ok" for v in checks.values())

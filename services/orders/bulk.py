@@ -27,9 +27,10 @@ from shared import bulk_jobs as rules
 from shared.auth import requires
 from shared.bulk_jobs import MAX_TARGETS, BulkJobMapping, InvalidBulkRequest, JobKind, Outcome
 from shared.bulk_jobs import BulkJob as SharedBulkJob
-from shared.bulk_jobs_api import JOB_ID, add_bulk_job_reads
+from shared.bulk_jobs_api import JOB_ID, BulkJobView, add_bulk_job_reads
 from shared.bulk_worker import BulkJobRunner
 from shared.http import ApiError, RequestBody
+from shared.openapi import shows
 from shared.store import AggregateStore
 
 
@@ -128,7 +129,7 @@ class OrderBulkJobIn(RequestBody):
 def build_bulk_router(jobs: OrderBulkJobs) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/bulk-jobs", status_code=202, dependencies=[requires("orders:write")], tags=["bulk jobs"])
+    @router.post("/bulk-jobs", **shows(BulkJobView, 202), dependencies=[requires("orders:write")], tags=["bulk jobs"])
     async def start_bulk_job(body: OrderBulkJobIn) -> dict[str, Any]:
         """Cancel up to 250 orders in the background; follow it with GET /bulk-jobs/{id} (or
         order_bulk_job.progress / completed on orders.events.v1). Fulfillment's bulk actions are
