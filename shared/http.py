@@ -113,6 +113,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it could not read at all (not UTF-8, say): bad input, so the
+            # same 422 naming the body as a body that is not JSON.
+            details = [{"field": "body", "reason": f"not valid JSON: {exc.detail}"}]
+            return JSONResponse(error_body("invalid_request", "invalid request: body", details), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 

@@ -42,6 +42,13 @@ IDEMPOTENCY_KEYS = "idempotency_keys"
 UPGRADE_RETRY_SECONDS = 5.0
 
 
+class YamlResponse(PlainTextResponse):
+    media_type = "application/yaml"
+
+
+ASYNCAPI_SCHEMA = {"type": "object", "description": "An AsyncAPI 3.0 document", "required": ["asyncapi"]}
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 
@@ -235,7 +242,7 @@ class ServiceRuntime:
             body = {"status": "ready", "checks": checks} if ready else error_body("not_ready", "not ready", checks)
             return JSONResponse(body, status_code=200 if ready else 503)
 
-        @app.get("/metrics", tags=["operations"], dependencies=[PUBLIC])
+        @app.get("/metrics", tags=["operations"], dependencies=[PUBLIC], response_class=PlainTextResponse)
         async def metrics() -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -249,7 +256,13 @@ class ServiceRuntime:
         def asyncapi_ui() -> str:
             return asyncapi_html(self.asyncapi())
 
-        @app.get("/asyncapi.yaml", tags=["operations"], dependencies=[PUBLIC], response_class=PlainTextResponse)
+        @app.get(
+            "/asyncapi.yaml",
+            tags=["operations"],
+            dependencies=[PUBLIC],
+            response_class=YamlResponse,
+            responses={200: {"content": {YamlResponse.media_type: {"schema": ASYNCAPI_SCHEMA}}}},
+        )
         def platform_asyncapi() -> PlainTextResponse:
             """The whole platform's AsyncAPI document, for subscribers (docs/asyncapi.yaml)."""
             return PlainTextResponse(platform_yaml(), media_type="application/yaml")

@@ -64,7 +64,8 @@ def conformance(service: str) -> Callable[..., None]:
         case.validate_response(response, checks=CHECKS)
 
     test.__doc__ = f"Every {service} operation answers as its OpenAPI document says."
-    return test
+    conforming: Callable[..., None] = test
+    return conforming
 
 
 test_orders_api_conforms = conformance("orders")
