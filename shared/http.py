@@ -63,6 +63,35 @@ class Conflict(ApiError):
         super().__init__(409, "conflict", message, details)
 
 
+class ErrorInfo(BaseModel):
+    code: str = Field(description="machine-readable, e.g. not_found, conflict, forbidden, payload_too_large")
+    message: str = Field(description="for people: what was refused and why")
+    details: Any = Field(description="more about it, or null: e.g. the scopes a 403 needed")
+
+
+class ErrorResponse(BaseModel):
+    """What every refusal answers (`error_body`): documented on each 4xx in OpenAPI."""
+
+    error: ErrorInfo
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="the field, e.g. line_items.0.quantity, query.limit or body")
+    reason: str
+
+
+class InvalidRequestInfo(BaseModel):
+    code: str = Field(description="invalid_request, or idempotency_key_reused")
+    message: str
+    details: list[FieldProblem] | None = Field(description="each invalid field and why")
+
+
+class InvalidRequestResponse(BaseModel):
+    """A 422: the request cannot be what the operation takes; `details` names each field."""
+
+    error: InvalidRequestInfo
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
@@ -84,6 +113,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it could not read at all (not UTF-8, say): bad input, so the
+            # same 422 naming the body as a body that is not JSON.
+            details = [{"field": "body", "reason": f"not valid JSON: {exc.detail}"}]
+            return JSONResponse(error_body("invalid_request", "invalid request: body", details), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 

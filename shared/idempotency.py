@@ -203,3 +203,27 @@ async def _answer(
         headers.append((b"idempotent-replayed", b"true"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+HEADER_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Any unique string (a UUID, say), the same on each retry of this request: a retry gets the "
+    "first answer again (with `Idempotent-Replayed: true`) instead of doing it twice. The same key with another "
+    "request is 422 (idempotency_key_reused); one still being processed, 409 (request_in_progress). Keys are kept "
+    "a day, per caller.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$",
+    },
+    "example": "3f0c9a4e-6a53-4f5e-9d57-2b1a8f0e7c11",
+}
+"""The `Idempotency-Key` request header as OpenAPI documents it on every POST (shared/openapi.py)."""
+
+REPLAYED_HEADER: dict[str, Any] = {
+    "description": "`true` when this is the stored answer to an earlier request with the same Idempotency-Key",
+    "schema": {"type": "string", "enum": ["true"]},
+}

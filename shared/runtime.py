@@ -11,12 +11,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any, overload
+from typing import Any, Literal, overload
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel
 from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -27,10 +28,11 @@ from shared.auth import PUBLIC, Authenticator, install
 from shared.body_limit import BodySizeLimit
 from shared.business_metrics import BusinessMetrics
 from shared.events import CloudEvent
-from shared.http import error_body, install_error_handlers, refuse_unknown_query_parameters
+from shared.http import ErrorResponse, error_body, install_error_handlers, refuse_unknown_query_parameters
 from shared.idempotency import EXPIRY_INDEX, IdempotencyMiddleware, forget_expired
 from shared.messaging import EventSubscriptions, build_broker, publish_event
 from shared.observability import RequestContext, ServiceMetrics, configure_logging, configure_telemetry
+from shared.openapi import document, operation_id
 from shared.settings import ServiceSettings
 from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Document, OutboxRelay, build_mongo_client
 
@@ -38,6 +40,28 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEYS = "idempotency_keys"
 UPGRADE_RETRY_SECONDS = 5.0
+
+
+class YamlResponse(PlainTextResponse):
+    media_type = "application/yaml"
+
+
+ASYNCAPI_SCHEMA = {"type": "object", "description": "An AsyncAPI 3.0 document", "required": ["asyncapi"]}
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str] = {}
+
+
+READINESS: dict[int | str, dict[str, Any]] = {
+    200: {"model": Readiness, "description": "The store and the broker answer."},
+    503: {"model": ErrorResponse, "description": "Not ready: details says which dependency does not answer."},
+}
 
 
 class ServiceRuntime:
@@ -194,6 +218,7 @@ class ServiceRuntime:
             version=self.version,
             lifespan=self.lifespan,
             dependencies=[Depends(refuse_unknown_query_parameters)],
+            generate_unique_id_function=operation_id,
         )
         install_error_handlers(app)
         app.add_middleware(
@@ -207,17 +232,17 @@ class ServiceRuntime:
         app.add_middleware(RequestContext)
 
         @app.get("/healthz", tags=["operations"], dependencies=[PUBLIC])
-        async def healthz() -> dict[str, str]:
-            return {"status": "ok"}
+        async def healthz() -> Health:
+            return Health(status="ok")
 
-        @app.get("/readyz", tags=["operations"], dependencies=[PUBLIC])
+        @app.get("/readyz", tags=["operations"], dependencies=[PUBLIC], response_model=None, responses=READINESS)
         async def readyz() -> JSONResponse:
             checks = await self.readiness()
             ready = all(v == "ok" for v in checks.values())
             body = {"status": "ready", "checks": checks} if ready else error_body("not_ready", "not ready", checks)
             return JSONResponse(body, status_code=200 if ready else 503)
 
-        @app.get("/metrics", tags=["operations"], dependencies=[PUBLIC])
+        @app.get("/metrics", tags=["operations"], dependencies=[PUBLIC], response_class=PlainTextResponse)
         async def metrics() -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -231,7 +256,13 @@ class ServiceRuntime:
         def asyncapi_ui() -> str:
             return asyncapi_html(self.asyncapi())
 
-        @app.get("/asyncapi.yaml", tags=["operations"], dependencies=[PUBLIC], response_class=PlainTextResponse)
+        @app.get(
+            "/asyncapi.yaml",
+            tags=["operations"],
+            dependencies=[PUBLIC],
+            response_class=YamlResponse,
+            responses={200: {"content": {YamlResponse.media_type: {"schema": ASYNCAPI_SCHEMA}}}},
+        )
         def platform_asyncapi() -> PlainTextResponse:
             """The whole platform's AsyncAPI document, for subscribers (docs/asyncapi.yaml)."""
             return PlainTextResponse(platform_yaml(), media_type="application/yaml")
@@ -239,6 +270,7 @@ class ServiceRuntime:
         for router in routers:
             app.include_router(router)
         install(app, self.authenticator)
+        document(app)
         if self.telemetry is not None:
             self.telemetry.instrument(app)
         return app

@@ -9,17 +9,24 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from services.inventory.application import Inventory
 from services.inventory.domain import InventoryRuleViolation
 from services.inventory.domain.locations import PriorityTaken, UnknownLocation
-from services.inventory.domain.reservations import ReservationRecord
+from services.inventory.domain.reservations import (
+    HistoryEntry,
+    RecordedCommit,
+    RecordedHold,
+    RecordStatus,
+    ReservationRecord,
+)
 from services.inventory.domain.stock import StockLevel
 from services.inventory.mapping import RECORDS
 from shared.auth import requires
-from shared.catalog import ServiceWorkflow
+from shared.catalog import Location, ServiceWorkflow, Shortage
 from shared.http import ApiError, Conflict, Identifier, IdentifierPath, NotFound, RequestBody
+from shared.openapi import shows
 
 MAX_UNITS = 1_000_000_000
 
@@ -29,6 +36,9 @@ Units = Annotated[StrictInt, Field(ge=0, le=MAX_UNITS)]
 
 
 class LocationIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Stockholm warehouse", "priority": 1, "active": True}]}
+    )
     name: Annotated[str, Field(min_length=1, max_length=255)]
     priority: Annotated[StrictInt, Field(ge=1, le=10_000, description="1 is first; unique; omit: last")] | None = None
     active: StrictBool = True
@@ -43,6 +53,7 @@ class LocationIn(RequestBody):
 
 
 class PrioritiesIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"location_ids": ["sto-1", "gbg-1"]}]})
     location_ids: Annotated[list[Identifier], Field(min_length=1, max_length=1000)] = Field(
         description="locations in the wanted order; they take priorities 1..n, the others follow in their order"
     )
@@ -57,6 +68,7 @@ class PrioritiesIn(RequestBody):
 
 
 class StockIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"on_hand": 40}]})
     on_hand: Units
 
 
@@ -64,6 +76,7 @@ BIN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._/-]*$"
 
 
 class BinIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"bin": "A-01-3"}]})
     bin: Annotated[
         str,
         Field(
@@ -75,6 +88,7 @@ class BinIn(RequestBody):
 
 
 class AdjustmentIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"delta": 12, "reason": "received"}]})
     delta: Annotated[StrictInt, Field(ge=-MAX_UNITS, le=MAX_UNITS, description="units in (+) or out (-); not 0")]
     reason: Annotated[str, Field(min_length=1, max_length=255, description="e.g. received, damaged, cycle count")]
 
@@ -84,6 +98,47 @@ class AdjustmentIn(RequestBody):
         if delta == 0:
             raise ValueError("an adjustment of 0 changes nothing")
         return delta
+
+
+class LocationList(BaseModel):
+    items: list[Location]
+
+
+class LevelAtLocation(BaseModel):
+    location_id: str
+    on_hand: int
+    reserved: int
+    available: int = Field(description="on_hand - reserved")
+    bin: str | None = Field(None, description="where the sku is kept there; absent until set")
+
+
+class StockLevelView(LevelAtLocation):
+    sku: str
+
+
+class SkuStock(BaseModel):
+    sku: str
+    locations: list[LevelAtLocation] = Field(description="by location priority")
+
+
+class ReservationView(BaseModel):
+    """A fulfillment order's reservation record (`id`: the fulfillment order's)."""
+
+    id: str
+    order_id: str
+    fulfillment_order_id: str
+    status: RecordStatus
+    location_id: str | None
+    holds: list[RecordedHold]
+    fulfillments: list[RecordedCommit]
+    shortages: list[Shortage]
+    history: list[HistoryEntry]
+    created_at: str
+    updated_at: str | None
+
+
+class ReservationList(BaseModel):
+    items: list[ReservationView]
 
 
 def level_view(level: StockLevel) -> dict[str, Any]:
@@ -101,7 +156,9 @@ def build_router(inventory: Inventory) -> APIRouter:
     router = APIRouter()
 
     # Declared before PUT /locations/{location_id}, so "priorities" is not a location id.
-    @router.put("/locations/priorities", dependencies=[requires("inventory:write")], tags=["locations"])
+    @router.put(
+        "/locations/priorities", **shows(LocationList), dependencies=[requires("inventory:write")], tags=["locations"]
+    )
     async def reorder_locations(body: PrioritiesIn) -> dict[str, Any]:
         """Re-order locations in one request."""
         try:
@@ -113,7 +170,12 @@ def build_router(inventory: Inventory) -> APIRouter:
             ) from None  # fmt: skip
         return {"items": [location.model_dump(mode="json") for location in ordered]}
 
-    @router.put("/locations/{location_id}", dependencies=[requires("inventory:write")], tags=["locations"])
+    @router.put(
+        "/locations/{location_id}",
+        **shows(Location, also=(201,)),
+        dependencies=[requires("inventory:write")],
+        tags=["locations"],
+    )
     async def put_location(location_id: LocationIdPath, body: LocationIn, response: Response) -> dict[str, Any]:
         """Create or update a location (201 when created)."""
         try:
@@ -127,19 +189,26 @@ def build_router(inventory: Inventory) -> APIRouter:
         response.status_code = 201 if created else 200
         return location.model_dump(mode="json")
 
-    @router.get("/locations", dependencies=[requires("inventory:read")], tags=["locations"])
+    @router.get("/locations", **shows(LocationList), dependencies=[requires("inventory:read")], tags=["locations"])
     async def list_locations() -> dict[str, Any]:
         """Every location, by priority (1 first)."""
         return {"items": [location.model_dump(mode="json") for location in await inventory.all_locations()]}
 
-    @router.get("/locations/{location_id}", dependencies=[requires("inventory:read")], tags=["locations"])
+    @router.get(
+        "/locations/{location_id}", **shows(Location), dependencies=[requires("inventory:read")], tags=["locations"]
+    )
     async def get_location(location_id: LocationIdPath) -> dict[str, Any]:
         location = await inventory.location(location_id)
         if location is None:
             raise NotFound("location", location_id)
         return location.model_dump(mode="json")
 
-    @router.put("/stock/{location_id}/{sku}", dependencies=[requires("inventory:write")], tags=["stock"])
+    @router.put(
+        "/stock/{location_id}/{sku}",
+        **shows(StockLevelView),
+        dependencies=[requires("inventory:write")],
+        tags=["stock"],
+    )
     async def set_stock(location_id: LocationIdPath, sku: SkuPath, body: StockIn) -> dict[str, Any]:
         """Set on_hand (a count). Refused below what is reserved."""
         try:
@@ -149,7 +218,12 @@ def build_router(inventory: Inventory) -> APIRouter:
         except InventoryRuleViolation as exc:
             raise Conflict(str(exc), {"field": "on_hand"}) from None
 
-    @router.put("/stock/{location_id}/{sku}/bin", dependencies=[requires("inventory:write")], tags=["stock"])
+    @router.put(
+        "/stock/{location_id}/{sku}/bin",
+        **shows(StockLevelView),
+        dependencies=[requires("inventory:write")],
+        tags=["stock"],
+    )
     async def set_bin(location_id: LocationIdPath, sku: SkuPath, body: BinIn) -> dict[str, Any]:
         """Set where the sku is kept at the location (null clears it); fulfillment's pick lists
         go through the bins in order."""
@@ -158,7 +232,12 @@ def build_router(inventory: Inventory) -> APIRouter:
         except UnknownLocation:
             raise NotFound("location", location_id) from None
 
-    @router.post("/stock/{location_id}/{sku}/adjustments", dependencies=[requires("inventory:write")], tags=["stock"])
+    @router.post(
+        "/stock/{location_id}/{sku}/adjustments",
+        **shows(StockLevelView),
+        dependencies=[requires("inventory:write")],
+        tags=["stock"],
+    )
     async def adjust_stock(location_id: LocationIdPath, sku: SkuPath, body: AdjustmentIn) -> dict[str, Any]:
         """Move on_hand by delta (received, damaged, corrected). Refused if it would take reserved units."""
         try:
@@ -168,13 +247,15 @@ def build_router(inventory: Inventory) -> APIRouter:
         except InventoryRuleViolation as exc:
             raise Conflict(str(exc), {"field": "delta"}) from None
 
-    @router.get("/stock/{sku}", dependencies=[requires("inventory:read")], tags=["stock"])
+    @router.get("/stock/{sku}", **shows(SkuStock), dependencies=[requires("inventory:read")], tags=["stock"])
     async def get_stock(sku: SkuPath) -> dict[str, Any]:
         """A sku's on_hand, reserved and available per location, by location priority."""
         levels = await inventory.stock_of(sku)
         return {"sku": sku, "locations": [{k: v for k, v in level_view(lv).items() if k != "sku"} for lv in levels]}
 
-    @router.get("/reservations", dependencies=[requires("inventory:read")], tags=["reservations"])
+    @router.get(
+        "/reservations", **shows(ReservationList), dependencies=[requires("inventory:read")], tags=["reservations"]
+    )
     async def list_reservations(
         order_id: Annotated[str, Query(min_length=1, max_length=128)],
     ) -> dict[str, Any]:
@@ -182,7 +263,10 @@ def build_router(inventory: Inventory) -> APIRouter:
         return {"items": [_record_view(r) for r in await inventory.reservations_of(order_id)]}
 
     @router.get(
-        "/reservations/{fulfillment_order_id}", dependencies=[requires("inventory:read")], tags=["reservations"]
+        "/reservations/{fulfillment_order_id}",
+        **shows(ReservationView),
+        dependencies=[requires("inventory:read")],
+        tags=["reservations"],
     )
     async def get_reservation(
         fulfillment_order_id: Annotated[str, Path(min_length=1, max_length=128)],

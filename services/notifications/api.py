@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from services.notifications.application import Delivery
 from services.notifications.domain.download_link import DownloadRefused
 from shared.auth import PUBLIC, requires
-from shared.http import ApiError
+from shared.http import ApiError, ErrorResponse
 
 # A bound on one order's list, so that a query can never load an unbounded result.
 MAX_LISTED = Delivery.MAX_LISTED
@@ -37,10 +37,6 @@ class NotificationList(BaseModel):
     items: list[NotificationView]
 
 
-class ErrorBody(BaseModel):
-    error: dict[str, str | None]
-
-
 def build_router(delivery: Delivery) -> APIRouter:
     router = APIRouter(tags=["notifications"])
 
@@ -59,12 +55,12 @@ def build_router(delivery: Delivery) -> APIRouter:
         responses={
             302: {"description": "A valid link: redirects to the asset, and counts the download."},
             403: {
-                "model": ErrorBody,
+                "model": ErrorResponse,
                 "description": "The link was altered or not issued by this shop, or the "
                 "asset's URL is not one a buyer may be sent to (shared/urls.py).",
             },
-            404: {"model": ErrorBody, "description": "A genuine link the shop has no record of."},
-            410: {"model": ErrorBody, "description": "The link expired, or its downloads ran out."},
+            404: {"model": ErrorResponse, "description": "A genuine link the shop has no record of."},
+            410: {"model": ErrorResponse, "description": "The link expired, or its downloads ran out."},
         },
     )
     async def download(token: Annotated[str, Path(max_length=2048)]) -> RedirectResponse:

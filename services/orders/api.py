@@ -15,16 +15,24 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
 
 from services.orders import domain, listing
 from services.orders.application import Orders, UnknownOrder
 from services.orders.domain import NewOrder, Order
 from shared.auth import requires
-from shared.catalog import DisplayFulfillmentStatus, FinancialStatus, WarehouseStatus
+from shared.catalog import (
+    Customer,
+    DisplayFulfillmentStatus,
+    FinancialStatus,
+    FulfillmentOrderSnapshot,
+    LineItem,
+    WarehouseStatus,
+)
 from shared.clock import iso
 from shared.http import ApiError, Identifier, NotFound, RequestBody
 from shared.idempotency import derived_id
+from shared.openapi import shows
 from shared.urls import AssetUrl
 
 MAX_LINES = 250
@@ -76,6 +84,27 @@ class LineItemIn(RequestBody):
 
 
 class OrderIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer": {"email": "ada@example.com", "name": "Ada Lovelace"},
+                    "shipping_address": {
+                        "name": "Ada Lovelace",
+                        "address1": "Drottninggatan 1",
+                        "city": "Stockholm",
+                        "zip": "111 51",
+                        "country_code": "SE",
+                    },
+                    "currency": "SEK",
+                    "financial_status": "paid",
+                    "line_items": [
+                        {"sku": "TSHIRT-M", "title": "T-shirt, medium", "quantity": 2, "unit_price": "199.00"}
+                    ],
+                }
+            ]
+        }
+    )
     customer: Annotated[CustomerIn | None, Field(description="omit for a draft (no customer details yet)")] = None
     shipping_address: AddressIn | None = None
     currency: Annotated[str, Field(min_length=3, max_length=3, description="ISO 4217 code, e.g. SEK")]
@@ -85,6 +114,11 @@ class OrderIn(RequestBody):
 
 
 class CancelIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"refund": "now", "restock": True, "notify_customer": True, "reason": "customer"}]
+        }
+    )
     refund: domain.Refund = Field(description="now: refund a paid order now; later / none: do not refund now")
     restock: Annotated[bool, Field(strict=True)]
     notify_customer: Annotated[bool, Field(strict=True)] = False
@@ -93,6 +127,58 @@ class CancelIn(RequestBody):
 
 JsonBody = dict[str, Any]
 """A response body: the order as the API shows it (order_view), or a page of them."""
+
+
+class CustomStatusView(BaseModel):
+    code: str
+    name: str = Field(description="its name now (renaming a status renames it on every order)")
+
+
+class TimelineEntryView(BaseModel):
+    at: str
+    recorded_at: str | None = None
+    type: str = Field(description="the event's type, e.g. order.paid")
+    source: str
+    event_id: str
+    actor: str | None = None
+    message: str
+    details: dict[str, domain.TimelineDetail] = {}
+
+
+class OrderView(BaseModel):
+    """An order as the API shows it (order_view): its timeline newest first, its fulfillment
+    orders as fulfillment last told them."""
+
+    id: str
+    number: int | None = Field(description="the shop's order number (#1001): null until it is numbered")
+    customer: Customer
+    shipping_address: domain.Address | None
+    currency: str
+    financial_status: FinancialStatus
+    post_purchase_pending: bool
+    line_items: list[LineItem]
+    fulfillment_status: DisplayFulfillmentStatus
+    warehouse_status: WarehouseStatus
+    fulfill_by: str | None
+    created_at: str
+    updated_at: str
+    paid_at: str | None
+    cancelled_at: str | None
+    cancel_reason: domain.CancelReason | None
+    cancellation: domain.Cancellation | None
+    waiting: bool
+    custom_status: CustomStatusView | None
+    comments: list[domain.Comment]
+    timeline: list[TimelineEntryView]
+    fulfillment_orders: list[FulfillmentOrderSnapshot]
+
+
+class OrderPage(BaseModel):
+    items: list[OrderView]
+    total: int | None = Field(description="every order matching the filters; null on a cursor page or a search")
+    limit: int
+    offset: int
+    next_cursor: str | None = Field(description="pass as `after` for the next page; null on the last")
 
 
 def order_view(order: Order, names: Mapping[str, str] | None = None) -> JsonBody:
@@ -122,7 +208,7 @@ _SHOWN_APART = {"timeline", "timeline_notes", "fulfillment_orders"}
 def build_router(orders: Orders) -> APIRouter:
     router = APIRouter(tags=["orders"])
 
-    @router.post("/orders", status_code=201, dependencies=[requires("orders:write")])
+    @router.post("/orders", **shows(OrderView, 201), dependencies=[requires("orders:write")])
     async def create_order(body: OrderIn) -> JsonBody:
         """Place an order; it gets the shop's next number (`number`, shown as #1001)."""
         try:
@@ -133,11 +219,11 @@ def build_router(orders: Orders) -> APIRouter:
             raise invalid(exc.problems) from None
         return order_view(placed)
 
-    @router.get("/orders/{order_id}", dependencies=[requires("orders:read")])
+    @router.get("/orders/{order_id}", **shows(OrderView), dependencies=[requires("orders:read")])
     async def get_order(order_id: str) -> JsonBody:
         return await shown(orders, orders.get(known_id(order_id)))
 
-    @router.get("/orders", dependencies=[requires("orders:read")])
+    @router.get("/orders", **shows(OrderPage), dependencies=[requires("orders:read")])
     async def list_orders(
         financial_status: FinancialStatus | None = None,
         fulfillment_status: DisplayFulfillmentStatus | None = None,
@@ -208,18 +294,20 @@ def build_router(orders: Orders) -> APIRouter:
             "next_cursor": page.next_cursor,
         }
 
-    @router.post("/orders/{order_id}/pay", dependencies=[requires("orders:write")])
+    @router.post("/orders/{order_id}/pay", **shows(OrderView), dependencies=[requires("orders:write")])
     async def pay_order(order_id: str) -> JsonBody:
         """Paying a paid order again changes nothing and emits nothing."""
         return await shown(orders, orders.pay(known_id(order_id)))
 
-    @router.post("/orders/{order_id}/cancel", dependencies=[requires("orders:write")])
+    @router.post("/orders/{order_id}/cancel", **shows(OrderView), dependencies=[requires("orders:write")])
     async def cancel_order(order_id: str, body: CancelIn) -> JsonBody:
         """Cancel; a refund is only issued for a paid order. A fully fulfilled order is 409."""
         return await shown(orders, orders.cancel(known_id(order_id), refund=body.refund, restock=body.restock,
                                                  notify_customer=body.notify_customer, reason=body.reason))  # fmt: skip
 
-    @router.post("/orders/{order_id}/post-purchase/complete", dependencies=[requires("orders:write")])
+    @router.post(
+        "/orders/{order_id}/post-purchase/complete", **shows(OrderView), dependencies=[requires("orders:write")]
+    )
     async def complete_post_purchase(order_id: str) -> JsonBody:
         """The post-purchase upsell window closed: announce it so fulfillment can proceed."""
         return await shown(orders, orders.complete_post_purchase(known_id(order_id)))

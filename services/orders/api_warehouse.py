@@ -6,16 +6,27 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.orders import domain
-from services.orders.api import MAX_LINES, AddressIn, JsonBody, LineItemIn, invalid, known_id, shown
+from services.orders.api import (
+    MAX_LINES,
+    AddressIn,
+    CustomStatusView,
+    JsonBody,
+    LineItemIn,
+    OrderView,
+    invalid,
+    known_id,
+    shown,
+)
 from services.orders.application import Orders
 from services.orders.custom_statuses import CustomStatuses, UnknownStatus
 from services.orders.domain import Address, NewLine, OrderEdit
 from shared.auth import requires
 from shared.events import current_actor
 from shared.http import ApiError, NotFound, RequestBody
+from shared.openapi import shows
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 StatusCode = Annotated[
@@ -25,20 +36,26 @@ StatusName = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class WaitingIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"waiting": True}]})
     waiting: StrictBool
 
 
 class CommentIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Customer asked for gift wrapping."}]})
     multi_line_fields = frozenset({"text"})
     text: Annotated[str, Field(min_length=1, max_length=5_000)]
 
 
 class CustomStatusIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"code": "awaiting-customer", "name": "Awaiting customer"}]}
+    )
     code: StatusCode
     name: StatusName
 
 
 class OrderCustomStatusIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "awaiting-customer"}]})
     code: Annotated[StatusCode | None, Field(description="null clears it")]
 
 
@@ -49,8 +66,19 @@ class EditedLineIn(LineItemIn):
 
 
 class OrderEditIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"line_items": [{"sku": "TSHIRT-M", "title": "T-shirt, medium", "quantity": 1, "unit_price": "199.00"}]}
+            ]
+        }
+    )
     line_items: Annotated[list[EditedLineIn], Field(min_length=1, max_length=MAX_LINES)] | None = None
     shipping_address: AddressIn | None = None
+
+
+class CustomStatusList(BaseModel):
+    items: list[CustomStatusView]
 
 
 def statuses_view(statuses: CustomStatuses) -> JsonBody:
@@ -60,25 +88,25 @@ def statuses_view(statuses: CustomStatuses) -> JsonBody:
 def build_warehouse_router(orders: Orders) -> APIRouter:
     router = APIRouter(tags=["orders"])
 
-    @router.put("/orders/{order_id}/waiting", dependencies=[requires("orders:write")])
+    @router.put("/orders/{order_id}/waiting", **shows(OrderView), dependencies=[requires("orders:write")])
     async def set_waiting(order_id: str, body: WaitingIn) -> JsonBody:
         """Keep the order out of the pack run until cleared (not a hold: nothing is wrong);
         emits order.waiting_changed when it changes."""
         return await shown(orders, orders.set_waiting(known_id(order_id), body.waiting))
 
-    @router.post("/orders/{order_id}/comments", status_code=201, dependencies=[requires("orders:write")])
+    @router.post("/orders/{order_id}/comments", **shows(OrderView, 201), dependencies=[requires("orders:write")])
     async def add_comment(order_id: str, body: CommentIn) -> JsonBody:
         """A merchant's note on the order; its words are found by GET /orders?q=."""
         return await shown(orders, orders.comment(known_id(order_id), body.text, current_actor()))
 
-    @router.put("/orders/{order_id}/custom-status", dependencies=[requires("orders:write")])
+    @router.put("/orders/{order_id}/custom-status", **shows(OrderView), dependencies=[requires("orders:write")])
     async def set_custom_status(order_id: str, body: OrderCustomStatusIn) -> JsonBody:
         try:
             return await shown(orders, orders.set_custom_status(known_id(order_id), body.code))
         except UnknownStatus as exc:
             raise _unknown_status(exc) from None
 
-    @router.patch("/orders/{order_id}", dependencies=[requires("orders:write")])
+    @router.patch("/orders/{order_id}", **shows(OrderView), dependencies=[requires("orders:write")])
     async def edit_order(order_id: str, body: OrderEditIn) -> JsonBody:
         """Edit an order placed or in packing: the full new `line_items` (a line with an existing
         line's `id`, or else its sku, is that line) and/or the `shipping_address`. Emits
@@ -100,16 +128,16 @@ def build_warehouse_router(orders: Orders) -> APIRouter:
         except domain.InvalidOrder as exc:
             raise invalid(exc.problems) from None
 
-    @router.get("/custom-statuses", dependencies=[requires("orders:read")])
+    @router.get("/custom-statuses", **shows(CustomStatusList), dependencies=[requires("orders:read")])
     async def list_statuses() -> JsonBody:
         return statuses_view(await orders.statuses.all())
 
-    @router.post("/custom-statuses", status_code=201, dependencies=[requires("orders:write")])
+    @router.post("/custom-statuses", **shows(CustomStatusList, 201), dependencies=[requires("orders:write")])
     async def define_status(body: CustomStatusIn) -> JsonBody:
         """A status of the merchant's own; a code taken already is 409."""
         return statuses_view(await orders.statuses.define(body.code, body.name))
 
-    @router.put("/custom-statuses/{code}", dependencies=[requires("orders:write")])
+    @router.put("/custom-statuses/{code}", **shows(CustomStatusList), dependencies=[requires("orders:write")])
     async def rename_status(code: str, body: CustomStatusIn) -> JsonBody:
         """Rename a status: every order with it shows the new name, past ones included."""
         try:

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
-from pydantic import Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
 from services.orders.application import Orders, UnknownOrder
 from services.orders.domain import CancelReason, OrderRuleViolation, Refund
@@ -27,9 +27,10 @@ from shared import bulk_jobs as rules
 from shared.auth import requires
 from shared.bulk_jobs import MAX_TARGETS, BulkJobMapping, InvalidBulkRequest, JobKind, Outcome
 from shared.bulk_jobs import BulkJob as SharedBulkJob
-from shared.bulk_jobs_api import JOB_ID, add_bulk_job_reads
+from shared.bulk_jobs_api import JOB_ID, BulkJobView, add_bulk_job_reads
 from shared.bulk_worker import BulkJobRunner
 from shared.http import ApiError, RequestBody
+from shared.openapi import shows
 from shared.store import AggregateStore
 
 
@@ -93,6 +94,20 @@ class OrderBulkJobs(BulkJobRunner[OrderBulkAction, CancelParameters]):
 class OrderBulkJobIn(RequestBody):
     """cancel_orders on up to 250 orders, with the parameters of `POST /orders/{id}/cancel`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "action": "cancel_orders",
+                    "order_ids": ["0b7e2c8a-3f1d-4c52-9a7e-5d6f8e9a1b2c"],
+                    "refund": "now",
+                    "restock": True,
+                    "reason": "inventory",
+                }
+            ]
+        }
+    )
+
     action: OrderBulkAction
     order_ids: Annotated[
         list[Annotated[str, Field(pattern=JOB_ID.pattern)]], Field(min_length=1, max_length=MAX_TARGETS)
@@ -114,7 +129,7 @@ class OrderBulkJobIn(RequestBody):
 def build_bulk_router(jobs: OrderBulkJobs) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/bulk-jobs", status_code=202, dependencies=[requires("orders:write")], tags=["bulk jobs"])
+    @router.post("/bulk-jobs", **shows(BulkJobView, 202), dependencies=[requires("orders:write")], tags=["bulk jobs"])
     async def start_bulk_job(body: OrderBulkJobIn) -> dict[str, Any]:
         """Cancel up to 250 orders in the background; follow it with GET /bulk-jobs/{id} (or
         order_bulk_job.progress / completed on orders.events.v1). Fulfillment's bulk actions are

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import bulk_job as bulk_rules
@@ -14,9 +14,10 @@ from services.fulfillment.domain.bulk_job import BulkAction, BulkJob
 from services.fulfillment.domain.fulfillment_orders.model import InvalidRequest
 from services.fulfillment.store import BULK_JOBS
 from shared.bulk_jobs import MAX_TARGETS
-from shared.bulk_jobs_api import add_bulk_job_reads
+from shared.bulk_jobs_api import BulkJobView, add_bulk_job_reads
 from shared.catalog import HoldReason
 from shared.http import RequestBody
+from shared.openapi import shows
 
 from .common import READ, SAFE_ID, WRITE, invalid_field
 
@@ -29,6 +30,19 @@ class BulkJobIn(RequestBody):
     (reason, note), release_hold (reason: only that hold), move (location_id); on orders:
     mark_unfulfilled, request_fulfillment (notify_customer when shipped, message to the
     service), cancel_fulfillment_requests (message to the service)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "action": "hold",
+                    "fulfillment_order_ids": ["5f9c1d2e-7a3b-4c8d-9e0f-1a2b3c4d5e6f"],
+                    "reason": "OTHER",
+                    "note": "Stock count",
+                }
+            ]
+        }
+    )
 
     multi_line_fields = frozenset({"message"})
 
@@ -63,7 +77,7 @@ _ID_FIELDS = {"fulfillment_order_ids", "order_ids"}
 def build_bulk_router(bulk_jobs: BulkJobs) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/bulk-jobs", status_code=202, dependencies=[WRITE], tags=["bulk jobs"])
+    @router.post("/bulk-jobs", **shows(BulkJobView, 202), dependencies=[WRITE], tags=["bulk jobs"])
     async def start_bulk_job(body: BulkJobIn) -> dict[str, Any]:
         """Apply one action to up to 250 fulfillment orders or orders in the background; follow it with
         GET /bulk-jobs/{id} (or bulk_job.progress / bulk_job.completed on fulfillment.events.v1)."""

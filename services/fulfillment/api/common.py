@@ -12,14 +12,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pydantic import BaseModel
+
 from services.fulfillment.domain.fulfillment_orders.model import (
     FulfillmentOrder,
     InvalidRequest,
+    Kind,
+    Line,
     NotTheFulfillmentService,
+    RequestMessage,
+    Reservation,
     TransitionRefused,
 )
 from services.fulfillment.store import FULFILLMENT_ORDERS
 from shared.auth import SERVICE_SCOPE, Forbidden, requires
+from shared.catalog import (
+    FulfillmentOrderStatus,
+    FulfillmentSnapshot,
+    Hold,
+    RequestStatus,
+    ServiceWorkflow,
+    WarehouseStatus,
+)
 from shared.http import ApiError, Conflict, NotFound
 
 READ = requires("fulfillment:read")
@@ -32,6 +46,49 @@ SERVICES_ONLY = requires(fulfillment_service=True)
 SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 HIDDEN_FIELDS = {"version", "order", "reroute_pending"}
 """Stored fields of a fulfillment order that its view leaves out (besides the index fields)."""
+
+
+class FulfillmentOrderView(BaseModel):
+    """A fulfillment order as the API shows it (fulfillment_order_view)."""
+
+    id: str
+    order_id: str
+    kind: Kind
+    location_id: str | None
+    location_name: str | None
+    fulfillment_service: str | None
+    workflow: ServiceWorkflow
+    status: FulfillmentOrderStatus
+    request_status: RequestStatus
+    notify_customer_when_shipped: bool
+    messages: list[RequestMessage]
+    fulfill_at: str | None
+    fulfill_by: str | None
+    holds: list[Hold]
+    line_items: list[Line]
+    routing_reason: str
+    reservation_status: Reservation
+    auto_fulfill: bool
+    excluded_locations: list[str]
+    pick_list_printed_at: str | None
+    fulfillments: list[FulfillmentSnapshot]
+    cancel_reason: str | None
+    replaced_by: list[str] | None
+    packed_at: str | None
+    created_at: str
+    updated_at: str
+    warehouse_status: WarehouseStatus | None
+
+
+class FulfillmentOrderPage(BaseModel):
+    items: list[FulfillmentOrderView]
+    next_cursor: str | None
+
+
+class ShipmentView(FulfillmentSnapshot):
+    """A fulfillment (shipment) with the fulfillment order as it left it."""
+
+    fulfillment_order: FulfillmentOrderView
 
 
 def invalid_field(field: str, reason: str) -> ApiError:

@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, Field, StrictBool, StrictInt
+from pydantic import AwareDatetime, ConfigDict, Field, StrictBool, StrictInt
 
 from services.fulfillment import listing
 from services.fulfillment.application import Fulfillment, actions
@@ -16,6 +16,7 @@ from shared.auth import SERVICE_SCOPE, Caller, reach_of
 from shared.catalog import (
     FulfillmentOrderStatus,
     FulfillmentServiceShipment,
+    FulfillmentSnapshot,
     HoldReason,
     LabelStatus,
     ShippedLine,
@@ -24,6 +25,7 @@ from shared.catalog import (
 )
 from shared.clock import iso
 from shared.http import NotFound, RequestBody
+from shared.openapi import shows
 from shared.urls import TrackingUrl
 
 from .common import (
@@ -31,6 +33,9 @@ from .common import (
     SEEN_BY_SERVICES,
     SHIPPED_BY_SERVICES,
     WRITE,
+    FulfillmentOrderPage,
+    FulfillmentOrderView,
+    ShipmentView,
     fulfillment_order_view,
     fulfillment_view,
     invalid_field,
@@ -58,6 +63,13 @@ class TrackingIn(RequestBody):
 
 
 class FulfillmentIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"tracking": {"numbers": ["00340434161094042557"], "company": "PostNord"}, "notify_customer": True}
+            ]
+        }
+    )
     multi_line_fields = frozenset({"parcels"})
 
     line_items: Annotated[list[LineIn], Field(max_length=250)] | None = Field(
@@ -110,43 +122,62 @@ def parcel_ids(text: str) -> list[str]:
 
 
 class TrackingUpdateIn(TrackingIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"numbers": ["00340434161094042557"], "company": "PostNord", "notify_customer": True}]
+        }
+    )
     notify_customer: StrictBool = False
 
 
 class HoldIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"reason": "INCORRECT_ADDRESS", "note": "Street number missing; emailed the customer."}]
+        }
+    )
     reason: HoldReason
     note: Annotated[str, Field(max_length=1000)] = ""
 
 
 class ReleaseIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "INCORRECT_ADDRESS"}]})
     reason: HoldReason | None = Field(None, description="release only this hold; leave out to release all")
 
 
 class MoveIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"location_id": "gbg-1"}]})
     location_id: Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class FulfillByIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"fulfill_by": "2030-01-31T17:00:00+01:00"}]})
     fulfill_by: AwareDatetime | None = Field(description="RFC 3339 with a time zone; null clears the deadline")
 
 
 class ScheduleIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"fulfill_at": "2030-01-15T08:00:00+01:00"}]})
     fulfill_at: AwareDatetime
 
 
 class SubmitIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "Please ship with the gift note."}]})
     multi_line_fields = frozenset({"message"})
 
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
 class CancellationRequestIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "The customer cancelled."}]})
     multi_line_fields = frozenset({"message"})
 
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
 class ResetIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"note": "The service confirmed by phone that nothing shipped."}]}
+    )
     multi_line_fields = frozenset({"note"})
 
     note: Annotated[str, Field(max_length=1000)] = ""
@@ -170,7 +201,12 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 
     # --- fulfillment orders -------------------------------------------------------------
 
-    @router.get("/fulfillment-orders", dependencies=[SEEN_BY_SERVICES], tags=["fulfillment orders"])
+    @router.get(
+        "/fulfillment-orders",
+        **shows(FulfillmentOrderPage),
+        dependencies=[SEEN_BY_SERVICES],
+        tags=["fulfillment orders"],
+    )
     async def list_fulfillment_orders(
         who: Caller,
         order_id: str | None = None,
@@ -217,7 +253,10 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         return {"items": [fulfillment_order_view(fo) for fo in found], "next_cursor": next_cursor}
 
     @router.get(
-        "/fulfillment-orders/{fulfillment_order_id}", dependencies=[SEEN_BY_SERVICES], tags=["fulfillment orders"]
+        "/fulfillment-orders/{fulfillment_order_id}",
+        **shows(FulfillmentOrderView),
+        dependencies=[SEEN_BY_SERVICES],
+        tags=["fulfillment orders"],
     )
     async def get_fulfillment_order(fulfillment_order_id: str, who: Caller) -> dict[str, Any]:
         fo = await load(fulfillment_order_id)
@@ -226,7 +265,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 
     @router.post(
         "/fulfillment-orders/{fulfillment_order_id}/fulfillments",
-        status_code=201,
+        **shows(ShipmentView, 201),
         dependencies=[SHIPPED_BY_SERVICES],
         tags=["fulfillments"],
     )
@@ -242,21 +281,34 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
                 fo = await actions.shipped_by_service(fulfillment, body.shipment(before))
         return {**_newest_fulfillment(before, fo), "fulfillment_order": fulfillment_order_view(fo)}
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/hold", dependencies=[WRITE], tags=["fulfillment orders"])
+    @router.post(
+        "/fulfillment-orders/{fulfillment_order_id}/hold",
+        **shows(FulfillmentOrderView),
+        dependencies=[WRITE],
+        tags=["fulfillment orders"],
+    )
     async def hold(fulfillment_order_id: str, body: HoldIn) -> dict[str, Any]:
         with refusals():
             fo = await actions.place_hold(fulfillment, known_fo(fulfillment_order_id), body.reason, body.note)
         return fulfillment_order_view(fo)
 
     @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/release-hold", dependencies=[WRITE], tags=["fulfillment orders"]
+        "/fulfillment-orders/{fulfillment_order_id}/release-hold",
+        **shows(FulfillmentOrderView),
+        dependencies=[WRITE],
+        tags=["fulfillment orders"],
     )
     async def release_hold(fulfillment_order_id: str, body: ReleaseIn | None = None) -> dict[str, Any]:
         with refusals():
             fo = await actions.release_hold(fulfillment, known_fo(fulfillment_order_id), body.reason if body else None)
         return fulfillment_order_view(fo)
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/move", dependencies=[WRITE], tags=["fulfillment orders"])
+    @router.post(
+        "/fulfillment-orders/{fulfillment_order_id}/move",
+        **shows(FulfillmentOrderView),
+        dependencies=[WRITE],
+        tags=["fulfillment orders"],
+    )
     async def move(fulfillment_order_id: str, body: MoveIn) -> dict[str, Any]:
         """Ship from another location: inventory reserves there and releases here."""
         with refusals():
@@ -264,7 +316,10 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         return fulfillment_order_view(fo)
 
     @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/fulfill-by", dependencies=[WRITE], tags=["fulfillment orders"]
+        "/fulfillment-orders/{fulfillment_order_id}/fulfill-by",
+        **shows(FulfillmentOrderView),
+        dependencies=[WRITE],
+        tags=["fulfillment orders"],
     )
     async def fulfill_by(fulfillment_order_id: str, body: FulfillByIn) -> dict[str, Any]:
         deadline = iso(body.fulfill_by) if body.fulfill_by else None
@@ -273,7 +328,10 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         return fulfillment_order_view(fo)
 
     @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/schedule", dependencies=[WRITE], tags=["fulfillment orders"]
+        "/fulfillment-orders/{fulfillment_order_id}/schedule",
+        **shows(FulfillmentOrderView),
+        dependencies=[WRITE],
+        tags=["fulfillment orders"],
     )
     async def schedule(fulfillment_order_id: str, body: ScheduleIn) -> dict[str, Any]:
         """Open only at fulfill_at (the sweep opens it then)."""
@@ -281,7 +339,12 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
             fo = await actions.schedule(fulfillment, known_fo(fulfillment_order_id), iso(body.fulfill_at))
         return fulfillment_order_view(fo)
 
-    @router.post("/fulfillment-orders/{fulfillment_order_id}/open", dependencies=[WRITE], tags=["fulfillment orders"])
+    @router.post(
+        "/fulfillment-orders/{fulfillment_order_id}/open",
+        **shows(FulfillmentOrderView),
+        dependencies=[WRITE],
+        tags=["fulfillment orders"],
+    )
     async def open_now(fulfillment_order_id: str) -> dict[str, Any]:
         """Open a scheduled fulfillment order before its time."""
         with refusals():
@@ -289,7 +352,10 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         return fulfillment_order_view(fo)
 
     @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/submit-request", dependencies=[WRITE], tags=["fulfillment orders"]
+        "/fulfillment-orders/{fulfillment_order_id}/submit-request",
+        **shows(FulfillmentOrderView),
+        dependencies=[WRITE],
+        tags=["fulfillment orders"],
     )
     async def submit_request(fulfillment_order_id: str, body: SubmitIn | None = None) -> dict[str, Any]:
         """Ask the location's fulfillment service to ship it."""
@@ -299,6 +365,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 
     @router.post(
         "/fulfillment-orders/{fulfillment_order_id}/request-cancellation",
+        **shows(FulfillmentOrderView),
         dependencies=[WRITE],
         tags=["fulfillment orders"],
     )
@@ -312,7 +379,10 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         return fulfillment_order_view(fo)
 
     @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/withdraw-request", dependencies=[WRITE], tags=["fulfillment orders"]
+        "/fulfillment-orders/{fulfillment_order_id}/withdraw-request",
+        **shows(FulfillmentOrderView),
+        dependencies=[WRITE],
+        tags=["fulfillment orders"],
     )
     async def withdraw_request(fulfillment_order_id: str, body: SubmitIn | None = None) -> dict[str, Any]:
         """Take back a request the fulfillment service has not accepted yet (it is told): back to OPEN."""
@@ -323,6 +393,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 
     @router.post(
         "/fulfillment-orders/{fulfillment_order_id}/reset-to-unfulfilled",
+        **shows(FulfillmentOrderView),
         dependencies=[WRITE],
         tags=["fulfillment orders"],
     )
@@ -336,11 +407,18 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 
     # --- fulfillments -------------------------------------------------------------------
 
-    @router.get("/fulfillments/{fulfillment_id}", dependencies=[READ], tags=["fulfillments"])
+    @router.get(
+        "/fulfillments/{fulfillment_id}", **shows(FulfillmentSnapshot), dependencies=[READ], tags=["fulfillments"]
+    )
     async def get_fulfillment(fulfillment_id: str) -> dict[str, Any]:
         return fulfillment_view(await holding(fulfillment_id), fulfillment_id)
 
-    @router.post("/fulfillments/{fulfillment_id}/tracking", dependencies=[WRITE], tags=["fulfillments"])
+    @router.post(
+        "/fulfillments/{fulfillment_id}/tracking",
+        **shows(FulfillmentSnapshot),
+        dependencies=[WRITE],
+        tags=["fulfillments"],
+    )
     async def update_tracking(fulfillment_id: str, body: TrackingUpdateIn) -> dict[str, Any]:
         """Add or change the shipment's tracking; it replaces what was there."""
         fo = await holding(fulfillment_id)
@@ -350,14 +428,21 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
             )
         return fulfillment_view(saved, fulfillment_id)
 
-    @router.post("/fulfillments/{fulfillment_id}/void-label", dependencies=[WRITE], tags=["fulfillments"])
+    @router.post(
+        "/fulfillments/{fulfillment_id}/void-label",
+        **shows(FulfillmentSnapshot),
+        dependencies=[WRITE],
+        tags=["fulfillments"],
+    )
     async def void_label(fulfillment_id: str) -> dict[str, Any]:
         fo = await holding(fulfillment_id)
         with refusals():
             saved = await actions.void_label(fulfillment, fo.id, fulfillment_id)
         return fulfillment_view(saved, fulfillment_id)
 
-    @router.post("/fulfillments/{fulfillment_id}/cancel", dependencies=[WRITE], tags=["fulfillments"])
+    @router.post(
+        "/fulfillments/{fulfillment_id}/cancel", **shows(ShipmentView), dependencies=[WRITE], tags=["fulfillments"]
+    )
     async def cancel_fulfillment(fulfillment_id: str) -> dict[str, Any]:
         """Undo a shipment: its lines go back to unfulfilled and their stock back to reserved."""
         fo = await holding(fulfillment_id)

@@ -5,18 +5,50 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from services.fulfillment.application.packing import PackRunReport
 from services.fulfillment.domain.pack_run import Outcome, PackDecision
 from services.fulfillment.packer import Packer
+from shared.openapi import shows
 
 from .common import WRITE
+
+
+class PackCheck(BaseModel):
+    check: str
+    ok: bool
+    message: str
+
+
+class PackDecisionView(BaseModel):
+    order_id: str
+    number: str = Field(description="as the merchant reads it, e.g. #1001")
+    moved: bool
+    outcome: Outcome
+    message: str
+    fulfillment_order_ids: list[str]
+    steps: list[PackCheck]
+
+
+class PackRunView(BaseModel):
+    """A pack run's report: per order, moved or where the checks stopped and why."""
+
+    id: str
+    trigger: str
+    started_at: str
+    finished_at: str
+    seconds: float
+    orders_examined: int
+    orders_moved: int
+    fulfillment_orders_moved: int
+    orders: list[PackDecisionView] = Field(description="each order examined")
 
 
 def build_pack_run_router(packer: Packer) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/pack-runs", status_code=201, dependencies=[WRITE], tags=["pack runs"])
+    @router.post("/pack-runs", **shows(PackRunView, 201), dependencies=[WRITE], tags=["pack runs"])
     async def run_pack_run() -> dict[str, Any]:
         """Run the pack run now (as the periodic one does): every order that is paid, not a draft,
         not waiting, not held, with every shipping line in stock and reserved at its location

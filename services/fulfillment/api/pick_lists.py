@@ -33,7 +33,8 @@ PRINTOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "HTML by default; PDF with `Accept: application/pdf`; JSON with `Accept: application/json`",
         "content": {"text/html": {}, "application/pdf": {}, "application/json": {}},
-    }
+    },
+    409: {"description": "A fulfillment order with nothing to pack, or not in packing at the location."},
 }
 
 
@@ -64,7 +65,12 @@ def printout(document: PickList | PackingSlip, fmt: Format, filename: str) -> Re
 def build_pick_list_router(fulfillment: Fulfillment) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/pick-lists", dependencies=[READ], tags=["printing"], responses=PRINTOUT_RESPONSES)
+    @router.get(
+        "/pick-lists",
+        dependencies=[READ],
+        tags=["printing"],
+        responses={**PRINTOUT_RESPONSES, 404: {"description": "No location by that id."}},
+    )
     async def get_pick_list(
         request: Request,
         who: Caller,

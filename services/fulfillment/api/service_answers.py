@@ -11,27 +11,34 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from services.fulfillment.application import Fulfillment, actions
 from services.fulfillment.domain.fulfillment_orders.service_requests import AnswerKind
 from shared.auth import SERVICE_SCOPE, Caller, Forbidden, Principal
 from shared.catalog import FulfillmentRequestRejection, FulfillmentServiceResponse, RejectionReason
 from shared.http import NotFound, RequestBody
+from shared.openapi import shows
 
-from .common import SERVICES_ONLY, fulfillment_order_view, known_id, refusals
+from .common import SERVICES_ONLY, FulfillmentOrderView, fulfillment_order_view, known_id, refusals
 
 TAGS: list[str | Any] = ["fulfillment services"]
 FO = "/fulfillment-orders/{fulfillment_order_id}"
 
 
 class MessageIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "Picked; ships tomorrow."}]})
     multi_line_fields = frozenset({"message"})
 
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
 class RejectIn(MessageIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"reason": "INVENTORY_OUT_OF_STOCK", "message": "Out of stock until next week."}]
+        }
+    )
     reason: RejectionReason = RejectionReason.OTHER
 
 
@@ -63,12 +70,16 @@ def build_service_router(fulfillment: Fulfillment) -> APIRouter:
             fulfillment_order_id=fulfillment_order_id, fulfillment_service=service, message=message
         )
 
-    @router.post(FO + "/fulfillment-request/accept", dependencies=[SERVICES_ONLY], tags=TAGS)
+    @router.post(
+        FO + "/fulfillment-request/accept", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS
+    )
     async def accept_request(fulfillment_order_id: str, who: Caller, body: MessageIn | None = None) -> Any:
         """Take the request: the fulfillment order is IN_PROGRESS at the service (new workflow)."""
         return await answered(fulfillment_order_id, who, "request_accepted", plain(fulfillment_order_id, body))
 
-    @router.post(FO + "/fulfillment-request/reject", dependencies=[SERVICES_ONLY], tags=TAGS)
+    @router.post(
+        FO + "/fulfillment-request/reject", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS
+    )
     async def reject_request(fulfillment_order_id: str, who: Caller, body: RejectIn | None = None) -> Any:
         """Decline the request, with a reason and a message: back to the merchant (REQUEST_DECLINED)."""
         reason, message = (body.reason, body.message) if body else (RejectionReason.OTHER, "")
@@ -81,22 +92,26 @@ def build_service_router(fulfillment: Fulfillment) -> APIRouter:
             ),
         )
 
-    @router.post(FO + "/cancellation-request/accept", dependencies=[SERVICES_ONLY], tags=TAGS)
+    @router.post(
+        FO + "/cancellation-request/accept", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS
+    )
     async def accept_cancellation(fulfillment_order_id: str, who: Caller, body: MessageIn | None = None) -> Any:
         """Agree to cancel: the lines are back with the merchant, OPEN."""
         return await answered(fulfillment_order_id, who, "cancellation_accepted", plain(fulfillment_order_id, body))
 
-    @router.post(FO + "/cancellation-request/reject", dependencies=[SERVICES_ONLY], tags=TAGS)
+    @router.post(
+        FO + "/cancellation-request/reject", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS
+    )
     async def reject_cancellation(fulfillment_order_id: str, who: Caller, body: MessageIn | None = None) -> Any:
         """Refuse to cancel (it is shipping): it stays IN_PROGRESS at the service."""
         return await answered(fulfillment_order_id, who, "cancellation_rejected", plain(fulfillment_order_id, body))
 
-    @router.post(FO + "/progress", dependencies=[SERVICES_ONLY], tags=TAGS)
+    @router.post(FO + "/progress", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS)
     async def progress(fulfillment_order_id: str, who: Caller, body: MessageIn | None = None) -> Any:
         """How the work is going (legacy workflow): the message is kept on the fulfillment order."""
         return await answered(fulfillment_order_id, who, "progress_reported", plain(fulfillment_order_id, body))
 
-    @router.post(FO + "/incomplete", dependencies=[SERVICES_ONLY], tags=TAGS)
+    @router.post(FO + "/incomplete", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS)
     async def incomplete(fulfillment_order_id: str, who: Caller, body: MessageIn | None = None) -> Any:
         """Give up what remains: INCOMPLETE, back to the merchant to move, request again or fulfil."""
         return await answered(fulfillment_order_id, who, "cannot_complete", plain(fulfillment_order_id, body))

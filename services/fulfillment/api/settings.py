@@ -5,18 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.fulfillment.application import Fulfillment
 from services.fulfillment.lookups import MaxParcels, PackRunInterval, PostPurchaseHold, ShopSettings, SweepInterval
 from shared.auth import requires
 from shared.http import RequestBody
+from shared.openapi import shows
 
 from .common import READ
 
 
 class SettingsIn(RequestBody):
     """Only the fields given change; each within the bounds of the stored settings."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"auto_fulfill": False, "pack_run_interval_seconds": 900}]}
+    )
 
     auto_fulfill: StrictBool | None = None
     sweep_interval_seconds: SweepInterval | None = None
@@ -25,12 +30,26 @@ class SettingsIn(RequestBody):
     max_parcels_per_shipment: MaxParcels | None = None
 
 
+class RoutingLocationView(BaseModel):
+    location_id: str
+    name: str
+    priority: int
+    active: bool
+    fulfillment_service: str | None
+    available: int = Field(description="the sku's available units there, as routing last heard")
+
+
+class RoutingStock(BaseModel):
+    sku: str
+    locations: list[RoutingLocationView] = Field(description="by priority, 1 first")
+
+
 def build_settings_router(fulfillment: Fulfillment) -> APIRouter:
     router = APIRouter()
 
     # --- what routing sees ---------------------------------------------------------------
 
-    @router.get("/routing/stock/{sku}", dependencies=[READ], tags=["routing"])
+    @router.get("/routing/stock/{sku}", **shows(RoutingStock), dependencies=[READ], tags=["routing"])
     async def routing_view(sku: str) -> dict[str, Any]:
         """The locations and the sku's available stock as routing sees them (its copy of
         inventory's events): why an order went where it went."""

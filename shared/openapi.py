@@ -1,0 +1,147 @@
+"""Each service's OpenAPI document says what the service really answers, from one place.
+
+FastAPI documents the routes' own parameters, bodies and typed answers; what the shared layers
+add around every route it cannot see, so it is written here, from what each route declares:
+
+- every 4xx an operation can answer, in the platform's error shape (shared/http.py): 401 and 403
+  where the route needs a token (shared/auth), 404 where its path names something, 409 on a
+  write (a rule's refusal in the current state; on a POST also a request whose Idempotency-Key is
+  still being processed), 413 where it takes a body (shared/body_limit.py), and 422 with the
+  real `{"error": {..., "details": [{field, reason}]}}` instead of FastAPI's `{"detail": [...]}`;
+- the `Idempotency-Key` header on every POST (shared/idempotency.py);
+- an example of each request body: the first of its model's `examples`.
+
+Routes document their answers' types with `shows(Model)`.
+
+Operation ids are the route functions' names (`pay_order`), unique per service (checked here).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from shared.auth import access_of, api_routes
+from shared.http import ErrorResponse, InvalidRequestResponse
+from shared.idempotency import HEADER_PARAMETER, REPLAYED_HEADER
+
+REF = "#/components/schemas/{model}"
+WRITES = {"post", "put", "patch", "delete"}
+ERRORS: dict[str, str] = {
+    "401": "No bearer token, or one that is not valid (expired, not signed by a trusted key, wrong audience).",
+    "403": "The token lacks a scope this operation needs (details.required_scopes), or may not reach this "
+    "resource (a fulfillment service reaches only the fulfillment orders at its own locations).",
+    "404": "Nothing by that id.",
+    "409": "Refused in the resource's current state (the message says why); on a POST, also a request with the "
+    "same Idempotency-Key still being processed.",
+    "413": "The request body is larger than the service takes (details.max_bytes).",
+    "422": "The request is not one this operation takes: details names each field and the reason. Also an "
+    "Idempotency-Key used before for a different request.",
+}
+
+
+def shows(
+    model: type[BaseModel], status: int = 200, description: str = "Successful Response", also: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    """Route arguments documenting that the route answers `model` (with `status`): the view
+    functions build the JSON as before, and the model is its documented type, which the
+    schemathesis test holds the real answers to (tests/e2e/test_openapi_conformance.py). Not a
+    `response_model`, so the answers are not validated and re-serialised once more on the way
+    out (a page of 250 fulfillment orders), and not changed. `also`: other 2xx it answers the same."""
+    answer = {"model": model, "description": description}
+    return {"status_code": status, "response_model": None, "responses": dict.fromkeys((status, *also), answer)}
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route function's name: `pay_order`, not `pay_order_orders__order_id__pay_post`."""
+    return route.name
+
+
+def document(app: FastAPI) -> None:
+    """Complete the app's OpenAPI document once it is asked for (after `shared.auth.install`,
+    whose own completion of the security requirements this wraps)."""
+    routes = api_routes(app)
+    repeated = [name for name, count in Counter(operation_id(r) for r in routes for _ in r.methods or ()).items()
+                if count > 1]  # fmt: skip
+    if repeated:
+        raise ValueError(f"operation ids must be unique in a service; repeated: {', '.join(sorted(repeated))}")
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        error = _component(components, ErrorResponse)
+        invalid = _component(components, InvalidRequestResponse)
+        for route in routes:
+            for method in route.methods or ():
+                operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
+                if operation is not None:
+                    _complete(operation, route, method.lower(), error, invalid, components)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _component(components: dict[str, Any], model: type[BaseModel]) -> dict[str, str]:
+    found = model.model_json_schema(ref_template=REF, mode="serialization")
+    components.update(found.pop("$defs", {}))
+    components[model.__name__] = found
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _complete(
+    operation: dict[str, Any],
+    route: APIRoute,
+    method: str,
+    error: dict[str, str],
+    invalid: dict[str, str],
+    components: dict[str, Any],
+) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    answers: set[str] = set()
+    if access_of(route) is not None:
+        answers |= {"401", "403"}
+    if route.dependant.path_params:
+        answers.add("404")
+    if method in WRITES:
+        answers.add("409")
+    body = operation.get("requestBody")
+    if body is not None:
+        answers.add("413")
+        _example(body, components)
+    if method == "post":
+        parameters = operation.setdefault("parameters", [])
+        if not any(p.get("name") == HEADER_PARAMETER["name"] for p in parameters):
+            parameters.append(HEADER_PARAMETER)
+        for status, response in responses.items():
+            if status.startswith("2"):
+                response.setdefault("headers", {})["Idempotent-Replayed"] = REPLAYED_HEADER
+    if operation.get("parameters") or body is not None:
+        answers.add("422")
+    answers |= {status for status in responses if status.startswith("4")}
+    for status in sorted(answers):
+        response = responses.setdefault(status, {"description": ERRORS.get(status, "Refused.")})
+        if status in ERRORS and response.get("description") in (None, "", "Validation Error"):
+            response["description"] = ERRORS[status]
+        response["content"] = {"application/json": {"schema": invalid if status == "422" else error}}
+    operation["responses"] = dict(sorted(responses.items()))
+
+
+def _example(body: dict[str, Any], components: dict[str, Any]) -> None:
+    """The request body's example: the first of its model's `examples` (json_schema_extra)."""
+    for media in body.get("content", {}).values():
+        schema = media.get("schema", {})
+        refs = [schema.get("$ref")] + [option.get("$ref") for option in schema.get("anyOf", [])]
+        for ref in filter(None, refs):
+            examples = components.get(ref.rsplit("/", 1)[-1], {}).get("examples")
+            if examples:
+                media.setdefault("example", examples[0])
+                break
