@@ -1,7 +1,8 @@
 """The fulfillment service's HTTP routes, by resource: fulfillment orders and their fulfillments
 (`fulfillment_orders`), bulk jobs (`bulk_jobs`), what routing sees and the shop settings
 (`settings`), the fulfillment services' answers (`service_answers`), the pack run (`pack_runs`),
-pick lists and packing slips (`pick_lists`); `common` holds what they share (permissions, errors, views)."""
+pick lists and packing slips (`pick_lists`); `bodies` the fulfillment orders' request bodies;
+`common` holds what they share (permissions, errors, views)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,9 @@ from services.fulfillment.application import Fulfillment
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.packer import Packer
 
+from .bodies import CancellationRequestIn, FulfillmentIn, HoldIn, SubmitIn, TrackingUpdateIn
 from .bulk_jobs import BulkJobIn, build_bulk_router
-from .fulfillment_orders import (
-    CancellationRequestIn,
-    FulfillmentIn,
-    HoldIn,
-    SubmitIn,
-    TrackingUpdateIn,
-    build_router,
-)
+from .fulfillment_orders import build_router
 from .pack_runs import build_pack_run_router
 from .pick_lists import build_pick_list_router
 from .service_answers import build_service_router
