@@ -108,5 +108,6 @@ async def test_a_new_location_is_announced_and_listed_by_priority(stack: LocalSt
         assert [loc["priority"] for loc in listed] == sorted(loc["priority"] for loc in listed)
         assert listed[-1]["id"] == location_id  # no priority asked: last
         await eventually(lambda: [e["data"] for e in kafka.events(location_id)] == [
-            {"id": location_id, "name": "Annex", "priority": priority, "active": False, "fulfillment_service": None},
+            {"id": location_id, "name": "Annex", "priority": priority, "active": False, "fulfillment_service": None,
+             "workflow": "new"},
         ])  # fmt: skip

@@ -58,7 +58,7 @@ async def on_order(app: Fulfillment, order_id: str, action: OrderAction, *, once
     """Apply `action` to the order's fulfillment orders; the ones it changed (or had changed under
     `once` before). Raises NoFulfillmentOrders, or TransitionRefused with every reason."""
     fos = await app.fulfillment_orders.find(
-        {"order_id": order_id}, sort=[("sort_key", 1)], limit=MAX_FULFILLMENT_ORDERS_PER_ORDER
+        {"order_id": {"$eq": order_id}}, sort=[("sort_key", 1)], limit=MAX_FULFILLMENT_ORDERS_PER_ORDER
     )
     if not fos:
         raise NoFulfillmentOrders(
