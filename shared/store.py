@@ -228,9 +228,22 @@ class AggregateStore(Generic[A]):
         """Store a new aggregate in one round trip (an insert, no read first), for a caller that
         expects it not to exist yet. Returns the saved document, or None when the aggregate exists
         already (a redelivery or retry: nothing changes; the caller goes on with what is stored)."""
+        stored = await self.insert(aggregate_id, change, event_id=event_id)
+        return None if stored is None else self.load(stored)
+
+    async def insert(self, aggregate_id: str, change: Change[A], *, event_id: str | None = None) -> Document | None:
+        """`create`, answering with the document as stored, for a caller that goes on to change it
+        with `apply_to` (no read in between)."""
         if event_id is None:
             event_id = request_effect_id(f"{self.collection.name}/{aggregate_id}")
-        return await self.save(aggregate_id, None, change, event_id=event_id)
+        stored = await self._save(aggregate_id, None, change, event_id)
+        if stored is not None and change.events:
+            self._wake_relay(self.collection.name, aggregate_id)
+        return stored
+
+    def load(self, stored: Document) -> A:
+        """The aggregate of a stored document (as `insert` or a find returned it)."""
+        return self.mapping.load(_public(stored))
 
     async def apply_to(self, stored: Document, rule: Rule[A]) -> A | None:
         """`apply` starting from a stored document the caller already holds (as a conditional
