@@ -306,7 +306,10 @@ async def test_an_order_costs_the_round_trips_it_needs(service: Service) -> None
     # (its placing hands over the document it stored), written with its number and announcements.
     assert service.commands.names() == ["insert", "update", "update", "update"]
     assert [command.get("update") for name, command in service.commands.sent] == [
-        None, "order_numbers", "order_terms", "orders"
+        None,
+        "order_numbers",
+        "order_terms",
+        "orders",
     ]
 
     async def costs(event: CloudEvent) -> list[str]:
