@@ -150,6 +150,22 @@ async def test_the_pack_run_keeps_each_orders_event_in_one_write_without_a_read(
     assert view is not None and view.order.waiting and view.pack_pending, "the newer snapshot is kept"
 
 
+async def test_asking_for_the_pack_runs_turn_while_it_is_taken_is_one_write(counted: tuple[Any, Commands]) -> None:
+    """Issue 15 ("none while idle beyond one indexed probe per collection per poll"): every replica
+    asked for the periodic pack run's turn each second with an update and then an insert that
+    failed on the lease already stored (two commands a second, idling). The lease is never removed:
+    once a replica knows it is stored, asking is the conditional update alone."""
+    db, commands = counted
+    first, second = (bootstrap(DatabaseStores(db), FulfillmentSettings()).pack_runs for _ in range(2))
+    assert await first.take_turn(900, "first")
+    assert not await second.take_turn(900, "second")
+    commands.take()
+    for _ in range(3):
+        assert not await first.take_turn(900, "first")
+        assert not await second.take_turn(900, "second")
+    assert commands.take() == {("pack_run_leases", "update"): 6}
+
+
 async def test_the_sweep_confirms_many_plans_in_one_write(
     counted: tuple[Any, Commands], monkeypatch: pytest.MonkeyPatch
 ) -> None:

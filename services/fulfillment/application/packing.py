@@ -60,6 +60,8 @@ class PackRuns:
         self.app = app
         self.views = views
         self.leases = leases
+        self._lease_stored = False
+        """The lease document exists (it is never removed): asking for a turn is the update alone."""
 
     # --- what orders' events say ----------------------------------------------------------
 
@@ -109,12 +111,15 @@ class PackRuns:
         taken = await self.leases.update_one(
             {"_id": LEASE_ID, "taken_epoch": {"$lte": now - interval}}, {"$set": lease}
         )
-        if taken.modified_count == 1:
-            return True
+        if taken.modified_count == 1 or self._lease_stored:
+            self._lease_stored = True
+            return taken.modified_count == 1
         try:  # no lease yet: the first to write it has the turn
             await self.leases.insert_one({"_id": LEASE_ID, **lease})
         except DuplicateKeyError:  # another replica's, unexpired (or just written)
+            self._lease_stored = True
             return False
+        self._lease_stored = True
         return True
 
     async def run(self, trigger: str = "manual") -> PackRunReport:
