@@ -228,9 +228,22 @@ class AggregateStore(Generic[A]):
         """Store a new aggregate in one round trip (an insert, no read first), for a caller that
         expects it not to exist yet. Returns the saved document, or None when the aggregate exists
         already (a redelivery or retry: nothing changes; the caller goes on with what is stored)."""
+        stored = await self.insert(aggregate_id, change, event_id=event_id)
+        return None if stored is None else self.load(stored)
+
+    async def insert(self, aggregate_id: str, change: Change[A], *, event_id: str | None = None) -> Document | None:
+        """`create`, answering with the document as stored, for a caller that goes on to change it
+        with `apply_to` (no read in between)."""
         if event_id is None:
             event_id = request_effect_id(f"{self.collection.name}/{aggregate_id}")
-        return await self.save(aggregate_id, None, change, event_id=event_id)
+        stored = await self._save(aggregate_id, None, change, event_id)
+        if stored is not None and change.events:
+            self._wake_relay(self.collection.name, aggregate_id)
+        return stored
+
+    def load(self, stored: Document) -> A:
+        """The aggregate of a stored document (as `insert` or a find returned it)."""
+        return self.mapping.load(_public(stored))
 
     async def apply_to(self, stored: Document, rule: Rule[A]) -> A | None:
         """`apply` starting from a stored document the caller already holds (as a conditional
@@ -249,18 +262,22 @@ class AggregateStore(Generic[A]):
             self._wake_relay(self.collection.name, aggregate_id)
         return self.mapping.load(_public(saved))
 
-    async def set_fields(self, aggregate_id: str, fields: Document, *, event_id: str) -> bool | None:
+    async def set_fields(
+        self, aggregate_id: str, fields: Document, *, event_id: str, where: Document | None = None
+    ) -> bool | None:
         """Set `fields` (dotted paths allowed) on an existing aggregate in one conditional write,
         without reading it: for an effect that depends on nothing in the aggregate and emits
         nothing. Idempotent by `event_id` like `apply`, and it moves the version on, so a writer
-        holding an older copy re-reads. True when written, False when the event was applied
-        already, None when there is no such aggregate. The event id becomes a field name, so it
-        must be letters, digits, '-', '_' or ':' (ValueError otherwise: use `apply`)."""
+        holding an older copy re-reads. `where`: conditions on the aggregate's own fields under
+        which the effect applies (a rule that needs no more of the aggregate than that). True
+        when written, False when the event was applied already (or `where` does not hold), None
+        when there is no such aggregate. The event id becomes a field name, so it must be letters,
+        digits, '-', '_' or ':' (ValueError otherwise: use `apply`)."""
         if not _FIELD_NAME.fullmatch(event_id):
             raise ValueError(f"event id {event_id[:64]!r} cannot be an inbox field name")
         inbox_entry = f"inbox.{event_id}"
         result = await self.collection.update_one(
-            {"_id": aggregate_id, inbox_entry: {"$exists": False}},
+            {"_id": aggregate_id, **(where or {}), inbox_entry: {"$exists": False}},
             {"$set": {**fields, inbox_entry: now_iso()}, "$inc": {"version": 1}},
         )
         if result.modified_count == 1:

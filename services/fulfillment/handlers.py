@@ -41,7 +41,7 @@ def build_subscriptions(
 
     @subscriptions.on("order.created", "order.waiting_changed")
     async def on_order_seen(event: CloudEvent, seen: OrderCreated | OrderWaitingChanged) -> None:
-        await pack_runs.order_seen(seen.order, _as_of(event), event.id)
+        await pack_runs.order_seen(seen.order, _as_of(event), event.id, first=event.type == "order.created")
 
     @subscriptions.on("order.paid")
     async def on_order_paid(event: CloudEvent, paid: OrderPaid) -> None:

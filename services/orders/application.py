@@ -109,12 +109,11 @@ class Orders:
         return order
 
     async def place(self, request: NewOrder, order_id: str) -> Order:
-        """Place an order in one insert, then number it (numbering.Sequencer), which announces it;
-        a retry of a keyed request that crashed in between finds the order it created and numbers it."""
-        placed = domain.place(request, now_iso(), order_id)
-        await self.terms.add(order_id, placed.document.created_at, search.terms_of(placed.document))
-        created = await self.store.create(order_id, placed)
-        return await self.numbers.number(order_id, created)
+        """Place an order in one insert, then number it (numbering.Sequencer), which makes it
+        searchable (all its terms at once) and announces it, from the document just stored; a retry
+        of a keyed request that crashed in between finds the order it created and numbers it."""
+        stored = await self.store.insert(order_id, domain.place(request, now_iso(), order_id))
+        return await self.numbers.number(order_id, stored)
 
     async def pay(self, order_id: str) -> Order:
         return await self._change(order_id, lambda order: domain.pay(order, now_iso()))

@@ -11,13 +11,20 @@ order it went to (`holder`, and the one before it, `previous`). Numbering an ord
    no number is left unheld. If the holder turns out to hold another number (two numberings of
    one order raced and the other won), the claim is void and the counter goes back one;
 3. the next number is claimed with one conditional update of the counter (it moves only from the
-   state just read: of two replicas claiming, one wins, the other goes round again), then
-   written onto the order (domain.number: the order and its announcements, one write).
+   state just read: of two replicas claiming, one wins, the other goes round again), the order's
+   search terms (its number's among them) are written, then the number onto the order
+   (domain.number: the order and its announcements, one write).
 
 A number is never given out twice (the counter moves one step at a time from the state read) and
 never skipped (the counter only moves past a number once its holder holds it). Numbering runs one
 at a time in a process (a lock: the counter is one document, and a queue beats a crowd retrying
 against it); an order whose numbering did not finish (a crash) is numbered by the sweep (`run`).
+
+What it costs a placed order (issue 15): the claim, the terms and the order's write, three
+commands. The counter is not read when this process holds it as it left it (`_known`: numbering
+runs under the lock, so between two numberings of this process only another replica moves it, and
+then the claim, conditional on the state this process knows, matches nothing and the counter is
+read again); the order is not read, its placing hands over the document it stored.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -33,7 +41,7 @@ from pymongo.errors import DuplicateKeyError
 from services.orders import domain, search, store
 from services.orders.domain import Order
 from shared.clock import iso, now, now_iso
-from shared.store import AggregateStore, ConcurrencyConflict, Document
+from shared.store import AggregateStore, Change, ConcurrencyConflict, Document
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +65,22 @@ class Sequencer:
         self._lock = asyncio.Lock()
         self._settled: tuple[int, str] | None = None
         """The last (number, order) this process wrote: its holder needs no looking at."""
+        self._known: Document | None = None
+        """The counter as this process's last numbering left it (its holder holds its number)."""
 
-    async def number(self, order_id: str, placed: Order | None = None) -> Order:
-        """The order with its number, numbering it if it has none yet. `placed`: the order as
-        just stored by its placing, which saves reading it first."""
+    async def number(self, order_id: str, placed: Document | None = None) -> Order:
+        """The order with its number, numbering it if it has none yet. `placed`: the order's
+        document as its placing just stored it (AggregateStore.insert), which saves reading it."""
         async with self._lock:
             for _ in range(MAX_ROUNDS):
-                order = placed or await self.orders.get(order_id)
-                placed = None
+                stored, placed = placed, None
+                order = self.orders.load(stored) if stored is not None else await self.orders.get(order_id)
                 if order is None:
                     raise LookupError(f"order {order_id!r} does not exist")
                 if order.number is not None:
                     return order
-                counter = await self._counter()
+                counter = self._known or await self._counter()
+                self._known = None  # known again only once this round's claim is held
                 last, holder = int(counter["last"]), counter.get("holder")
                 if holder is not None and not await self._settle(counter):
                     continue  # the counter went back one: read it again
@@ -80,9 +91,10 @@ class Sequencer:
                     {"$set": {"last": last + 1, "holder": order_id, "previous": holder}},
                 )
                 if claimed.modified_count == 1:
-                    numbered = await self._write(order_id, last + 1, order)
+                    numbered = await self._write(order_id, last + 1, order, stored)
                     if numbered is not None and numbered.number == last + 1:
                         self._settled = (last + 1, order_id)
+                        self._known = {"_id": COUNTER, "last": last + 1, "holder": order_id, "previous": holder}
                         return numbered
             raise ConcurrencyConflict(f"order {order_id} could not be numbered in {MAX_ROUNDS} rounds")
 
@@ -111,15 +123,26 @@ class Sequencer:
         )
         return False
 
-    async def _write(self, order_id: str, value: int, order: Order | None = None) -> Order | None:
-        """Write `value` onto the order unless it holds a number: the order as it is after. The
-        number is searchable (search.Terms) before the order holds it. `order`: as last read."""
+    async def _write(
+        self, order_id: str, value: int, order: Order | None = None, stored: Document | None = None
+    ) -> Order | None:
+        """Write `value` onto the order unless it holds a number: the order as it is after. Every
+        term the order is found by (its number's too, search.Terms) is written before the order
+        holds the number, which is when it is announced. `order`: as last read; `stored`: its
+        document, when the caller holds it (then the write needs no read)."""
         if self.terms is not None:
             order = order or await self.orders.get(order_id)
             if order is None or order.number is not None:
                 return order
-            await self.terms.add(order_id, order.created_at, [str(value)])
-        saved = await self.orders.apply(order_id, lambda order: domain.number(order, value, now_iso()), missing="skip")
+            await self.terms.add(order_id, order.created_at, search.terms_of(replace(order, number=value)))
+
+        def rule(current: Order | None) -> Change[Order] | None:
+            return None if current is None else domain.number(current, value, now_iso())
+
+        if stored is not None:
+            saved = await self.orders.apply_to(stored, rule)
+        else:
+            saved = await self.orders.apply(order_id, rule, missing="skip")
         return saved or await self.orders.get(order_id)
 
     async def sweep(self) -> int:

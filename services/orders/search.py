@@ -8,6 +8,9 @@ The terms are an index, not the truth: a search reads the orders they point at a
 (listing.matches), so a term left over from an earlier version of an order finds nothing. That is
 what makes keeping them simple and safe: terms an order gains are written before the order, and
 those it loses removed after it, so a crash in between leaves a term too many, never one missing.
+A new order's terms (its number's among them) are written by its numbering, all at once, before
+it holds its number, which is when it is announced (services/orders/numbering.py); a placing
+that stopped before is numbered, and so made searchable, by the sequencer's sweep.
 """
 
 from __future__ import annotations

@@ -12,20 +12,25 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from services.fulfillment import upgrade
+from services.fulfillment.app import FulfillmentSettings, bootstrap
 from services.fulfillment.application import sweep as sweep_module
 from services.fulfillment.application import sweep_pass
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.bulk_job import BulkAction
+from services.fulfillment.handlers import build_subscriptions
 from services.fulfillment.lookups import LocationDirectory, SettingsStore, ShopSettings, StockView
 from services.fulfillment.store import BULK_JOBS, FULFILLMENT_ORDERS, LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS
-from shared.catalog import InventoryLevel, InventoryReservation, Location, StockLine
+from shared.auth import Authenticator
+from shared.catalog import InventoryLevel, InventoryReservation, Location, OrderCreated, OrderWaitingChanged, StockLine
+from shared.events import new_event
 from shared.store import AggregateStore, Document, now_iso
 from tests.conftest import eventually
 from tests.integration.test_fulfillment_sweep import T0, DatabaseStores, paid, replica
@@ -114,6 +119,51 @@ async def test_a_paid_order_costs_fulfillment_six_store_commands_from_paid_to_co
     await service.stock_level_changed(level("MUG", 9, 0, seq=3), now_iso())  # committed: available unchanged
     assert commands.take() == {("stock_view", "findAndModify"): 1}
     assert (await service.stock.available(["MUG"], ["wh"])) == {("wh", "MUG"): 9}
+
+
+async def test_the_pack_run_keeps_each_orders_event_in_one_write_without_a_read(
+    counted: tuple[Any, Commands],
+) -> None:
+    """Issue 15 ("store operations per order at most 40"): the pack run's view of an order
+    (pack_orders) was read before every write, four commands per paid order. Now order.created is
+    one insert, and a later snapshot that neither cancels nor re-packs the order (order.paid,
+    order.waiting_changed) one conditional write that keeps the newer snapshot; a redelivery
+    changes nothing."""
+    db, commands = counted
+    app = bootstrap(DatabaseStores(db), FulfillmentSettings(auto_fulfill=True))
+    handlers = build_subscriptions(app.fulfillment, cast(Authenticator, None), app.pack_runs).handlers
+    order = paid("MUG")
+    await handlers["order.created"](new_event("orders", "order.created", order.id, OrderCreated(order=order)))
+    assert commands.take() == {("pack_orders", "insert"): 1}
+
+    waiting = OrderWaitingChanged(order=order.model_copy(update={"waiting": True}))
+    marked = new_event("orders", "order.waiting_changed", order.id, waiting)
+    await handlers["order.waiting_changed"](marked)
+    assert commands.take() == {("pack_orders", "update"): 1}
+    await handlers["order.waiting_changed"](marked)  # redelivered
+    assert commands.take() == {("pack_orders", "update"): 1, ("pack_orders", "find"): 1}
+    stale = new_event("orders", "order.waiting_changed", order.id, OrderWaitingChanged(order=order))
+    await handlers["order.waiting_changed"](stale.model_copy(update={"time": marked.time - timedelta(seconds=5)}))
+    commands.take()
+
+    view = await app.pack_runs.views.get(order.id)
+    assert view is not None and view.order.waiting and view.pack_pending, "the newer snapshot is kept"
+
+
+async def test_asking_for_the_pack_runs_turn_while_it_is_taken_is_one_write(counted: tuple[Any, Commands]) -> None:
+    """Issue 15 ("none while idle beyond one indexed probe per collection per poll"): every replica
+    asked for the periodic pack run's turn each second with an update and then an insert that
+    failed on the lease already stored (two commands a second, idling). The lease is never removed:
+    once a replica knows it is stored, asking is the conditional update alone."""
+    db, commands = counted
+    first, second = (bootstrap(DatabaseStores(db), FulfillmentSettings()).pack_runs for _ in range(2))
+    assert await first.take_turn(900, "first")
+    assert not await second.take_turn(900, "second")
+    commands.take()
+    for _ in range(3):
+        assert not await first.take_turn(900, "first")
+        assert not await second.take_turn(900, "second")
+    assert commands.take() == {("pack_run_leases", "update"): 6}
 
 
 async def test_the_sweep_confirms_many_plans_in_one_write(

@@ -12,6 +12,7 @@ never moves a fulfillment order twice (the second finds it IN_PROGRESS: nothing 
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from services.fulfillment.domain.order_routing import RoutingRecord
 from services.fulfillment.domain.pack_run import OrderView, PackDecision
 from shared.catalog import OrderSnapshot
 from shared.clock import epoch_now, now_iso
-from shared.store import AggregateStore, Document
+from shared.store import AggregateStore, Change, Document
 
 from .workflows import BATCH, Fulfillment
 
@@ -59,18 +60,44 @@ class PackRuns:
         self.app = app
         self.views = views
         self.leases = leases
+        self._lease_stored = False
+        """The lease document exists (it is never removed): asking for a turn is the update alone."""
 
     # --- what orders' events say ----------------------------------------------------------
 
     async def order_seen(
-        self, order: OrderSnapshot, as_of: str, event_id: str, *, repack: bool = False, cancelled: bool = False
+        self,
+        order: OrderSnapshot,
+        as_of: str,
+        event_id: str,
+        *,
+        repack: bool = False,
+        cancelled: bool = False,
+        first: bool = False,
     ) -> None:
-        """Keep the order's latest snapshot (waiting, paid, draft, number) for the pack run."""
-        await self.views.apply(
-            order.id,
-            lambda current: pack_run.order_seen(current, order, as_of, repack=repack, cancelled=cancelled),
-            event_id=event_id,
-        )
+        """Keep the order's latest snapshot (waiting, paid, draft, number) for the pack run.
+
+        What needs nothing of the stored view costs one write and no read (issue 15): the first
+        news of an order (`first`: order.created) is one insert, and a later snapshot that neither
+        cancels nor re-packs the order only replaces the one kept if that is not newer
+        (pack_run.order_seen), one conditional write. Anything else, or a view missing or there
+        already, takes the rule with a read."""
+
+        def rule(current: OrderView | None) -> Change[OrderView] | None:
+            return pack_run.order_seen(current, order, as_of, repack=repack, cancelled=cancelled)
+
+        if not (repack or cancelled):
+            if first and (new := rule(None)) and await self.views.create(order.id, new, event_id=event_id):
+                return
+            seen = self.views.mapping.dump(OrderView(order_id=order.id, order=order, as_of=as_of))
+            with contextlib.suppress(ValueError):  # an event id that cannot be a field name: the rule
+                written = await self.views.set_fields(
+                    order.id, {"order": seen["order"], "as_of": as_of}, event_id=event_id,
+                    where={"as_of": {"$lte": as_of}},
+                )  # fmt: skip
+                if written is not None:
+                    return  # kept, or a newer snapshot is (or this event was applied already)
+        await self.views.apply(order.id, rule, event_id=event_id)
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -84,12 +111,15 @@ class PackRuns:
         taken = await self.leases.update_one(
             {"_id": LEASE_ID, "taken_epoch": {"$lte": now - interval}}, {"$set": lease}
         )
-        if taken.modified_count == 1:
-            return True
+        if taken.modified_count == 1 or self._lease_stored:
+            self._lease_stored = True
+            return taken.modified_count == 1
         try:  # no lease yet: the first to write it has the turn
             await self.leases.insert_one({"_id": LEASE_ID, **lease})
         except DuplicateKeyError:  # another replica's, unexpired (or just written)
+            self._lease_stored = True
             return False
+        self._lease_stored = True
         return True
 
     async def run(self, trigger: str = "manual") -> PackRunReport:
