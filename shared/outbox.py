@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -26,8 +26,16 @@ log = logging.getLogger(__name__)
 
 
 Publish = Callable[[CloudEvent], Awaitable[None]]
-WakeRelay = Callable[[str, Any], None]
-"""Told (collection, aggregate id) after a write that left events in the outbox."""
+
+
+class WakeRelay(Protocol):
+    """Told (collection, aggregate id) after a write that left events in the outbox; with the
+    document as written when that write also took the relay's lease (no claim needed then)."""
+
+    def __call__(
+        self, collection: str, aggregate_id: Any, written: Document | None = None, took_lease: bool = False, /
+    ) -> None: ...
+
 
 UNSET_CHUNK = 100
 
@@ -64,15 +72,34 @@ class OutboxRelay:
         self.failed = 0
         self._skip: dict[str, int] = {}
         self._dirty: dict[str, set[Any] | None] = {}  # written since the last pass; None: probe it
+        self._leased: dict[str, dict[Any, Document]] = {}  # written with the lease taken: no claim
         self._everything = True
 
     def watch(self, collection: AsyncCollection[Document]) -> None:
         if all(watched.name != collection.name for watched in self.collections):
             self.collections.append(collection)
 
-    def wake(self, collection: str | None = None, aggregate_id: Any = None) -> None:
+    def wake(
+        self,
+        collection: str | None = None,
+        aggregate_id: Any = None,
+        written: Document | None = None,
+        took_lease: bool = False,
+    ) -> None:
         """Events were written to `aggregate_id` in `collection` (somewhere, without them): relay
-        them now. A pass for known aggregates claims them without probing for pending work."""
+        them now. A pass for known aggregates claims them without probing for pending work. One
+        whose write took the relay's lease (`took_lease`, shared.store) needs no claim at all: the
+        next pass publishes from the document `written`, and a later write under that same lease
+        replaces it. Should this process die first, the lease runs out and a poll relays it."""
+        if collection is not None and aggregate_id is not None and written is not None:
+            held = self._leased.setdefault(collection, {})
+            ours = aggregate_id in held and held[aggregate_id].get("relay_lease_epoch") == written.get(
+                "relay_lease_epoch"
+            )
+            if took_lease or ours:
+                held[aggregate_id] = written
+                self._wake.set()
+                return
         if collection is None:
             self._everything = True
         elif aggregate_id is None:
@@ -122,6 +149,10 @@ class OutboxRelay:
         after it: the next pass looks past it."""
         sent = 0
         for collection in self.collections:
+            tried = set()  # one attempt per aggregate and pass
+            for aggregate_id, leased in self._leased.pop(collection.name, {}).items():
+                sent += await self._relay_leased(collection, leased) or 0
+                tried.add(aggregate_id)
             if only is not None and collection.name not in only:
                 continue
             known = only.get(collection.name) if only is not None else None
@@ -135,18 +166,15 @@ class OutboxRelay:
                 pending = [doc["_id"] async for doc in probe.skip(skip).limit(self.BATCH)]
             relayed = 0
             for aggregate_id in pending:
+                if aggregate_id in tried:
+                    continue
                 doc = await self._claim(collection, aggregate_id)
                 if doc is None:
                     continue
-                try:
-                    sent += await self._relay_document(collection, doc)
+                published = await self._relay_leased(collection, doc)
+                if published is not None:
+                    sent += published
                     relayed += 1
-                except Exception:
-                    self.failed += 1
-                    log.exception(
-                        "relaying %s/%s failed; retrying it in %ss, the others go on",
-                        collection.name, aggregate_id, self.retry_seconds,
-                    )  # fmt: skip
             if known is not None or len(pending) < self.BATCH:
                 self._skip.pop(collection.name, None)
                 continue
@@ -155,6 +183,20 @@ class OutboxRelay:
             self._skip[collection.name] = skip + self.BATCH if not relayed else 0
             self.wake(collection.name)
         return sent
+
+    async def _relay_leased(self, collection: AsyncCollection[Document], doc: Document) -> int | None:
+        """Publish the events of an aggregate this relay holds the lease of (how many; None when
+        they could not go out: the aggregate waits out `retry_seconds`, its lease, while the
+        others go on)."""
+        try:
+            return await self._relay_document(collection, doc)
+        except Exception:
+            self.failed += 1
+            log.exception(
+                "relaying %s/%s failed; retrying it in %ss, the others go on",
+                collection.name, doc.get("_id"), self.retry_seconds,
+            )  # fmt: skip
+            return None
 
     async def _claim(self, collection: AsyncCollection[Document], aggregate_id: Any) -> Document | None:
         """Lease the aggregate for LEASE_SECONDS: the unleased one, else one whose lease ran out.

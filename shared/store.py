@@ -31,7 +31,7 @@ from shared.aggregates import Change as Change
 from shared.aggregates import Document as Document
 from shared.aggregates import Rule as Rule
 from shared.aggregates import StoreMapping as StoreMapping
-from shared.clock import iso, now
+from shared.clock import epoch_now, iso, now
 from shared.clock import now_iso as now_iso
 from shared.idempotency import request_effect_id
 
@@ -206,8 +206,6 @@ class AggregateStore(Generic[A]):
                 return None
             saved = await self._save(aggregate_id, current, change, event_id)
             if saved is not None:
-                if change.events:
-                    self._wake_relay(self.collection.name, aggregate_id)
                 return self.mapping.load(_public(saved))
         raise ConcurrencyConflict(f"{self.collection.name}/{aggregate_id} kept changing")
 
@@ -220,8 +218,6 @@ class AggregateStore(Generic[A]):
         saved = await self._save(aggregate_id, current, change, event_id)
         if saved is None:
             return None
-        if change.events:
-            self._wake_relay(self.collection.name, aggregate_id)
         return self.mapping.load(_public(saved))
 
     async def create(self, aggregate_id: str, change: Change[A], *, event_id: str | None = None) -> A | None:
@@ -236,10 +232,7 @@ class AggregateStore(Generic[A]):
         with `apply_to` (no read in between)."""
         if event_id is None:
             event_id = request_effect_id(f"{self.collection.name}/{aggregate_id}")
-        stored = await self._save(aggregate_id, None, change, event_id)
-        if stored is not None and change.events:
-            self._wake_relay(self.collection.name, aggregate_id)
-        return stored
+        return await self._save(aggregate_id, None, change, event_id)
 
     def load(self, stored: Document) -> A:
         """The aggregate of a stored document (as `insert` or a find returned it)."""
@@ -258,8 +251,6 @@ class AggregateStore(Generic[A]):
         )
         if saved is None:
             return await self.apply(aggregate_id, rule)
-        if change.events:
-            self._wake_relay(self.collection.name, aggregate_id)
         return self.mapping.load(_public(saved))
 
     async def set_fields(
@@ -288,6 +279,19 @@ class AggregateStore(Generic[A]):
     async def _save(
         self, aggregate_id: str, current: Document | None, change: Change[A], event_id: str | None
     ) -> Document | None:
+        """Write the aggregate and its inbox and outbox in one write; tells the relay (after a write
+        that left events) itself. None when someone else wrote it first."""
+        written = await self._write(aggregate_id, current, change, event_id)
+        if written is None:
+            return None
+        doc, lease_taken = written
+        if change.events:
+            self._wake_relay(self.collection.name, aggregate_id, doc, lease_taken)
+        return doc
+
+    async def _write(
+        self, aggregate_id: str, current: Document | None, change: Change[A], event_id: str | None
+    ) -> tuple[Document, bool] | None:
         version = current["version"] if current else 0
         doc = dict(self.mapping.dump(change.document))
         doc["_id"] = aggregate_id
@@ -302,15 +306,20 @@ class AggregateStore(Generic[A]):
         doc["outbox_pending"] = bool(outbox)
         if current and "relay_lease_epoch" in current:
             doc["relay_lease_epoch"] = current["relay_lease_epoch"]
+        # The write that leaves events takes the relay's lease when nobody holds it, so that this
+        # process's relay publishes from the document in hand instead of claiming it first.
+        lease_taken = bool(change.events) and doc.get("relay_lease_epoch", 0) < epoch_now()
+        if lease_taken:
+            doc["relay_lease_epoch"] = epoch_now() + OutboxRelay.LEASE_SECONDS
         doc.pop("id", None)
         if current is None:
             try:
                 await self.collection.insert_one(doc)
             except DuplicateKeyError:
                 return None  # someone created it first: re-read and re-apply
-            return doc
+            return doc, lease_taken
         result = await self.collection.replace_one({"_id": aggregate_id, "version": version}, doc)
-        return doc if result.modified_count == 1 else None
+        return (doc, lease_taken) if result.modified_count == 1 else None
 
 
 # What an event id must look like to be used as a field name in an update (no path syntax).

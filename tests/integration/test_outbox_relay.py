@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -136,7 +137,7 @@ async def test_a_writer_racing_the_relay_cannot_restore_its_lease(collection: As
     relay = OutboxRelay([collection], publish, poll_seconds=60)
     store = AggregateStore(collection, relay.wake)
     await store.apply("o-3", lambda _: Change({"s": 1}, [status_event("o-3", "IN_PROGRESS")]))
-    claimed = await relay._claim(collection, "o-3")
+    claimed = relay._leased[collection.name].pop("o-3", None)  # the write took the lease: the relay has it
     assert claimed is not None
     read_during_relay = await collection.find_one({"_id": "o-3"})
     assert read_during_relay is not None and "relay_lease_epoch" in read_during_relay
@@ -163,7 +164,7 @@ async def test_events_written_while_the_relay_publishes_stay_pending_for_the_nex
     relay = OutboxRelay([collection], publish, poll_seconds=60)
     store = AggregateStore(collection, relay.wake)
     await store.apply("o-4", lambda _: Change({"s": 1}, [status_event("o-4", "IN_PROGRESS")]))
-    claimed = await relay._claim(collection, "o-4")
+    claimed = relay._leased[collection.name].pop("o-4", None)  # the write took the lease: the relay has it
     assert claimed is not None
     await store.apply("o-4", lambda doc: Change({**(doc or {}), "s": 2}, [status_event("o-4", "FULFILLED")]))
     await relay._relay_document(collection, claimed)
@@ -196,6 +197,10 @@ async def test_aggregates_waiting_out_a_retry_do_not_hide_the_ones_after_them(
             return Change({"s": 1}, [status_event(n, "FULFILLED")])
 
         await store.apply(name, fulfilled)
+    # As a replica that wrote them and died before relaying leaves them once its lease ran out:
+    # this relay finds them by probing, a batch at a time.
+    relay._leased.clear()
+    await collection.update_many({}, {"$unset": {"relay_lease_epoch": ""}})
     assert await relay.relay_once() == 0  # the first batch: a-1..a-3 fail and wait out their retry
     assert await relay.relay_once() == 1  # the next batch starts after them
     assert published == ["b-1"]
@@ -234,9 +239,43 @@ async def test_a_pass_woken_by_a_write_claims_what_was_written_without_looking_f
     relay = OutboxRelay([collection], publish, poll_seconds=60)
     left_behind = AggregateStore(collection, lambda *_: None)  # as a crashed replica's write
     await left_behind.apply("o-old", lambda _: Change({"s": 1}, [status_event("o-old", "FULFILLED")]))
+    # Its write took the relay's lease, and the replica died: the lease runs out (LEASE_SECONDS).
+    await collection.update_one({"_id": "o-old"}, {"$set": {"relay_lease_epoch": 0}})
     store = AggregateStore(collection, relay.wake)
     await store.apply("o-new", lambda _: Change({"s": 1}, [status_event("o-new", "FULFILLED")]))
     assert await relay.relay_once({collection.name: {"o-new"}}) == 1
     assert published == ["o-new"]
     assert await relay.relay_once() == 1  # the poll's pass
     assert published == ["o-new", "o-old"]
+
+
+async def test_the_write_that_leaves_events_takes_the_lease_so_the_relay_claims_nothing(
+    collection: AsyncCollection[Document],
+) -> None:
+    """Issue 15's store commands per order: the relay claimed every aggregate written (a
+    find-and-modify per aggregate, two when the first missed) although the process that wrote it
+    held it in hand; the write now takes the lease and the relay publishes from that document."""
+    commands: list[str] = []
+    real = collection.find_one_and_update
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        commands.append("findAndModify")
+        return await real(*args, **kwargs)
+
+    published: list[str] = []
+
+    async def publish(event: CloudEvent) -> None:
+        published.append(event.data["fulfillment_status"])
+
+    relay = OutboxRelay([collection], publish, poll_seconds=60)
+    store = AggregateStore(collection, relay.wake)
+    for oid in ("o-7", "o-8"):
+        await store.apply(oid, lambda _, o=oid: Change({"s": 1}, [status_event(o, "IN_PROGRESS")]))
+    setattr(collection, "find_one_and_update", counted)  # noqa: B010 - count the claims from here
+    await store.apply("o-7", lambda doc: Change({**(doc or {}), "s": 2}, [status_event("o-7", "FULFILLED")]))
+    assert await relay.relay_once() == 3
+    assert sorted(published) == ["FULFILLED", "IN_PROGRESS", "IN_PROGRESS"]
+    assert commands == [], "no claim: every aggregate was written with its lease by this process"
+    for oid in ("o-7", "o-8"):
+        stored = await collection.find_one({"_id": oid})
+        assert stored is not None and not stored["outbox_pending"] and "relay_lease_epoch" not in stored
