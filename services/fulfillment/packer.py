@@ -16,7 +16,10 @@ from services.fulfillment.application.packing import PackRunReport, PackRuns
 log = logging.getLogger("fulfillment.pack_run")
 
 TICK_SECONDS = 1.0
-"""How often a replica asks for its turn: the longest a shortened interval waits to apply."""
+"""The shortest wait between two asks for a turn."""
+MAX_WAIT_SECONDS = 30.0
+"""The longest: a replica sleeps until the turn is due (as the lease says), at most this long, so
+a shortened interval applies within it; idle, asking costs a couple of store commands a minute."""
 
 
 class Packer:
@@ -32,16 +35,20 @@ class Packer:
 
     async def run(self) -> None:
         while True:
+            wait = TICK_SECONDS
             try:
                 interval = (await self.pack_runs.app.shop_settings()).pack_run_interval_seconds
                 if await self.pack_runs.take_turn(interval, self.holder):
                     self.record(await self.pack_runs.run("schedule"))
+                    wait = interval
+                else:
+                    wait = await self.pack_runs.until_next_turn(interval)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.runs.labels("schedule", "failed").inc()
                 log.exception("pack run failed; the next turn retries")
-            await asyncio.sleep(TICK_SECONDS)
+            await asyncio.sleep(min(max(wait, TICK_SECONDS), MAX_WAIT_SECONDS))
 
     def record(self, report: PackRunReport) -> None:
         """Count a run (by hand or scheduled) in the metrics and the log."""

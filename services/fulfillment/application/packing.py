@@ -122,6 +122,11 @@ class PackRuns:
         self._lease_stored = True
         return True
 
+    async def until_next_turn(self, interval: float) -> float:
+        """Seconds until the periodic run's turn is due, as its lease says (0: due, or no lease)."""
+        lease = await self.leases.find_one({"_id": LEASE_ID}, {"taken_epoch": 1})
+        return 0.0 if lease is None else float(lease["taken_epoch"]) + interval - epoch_now()
+
     async def run(self, trigger: str = "manual") -> PackRunReport:
         """One pack run over the orders it still has something to do with, oldest first."""
         started = time.perf_counter()
