@@ -144,7 +144,7 @@ async def run(points: list[int], samples: int) -> None:
             await db[collection].create_indexes([OUTBOX_PENDING_INDEX])
         relay = OutboxRelay([db[name] for name in COLLECTIONS], publish_nowhere, poll_seconds=0.2)
         inventory = bootstrap(db, relay.wake)
-        await inventory.put_location(LOCATION, "Hot warehouse", 1, True, None)
+        await inventory.locations.put(LOCATION, "Hot warehouse", 1, True, None)
         await inventory.set_on_hand(LOCATION, SKU, ON_HAND)
         relay.start()
         print(f"hot sku: reservation + commit of one unit, p50 of {samples}; python {sys.version.split()[0]}, "

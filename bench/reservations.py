@@ -99,7 +99,7 @@ async def in_process(requests: int, concurrency_levels: list[int]) -> None:
                     relay = OutboxRelay([db[name] for name in COLLECTIONS], _publish_nowhere, poll_seconds=0.2)
                     wake = relay.wake if relaying else _nothing
                     inventory = bootstrap(db, wake)
-                    await inventory.put_location("wh-1", "Warehouse", 1, True, None)
+                    await inventory.locations.put("wh-1", "Warehouse", 1, True, None)
                     for n in range(skus):
                         await inventory.set_on_hand("wh-1", f"SKU-{n}", requests)
                     if relaying:

@@ -162,7 +162,7 @@ def build_router(inventory: Inventory) -> APIRouter:
     async def reorder_locations(body: PrioritiesIn) -> dict[str, Any]:
         """Re-order locations in one request."""
         try:
-            ordered = await inventory.reorder_locations(body.location_ids)
+            ordered = await inventory.locations.reorder(body.location_ids)
         except UnknownLocation as exc:
             raise ApiError(
                 422, "invalid_request", f"invalid request: location_ids: {exc}",
@@ -179,7 +179,7 @@ def build_router(inventory: Inventory) -> APIRouter:
     async def put_location(location_id: LocationIdPath, body: LocationIn, response: Response) -> dict[str, Any]:
         """Create or update a location (201 when created)."""
         try:
-            location, created = await inventory.put_location(
+            location, created = await inventory.locations.put(
                 location_id, body.name, body.priority, body.active, body.fulfillment_service, body.workflow
             )
         except PriorityTaken as exc:
@@ -192,13 +192,13 @@ def build_router(inventory: Inventory) -> APIRouter:
     @router.get("/locations", **shows(LocationList), dependencies=[requires("inventory:read")], tags=["locations"])
     async def list_locations() -> dict[str, Any]:
         """Every location, by priority (1 first)."""
-        return {"items": [location.model_dump(mode="json") for location in await inventory.all_locations()]}
+        return {"items": [location.model_dump(mode="json") for location in await inventory.locations.all()]}
 
     @router.get(
         "/locations/{location_id}", **shows(Location), dependencies=[requires("inventory:read")], tags=["locations"]
     )
     async def get_location(location_id: LocationIdPath) -> dict[str, Any]:
-        location = await inventory.location(location_id)
+        location = await inventory.locations.get(location_id)
         if location is None:
             raise NotFound("location", location_id)
         return location.model_dump(mode="json")

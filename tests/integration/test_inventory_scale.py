@@ -232,7 +232,7 @@ async def test_every_query_inventory_sends_is_served_by_an_index(counted: tuple[
         await db[collection].create_indexes(models)
     inventory = build(db)
     await stocked(inventory, **{"MUG-1": 10, "TEE-1": 5})
-    await inventory.reorder_locations(["wh-1"])
+    await inventory.locations.reorder(["wh-1"])
     request = fo("fo-1", order_id="order-1", lines={"MUG-1": 2, "TEE-1": 1})
     await inventory.reserve("e-1", request)
     await inventory.reserve("e-2", fo("fo-2", order_id="order-1", lines={"MUG-1": 1}))
@@ -242,7 +242,7 @@ async def test_every_query_inventory_sends_is_served_by_an_index(counted: tuple[
     await inventory.release("e-6", fo("fo-2", order_id="order-1", status="CANCELLED", lines={"MUG-1": 1}))
     await inventory.stock_of("MUG-1")
     await inventory.reservations_of("order-1")
-    await inventory.all_locations()
+    await inventory.locations.all()
 
     by_index = [(c, command, f) for c, command, f in commands.filters if f and "_id" not in f]
     assert {c for c, _, _ in by_index} == {"stock", "reservations"}, commands.filters

@@ -103,7 +103,7 @@ async def committed(db: Any, location_id: str, sku: str) -> int:
 
 
 async def stocked(inventory: Inventory, **skus: int) -> None:
-    await inventory.put_location("wh-1", "Warehouse", 1, True, None)
+    await inventory.locations.put("wh-1", "Warehouse", 1, True, None)
     for sku, on_hand in skus.items():
         await inventory.set_on_hand("wh-1", sku, on_hand)
 
@@ -175,7 +175,7 @@ async def test_reservation_at_an_inactive_or_unknown_location_fails_with_shortag
     db: Any, inventory: Inventory
 ) -> None:
     await stocked(inventory, **{"MUG-1": 10})
-    await inventory.put_location("wh-1", "Warehouse", 1, False, None)
+    await inventory.locations.put("wh-1", "Warehouse", 1, False, None)
     await inventory.reserve("event-1", fo("fo-1", lines={"MUG-1": 2}))
     await inventory.reserve("event-2", fo("fo-2", location_id="nowhere", lines={"MUG-1": 2}))
 
@@ -200,7 +200,7 @@ async def test_moved_releases_at_the_previous_location_and_reserves_at_the_new_o
     db: Any, inventory: Inventory
 ) -> None:
     await stocked(inventory, **{"MUG-1": 10})
-    await inventory.put_location("wh-2", "Store", 2, True, None)
+    await inventory.locations.put("wh-2", "Store", 2, True, None)
     await inventory.set_on_hand("wh-2", "MUG-1", 1)
     await inventory.reserve("event-1", fo("fo-1", lines={"MUG-1": 3}))
 

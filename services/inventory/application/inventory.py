@@ -15,7 +15,7 @@ from services.inventory.domain import requests, reservations, stock
 from services.inventory.domain.reservations import Movement, ReservationRecord
 from services.inventory.domain.stock import CommitState, StockLevel
 from services.inventory.store import Record, ReservationStore, StockStore, cancellation_note_id
-from shared.catalog import FulfillmentOrderSnapshot, FulfillmentSnapshot, Location, OrderCancelled, ServiceWorkflow
+from shared.catalog import FulfillmentOrderSnapshot, FulfillmentSnapshot, OrderCancelled
 from shared.clock import now_iso
 
 log = logging.getLogger(__name__)
@@ -35,29 +35,6 @@ class Inventory:
         self.reservations = reservations
         self.locations = locations
         self.steps = Steps(stock, reservations, locations, faults or FaultPoints())
-
-    # --- locations -----------------------------------------------------------------------
-
-    async def all_locations(self) -> list[Location]:
-        return await self.locations.all()
-
-    async def location(self, location_id: str) -> Location | None:
-        return await self.locations.get(location_id)
-
-    async def put_location(
-        self,
-        location_id: str,
-        name: str,
-        priority: int | None,
-        active: bool,
-        fulfillment_service: str | None,
-        workflow: ServiceWorkflow = ServiceWorkflow.NEW,
-    ) -> tuple[Location, bool]:
-        """The location as saved, and whether it is new."""
-        return await self.locations.put(location_id, name, priority, active, fulfillment_service, workflow)
-
-    async def reorder_locations(self, location_ids: list[str]) -> list[Location]:
-        return await self.locations.reorder(location_ids)
 
     # --- stock by hand -------------------------------------------------------------------
 
