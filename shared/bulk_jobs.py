@@ -24,7 +24,7 @@ from shared.aggregates import Change, Document
 from shared.catalog import BulkJobChanged, BulkJobFailure, BulkJobSnapshot, BulkJobStatus
 from shared.clock import later
 from shared.events import CloudEvent, new_event
-from shared.rules import RuleViolation
+from shared.rules import NamesAField, RuleViolation
 from shared.text import FROM_THE_STORE
 
 MAX_TARGETS = 250
@@ -45,13 +45,8 @@ class LeaseLost(RuntimeError):
     """Another replica took the job over (this one stalled past its lease): stop working on it."""
 
 
-class InvalidBulkRequest(RuleViolation):
+class InvalidBulkRequest(NamesAField, RuleViolation):
     """The job could not run as asked: `field` says what, `reason` why (HTTP 422)."""
-
-    def __init__(self, field_name: str, reason: str) -> None:
-        super().__init__(f"{field_name}: {reason}")
-        self.field = field_name
-        self.reason = reason
 
 
 @dataclass(frozen=True)

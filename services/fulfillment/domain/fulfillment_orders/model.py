@@ -34,7 +34,7 @@ from shared.catalog import (
 )
 from shared.clock import parse
 from shared.events import CloudEvent
-from shared.rules import RuleViolation
+from shared.rules import NamesAField, RuleViolation
 from shared.urls import StoredAssetUrl
 
 Status = FulfillmentOrderStatus
@@ -72,13 +72,8 @@ class NotTheFulfillmentService(TransitionRefused):
     """An answer about a fulfillment order from a service that does not run its location."""
 
 
-class InvalidRequest(Exception):
+class InvalidRequest(NamesAField):
     """The request names something that cannot be, for this fulfillment order."""
-
-    def __init__(self, field_name: str, reason: str) -> None:
-        super().__init__(f"{field_name}: {reason}")
-        self.field = field_name
-        self.reason = reason
 
 
 @dataclass(frozen=True)
