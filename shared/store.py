@@ -15,7 +15,7 @@ Delivery semantics live here, decided once:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Generic, Literal, cast, overload
 
@@ -30,6 +30,7 @@ from shared.aggregates import AS_DOCUMENT, A, Missing
 from shared.aggregates import Change as Change
 from shared.aggregates import Document as Document
 from shared.aggregates import Rule as Rule
+from shared.aggregates import Stored as Stored
 from shared.aggregates import StoreMapping as StoreMapping
 from shared.clock import epoch_now, iso, now
 from shared.clock import now_iso as now_iso
@@ -43,6 +44,16 @@ from shared.outbox import Publish as Publish
 from shared.outbox import WakeRelay as WakeRelay
 from shared.query_log import QueryShapes
 from shared.settings import ServiceSettings
+
+Collection = AsyncCollection[Document]
+"""A collection of the platform's store, as pymongo reads it: its documents are raw here, at the
+store boundary, and typed (a mapping, a row model) before any rule reads them."""
+
+Database = AsyncDatabase[Document]
+
+Filter = dict[str, object]
+"""A MongoDB query filter, update or projection as a query module builds it: the store's
+language (operators and literals), not an aggregate; nothing reads a value back out of it."""
 
 
 class StoreOperations(monitoring.CommandListener):
@@ -102,7 +113,7 @@ class AggregateStore(Generic[A]):
     @overload
     def __init__(
         self: AggregateStore[Document],
-        collection: AsyncCollection[Document],
+        collection: Collection,
         wake_relay: WakeRelay,
         inbox_retention: timedelta = ...,
         *,
@@ -112,7 +123,7 @@ class AggregateStore(Generic[A]):
     @overload
     def __init__(
         self,
-        collection: AsyncCollection[Document],
+        collection: Collection,
         wake_relay: WakeRelay,
         inbox_retention: timedelta = ...,
         *,
@@ -121,7 +132,7 @@ class AggregateStore(Generic[A]):
 
     def __init__(
         self,
-        collection: AsyncCollection[Document],
+        collection: Collection,
         wake_relay: WakeRelay,
         inbox_retention: timedelta = timedelta(days=7),
         *,
@@ -138,7 +149,7 @@ class AggregateStore(Generic[A]):
 
     async def find(
         self,
-        query: Document,
+        query: Filter,
         sort: list[tuple[str, int]] | None = None,
         skip: int = 0,
         limit: int = 0,
@@ -210,51 +221,57 @@ class AggregateStore(Generic[A]):
         raise ConcurrencyConflict(f"{self.collection.name}/{aggregate_id} kept changing")
 
     async def save(
-        self, aggregate_id: str, current: Document | None, change: Change[A], *, event_id: str | None = None
+        self, aggregate_id: str, current: Stored[A] | None, change: Change[A], *, event_id: str | None = None
     ) -> A | None:
-        """Write `change` over `current` (the stored document as read, None if there was none)
-        only if nobody wrote the aggregate since; None when somebody did. For a caller whose
-        decision rests on more than this document: on None it re-reads and decides all over."""
-        saved = await self._save(aggregate_id, current, change, event_id)
+        """Write `change` over `current` (the aggregate as read, None if there was none) only if
+        nobody wrote the aggregate since; None when somebody did. For a caller whose decision
+        rests on more than this aggregate: on None it re-reads and decides all over."""
+        saved = await self._save(aggregate_id, current.document if current else None, change, event_id)
         if saved is None:
             return None
         return self.mapping.load(_public(saved))
 
     async def create(self, aggregate_id: str, change: Change[A], *, event_id: str | None = None) -> A | None:
         """Store a new aggregate in one round trip (an insert, no read first), for a caller that
-        expects it not to exist yet. Returns the saved document, or None when the aggregate exists
-        already (a redelivery or retry: nothing changes; the caller goes on with what is stored)."""
+        expects it not to exist yet. Returns the saved aggregate, or None when it exists already
+        (a redelivery or retry: nothing changes; the caller goes on with what is stored)."""
         stored = await self.insert(aggregate_id, change, event_id=event_id)
-        return None if stored is None else self.load(stored)
+        return None if stored is None else stored.aggregate
 
-    async def insert(self, aggregate_id: str, change: Change[A], *, event_id: str | None = None) -> Document | None:
-        """`create`, answering with the document as stored, for a caller that goes on to change it
+    async def insert(self, aggregate_id: str, change: Change[A], *, event_id: str | None = None) -> Stored[A] | None:
+        """`create`, answering with the aggregate as stored, for a caller that goes on to change it
         with `apply_to` (no read in between)."""
         if event_id is None:
             event_id = request_effect_id(f"{self.collection.name}/{aggregate_id}")
-        return await self._save(aggregate_id, None, change, event_id)
+        saved = await self._save(aggregate_id, None, change, event_id)
+        return None if saved is None else self.stored(saved)
 
-    def load(self, stored: Document) -> A:
-        """The aggregate of a stored document (as `insert` or a find returned it)."""
-        return self.mapping.load(_public(stored))
+    def stored(self, document: Document) -> Stored[A]:
+        """The aggregate of a document as the collection holds it (as a find or a conditional
+        `find_one_and_update` returned it), with that document for `apply_to`."""
+        return Stored(self.mapping.load(_public(document)), document)
 
-    async def apply_to(self, stored: Document, rule: Rule[A]) -> A | None:
-        """`apply` starting from a stored document the caller already holds (as a conditional
-        `find_one_and_update` returned it), so the common case is one write and no read; if the
-        aggregate changed since, it is re-read and the rule applied again."""
-        change = rule(self.mapping.load(_public(stored)))
+    async def find_stored(self, query: Filter, limit: int = 0) -> list[Stored[A]]:
+        """`find`, each aggregate with its document, for changing them with `apply_to`."""
+        return [self.stored(doc) async for doc in self.collection.find(query, limit=limit)]
+
+    async def apply_to(self, stored: Stored[A], rule: Rule[A]) -> A | None:
+        """`apply` starting from an aggregate as the caller read it (`stored`), so the common
+        case is one write and no read; if the aggregate changed since, it is re-read and the
+        rule applied again."""
+        change = rule(stored.aggregate)
         if change is None:
             return None
-        aggregate_id = stored["_id"]
+        aggregate_id = stored.document["_id"]
         saved = await self._save(
-            aggregate_id, stored, change, request_effect_id(f"{self.collection.name}/{aggregate_id}")
+            aggregate_id, stored.document, change, request_effect_id(f"{self.collection.name}/{aggregate_id}")
         )
         if saved is None:
             return await self.apply(aggregate_id, rule)
         return self.mapping.load(_public(saved))
 
     async def set_fields(
-        self, aggregate_id: str, fields: Document, *, event_id: str, where: Document | None = None
+        self, aggregate_id: str, fields: Filter, *, event_id: str, where: Filter | None = None
     ) -> bool | None:
         """Set `fields` (dotted paths allowed) on an existing aggregate in one conditional write,
         without reading it: for an effect that depends on nothing in the aggregate and emits
@@ -343,9 +360,7 @@ def _public(doc: Document) -> Document:
     return {"id": doc["_id"], **out}
 
 
-async def missing_first(
-    collection: AsyncCollection[Document], query: Document, field: str, limit: int
-) -> list[Document]:
+async def missing_first(collection: Collection, query: Filter, field: str, limit: int) -> list[Document]:
     """Up to `limit` documents matching `query` that lack `field` (or hold null), for giving
     documents stored before a field existed their value. They sort first on an index that ends
     with `field` (before any value, on MongoDB and on the embedded store), so this reads one
@@ -358,10 +373,10 @@ async def missing_first(
 
 
 async def backfill(
-    collection: AsyncCollection[Document],
-    query: Document,
+    collection: Collection,
+    query: Filter,
     field: str,
-    values_of: Callable[[Document], Document],
+    values_of: Callable[[Document], Mapping[str, object]],
     batch: int = 500,
 ) -> int:
     """Give every document matching `query` that lacks `field` the fields `values_of(doc)` says,
@@ -377,5 +392,5 @@ async def backfill(
             return updated
 
 
-async def ping(database: AsyncDatabase[Document]) -> None:
+async def ping(database: Database) -> None:
     await database.command("ping")

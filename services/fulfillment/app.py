@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Protocol, overload
+from typing import Annotated, Protocol
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -16,6 +16,9 @@ from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.handlers import build_subscriptions
 from services.fulfillment.lookups import (
     CACHE_SECONDS,
+    KNOWN_LOCATIONS,
+    KNOWN_STOCK,
+    SHOP_SETTINGS,
     LocationDirectory,
     MaxParcels,
     PackRunInterval,
@@ -32,11 +35,10 @@ from services.fulfillment.store import (
     INDEXES,
     ORDER_VIEWS,
     PACK_ORDERS,
-    PACK_RUN_LEASES,
     ROUTING_RECORDS,
 )
 from services.fulfillment.sweep import Sweeper
-from shared.aggregates import A, Document, StoreMapping
+from shared.aggregates import A, StoreMapping
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings, seconds
 from shared.store import AggregateStore
@@ -61,9 +63,6 @@ class Stores(Protocol):
     """Where the service's collections come from: the runtime's store (the relay publishes their
     outboxes), or, in a test, a database alone."""
 
-    @overload
-    def store(self, collection: str, *, mapping: None = None) -> AggregateStore[Document]: ...
-    @overload
     def store(self, collection: str, *, mapping: StoreMapping[A]) -> AggregateStore[A]: ...
 
 
@@ -90,9 +89,11 @@ def bootstrap(
     fulfillment = Fulfillment(
         fulfillment_orders=stores.store("fulfillment_orders", mapping=FULFILLMENT_ORDERS),
         routings=stores.store("routings", mapping=ROUTING_RECORDS),
-        stock=StockView(stores.store("stock_view")),
-        locations=LocationDirectory(stores.store("locations"), settings.config_cache_seconds),
-        settings=SettingsStore(stores.store("settings"), defaults, settings.config_cache_seconds),
+        stock=StockView(stores.store("stock_view", mapping=KNOWN_STOCK)),
+        locations=LocationDirectory(stores.store("locations", mapping=KNOWN_LOCATIONS), settings.config_cache_seconds),
+        settings=SettingsStore(
+            stores.store("settings", mapping=SHOP_SETTINGS), defaults, settings.config_cache_seconds
+        ),
     )
     bulk_jobs = BulkJobs(
         stores.store("bulk_jobs", mapping=BULK_JOBS),
@@ -100,11 +101,7 @@ def bootstrap(
         registry,
         lease_seconds=settings.bulk_job_lease_seconds,
     )
-    pack_runs = PackRuns(
-        fulfillment,
-        stores.store(PACK_ORDERS, mapping=ORDER_VIEWS),
-        stores.store(PACK_RUN_LEASES).collection,
-    )
+    pack_runs = PackRuns(fulfillment, stores.store(PACK_ORDERS, mapping=ORDER_VIEWS))
     return FulfillmentApp(fulfillment, bulk_jobs, pack_runs)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from services.fulfillment.domain.fulfillment_orders.model import FulfillmentOrder
 from services.fulfillment.store import listing_key
-from shared.store import AggregateStore, Document
+from shared.store import AggregateStore, Filter
 
 SORT = [("sort_key", 1)]
 MAX_PER_ORDER = 1_000
@@ -73,7 +73,7 @@ async def page(
         wanted = [fo for fo in found if filters.matches(fo) and (after is None or listing_key(fo) > after)]
         window = wanted[offset : offset + limit + 1]
     else:
-        query: Document = {}
+        query: Filter = {}
         if filters.status:
             query["status"] = {"$eq": filters.status}
         if filters.location_id:

@@ -7,16 +7,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
 
 from services.fulfillment.domain.routing import RoutingLocation
-from shared.catalog import InventoryLevel, Location, ServiceWorkflow
+from shared.aggregates import ModelMapping
+from shared.catalog import InventoryLevel, Location
 from shared.settings import seconds
-from shared.store import AggregateStore, Change, Document
+from shared.store import AggregateStore, Change, Collection
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,32 @@ class ShopSettings(BaseModel):
     )
 
 
-class SettingsStore:
-    SHOP = "shop"
+SHOP = "shop"
 
-    def __init__(self, store: AggregateStore, defaults: ShopSettings, cache_seconds: float = CACHE_SECONDS) -> None:
+
+class StoredShopSettings(BaseModel):
+    """The shop settings as stored: the values a merchant set (`PUT /settings`), unchecked, since
+    one stored before a bound existed may be out of it (`SettingsStore` checks each as it reads)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = SHOP
+    version: int = 0
+
+    @property
+    def values(self) -> dict[str, object]:
+        return dict(self.model_extra or {})
+
+
+SHOP_SETTINGS = ModelMapping(StoredShopSettings)
+
+
+class SettingsStore:
+    SHOP = SHOP
+
+    def __init__(
+        self, store: AggregateStore[StoredShopSettings], defaults: ShopSettings, cache_seconds: float = CACHE_SECONDS
+    ) -> None:
         self.store = store
         self.defaults = defaults
         self.cache_seconds = cache_seconds
@@ -86,8 +109,8 @@ class SettingsStore:
         return self._cached[1].model_copy()
 
     async def update(self, changes: dict[str, object]) -> ShopSettings:
-        def rule(current: Document | None) -> Change:
-            return Change({**(current or {}), **changes})
+        def rule(current: StoredShopSettings | None) -> Change[StoredShopSettings]:
+            return Change(StoredShopSettings.model_validate({**(current.values if current else {}), **changes}))
 
         saved = await self.store.apply(self.SHOP, rule)
         if saved is None:  # the same keyed request again: what is stored
@@ -95,11 +118,11 @@ class SettingsStore:
         self._remember(saved)
         return await self.get()
 
-    def _remember(self, found: Document | None) -> None:
+    def _remember(self, found: StoredShopSettings | None) -> None:
         """The stored settings over the defaults; a stored value out of bounds (written before the
         bounds existed) is ignored, with a warning, rather than run with."""
         settings = self.defaults.model_copy()
-        for name, value in (found or {}).items():
+        for name, value in (found.values if found else {}).items():
             if name in ShopSettings.model_fields:
                 try:
                     setattr(settings, name, value)
@@ -109,10 +132,23 @@ class SettingsStore:
         self._cached = (time.monotonic(), settings)
 
 
+class KnownStock(InventoryLevel):
+    """A stock level as inventory last announced it (or a refused reservation told), and when."""
+
+    id: str
+    as_of: str = ""
+    # Kept from before every snapshot said them: a shortage alone tells only what is available.
+    on_hand: int = 0
+    reserved: int = 0
+
+
+KNOWN_STOCK = ModelMapping(KnownStock)
+
+
 class StockView:
     """Available stock per location and sku, as inventory last announced it."""
 
-    def __init__(self, store: AggregateStore, seen_seconds: float = SEEN_SECONDS) -> None:
+    def __init__(self, store: AggregateStore[KnownStock], seen_seconds: float = SEEN_SECONDS) -> None:
         self.store = store
         self.seen_seconds = seen_seconds
         self._seen: dict[str, tuple[float, int, int, str | None]] = {}  # key: (written, seq, available, bin)
@@ -148,29 +184,32 @@ class StockView:
         self._seen.pop(key, None)
         increased = False
 
-        def rule(current: Document | None) -> Change | None:
+        def rule(current: KnownStock | None) -> Change[KnownStock] | None:
             nonlocal increased
             if not _newer(current, level.seq, as_of):
                 return None
-            increased = level.available > (current["available"] if current else 0)
-            return Change({**level.model_dump(), "as_of": as_of})
+            increased = level.available > (current.available if current else 0)
+            return Change(KnownStock(id=key, **level.model_dump(), as_of=as_of))
 
-        await self.store.apply(_key(level.location_id, level.sku), rule)
+        await self.store.apply(key, rule)
         return increased
 
     async def record_shortage(
         self, location_id: str, sku: str, available: int, as_of: str, seq: int | None = None
     ) -> None:
         """A failed reservation tells what was really available there."""
-        self._seen.pop(_key(location_id, sku), None)
+        key = _key(location_id, sku)
+        self._seen.pop(key, None)
 
-        def rule(current: Document | None) -> Change | None:
+        def rule(current: KnownStock | None) -> Change[KnownStock] | None:
             if not _newer(current, seq, as_of):
                 return None
-            base = current or {"location_id": location_id, "sku": sku, "on_hand": available, "reserved": 0}
-            return Change({**base, "available": available, "seq": seq, "as_of": as_of})
+            base = current or KnownStock(
+                id=key, location_id=location_id, sku=sku, on_hand=available, available=available
+            )
+            return Change(base.model_copy(update={"available": available, "seq": seq, "as_of": as_of}))
 
-        await self.store.apply(_key(location_id, sku), rule)
+        await self.store.apply(key, rule)
 
     def _written(self, key: str, seq: int, available: int, bin_code: str | None) -> None:
         if len(self._seen) >= 10_000:  # keep it small: what is too old to trust goes
@@ -190,21 +229,33 @@ class StockView:
             found = []
             for sku in wanted:
                 found.extend(await self.store.find({"sku": {"$eq": sku}}, limit=MAX_LOCATIONS))
-        return {(doc["location_id"], doc["sku"]): int(doc["available"]) for doc in found}
+        return {(stock.location_id, stock.sku): stock.available for stock in found}
 
     async def bins(self, location_id: str, skus: Iterable[str]) -> dict[str, str]:
         """Where each of `skus` is kept at the location, as inventory last announced it (one
         lookup by key); a sku without a bin is left out."""
         keys = [_key(location_id, sku) for sku in sorted(set(skus))]
         found = await self.store.find({"_id": {"$in": keys}}, limit=len(keys)) if keys else []
-        return {str(doc["sku"]): str(doc["bin"]) for doc in found if doc.get("bin")}
+        return {stock.sku: stock.bin for stock in found if stock.bin}
+
+
+class KnownLocation(Location):
+    """A location as inventory last announced it, and when."""
+
+    as_of: str = ""
+
+    def for_routing(self) -> RoutingLocation:
+        return RoutingLocation(self.id, self.name, self.priority, self.active, self.fulfillment_service, self.workflow)
+
+
+KNOWN_LOCATIONS = ModelMapping(KnownLocation)
 
 
 class LocationDirectory:
     """Locations as inventory announces them: priority, active, fulfillment service. Served from
     memory for `cache_seconds` (see CACHE_SECONDS)."""
 
-    def __init__(self, store: AggregateStore, cache_seconds: float = CACHE_SECONDS) -> None:
+    def __init__(self, store: AggregateStore[KnownLocation], cache_seconds: float = CACHE_SECONDS) -> None:
         self.store = store
         self.cache_seconds = cache_seconds
         self._cached: tuple[float, dict[str, RoutingLocation]] | None = None
@@ -213,16 +264,16 @@ class LocationDirectory:
         """Keep the location; True when it became active (it may now have stock to route)."""
         became_active = False
 
-        def rule(current: Document | None) -> Change | None:
+        def rule(current: KnownLocation | None) -> Change[KnownLocation] | None:
             nonlocal became_active
-            if current is not None and current.get("as_of", "") > as_of:
+            if current is not None and current.as_of > as_of:
                 return None
-            became_active = location.active and not (current or {}).get("active", False)
-            return Change({**location.model_dump(exclude={"id"}), "as_of": as_of})
+            became_active = location.active and not (current is not None and current.active)
+            return Change(KnownLocation(**location.model_dump(), as_of=as_of))
 
         saved = await self.store.apply(location.id, rule)
         if saved is not None and self._cached is not None:
-            self._cached[1][saved["id"]] = _routing_location(saved)
+            self._cached[1][saved.id] = saved.for_routing()
         return became_active
 
     async def all(self) -> list[RoutingLocation]:
@@ -233,15 +284,23 @@ class LocationDirectory:
         if known is not None:
             return known
         found = await self.store.get(location_id)  # perhaps news that reached another replica first
-        return _routing_location(found) if found else None
+        return found.for_routing() if found else None
 
     async def _directory(self) -> dict[str, RoutingLocation]:
         if self._cached is None or time.monotonic() - self._cached[0] >= self.cache_seconds:
             found = await self.store.find({}, limit=MAX_LOCATIONS)
             if len(found) == MAX_LOCATIONS:
                 log.warning("%d locations or more: routing sees only %d of them", MAX_LOCATIONS, MAX_LOCATIONS)
-            self._cached = (time.monotonic(), {doc["id"]: _routing_location(doc) for doc in found})
+            self._cached = (time.monotonic(), {location.id: location.for_routing() for location in found})
         return self._cached[1]
+
+
+@dataclass(frozen=True)
+class HeldFor:
+    """An entry of `OutOfStockHolds`: a fulfillment order on hold waiting for one of its skus."""
+
+    id: str
+    fulfillment_order_id: str
 
 
 class OutOfStockHolds:
@@ -253,7 +312,7 @@ class OutOfStockHolds:
     after the fulfillment order (a crash in between is covered by the sweep, which retries every
     out-of-stock hold oldest first), and one that no longer holds is forgotten when next found."""
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(self, collection: Collection) -> None:
         self.collection = collection
 
     async def add(self, fulfillment_order_id: str, created_at: str, skus: Iterable[str]) -> None:
@@ -268,12 +327,12 @@ class OutOfStockHolds:
         if entries:
             await self.collection.bulk_write(entries, ordered=False)
 
-    async def waiting_for(self, skus: Iterable[str], limit: int) -> list[Document]:
+    async def waiting_for(self, skus: Iterable[str], limit: int) -> list[HeldFor]:
         """The oldest `limit` entries of each sku."""
-        found: list[Document] = []
+        found: list[HeldFor] = []
         for sku in sorted(set(skus)):
             cursor = self.collection.find({"sku": {"$eq": sku}}).sort([("created_at", 1)]).limit(limit)
-            found.extend([entry async for entry in cursor])
+            found.extend([HeldFor(entry["_id"], entry["fulfillment_order_id"]) async for entry in cursor])
         return found
 
     async def forget(self, entry_ids: list[str]) -> None:
@@ -281,25 +340,18 @@ class OutOfStockHolds:
             await self.collection.delete_many({"_id": {"$in": entry_ids}})
 
 
-def _routing_location(doc: Document) -> RoutingLocation:
-    workflow = ServiceWorkflow(doc.get("workflow") or ServiceWorkflow.NEW)
-    return RoutingLocation(
-        doc["id"], doc["name"], doc["priority"], doc["active"], doc.get("fulfillment_service"), workflow
-    )
-
-
 def _key(location_id: str, sku: str) -> str:
     return f"{location_id}/{sku}"
 
 
-def _newer(current: Document | None, seq: int | None, as_of: str) -> bool:
+def _newer(current: KnownStock | None, seq: int | None, as_of: str) -> bool:
     """Whether a stock snapshot supersedes the one kept. Inventory numbers each stock's changes
     (`seq`), and that number decides, not the event's time: a clock ahead (an event dated 2099)
     would otherwise hide every later change. Snapshots without a number come from before it
     existed, so they are older than any numbered one; among themselves their time decides."""
     if current is None:
         return True
-    kept = current.get("seq")
+    kept = current.seq
     if seq is not None:
-        return kept is None or seq > int(kept)
-    return kept is None and str(current.get("as_of", "")) <= as_of
+        return kept is None or seq > kept
+    return kept is None and current.as_of <= as_of

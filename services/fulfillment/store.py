@@ -9,9 +9,6 @@ A mapping validates a document once per load; the rules then read attributes, ne
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import TypeAdapter
 from pymongo import IndexModel
 
 from services.fulfillment.domain.bulk_job import KIND, BulkJob
@@ -19,11 +16,10 @@ from services.fulfillment.domain.fulfillment_orders.model import TERMINAL, Fulfi
 from services.fulfillment.domain.order_routing import RoutingRecord
 from services.fulfillment.domain.pack_run import OrderView
 from shared import bulk_worker
-from shared.aggregates import Document
+from shared.aggregates import Document, ModelMapping
 from shared.bulk_jobs import BulkJobMapping
 from shared.catalog import HoldReason, ServiceWorkflow
 from shared.clock import NO_DEADLINE, epoch
-from shared.text import FROM_THE_STORE
 
 OUT_OF_STOCK_HOLDS = "out_of_stock_holds"
 PACK_ORDERS = "pack_orders"
@@ -62,21 +58,12 @@ INDEXES: dict[str, list[IndexModel]] = {
 """The indexes the service's queries use, by collection, created at start (idempotently)."""
 
 
-class FulfillmentOrderMapping:
+class FulfillmentOrderMapping(ModelMapping[FulfillmentOrder]):
     """A fulfillment order as stored: its fields, and the fields its queries use."""
 
-    _adapter = TypeAdapter(FulfillmentOrder)
-
-    def load(self, document: Document) -> FulfillmentOrder:
-        """The fulfillment order a stored document holds (its index fields and bookkeeping are ignored)."""
-        return self._adapter.validate_python(document, context=FROM_THE_STORE)
-
-    def dump(self, fo: FulfillmentOrder) -> Document:
-        return {**self.fields(fo), **index_fields(fo)}
-
-    def fields(self, fo: FulfillmentOrder) -> Document:
+    def stored(self, fo: FulfillmentOrder) -> Document:
         """The fulfillment order's own fields, as stored (and shown), without the index fields."""
-        document: Document = self._adapter.dump_python(fo, mode="json")
+        document = super().stored(fo)
         # A hold the platform does not release by itself is stored without `release_at`, as ever.
         document["holds"] = [
             {name: value for name, value in hold.items() if name != "release_at" or value is not None}
@@ -84,17 +71,18 @@ class FulfillmentOrderMapping:
         ]
         return document
 
-    def index_fields_of(self, document: Document) -> Document:
+    def fields(self, fo: FulfillmentOrder) -> Document:
+        """The fulfillment order's own fields, as stored (and shown), without the index fields."""
+        return self.stored(fo)
+
+    def index_fields_of(self, document: Document) -> dict[str, object]:
         """The index fields of a stored fulfillment order. Its shipments count for none of them,
         so they are not read: the upgrade computes these for documents of earlier versions, whose
         shipments this version need not be able to load."""
         return index_fields(self.load({**document, "fulfillments": {}}))
 
 
-FULFILLMENT_ORDERS = FulfillmentOrderMapping()
-
-
-def index_fields(fo: FulfillmentOrder) -> dict[str, Any]:
+def index_fields(fo: FulfillmentOrder) -> dict[str, object]:
     """The fields the queries filter and sort by, kept in step with the fulfillment order on every
     write. Each is one indexable value (see INDEXES): times the sweep ranges over are epoch
     seconds (the embedded store scans for a filter on an RFC 3339 string), and the listing's order
@@ -115,6 +103,9 @@ def index_fields(fo: FulfillmentOrder) -> dict[str, Any]:
     }
 
 
+FULFILLMENT_ORDERS = FulfillmentOrderMapping(FulfillmentOrder, index_fields)
+
+
 def listing_key(fo: FulfillmentOrder) -> str:
     """Where the fulfillment order stands in the listing (its `sort_key`)."""
     return sort_key(fo.fulfill_by or NO_DEADLINE, fo.created_at, fo.id)
@@ -127,24 +118,21 @@ def sort_key(fulfill_by: str, created_at: str, fo_id: str) -> str:
     return f"k{fulfill_by}|{created_at}|{fo_id}"
 
 
-class RoutingRecordMapping:
+class RoutingRecordMapping(ModelMapping[RoutingRecord]):
     """An order's routing plan as stored: its entries' lines without a fulfilled quantity, their
     holds without the times they do not have."""
 
-    _adapter = TypeAdapter(RoutingRecord)
-
-    def load(self, document: Document) -> RoutingRecord:
-        return self._adapter.validate_python(document, context=FROM_THE_STORE)
-
-    def dump(self, routing: RoutingRecord) -> Document:
-        document: Document = self._adapter.dump_python(routing, mode="json")
+    def stored(self, routing: RoutingRecord) -> Document:
+        document = super().stored(routing)
         document["order"] = {  # fields the snapshot gained later are stored only when they say something
             name: value
             for name, value in document["order"].items()
             if name not in _LATER_DEFAULTS or value != _LATER_DEFAULTS[name]
         }
         for entry in document["entries"]:
-            entry["lines"] = [_without(line, "fulfilled_quantity") for line in entry["lines"]]
+            entry["lines"] = [
+                {name: value for name, value in line.items() if name != "fulfilled_quantity"} for line in entry["lines"]
+            ]
             if entry.get("workflow") == ServiceWorkflow.NEW:  # the default: stored as before it existed
                 del entry["workflow"]
             entry["holds"] = [
@@ -153,26 +141,13 @@ class RoutingRecordMapping:
         return document
 
 
-ROUTING_RECORDS = RoutingRecordMapping()
+ROUTING_RECORDS = RoutingRecordMapping(RoutingRecord)
 _LATER_DEFAULTS: dict[str, object] = {"number": None, "waiting": False, "custom_status": None}
 """Order snapshot fields at their defaults, as a plan stored before they existed has them: absent."""
 
 
-class OrderViewMapping:
-    """An order as the pack run sees it, with the fields its query uses (`created_epoch`)."""
-
-    _adapter = TypeAdapter(OrderView)
-
-    def load(self, document: Document) -> OrderView:
-        return self._adapter.validate_python(document, context=FROM_THE_STORE)
-
-    def dump(self, view: OrderView) -> Document:
-        document: Document = self._adapter.dump_python(view, mode="json")
-        document["created_epoch"] = epoch(view.order.created_at)
-        return document
-
-
-ORDER_VIEWS = OrderViewMapping()
+ORDER_VIEWS = ModelMapping(OrderView, lambda view: {"created_epoch": epoch(view.order.created_at)})
+"""An order as the pack run sees it, with the field its query uses (`created_epoch`)."""
 
 
 BULK_JOBS: BulkJobMapping[BulkJob] = BulkJobMapping(BulkJob, KIND)
@@ -180,10 +155,6 @@ BULK_JOBS: BulkJobMapping[BulkJob] = BulkJobMapping(BulkJob, KIND)
 on orders), its parameters only those the request gave."""
 
 
-def materialised_update(revision: int) -> Document:
+def materialised_update(revision: int) -> dict[str, object]:
     """The fields `order_routing.materialised` sets, as one update (no read first)."""
     return {"materialised_revision": revision, "materialise_check_at": None}
-
-
-def _without(fields: dict[str, Any], name: str) -> dict[str, Any]:
-    return {key: value for key, value in fields.items() if key != name}

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from pymongo import UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
 
 from services.fulfillment.domain.fulfillment_orders.shipping import fulfillment_order_of
 from services.fulfillment.lookups import OutOfStockHolds
-from services.fulfillment.store import FULFILLMENT_ORDERS, LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS
+from services.fulfillment.store import FULFILLMENT_ORDERS, LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS, index_fields
 from shared.clock import now_iso
-from shared.store import Document
+from shared.store import Collection, Database, Document, Filter
 
 log = logging.getLogger("fulfillment.upgrade")
 
@@ -37,7 +34,7 @@ MIGRATIONS = "migrations"
 PAGE = 200
 
 
-async def upgrade(database: AsyncDatabase[Document]) -> int:
+async def upgrade(database: Database) -> int:
     """Upgrade what needs it (nothing when the marker says it was done); how many documents changed."""
     migrations = database[MIGRATIONS]
     if await migrations.find_one({"_id": MARKER}) is not None:
@@ -49,16 +46,17 @@ async def upgrade(database: AsyncDatabase[Document]) -> int:
     return changed
 
 
-async def _fulfillment_orders(database: AsyncDatabase[Document]) -> int:
+async def _fulfillment_orders(database: Database) -> int:
     collection = database["fulfillment_orders"]
     holds = OutOfStockHolds(database[OUT_OF_STOCK_HOLDS])
     changed = 0
     async for doc in _every(collection, {"inbox": 0, "outbox": 0}):
-        try:
-            derived = FULFILLMENT_ORDERS.index_fields_of({**doc, "id": doc["_id"]})
+        try:  # its shipments count for no index field: not read (this version need not know them)
+            fo = FULFILLMENT_ORDERS.load({**doc, "id": doc["_id"], "fulfillments": {}})
         except (KeyError, TypeError, ValueError):
             log.warning("fulfillment order %s is not one this version knows: left as it is", doc["_id"])
             continue
+        derived = index_fields(fo)
         if any(doc.get(name) != value for name, value in derived.items()):
             result = await collection.update_one(
                 {"_id": doc["_id"], "version": {"$eq": doc.get("version")}},
@@ -74,14 +72,14 @@ async def _fulfillment_orders(database: AsyncDatabase[Document]) -> int:
                 ],
                 ordered=False,
             )
-        if derived["out_of_stock"]:
-            await holds.add(doc["_id"], doc["created_at"], derived["skus"])
+        if fo.is_out_of_stock_hold:
+            await holds.add(fo.id, fo.created_at, fo.skus)
     return changed
 
 
-async def _routings(collection: AsyncCollection[Document]) -> int:
+async def _routings(collection: Collection) -> int:
     changed = 0
-    projection = {"revision": 1, "materialised_revision": 1, "materialise_check_at": 1, "version": 1}
+    projection: Filter = {"revision": 1, "materialised_revision": 1, "materialise_check_at": 1, "version": 1}
     async for doc in _every(collection, projection):
         if "materialise_check_at" in doc:
             continue  # written by this version
@@ -94,7 +92,7 @@ async def _routings(collection: AsyncCollection[Document]) -> int:
     return changed
 
 
-async def _every(collection: AsyncCollection[Document], projection: dict[str, Any]) -> AsyncIterator[Document]:
+async def _every(collection: Collection, projection: Filter) -> AsyncIterator[Document]:
     """Every document, in pages by key (never deleted here, so a page is never skipped)."""
     skip = 0
     while True:

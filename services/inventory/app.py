@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import FastAPI
-from pymongo.asynchronous.database import AsyncDatabase
 
 from services.inventory.api import build_router
 from services.inventory.application import FaultPoints, Inventory
@@ -16,7 +15,7 @@ from services.inventory.mapping import DIRECTORY, NOTES, RECORDS
 from services.inventory.store import INDEXES, ReservationStore, StockStore
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings
-from shared.store import AggregateStore, Document, WakeRelay
+from shared.store import AggregateStore, Database, WakeRelay
 
 # The collections whose documents have an outbox (the relay watches them). Orders' cancellation
 # notes live in "reservations" beside their fulfillment orders' records.
@@ -32,7 +31,7 @@ class InventorySettings(ServiceSettings):
 
 
 def bootstrap(
-    database: AsyncDatabase[Document],
+    database: Database,
     wake_relay: WakeRelay,
     retention: timedelta = timedelta(days=7),
     faults: FaultPoints | None = None,

@@ -12,36 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
-
-from pydantic import TypeAdapter
+from typing import Any, TypedDict
 
 from services.inventory.domain.locations import LocationDirectory
 from services.inventory.domain.requests import CancellationNote
 from services.inventory.domain.reservations import ReservationRecord
 from services.inventory.domain.stock import CommitState, Mark, StockLevel
-from shared.aggregates import Document
-from shared.text import FROM_THE_STORE
-
-T = TypeVar("T")
+from shared.aggregates import Document, ModelMapping
 
 
-class Whole(Generic[T]):
-    """The mapping of an aggregate stored as its fields, as they are (unknown ones, such as the
-    store's `id` and `version`, are ignored on load)."""
-
-    def __init__(self, kind: type[T]) -> None:
-        self._adapter = TypeAdapter(kind)
-
-    def load(self, document: Document) -> T:
-        return self._adapter.validate_python(document, context=FROM_THE_STORE)
-
-    def dump(self, aggregate: T) -> Document:
-        dumped: Document = self._adapter.dump_python(aggregate, mode="json")
-        return dumped
-
-
-class Notes(Whole[CancellationNote]):
+class Notes(ModelMapping[CancellationNote]):
     """A cancellation note written before 55e1523 named its order `order_id`."""
 
     def load(self, document: Document) -> CancellationNote:
@@ -50,8 +30,8 @@ class Notes(Whole[CancellationNote]):
         return super().load(document)
 
 
-DIRECTORY = Whole(LocationDirectory)
-RECORDS = Whole(ReservationRecord)
+DIRECTORY = ModelMapping(LocationDirectory)
+RECORDS = ModelMapping(ReservationRecord)
 NOTES = Notes(CancellationNote)
 
 
@@ -98,13 +78,36 @@ def load_stock(doc: Mapping[str, Any]) -> StoredStock:
     )
 
 
-def dump_stock(stored: StoredStock) -> Document:
-    """The stock's fields as stored (without its id, last change and delivery bookkeeping)."""
+class StoredMark(TypedDict):
+    fulfillment_id: str
+    fulfillment_order_id: str
+    state: str
+    quantity: int
+    at: float
+
+
+class StockFields(TypedDict):
+    """A stock's fields as stored (without its id, last change and delivery bookkeeping): holds
+    and marks by fulfillment order and mark key, so that a change sets only the ones it changes."""
+
+    location_id: str
+    sku: str
+    on_hand: int
+    reserved: int
+    holds: dict[str, int]
+    marks: dict[str, StoredMark]
+    seq: int
+    recent_requests: list[str]
+    bin: str | None
+
+
+def dump_stock(stored: StoredStock) -> StockFields:
+    """The stock's fields as stored."""
     level, at = stored.level, stored.marked_at
     return {
         "location_id": level.location_id, "sku": level.sku, "on_hand": level.on_hand, "reserved": level.reserved,
         "holds": {map_key(fo): q for fo, q in level.holds.items()},
-        "marks": {map_key(k): {**_mark_doc(mark), "at": at.get(k, 0.0)} for k, mark in level.marks.items()},
+        "marks": {map_key(k): _stored_mark(mark, at.get(k, 0.0)) for k, mark in level.marks.items()},
         "seq": level.seq, "recent_requests": list(stored.recent_requests), "bin": level.bin,
     }  # fmt: skip
 
@@ -118,8 +121,8 @@ def from_map_key(key: str) -> str:
     return key.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
 
 
-def _mark_doc(mark: Mark) -> Document:
+def _stored_mark(mark: Mark, at: float) -> StoredMark:
     return {
         "fulfillment_id": mark.fulfillment_id, "fulfillment_order_id": mark.fulfillment_order_id,
-        "state": mark.state.value, "quantity": mark.quantity,
+        "state": mark.state.value, "quantity": mark.quantity, "at": at,
     }  # fmt: skip

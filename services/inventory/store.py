@@ -38,18 +38,17 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast
 
 from pymongo import IndexModel
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from services.inventory.domain.requests import CancellationNote
 from services.inventory.domain.reservations import ReservationRecord
 from services.inventory.domain.stock import Effect, StockLevel, level_changed
-from services.inventory.mapping import NOTES, RECORDS, StoredStock, dump_stock, is_note, load_stock
+from services.inventory.mapping import RECORDS, StoredStock, dump_stock, is_note, load_stock
 from shared.catalog import Shortage
 from shared.clock import now_iso
 from shared.events import CloudEvent
 from shared.idempotency import request_effect_id
-from shared.store import AggregateStore, Change, ConcurrencyConflict, Document, WakeRelay
+from shared.store import AggregateStore, Change, Collection, ConcurrencyConflict, Filter, Stored, WakeRelay
 
 R = TypeVar("R", bound=Effect | Shortage)
 
@@ -97,7 +96,7 @@ class StockStore:
 
     def __init__(
         self,
-        collection: AsyncCollection[Document],
+        collection: Collection,
         wake_relay: WakeRelay,
         mark_retention: timedelta = timedelta(days=7),
     ) -> None:
@@ -230,22 +229,26 @@ class StockStore:
             except DuplicateKeyError:
                 return None
         else:
-            to_set: Document = {
+            to_set: Filter = {
                 "on_hand": after.on_hand, "reserved": after.reserved, "seq": seq + 1, "last_change": last_change,
                 "recent_requests": fields["recent_requests"], "bin": after.bin, "outbox_pending": True,
                 **{f"outbox.{event_id}": entry for event_id, entry in entries.items()},
             }  # fmt: skip
-            to_unset: Document = {}
+            to_unset: dict[str, str] = {}
             old = dump_stock(stored)
-            for name in ("holds", "marks"):
-                for field in old[name].keys() | fields[name].keys():
-                    if field not in fields[name]:
+            changed: tuple[tuple[str, Mapping[str, object], Mapping[str, object]], ...] = (
+                ("holds", old["holds"], fields["holds"]),
+                ("marks", old["marks"], fields["marks"]),
+            )
+            for name, before, now_stored in changed:
+                for field in before.keys() | now_stored.keys():
+                    if field not in now_stored:
                         to_unset[f"{name}.{field}"] = ""
-                    elif old[name].get(field) != fields[name][field]:
-                        to_set[f"{name}.{field}"] = fields[name][field]
+                    elif before.get(field) != now_stored[field]:
+                        to_set[f"{name}.{field}"] = now_stored[field]
             if stored.has_commits:
                 to_unset["commits"] = ""  # the history stocks kept before it moved to the records
-            update: Document = {"$set": to_set, "$inc": {"version": 1}}
+            update: Filter = {"$set": to_set, "$inc": {"version": 1}}
             if to_unset:
                 update["$unset"] = to_unset
             result = await self.collection.update_one({"_id": key, "seq": seq}, update)
@@ -283,17 +286,20 @@ def cancellation_note_id(order_id: str) -> str:
 class Record:
     """A fulfillment order's reservation record as read, with what a request needs beside it."""
 
-    stored: Document | None  # as stored (with inbox and outbox), None if there is none yet
-    record: ReservationRecord | None
+    stored: Stored[ReservationRecord] | None  # None if there is none yet
     note: CancellationNote | None = None  # the order's cancellation note, when asked for and there is one
+
+    @property
+    def record(self) -> ReservationRecord | None:
+        return self.stored.aggregate if self.stored else None
 
     @property
     def unsent(self) -> bool:
         """Whether events it announced are still waiting in its outbox."""
-        return bool((self.stored or {}).get("outbox"))
+        return self.stored is not None and self.stored.unsent
 
     def applied(self, event_id: str) -> bool:
-        return self.stored is not None and event_id in self.stored.get("inbox", {})
+        return self.stored is not None and self.stored.applied(event_id)
 
 
 class ReservationStore:
@@ -311,11 +317,13 @@ class ReservationStore:
         collection = self.records.collection
         if note_of is None:
             stored = await collection.find_one({"_id": fo_id})
-            return Record(stored, RECORDS.load(stored) if stored else None)
+            return Record(self.records.stored(stored) if stored else None)
         note_id = cancellation_note_id(note_of)
         found = {doc["_id"]: doc async for doc in collection.find({"_id": {"$in": [fo_id, note_id]}})}
         stored, note = found.get(fo_id), found.get(note_id)
-        return Record(stored, RECORDS.load(stored) if stored else None, NOTES.load(note) if note else None)
+        return Record(
+            self.records.stored(stored) if stored else None, self.notes.stored(note).aggregate if note else None
+        )
 
     async def save(self, fo_id: str, record: Record, change: Change[ReservationRecord], event_id: str) -> bool:
         """Write the record over the one read, only if nobody wrote it since (False: somebody did)."""

@@ -59,7 +59,7 @@ from services.notifications.tokens import ExpiredDownloadToken, InvalidDownloadT
 from shared.catalog import FulfillmentChanged, OrderCancelled
 from shared.clock import now as utcnow
 from shared.events import CloudEvent
-from shared.store import AggregateStore, ConcurrencyConflict, Rule
+from shared.store import AggregateStore, ConcurrencyConflict, Rule, Stored
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class Delivery:
         claim = await store.claim(self.notifications, notification_id, now, self.policy)
         claimed: Notification | None
         if claim is not None:
-            claimed = claim.notification
+            claimed = claim.aggregate
         else:
             # Not claimable in one write: read it, and let the rule say why (out of attempts: failed).
             claimed = await self.notifications.apply(
@@ -228,14 +228,14 @@ class Delivery:
         return None
 
     async def _record(
-        self, notification_id: str, rule: Rule[Notification], claim: store.Claimed | None = None
+        self, notification_id: str, rule: Rule[Notification], claim: Stored[Notification] | None = None
     ) -> Notification | None:
         """Record an attempt's outcome, trying hard: until it is recorded, a crash resends.
         `claim` holds the notification as the claim left it, so the first try needs no read."""
         for attempt in range(5):
             try:
                 if claim is not None and attempt == 0:
-                    return await self.notifications.apply_to(claim.stored, rule)
+                    return await self.notifications.apply_to(claim, rule)
                 return await self.notifications.apply(notification_id, rule)
             except (PyMongoError, ConcurrencyConflict):
                 if attempt == 4:

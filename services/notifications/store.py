@@ -14,19 +14,20 @@ which is always indexed.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 
 from services.notifications.domain.download_link import DownloadLink
 from services.notifications.domain.notification import Notification, RetryPolicy
+from shared.aggregates import ModelMapping
 from shared.clock import epoch, iso
-from shared.store import AggregateStore, Document, backfill
-from shared.text import FROM_THE_STORE
+from shared.store import AggregateStore, Database, Filter, Stored, backfill
 
 log = logging.getLogger(__name__)
+
+STORE_FIELDS = frozenset({"id", "version"})
+"""Fields of the models the store writes itself (as `_id`, and moved on by every write)."""
 
 BACKFILL_BATCH = 500
 
@@ -42,34 +43,17 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-class NotificationMapping:
-    """A notification as stored: the model's fields, and `next_attempt_ts`, its next attempt
-    in Unix seconds, for the sweep's query (see `next_attempt`)."""
+NOTIFICATIONS = ModelMapping(
+    Notification, lambda sent: {"next_attempt_ts": epoch(sent.next_attempt_at)}, exclude=STORE_FIELDS
+)
+"""A notification as stored: the model's fields, and `next_attempt_ts`, its next attempt in Unix
+seconds, for the sweep's query (see `next_attempt`)."""
 
-    def load(self, document: Document) -> Notification:
-        return Notification.model_validate(document, context=FROM_THE_STORE)
-
-    def dump(self, notification: Notification) -> Document:
-        document = notification.model_dump(mode="json", exclude={"id", "version"})
-        document["next_attempt_ts"] = epoch(notification.next_attempt_at)
-        return document
+DOWNLOAD_LINKS = ModelMapping(DownloadLink, exclude=STORE_FIELDS)
+"""A download link as stored: the model's fields, nothing more (it is only read by `_id`)."""
 
 
-class DownloadLinkMapping:
-    """A download link as stored: the model's fields, nothing more (it is only read by `_id`)."""
-
-    def load(self, document: Document) -> DownloadLink:
-        return DownloadLink.model_validate(document, context=FROM_THE_STORE)
-
-    def dump(self, link: DownloadLink) -> Document:
-        return link.model_dump(mode="json", exclude={"id", "version"})
-
-
-NOTIFICATIONS = NotificationMapping()
-DOWNLOAD_LINKS = DownloadLinkMapping()
-
-
-def next_attempt(moment: datetime) -> Document:
+def next_attempt(moment: datetime) -> Filter:
     """When a notification is next due, in both stored forms: `next_attempt_at` (RFC 3339) for
     people, `next_attempt_ts` (Unix seconds) for the sweep's query, which ranges over it from an
     index (a range over date strings runs on a slow path that reads every document on the
@@ -90,7 +74,7 @@ async def emails_of(notifications: AggregateStore[Notification], order_id: str, 
     return await notifications.find({"order_id": {"$eq": order_id}}, sort=[("created_at", 1)], limit=limit)
 
 
-async def backfill_next_attempt_ts(database: AsyncDatabase[Document]) -> int:
+async def backfill_next_attempt_ts(database: Database) -> int:
     """Give pending notifications recorded before `next_attempt_ts` existed that field, so the
     sweep finds them. They sort first on the sweep's index (a missing value sorts before any
     number): one look at the first says whether there is anything to do."""
@@ -103,24 +87,16 @@ async def backfill_next_attempt_ts(database: AsyncDatabase[Document]) -> int:
     return updated
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A notification as a claim left it: the model to send, and the document as stored, over
-    which the outcome is written without a read (`AggregateStore.apply_to`)."""
-
-    notification: Notification
-    stored: Document
-
-
 async def claim(
     notifications: AggregateStore[Notification], notification_id: str, now: datetime, policy: RetryPolicy
-) -> Claimed | None:
+) -> Stored[Notification] | None:
     """Take the next send attempt in one conditional write, without reading first: what
     `notification.claim` does to a notification that is pending, due and has attempts left (the
     attempt counted, the next one pushed back by the claim time, the version moved on as every
     write does). Returns the notification as stored after the claim, or None when it is not
     claimable that way: not due, sent, failed, claimed by another sender, or out of attempts
-    (then `notification.claim` records it failed)."""
+    (then `notification.claim` records it failed). The outcome is written over the claimed
+    document without a read (`AggregateStore.apply_to`)."""
     stored = await notifications.collection.find_one_and_update(
         {
             "_id": notification_id,
@@ -133,4 +109,4 @@ async def claim(
     )
     if stored is None:
         return None
-    return Claimed(notifications.mapping.load({"id": stored["_id"], **stored}), stored)
+    return notifications.stored(stored)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from pymongo.asynchronous.database import AsyncDatabase
 
 from services.orders import custom_statuses, search, store
 from services.orders.api import build_router
@@ -19,7 +18,7 @@ from services.orders.handlers import build_subscriptions
 from services.orders.numbering import Sequencer
 from shared.runtime import ServiceRuntime
 from shared.settings import Port, ServiceSettings, load_settings, seconds
-from shared.store import AggregateStore, Document
+from shared.store import AggregateStore, Database
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def bootstrap(runtime: ServiceRuntime) -> Orders:
 
 
 def orders_on(
-    database: AsyncDatabase[Document],
+    database: Database,
     orders: AggregateStore[Order],
     statuses: AggregateStore[custom_statuses.CustomStatuses] | None = None,
 ) -> Orders:

@@ -28,7 +28,7 @@ from shared.catalog import (
 )
 from shared.clock import now_iso
 from shared.events import CloudEvent
-from shared.store import AggregateStore, Document
+from shared.store import AggregateStore, Filter
 
 FulfillmentOrderNews = FulfillmentOrderChanged | FulfillmentChanged | FulfillmentRequestChanged
 """What the fulfillment events that carry a fulfillment order carry (services/orders/handlers.py;
@@ -187,7 +187,7 @@ class Orders:
         more = not exhausted and last_key is not None
         return OrderPage(found, None, listing.encode_cursor(sort, last_key) if more and last_key else None)
 
-    async def _candidates(self, plan: listing.Plan, bounds: Document, batch: int) -> Candidates:
+    async def _candidates(self, plan: listing.Plan, bounds: Filter, batch: int) -> Candidates:
         """The next `batch` orders of the plan's index after `bounds`, each with its sort key (None
         for a term whose order is gone)."""
         if plan.term is None:
@@ -196,9 +196,9 @@ class Orders:
                 query[plan.key] = bounds
             orders = await self.store.find(query, sort=plan.sort, limit=batch)
             return [(store.list_key(order, plan.key), order) for order in orders]
-        docs = await self.terms.page(plan.term, bounds, plan.sort[0][1], batch)
-        loaded = {o.id: o for o in await self.store.find({"_id": {"$in": [d["order_id"] for d in docs]}})}
-        return [(str(d[plan.key]), loaded.get(d["order_id"])) for d in docs]
+        holding = await self.terms.page(plan.term, bounds, plan.sort[0][1], batch)
+        loaded = {o.id: o for o in await self.store.find({"_id": {"$in": [order_id for order_id, _ in holding]}})}
+        return [(key, loaded.get(order_id)) for order_id, key in holding]
 
     # --- the warehouse's day ------------------------------------------------------------------
 

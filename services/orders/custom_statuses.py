@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from pydantic import TypeAdapter
-
-from shared.aggregates import Change, Document
+from shared.aggregates import Change, ModelMapping
 from shared.rules import RuleViolation
 from shared.store import AggregateStore
 
@@ -61,19 +59,7 @@ def rename(statuses: CustomStatuses, code: str, new_code: str, name: str) -> Cha
     return Change(replace(statuses, names={**statuses.names, code: name}))
 
 
-_STATUSES = TypeAdapter(CustomStatuses)
-
-
-class StatusMapping:
-    def load(self, document: Document) -> CustomStatuses:
-        return _STATUSES.validate_python(document)
-
-    def dump(self, statuses: CustomStatuses) -> Document:
-        document: Document = _STATUSES.dump_python(statuses, mode="json")
-        return document
-
-
-MAPPING = StatusMapping()
+MAPPING = ModelMapping(CustomStatuses)
 
 
 class Statuses:

@@ -16,14 +16,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
 from services.orders import search, store
 from services.orders.domain import Order, warehouse_status
-from shared.aggregates import Document
 from shared.catalog import DisplayFulfillmentStatus, FinancialStatus, WarehouseStatus
+from shared.store import Filter
 
 OrderSort = Literal["fulfill_by", "created_at", "-created_at"]
 
@@ -47,7 +48,7 @@ class InvalidCursor(ValueError):
 class Page:
     """What to ask the store for one page: the filter (with the cursor's range) and the sort."""
 
-    query: Document
+    query: Filter
     sort: list[tuple[str, int]]
     key: str
 
@@ -73,9 +74,9 @@ def decode_cursor(cursor: str, sort: str) -> str:
     return key
 
 
-def filters(financial_status: FinancialStatus | None, fulfillment_status: DisplayFulfillmentStatus | None) -> Document:
+def filters(financial_status: FinancialStatus | None, fulfillment_status: DisplayFulfillmentStatus | None) -> Filter:
     """The store filter of the listing's filters, each an `$eq` (see store.INDEXES)."""
-    query: Document = {}
+    query: Filter = {}
     if financial_status:
         query["financial_status"] = {"$eq": financial_status.value}
     if fulfillment_status:
@@ -83,7 +84,7 @@ def filters(financial_status: FinancialStatus | None, fulfillment_status: Displa
     return query
 
 
-def page(filters: Document, sort: str, after: str | None) -> Page:
+def page(filters: Mapping[str, object], sort: str, after: str | None) -> Page:
     """The query for one page of orders matching `filters` (each an `$eq`), after `after` if given."""
     key, direction = SORTS[sort]
     query = dict(filters)
@@ -125,8 +126,8 @@ class Plan:
     every filter (`matches`). `exact`: the store's filter is the whole search, so an offset and a
     total are the store's to give."""
 
-    query: Document
-    bounds: Document
+    query: Filter
+    bounds: Filter
     sort: list[tuple[str, int]]
     key: str
     exact: bool
@@ -151,7 +152,7 @@ def plan(wanted: OrderFilters, sort: str, after: str | None) -> Plan:
         raise Unsupported("query.sort", "a search by q sorts by created_at or -created_at")
     bounds = _bounds(wanted, key, direction, after)
     if wanted.custom_status is not None:
-        query: Document = {"custom_status": {"$eq": wanted.custom_status}}
+        query: Filter = {"custom_status": {"$eq": wanted.custom_status}}
     elif wanted.warehouse_status is not None:
         query = {"warehouse_status": {"$eq": wanted.warehouse_status.value}}
     else:
@@ -168,7 +169,7 @@ def plan(wanted: OrderFilters, sort: str, after: str | None) -> Plan:
     return Plan(query, bounds, [(key, direction)], key, exact, words[0] if words else None)
 
 
-def _bounds(wanted: OrderFilters, key: str, direction: int, after: str | None) -> Document:
+def _bounds(wanted: OrderFilters, key: str, direction: int, after: str | None) -> Filter:
     """The one range on the sort key: the cursor's, and the created-at range when sorting by it."""
     lower: list[str] = []
     upper: list[str] = []
@@ -179,7 +180,7 @@ def _bounds(wanted: OrderFilters, key: str, direction: int, after: str | None) -
             lower.append(f"{store.LIST_KEY_PREFIX}{wanted.created_from}")  # "~<time>|id" > "~<time>"
         if wanted.created_to:
             upper.append(f"{store.LIST_KEY_PREFIX}{wanted.created_to}}}")  # "}" follows "|": that second included
-    bounds: Document = {}
+    bounds: Filter = {}
     if lower:
         bounds["$gt"] = max(lower)
     if upper:

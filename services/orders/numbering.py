@@ -32,16 +32,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from services.orders import domain, search, store
 from services.orders.domain import Order
 from shared.clock import iso, now, now_iso
-from shared.store import AggregateStore, Change, ConcurrencyConflict, Document
+from shared.store import AggregateStore, Change, Collection, ConcurrencyConflict, Stored
 
 log = logging.getLogger(__name__)
 
@@ -53,35 +52,46 @@ SWEEP_AFTER = timedelta(seconds=2)
 SWEEP_BATCH = 100
 
 
+@dataclass(frozen=True)
+class Counter:
+    """The shop's order counter as stored: the last number claimed, the order holding that claim
+    (None before the first), and the holder before it (to give a void claim back to)."""
+
+    last: int
+    holder: str | None = None
+    previous: str | None = None
+
+    def stored(self) -> dict[str, object]:
+        return {"_id": COUNTER, "last": self.last, "holder": self.holder, "previous": self.previous}
+
+
 class Sequencer:
     """Gives orders their numbers (see the module's docstring)."""
 
-    def __init__(
-        self, counters: AsyncCollection[Document], orders: AggregateStore[Order], terms: search.Terms | None = None
-    ) -> None:
+    def __init__(self, counters: Collection, orders: AggregateStore[Order], terms: search.Terms | None = None) -> None:
         self.counters = counters
         self.orders = orders
         self.terms = terms
         self._lock = asyncio.Lock()
         self._settled: tuple[int, str] | None = None
         """The last (number, order) this process wrote: its holder needs no looking at."""
-        self._known: Document | None = None
+        self._known: Counter | None = None
         """The counter as this process's last numbering left it (its holder holds its number)."""
 
-    async def number(self, order_id: str, placed: Document | None = None) -> Order:
-        """The order with its number, numbering it if it has none yet. `placed`: the order's
-        document as its placing just stored it (AggregateStore.insert), which saves reading it."""
+    async def number(self, order_id: str, placed: Stored[Order] | None = None) -> Order:
+        """The order with its number, numbering it if it has none yet. `placed`: the order as its
+        placing just stored it (AggregateStore.insert), which saves reading it."""
         async with self._lock:
             for _ in range(MAX_ROUNDS):
                 stored, placed = placed, None
-                order = self.orders.load(stored) if stored is not None else await self.orders.get(order_id)
+                order = stored.aggregate if stored is not None else await self.orders.get(order_id)
                 if order is None:
                     raise LookupError(f"order {order_id!r} does not exist")
                 if order.number is not None:
                     return order
                 counter = self._known or await self._counter()
                 self._known = None  # known again only once this round's claim is held
-                last, holder = int(counter["last"]), counter.get("holder")
+                last, holder = counter.last, counter.holder
                 if holder is not None and not await self._settle(counter):
                     continue  # the counter went back one: read it again
                 if holder == order_id:
@@ -94,23 +104,25 @@ class Sequencer:
                     numbered = await self._write(order_id, last + 1, order, stored)
                     if numbered is not None and numbered.number == last + 1:
                         self._settled = (last + 1, order_id)
-                        self._known = {"_id": COUNTER, "last": last + 1, "holder": order_id, "previous": holder}
+                        self._known = Counter(last + 1, order_id, holder)
                         return numbered
             raise ConcurrencyConflict(f"order {order_id} could not be numbered in {MAX_ROUNDS} rounds")
 
-    async def _counter(self) -> Document:
-        counter = await self.counters.find_one({"_id": COUNTER})
-        if counter is not None:
-            return counter
-        first = {"_id": COUNTER, "last": domain.FIRST_NUMBER - 1, "holder": None, "previous": None}
-        with contextlib.suppress(DuplicateKeyError):  # another replica made it first
-            await self.counters.insert_one(first)
-        return await self.counters.find_one({"_id": COUNTER}) or first
+    async def _counter(self) -> Counter:
+        found = await self.counters.find_one({"_id": COUNTER})
+        if found is None:
+            first = Counter(domain.FIRST_NUMBER - 1)
+            with contextlib.suppress(DuplicateKeyError):  # another replica made it first
+                await self.counters.insert_one(first.stored())
+            found = await self.counters.find_one({"_id": COUNTER})
+            if found is None:
+                return first
+        return Counter(int(found["last"]), found.get("holder"), found.get("previous"))
 
-    async def _settle(self, counter: Document) -> bool:
+    async def _settle(self, counter: Counter) -> bool:
         """Make sure the holder of the counter's last number holds it. False when it holds another
         number (the claim was void): the counter is set back to the number before."""
-        last, holder = int(counter["last"]), str(counter["holder"])
+        last, holder = counter.last, str(counter.holder)
         if self._settled == (last, holder):
             return True
         held = await self._write(holder, last)
@@ -119,17 +131,17 @@ class Sequencer:
         log.warning("order %s holds #%s, not #%s: the claim is void", holder, held and held.number, last)
         await self.counters.update_one(
             {"_id": COUNTER, "last": {"$eq": last}, "holder": {"$eq": holder}},
-            {"$set": {"last": last - 1, "holder": counter.get("previous"), "previous": None}},
+            {"$set": {"last": last - 1, "holder": counter.previous, "previous": None}},
         )
         return False
 
     async def _write(
-        self, order_id: str, value: int, order: Order | None = None, stored: Document | None = None
+        self, order_id: str, value: int, order: Order | None = None, stored: Stored[Order] | None = None
     ) -> Order | None:
         """Write `value` onto the order unless it holds a number: the order as it is after. Every
         term the order is found by (its number's too, search.Terms) is written before the order
-        holds the number, which is when it is announced. `order`: as last read; `stored`: its
-        document, when the caller holds it (then the write needs no read)."""
+        holds the number, which is when it is announced. `order`: as last read; `stored`: as
+        stored, when the caller holds it (then the write needs no read)."""
         if self.terms is not None:
             order = order or await self.orders.get(order_id)
             if order is None or order.number is not None:

@@ -19,11 +19,10 @@ import re
 from collections.abc import Iterable
 
 from pymongo import ReplaceOne
-from pymongo.asynchronous.collection import AsyncCollection
 
 from services.orders import store
 from services.orders.domain import Order
-from shared.store import Document
+from shared.store import Collection, Filter
 
 MAX_TERMS = 400
 """An order's terms, at most (a long comment's words beyond it are not searchable)."""
@@ -64,7 +63,7 @@ def term_id(term: str, order_id: str) -> str:
 class Terms:
     """The `order_terms` collection."""
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(self, collection: Collection) -> None:
         self.collection = collection
 
     async def add(self, order_id: str, created_at: str, terms: Iterable[str]) -> None:
@@ -84,12 +83,12 @@ class Terms:
         if ids:
             await self.collection.delete_many({"_id": {"$in": ids}})
 
-    async def page(self, term: str, bounds: Document, direction: int, limit: int) -> list[Document]:
-        """Up to `limit` (term, order) documents of `term` within `bounds` (on the created-at key),
-        in the listing's order."""
+    async def page(self, term: str, bounds: Filter, direction: int, limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` orders holding `term` within `bounds` (on the created-at key), in the
+        listing's order: each order's id and created-at key."""
         key = store.LIST_KEYS["created_at"]
-        query: Document = {"term": {"$eq": term}}
+        query: Filter = {"term": {"$eq": term}}
         if bounds:
             query[key] = bounds
         cursor = self.collection.find(query, {"order_id": 1, key: 1}).sort([(key, direction)]).limit(limit)
-        return await cursor.to_list()
+        return [(str(entry["order_id"]), str(entry[key])) async for entry in cursor]

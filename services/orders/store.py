@@ -19,13 +19,12 @@ import logging
 
 from pydantic import TypeAdapter
 from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
 
 from services.orders.domain import Order, TimelineEntry, warehouse_status
 from shared import bulk_worker
+from shared.aggregates import Document, ModelMapping
 from shared.clock import NO_DEADLINE
-from shared.store import Document, backfill
-from shared.text import FROM_THE_STORE
+from shared.store import Database, Filter, backfill
 
 log = logging.getLogger(__name__)
 
@@ -40,28 +39,31 @@ LIST_KEY_PREFIX = "~"
 TIMELINE_NOTES = "timeline_notes"
 """Where notes are written apart from the order (`Order.timeline_notes`), each under its event id."""
 
-_ORDER = TypeAdapter(Order)
 _TIMELINE_ENTRY = TypeAdapter(TimelineEntry)
 
 
-class OrderMapping:
+def index_fields(order: Order) -> dict[str, object]:
+    """What the listing, its filters and the numbering sweep query an order by."""
+    fulfill_by_sort = order.fulfill_by or NO_DEADLINE
+    return {
+        "fulfill_by_sort": fulfill_by_sort,
+        **list_keys(order.id, order.created_at, fulfill_by_sort),
+        "warehouse_status": warehouse_status(order).value,
+        "number_pending": order.number is None,  # numbering.Sequencer's sweep
+    }
+
+
+class OrderMapping(ModelMapping[Order]):
     """An `Order` as the store holds it: its fields, plus `fulfill_by_sort` and the listing keys."""
 
-    def load(self, document: Document) -> Order:
-        return _ORDER.validate_python(document, context=FROM_THE_STORE)
-
-    def dump(self, order: Order) -> Document:
-        document: Document = _ORDER.dump_python(order, mode="json")
+    def stored(self, order: Order) -> Document:
+        document = super().stored(order)
         if not order.timeline_notes:
             del document[TIMELINE_NOTES]  # folded into the timeline: an order written whole has none
-        document["fulfill_by_sort"] = order.fulfill_by or NO_DEADLINE
-        document.update(list_keys(order.id, order.created_at, document["fulfill_by_sort"]))
-        document["warehouse_status"] = warehouse_status(order).value
-        document["number_pending"] = order.number is None  # numbering.Sequencer's sweep
         return document
 
 
-MAPPING = OrderMapping()
+MAPPING = OrderMapping(Order, index_fields)
 
 
 def list_keys(order_id: str, created_at: str, fulfill_by_sort: str) -> dict[str, str]:
@@ -77,7 +79,7 @@ def list_key(order: Order, key: str) -> str:
     return list_keys(order.id, order.created_at, order.fulfill_by or NO_DEADLINE)[key]
 
 
-def note(entry: TimelineEntry) -> Document:
+def note(entry: TimelineEntry) -> Filter:
     """The fields that add `entry` to an order as a note, in one write without reading it."""
     return {f"{TIMELINE_NOTES}.{entry.event_id}": _TIMELINE_ENTRY.dump_python(entry, mode="json")}
 
@@ -111,7 +113,7 @@ INDEXES: dict[str, list[IndexModel]] = {
 BACKFILL_BATCH = 500
 
 
-async def backfill_list_keys(database: AsyncDatabase[Document]) -> int:
+async def backfill_list_keys(database: Database) -> int:
     """Give orders stored before the listing keys existed their keys, so that they are listed.
 
     Orders without a key sort first on its index (a missing value sorts before any string on

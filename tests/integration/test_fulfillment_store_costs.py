@@ -26,7 +26,15 @@ from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.bulk_job import BulkAction
 from services.fulfillment.handlers import build_subscriptions
-from services.fulfillment.lookups import LocationDirectory, SettingsStore, ShopSettings, StockView
+from services.fulfillment.lookups import (
+    KNOWN_LOCATIONS,
+    KNOWN_STOCK,
+    SHOP_SETTINGS,
+    LocationDirectory,
+    SettingsStore,
+    ShopSettings,
+    StockView,
+)
 from services.fulfillment.store import BULK_JOBS, FULFILLMENT_ORDERS, LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS
 from shared.auth import Authenticator
 from shared.catalog import InventoryLevel, InventoryReservation, Location, OrderCreated, OrderWaitingChanged, StockLine
@@ -225,8 +233,12 @@ async def test_settings_come_from_memory_and_a_change_reaches_another_replica_wi
     counted: tuple[Any, Commands],
 ) -> None:
     db, commands = counted
-    first = SettingsStore(AggregateStore(db["settings"], nothing), ShopSettings(), cache_seconds=3)
-    second = SettingsStore(AggregateStore(db["settings"], nothing), ShopSettings(), cache_seconds=3)
+    first = SettingsStore(
+        AggregateStore(db["settings"], nothing, mapping=SHOP_SETTINGS), ShopSettings(), cache_seconds=3
+    )
+    second = SettingsStore(
+        AggregateStore(db["settings"], nothing, mapping=SHOP_SETTINGS), ShopSettings(), cache_seconds=3
+    )
     assert not (await second.get()).auto_fulfill
     commands.take()
     for _ in range(20):
@@ -244,8 +256,10 @@ async def test_settings_come_from_memory_and_a_change_reaches_another_replica_wi
 
 async def test_locations_come_from_memory_and_news_of_one_is_seen_at_once(counted: tuple[Any, Commands]) -> None:
     db, commands = counted
-    locations = LocationDirectory(AggregateStore(db["locations"], nothing), cache_seconds=60)
-    other_replica = LocationDirectory(AggregateStore(db["locations"], nothing), cache_seconds=60)
+    locations = LocationDirectory(AggregateStore(db["locations"], nothing, mapping=KNOWN_LOCATIONS), cache_seconds=60)
+    other_replica = LocationDirectory(
+        AggregateStore(db["locations"], nothing, mapping=KNOWN_LOCATIONS), cache_seconds=60
+    )
     await locations.record(Location(id="a", name="A", priority=1), T0)
     assert [location.id for location in await locations.all()] == ["a"]
     assert await other_replica.all() != []  # loaded now, kept for a minute
@@ -261,7 +275,7 @@ async def test_stock_snapshots_are_written_only_when_available_changes_and_one_r
     counted: tuple[Any, Commands],
 ) -> None:
     db, commands = counted
-    view = StockView(AggregateStore(db["stock_view"], nothing))
+    view = StockView(AggregateStore(db["stock_view"], nothing, mapping=KNOWN_STOCK))
     await view.record(level("MUG", 5, 0, seq=1), now_iso())  # the first of this stock: read, then insert
     commands.take()
     assert await view.record(level("MUG", 8, 0, seq=2), now_iso()), "more available"
@@ -273,7 +287,7 @@ async def test_stock_snapshots_are_written_only_when_available_changes_and_one_r
     assert commands.take() == {("stock_view", "findAndModify"): 1}
     assert await view.available(["MUG"]) == {("wh", "MUG"): 5}
     # Another replica, which trusts nothing of its own, writes what changes and ignores what is older.
-    other = StockView(AggregateStore(db["stock_view"], nothing), seen_seconds=0)
+    other = StockView(AggregateStore(db["stock_view"], nothing, mapping=KNOWN_STOCK), seen_seconds=0)
     assert not await other.record(level("MUG", 10, 5, seq=6), now_iso())
     assert not await other.record(level("MUG", 99, 0, seq=4), now_iso())
     assert await view.available(["MUG"]) == {("wh", "MUG"): 5}

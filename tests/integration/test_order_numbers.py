@@ -82,6 +82,6 @@ async def test_an_orders_terms_find_it_by_number_name_email_and_sku(db: Any) -> 
     await terms.add(order_id, order.created_at, search.terms_of(order))  # again: idempotent
     for word in ("1001", "buyer@example.com", "mug-1"):
         found = await terms.page(word, {}, -1, 10)
-        assert [d["order_id"] for d in found] == [order_id], word
+        assert [found_id for found_id, _ in found] == [order_id], word
     await terms.remove(order_id, ["mug-1"])
     assert await terms.page("mug-1", {}, 1, 10) == []

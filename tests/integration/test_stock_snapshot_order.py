@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from services.fulfillment.handlers import _as_of
-from services.fulfillment.lookups import StockView
+from services.fulfillment.lookups import KNOWN_STOCK, StockView
 from services.inventory.domain import stock as stock_rules
 from services.inventory.store import StockStore, stock_id
 from shared.catalog import InventoryLevel, Location, Shortage
@@ -37,7 +37,7 @@ async def seen(view: StockView) -> int:
 
 
 async def test_a_future_dated_level_changed_does_not_freeze_the_stock_view(db: Any) -> None:
-    view = StockView(AggregateStore(db["stock_view"], nothing))
+    view = StockView(AggregateStore(db["stock_view"], nothing, mapping=KNOWN_STOCK))
     await view.record(level(5, seq=1), now_iso())
     await view.record(level(9, seq=2), FUTURE)  # inventory's clock (or a forger) says 2099
     assert await seen(view) == 9
@@ -46,7 +46,7 @@ async def test_a_future_dated_level_changed_does_not_freeze_the_stock_view(db: A
 
 
 async def test_an_older_snapshot_arriving_late_is_ignored_whatever_its_time(db: Any) -> None:
-    view = StockView(AggregateStore(db["stock_view"], nothing))
+    view = StockView(AggregateStore(db["stock_view"], nothing, mapping=KNOWN_STOCK))
     assert await view.record(level(4, seq=7), PAST)  # True: more became available
     assert not await view.record(level(100, seq=6), FUTURE)
     await view.record(level(100, seq=7), FUTURE)  # the same change again
@@ -54,7 +54,7 @@ async def test_an_older_snapshot_arriving_late_is_ignored_whatever_its_time(db: 
 
 
 async def test_snapshots_from_before_the_change_count_are_older_than_any_counted_one(db: Any) -> None:
-    view = StockView(AggregateStore(db["stock_view"], nothing))
+    view = StockView(AggregateStore(db["stock_view"], nothing, mapping=KNOWN_STOCK))
     await view.record(level(3, seq=None), PAST)
     await view.record(level(4, seq=None), now_iso())  # among uncounted ones, time decides
     assert await seen(view) == 4
@@ -64,7 +64,7 @@ async def test_snapshots_from_before_the_change_count_are_older_than_any_counted
 
 
 async def test_a_shortage_counts_only_when_it_is_newer_than_what_is_known(db: Any) -> None:
-    view = StockView(AggregateStore(db["stock_view"], nothing))
+    view = StockView(AggregateStore(db["stock_view"], nothing, mapping=KNOWN_STOCK))
     await view.record(level(5, seq=4), now_iso())
     await view.record_shortage("wh", "MUG", 0, FUTURE, seq=3)  # seen before the level we have
     assert await seen(view) == 5

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.fulfillment.lookups import StockView
+from services.fulfillment.lookups import KNOWN_STOCK, StockView
 from shared.catalog import InventoryLevel
 from shared.store import AggregateStore, now_iso
 
@@ -25,7 +25,7 @@ def level(sku: str, seq: int, bin_code: str | None = None, available: int = 10) 
 
 
 async def test_a_bin_set_right_after_a_count_reaches_the_view_though_available_is_unchanged(db: Any) -> None:
-    view = StockView(AggregateStore(db["stock_view"], nothing))
+    view = StockView(AggregateStore(db["stock_view"], nothing, mapping=KNOWN_STOCK))
     await view.record(level("MUG", 1), now_iso())
     await view.record(level("TEA", 1), now_iso())
     await view.record(level("MUG", 2, "A-10"), now_iso())  # within SEEN_SECONDS, same available

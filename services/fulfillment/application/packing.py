@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from pymongo import UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from services.fulfillment.domain import pack_run
@@ -27,9 +26,10 @@ from services.fulfillment.domain.fulfillment_orders import packing
 from services.fulfillment.domain.fulfillment_orders.model import FulfillmentOrder, Reservation
 from services.fulfillment.domain.order_routing import RoutingRecord
 from services.fulfillment.domain.pack_run import OrderView, PackDecision
+from services.fulfillment.store import PACK_RUN_LEASES
 from shared.catalog import OrderSnapshot
 from shared.clock import epoch_now, now_iso
-from shared.store import AggregateStore, Change, Document
+from shared.store import AggregateStore, Change
 
 from .workflows import BATCH, Fulfillment
 
@@ -56,10 +56,10 @@ class PackRunReport:
 
 
 class PackRuns:
-    def __init__(self, app: Fulfillment, views: AggregateStore[OrderView], leases: AsyncCollection[Document]) -> None:
+    def __init__(self, app: Fulfillment, views: AggregateStore[OrderView]) -> None:
         self.app = app
         self.views = views
-        self.leases = leases
+        self.leases = views.collection.database[PACK_RUN_LEASES]
         self._lease_stored = False
         """The lease document exists (it is never removed): asking for a turn is the update alone."""
 
@@ -182,7 +182,7 @@ class PackRuns:
             return 0
         start = partial(packing.start_packing, now=now_iso())
         moved = 0
-        for stored in await self.app.fulfillment_orders.collection.find({"_id": {"$in": fo_ids}}).to_list():
+        for stored in await self.app.fulfillment_orders.find_stored({"_id": {"$in": fo_ids}}):
             if await self.app.fulfillment_orders.apply_to(stored, start) is not None:
                 moved += 1
         return moved

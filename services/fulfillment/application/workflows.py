@@ -272,10 +272,10 @@ class Fulfillment:
         """The out-of-stock holds waiting for any of `skus`, oldest first; entries of holds that
         no longer wait are forgotten."""
         entries = await self.out_of_stock.waiting_for(skus, BATCH)
-        wanted = sorted({entry["fulfillment_order_id"] for entry in entries})
+        wanted = sorted({entry.fulfillment_order_id for entry in entries})
         found = await self.fulfillment_orders.find({"_id": {"$in": wanted}}, limit=len(wanted)) if wanted else []
         held = {fo.id: fo for fo in found if fo.is_out_of_stock_hold}
-        await self.out_of_stock.forget([entry["_id"] for entry in entries if entry["fulfillment_order_id"] not in held])
+        await self.out_of_stock.forget([entry.id for entry in entries if entry.fulfillment_order_id not in held])
         return sorted(held.values(), key=lambda fo: (fo.created_at, fo.id))
 
     async def finish_reroute(self, replaced: FulfillmentOrder, context: RoutingContext | None = None) -> None:
