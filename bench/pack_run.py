@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
 
@@ -58,11 +58,7 @@ class DatabaseStores:
     def __init__(self, db: Any) -> None:
         self.db = db
 
-    @overload
-    def store(self, collection: str, *, mapping: None = None) -> AggregateStore[Document]: ...
-    @overload
-    def store(self, collection: str, *, mapping: StoreMapping[A]) -> AggregateStore[A]: ...
-    def store(self, collection: str, *, mapping: StoreMapping[Any] | None = None) -> AggregateStore[Any]:
+    def store(self, collection: str, *, mapping: StoreMapping[A]) -> AggregateStore[A]:
         return AggregateStore(self.db[collection], lambda *_: None, mapping=mapping)
 
 

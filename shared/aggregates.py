@@ -4,8 +4,8 @@ so a pure domain module imports this without importing pymongo.
 
 A rule is a pure function: it gets the aggregate as stored (None when there is none yet) and
 returns a `Change` (the aggregate as it should be now and the events to emit), or None when
-there is nothing to do. `A` is the aggregate's type: a typed model where the service has one,
-else the stored document itself (`Document`).
+there is nothing to do. `A` is the aggregate's type: a typed model (a frozen dataclass or
+pydantic model), stored through its `StoreMapping` (most often a `ModelMapping`).
 """
 
 from __future__ import annotations
@@ -106,16 +106,3 @@ class Stored(Generic[A]):
     def unsent(self) -> bool:
         """Whether events it announced still wait in its outbox."""
         return bool(self.document.get("outbox"))
-
-
-class AsDocument:
-    """The mapping of a service that keeps its aggregates as plain documents: none at all."""
-
-    def load(self, document: Document) -> Document:
-        return document
-
-    def dump(self, aggregate: Document) -> Document:
-        return aggregate
-
-
-AS_DOCUMENT = AsDocument()

@@ -18,14 +18,11 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from pydantic import TypeAdapter
-
-from shared.aggregates import Change, Document
+from shared.aggregates import Change, Document, ModelMapping
 from shared.catalog import BulkJobChanged, BulkJobFailure, BulkJobSnapshot, BulkJobStatus
 from shared.clock import later
 from shared.events import CloudEvent, new_event
 from shared.rules import NamesAField, RuleViolation
-from shared.text import FROM_THE_STORE
 
 MAX_TARGETS = 250
 PROGRESS_EVERY = 25
@@ -247,23 +244,21 @@ def announce(kind: JobKind, what: str, job: BulkJob[Any, Any], failed: list[Bulk
 # --- as stored -------------------------------------------------------------------------------
 
 
-class BulkJobMapping(Generic[J]):
+class BulkJobMapping(ModelMapping[J]):
     """A job as stored: each result under its target's id field (`fulfillment_order_id`, `order_id`),
     the parameters only those the request gave."""
 
     def __init__(self, job_type: type[J], kind: JobKind) -> None:
-        self._adapter: TypeAdapter[J] = TypeAdapter(job_type)
+        super().__init__(job_type)
         self.kind = kind
 
     def load(self, document: Document) -> J:
         id_field = self.kind.id_field(document["action"])
         items = [{**item, "id": item.get("id", item.get(id_field))} for item in document["items"]]
-        return self._adapter.validate_python(
-            {**{k: v for k, v in document.items() if k != "version"}, "items": items}, context=FROM_THE_STORE
-        )
+        return super().load({**{k: v for k, v in document.items() if k != "version"}, "items": items})
 
-    def dump(self, job: J) -> Document:
-        document: Document = self._adapter.dump_python(job, mode="json")
+    def stored(self, job: J) -> Document:
+        document = super().stored(job)
         id_field = self.kind.id_field(job.action)
         document["items"] = [
             {id_field: item["id"], **{k: v for k, v in item.items() if k != "id"}} for item in document["items"]

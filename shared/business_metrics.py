@@ -14,24 +14,32 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from pymongo import IndexModel
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.catalog import CATALOG, HoldReason
+from shared.catalog import (
+    CATALOG,
+    Contract,
+    DisplayFulfillmentStatus,
+    FulfillmentOrderChanged,
+    FulfillmentOrderSnapshot,
+    HoldReason,
+    NotificationOutcome,
+    OrderCancelled,
+    OrderFulfillmentStatusChanged,
+)
 from shared.clock import epoch, epoch_now, now_iso
 from shared.events import CloudEvent
+from shared.store import Collection, Database
+from shared.text import FROM_THE_STORE
 from shared.topics import TOPICS
 
 log = logging.getLogger(__name__)
-
-Document = dict[str, Any]
 
 OPEN_STATUSES = ("OPEN", "SCHEDULED", "ON_HOLD", "IN_PROGRESS", "INCOMPLETE")
 """Fulfillment order statuses that still have work to do (CLOSED and CANCELLED only grow: not counted)."""
@@ -68,24 +76,27 @@ def _label(value: Any, known: Sequence[str] = ()) -> str:
     return text if LABEL_VALUE.match(text) else "other"
 
 
-def routing_of(fulfillment_order: Mapping[str, Any]) -> str:
+def routing_of(fulfillment_order: FulfillmentOrderSnapshot) -> str:
     """How the routing placed a new fulfillment order: single, split, partial (some lines could not
     be placed), out_of_stock (the held remainder) or digital."""
-    if not fulfillment_order.get("location_id"):
-        held = any(h.get("reason") == HoldReason.INVENTORY_OUT_OF_STOCK for h in fulfillment_order.get("holds", []))
+    if not fulfillment_order.location_id:
+        held = any(hold.reason == HoldReason.INVENTORY_OUT_OF_STOCK for hold in fulfillment_order.holds)
         return "out_of_stock" if held else "digital"
-    reason = str(fulfillment_order.get("routing_reason", ""))
-    if SPLIT_REASON.match(reason):
+    if SPLIT_REASON.match(fulfillment_order.routing_reason):
         return "split"
-    return "partial" if reason.startswith(PARTIAL_REASON) else "single"
+    return "partial" if fulfillment_order.routing_reason.startswith(PARTIAL_REASON) else "single"
+
+
+C = TypeVar("C", bound=Contract)
 
 
 class EventCounts:
-    """Counters of what the events a service publishes say happened."""
+    """Counters of what the events a service publishes say happened, each read as its type's
+    payload (shared.catalog)."""
 
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         owned = {topic.name for topic in TOPICS if topic.owner == service}
-        self._on: dict[str, Callable[[Document], None]] = {}
+        self._on: dict[str, Callable[[CloudEvent], None]] = {}
 
         def owns(event_type: str) -> bool:
             return CATALOG[event_type].topic.name in owned
@@ -101,15 +112,13 @@ class EventCounts:
                 registry=registry,
             )
             self._on["order.paid"] = lambda _: paid.inc()
-            self._on["order.cancelled"] = lambda d: cancelled.labels(
-                _label(d.get("refund"), ("now", "later", "none"))
-            ).inc()
+            self._count("order.cancelled", OrderCancelled, lambda order: cancelled.labels(order.refund).inc())
 
-            def status_changed(data: Document) -> None:
-                if data.get("fulfillment_status") == "FULFILLED":
+            def status_changed(changed: OrderFulfillmentStatusChanged) -> None:
+                if changed.fulfillment_status == DisplayFulfillmentStatus.FULFILLED:
                     fulfilled.inc()
 
-            self._on["order.fulfillment_status_changed"] = status_changed
+            self._count("order.fulfillment_status_changed", OrderFulfillmentStatusChanged, status_changed)
         if owns("fulfillment_order.created"):
             self._fulfillment_counters(registry)
         if owns("inventory.reserved"):
@@ -129,11 +138,14 @@ class EventCounts:
                 registry=registry,
             )
 
-            def email(outcome: str) -> Callable[[Document], None]:
-                return lambda data: emails.labels(_label(data.get("notification", {}).get("type")), outcome).inc()
+            def email(outcome: str) -> Callable[[NotificationOutcome], None]:
+                return lambda sent: emails.labels(_label(sent.notification.type), outcome).inc()
 
-            self._on["notification.sent"] = email("sent")
-            self._on["notification.failed"] = email("failed")
+            self._count("notification.sent", NotificationOutcome, email("sent"))
+            self._count("notification.failed", NotificationOutcome, email("failed"))
+
+    def _count(self, event_type: str, payload: type[C], count: Callable[[C], None]) -> None:
+        self._on[event_type] = lambda event: count(payload.model_validate(event.data, context=FROM_THE_STORE))
 
     def _fulfillment_counters(self, registry: CollectorRegistry) -> None:
         reasons = [reason.value for reason in HoldReason]
@@ -152,21 +164,21 @@ class EventCounts:
         holds = Counter("fulfillment_holds_placed", "Holds placed, by reason.", ["reason"], registry=registry)
         shipped = Counter("fulfillments_created", "Fulfillments (shipments) created.", registry=registry)
 
-        def created(data: Document) -> None:
-            fo = data.get("fulfillment_order", {})
+        def created(changed: FulfillmentOrderChanged) -> None:
+            fo = changed.fulfillment_order
             routed.labels(routing_of(fo)).inc()
-            split = SPLIT_REASON.match(str(fo.get("routing_reason", ""))) if fo.get("location_id") else None
+            split = SPLIT_REASON.match(fo.routing_reason) if fo.location_id else None
             if split and int(split.group(1)) > 0:
                 splits.inc(1 / int(split.group(1)))
-            for hold in fo.get("holds", []):
-                holds.labels(_label(hold.get("reason"), reasons)).inc()
+            for hold in fo.holds:
+                holds.labels(_label(hold.reason.value, reasons)).inc()
 
-        def placed_on_hold(data: Document) -> None:
-            placed = data.get("fulfillment_order", {}).get("holds") or [{}]
-            holds.labels(_label(placed[-1].get("reason"), reasons)).inc()  # a hold is added last
+        def placed_on_hold(changed: FulfillmentOrderChanged) -> None:
+            if changed.fulfillment_order.holds:  # a hold is added last
+                holds.labels(_label(changed.fulfillment_order.holds[-1].reason.value, reasons)).inc()
 
-        self._on["fulfillment_order.created"] = created
-        self._on["fulfillment_order.placed_on_hold"] = placed_on_hold
+        self._count("fulfillment_order.created", FulfillmentOrderChanged, created)
+        self._count("fulfillment_order.placed_on_hold", FulfillmentOrderChanged, placed_on_hold)
         self._on["fulfillment.created"] = lambda _: shipped.inc()
 
     def observe(self, event: CloudEvent) -> None:
@@ -175,7 +187,7 @@ class EventCounts:
         if count is None:
             return
         try:
-            count(event.data)
+            count(event)
         except Exception:
             log.warning("could not count %s %s for the business metrics", event.type, event.id, exc_info=True)
 
@@ -184,7 +196,7 @@ def _declares(indexes: Mapping[str, Sequence[IndexModel]], collection: str, keys
     return any(tuple(model.document["key"].items()) == keys for model in indexes.get(collection, ()))
 
 
-async def _count(collection: AsyncCollection[Document], match: Document) -> int:
+async def _count(collection: Collection, match: Mapping[str, object]) -> int:
     """A count as `$match` + `$count` (answered from an index on both stores; never count_documents)."""
     counted = await (await collection.aggregate([{"$match": match}, {"$count": "n"}])).to_list()
     return int(counted[0]["n"]) if counted else 0
@@ -228,9 +240,9 @@ class StoreGauges:
 
     async def refresh(
         self,
-        database: AsyncDatabase[Document],
+        database: Database,
         indexes: Mapping[str, Sequence[IndexModel]],
-        outboxes: Sequence[AsyncCollection[Document]],
+        outboxes: Sequence[Collection],
     ) -> None:
         """One refresh; each query only where the service declares the index that answers it."""
         now = now_iso()
@@ -264,9 +276,9 @@ class StoreGauges:
 
     async def refresh_forever(
         self,
-        database: AsyncDatabase[Document],
+        database: Database,
         indexes: Mapping[str, Sequence[IndexModel]],
-        outboxes: Sequence[AsyncCollection[Document]],
+        outboxes: Sequence[Collection],
         every_seconds: float,
     ) -> None:
         """Refresh now and then every `every_seconds`; a failed refresh keeps the last values (the

@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from pymongo import IndexModel, ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.aggregates import Document
 from shared.clock import epoch_now
 from shared.events import CloudEvent
+from shared.mongo import Collection, Filter
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class OutboxRelay:
 
     def __init__(
         self,
-        collections: Iterable[AsyncCollection[Document]],
+        collections: Iterable[Collection],
         publish: Publish,
         poll_seconds: float,
         retry_seconds: float = 5.0,
@@ -75,7 +75,7 @@ class OutboxRelay:
         self._leased: dict[str, dict[Any, Document]] = {}  # written with the lease taken: no claim
         self._everything = True
 
-    def watch(self, collection: AsyncCollection[Document]) -> None:
+    def watch(self, collection: Collection) -> None:
         if all(watched.name != collection.name for watched in self.collections):
             self.collections.append(collection)
 
@@ -184,7 +184,7 @@ class OutboxRelay:
             self.wake(collection.name)
         return sent
 
-    async def _relay_leased(self, collection: AsyncCollection[Document], doc: Document) -> int | None:
+    async def _relay_leased(self, collection: Collection, doc: Document) -> int | None:
         """Publish the events of an aggregate this relay holds the lease of (how many; None when
         they could not go out: the aggregate waits out `retry_seconds`, its lease, while the
         others go on)."""
@@ -198,12 +198,12 @@ class OutboxRelay:
             )  # fmt: skip
             return None
 
-    async def _claim(self, collection: AsyncCollection[Document], aggregate_id: Any) -> Document | None:
+    async def _claim(self, collection: Collection, aggregate_id: Any) -> Document | None:
         """Lease the aggregate for LEASE_SECONDS: the unleased one, else one whose lease ran out.
         Two plain conditions rather than one `$or`, and the lease as a number: the embedded
         store answers an `$or` or a time-string range in a find-and-modify by reading every
         document of the collection."""
-        lease: Document = {"$set": {"relay_lease_epoch": epoch_now() + self.LEASE_SECONDS}}
+        lease: Filter = {"$set": {"relay_lease_epoch": epoch_now() + self.LEASE_SECONDS}}
         for unleased_or_expired in ({"$exists": False}, {"$lt": epoch_now()}):
             claimed = await collection.find_one_and_update(
                 {"_id": aggregate_id, "outbox_pending": {"$eq": True}, "relay_lease_epoch": unleased_or_expired},
@@ -215,7 +215,7 @@ class OutboxRelay:
                 return claimed
         return None
 
-    async def _relay_document(self, collection: AsyncCollection[Document], doc: Document) -> int:
+    async def _relay_document(self, collection: Collection, doc: Document) -> int:
         entries = sorted(doc.get("outbox", {}).items(), key=lambda item: item[1]["seq"])
         published: list[str] = []
         failed = True
@@ -229,9 +229,7 @@ class OutboxRelay:
             await self._release(collection, doc, published, failed)
         return len(published)
 
-    async def _release(
-        self, collection: AsyncCollection[Document], doc: Document, published: list[str], failed: bool
-    ) -> None:
+    async def _release(self, collection: Collection, doc: Document, published: list[str], failed: bool) -> None:
         """One write clears what went out and hands the aggregate back (after a failure, not before
         `retry_seconds`). When nothing was written since the claim, the same write marks the
         aggregate as having nothing pending; otherwise a writer added events meanwhile and it stays
@@ -246,13 +244,14 @@ class OutboxRelay:
         conditional = not failed and "version" in doc
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
-            update: Document = {"$unset": dict.fromkeys(chunk, ""), "$inc": {"version": 1}}
+            unset = dict.fromkeys(chunk, "")
+            if last and not retry:
+                unset["relay_lease_epoch"] = ""
+            update: Filter = {"$inc": {"version": 1}}
+            if unset:
+                update["$unset"] = unset
             if last and retry:
                 update["$set"] = {"relay_lease_epoch": epoch_now() + self.retry_seconds}
-            elif last:
-                update["$unset"]["relay_lease_epoch"] = ""
-            if not update["$unset"]:
-                del update["$unset"]
             if conditional:
                 marked = {**update, "$set": {"outbox_pending": False}} if last else update
                 done = await collection.update_one({"_id": doc["_id"], "version": {"$eq": version}}, marked)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Response
@@ -19,7 +19,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
 from pymongo import IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.aggregates import A, StoreMapping
 from shared.asyncapi import Document as AsyncAPIDocument
@@ -34,7 +33,7 @@ from shared.messaging import EventSubscriptions, build_broker, publish_event
 from shared.observability import RequestContext, ServiceMetrics, configure_logging, configure_telemetry
 from shared.openapi import document, operation_id
 from shared.settings import ServiceSettings
-from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Document, OutboxRelay, build_mongo_client
+from shared.store import OUTBOX_PENDING_INDEX, AggregateStore, Database, OutboxRelay, build_mongo_client
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +123,7 @@ class ServiceRuntime:
                 log.exception("idempotency key expiry failed; trying again later")
             await asyncio.sleep(self.settings.idempotency_key_sweep_seconds)
 
-    def upgrade(self, name: str, run: Callable[[AsyncDatabase[Document]], Awaitable[int | None]]) -> None:
+    def upgrade(self, name: str, run: Callable[[Database], Awaitable[int | None]]) -> None:
         """Bring what an earlier version stored up to this one's fields, once at start, in the
         background (the service serves meanwhile), retried until the store answers."""
 
@@ -151,14 +150,10 @@ class ServiceRuntime:
         first at shutdown): periodic work such as a sweep. It should loop and handle its errors."""
         self._background[name] = run
 
-    @overload
-    def store(self, collection: str, *, mapping: None = None) -> AggregateStore[Document]: ...
-    @overload
-    def store(self, collection: str, *, mapping: StoreMapping[A]) -> AggregateStore[A]: ...
-    def store(self, collection: str, *, mapping: StoreMapping[Any] | None = None) -> AggregateStore[Any]:
+    def store(self, collection: str, *, mapping: StoreMapping[A]) -> AggregateStore[A]:
         """An aggregate collection whose events the relay publishes (it watches every one: a pass
         woken by a write probes only the collection written, the poll probes them all); `mapping`
-        says how its aggregates are stored (shared.aggregates.StoreMapping; none: as documents)."""
+        says how its aggregates are stored (shared.aggregates.StoreMapping)."""
         self.relay.watch(self.database[collection])
         declared = self._indexes.setdefault(collection, [])
         if OUTBOX_PENDING_INDEX not in declared:

@@ -17,16 +17,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, Generic, Literal, cast, overload
+from typing import Any, Generic, Literal, overload
 
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import AsyncMongoClient, monitoring
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 # The aggregate vocabulary lives in shared.aggregates (no pymongo there); re-exported for callers that store.
-from shared.aggregates import AS_DOCUMENT, A, Missing
+from shared.aggregates import A, Missing
 from shared.aggregates import Change as Change
 from shared.aggregates import Document as Document
 from shared.aggregates import Rule as Rule
@@ -35,6 +33,9 @@ from shared.aggregates import StoreMapping as StoreMapping
 from shared.clock import epoch_now, iso, now
 from shared.clock import now_iso as now_iso
 from shared.idempotency import request_effect_id
+from shared.mongo import Collection as Collection
+from shared.mongo import Database as Database
+from shared.mongo import Filter as Filter
 
 # The relay lives in shared.outbox; re-exported for callers that import it from here.
 from shared.outbox import OUTBOX_PENDING_INDEX as OUTBOX_PENDING_INDEX
@@ -44,16 +45,6 @@ from shared.outbox import Publish as Publish
 from shared.outbox import WakeRelay as WakeRelay
 from shared.query_log import QueryShapes
 from shared.settings import ServiceSettings
-
-Collection = AsyncCollection[Document]
-"""A collection of the platform's store, as pymongo reads it: its documents are raw here, at the
-store boundary, and typed (a mapping, a row model) before any rule reads them."""
-
-Database = AsyncDatabase[Document]
-
-Filter = dict[str, object]
-"""A MongoDB query filter, update or projection as a query module builds it: the store's
-language (operators and literals), not an aggregate; nothing reads a value back out of it."""
 
 
 class StoreOperations(monitoring.CommandListener):
@@ -105,30 +96,9 @@ class AggregateMissing(LookupError):
 class AggregateStore(Generic[A]):
     """One collection of aggregates, each written whole with its inbox and outbox.
 
-    `mapping` says how an aggregate of type `A` is stored (shared.aggregates.StoreMapping);
-    without one the aggregates are the stored documents themselves."""
+    `mapping` says how an aggregate of type `A` is stored (shared.aggregates.StoreMapping)."""
 
     MAX_CONFLICT_RETRIES = 50
-
-    @overload
-    def __init__(
-        self: AggregateStore[Document],
-        collection: Collection,
-        wake_relay: WakeRelay,
-        inbox_retention: timedelta = ...,
-        *,
-        mapping: None = None,
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self,
-        collection: Collection,
-        wake_relay: WakeRelay,
-        inbox_retention: timedelta = ...,
-        *,
-        mapping: StoreMapping[A],
-    ) -> None: ...
 
     def __init__(
         self,
@@ -136,12 +106,12 @@ class AggregateStore(Generic[A]):
         wake_relay: WakeRelay,
         inbox_retention: timedelta = timedelta(days=7),
         *,
-        mapping: StoreMapping[A] | None = None,
+        mapping: StoreMapping[A],
     ) -> None:
         self.collection = collection
         self._wake_relay = wake_relay
         self.inbox_retention = inbox_retention
-        self.mapping: StoreMapping[A] = mapping if mapping is not None else cast(StoreMapping[A], AS_DOCUMENT)
+        self.mapping = mapping
 
     async def get(self, aggregate_id: str) -> A | None:
         doc = await self.collection.find_one({"_id": aggregate_id})
@@ -149,7 +119,7 @@ class AggregateStore(Generic[A]):
 
     async def find(
         self,
-        query: Filter,
+        query: Mapping[str, object],
         sort: list[tuple[str, int]] | None = None,
         skip: int = 0,
         limit: int = 0,
@@ -251,7 +221,7 @@ class AggregateStore(Generic[A]):
         `find_one_and_update` returned it), with that document for `apply_to`."""
         return Stored(self.mapping.load(_public(document)), document)
 
-    async def find_stored(self, query: Filter, limit: int = 0) -> list[Stored[A]]:
+    async def find_stored(self, query: Mapping[str, object], limit: int = 0) -> list[Stored[A]]:
         """`find`, each aggregate with its document, for changing them with `apply_to`."""
         return [self.stored(doc) async for doc in self.collection.find(query, limit=limit)]
 
@@ -271,7 +241,12 @@ class AggregateStore(Generic[A]):
         return self.mapping.load(_public(saved))
 
     async def set_fields(
-        self, aggregate_id: str, fields: Filter, *, event_id: str, where: Filter | None = None
+        self,
+        aggregate_id: str,
+        fields: Mapping[str, object],
+        *,
+        event_id: str,
+        where: Mapping[str, object] | None = None,
     ) -> bool | None:
         """Set `fields` (dotted paths allowed) on an existing aggregate in one conditional write,
         without reading it: for an effect that depends on nothing in the aggregate and emits
@@ -360,7 +335,7 @@ def _public(doc: Document) -> Document:
     return {"id": doc["_id"], **out}
 
 
-async def missing_first(collection: Collection, query: Filter, field: str, limit: int) -> list[Document]:
+async def missing_first(collection: Collection, query: Mapping[str, object], field: str, limit: int) -> list[Document]:
     """Up to `limit` documents matching `query` that lack `field` (or hold null), for giving
     documents stored before a field existed their value. They sort first on an index that ends
     with `field` (before any value, on MongoDB and on the embedded store), so this reads one
@@ -374,7 +349,7 @@ async def missing_first(collection: Collection, query: Filter, field: str, limit
 
 async def backfill(
     collection: Collection,
-    query: Filter,
+    query: Mapping[str, object],
     field: str,
     values_of: Callable[[Document], Mapping[str, object]],
     batch: int = 500,

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.store import AggregateStore, Change, Document
+from tests.documents import AS_DOCUMENT
 
 
 async def test_inbox_entries_older_than_the_retention_are_dropped_at_the_next_write(db: Any) -> None:
-    store = AggregateStore(db["things"], lambda *_: None, inbox_retention=timedelta(days=7))
+    store = AggregateStore(db["things"], lambda *_: None, inbox_retention=timedelta(days=7), mapping=AS_DOCUMENT)
     for n in range(3):
 
         def count(doc: Document | None, n: int = n) -> Change:

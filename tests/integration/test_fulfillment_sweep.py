@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import replace
-from typing import Any, overload
+from typing import Any
 
 from services.fulfillment.app import FulfillmentSettings, bootstrap
 from services.fulfillment.application import Fulfillment, sweep_pass
@@ -18,7 +18,7 @@ from services.fulfillment.domain import order_routing
 from services.fulfillment.domain.fulfillment_orders import lifecycle
 from services.fulfillment.domain.fulfillment_orders.model import Status
 from services.fulfillment.store import index_fields
-from shared.aggregates import A, Document, StoreMapping
+from shared.aggregates import A, StoreMapping
 from shared.catalog import InventoryLevel, Location, OrderSnapshot
 from shared.store import AggregateStore, now_iso
 
@@ -31,11 +31,7 @@ class DatabaseStores:
     def __init__(self, db: Any) -> None:
         self.db = db
 
-    @overload
-    def store(self, collection: str, *, mapping: None = None) -> AggregateStore[Document]: ...
-    @overload
-    def store(self, collection: str, *, mapping: StoreMapping[A]) -> AggregateStore[A]: ...
-    def store(self, collection: str, *, mapping: StoreMapping[Any] | None = None) -> AggregateStore[Any]:
+    def store(self, collection: str, *, mapping: StoreMapping[A]) -> AggregateStore[A]:
         return AggregateStore(self.db[collection], lambda *_: None, mapping=mapping)
 
 

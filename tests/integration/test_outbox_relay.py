@@ -17,6 +17,7 @@ from shared.catalog import DisplayFulfillmentStatus, OrderFulfillmentStatusChang
 from shared.events import CloudEvent, new_event
 from shared.outbox import OutboxRelay
 from shared.store import AggregateStore, Change, Document
+from tests.documents import AS_DOCUMENT
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ async def test_events_are_published_in_the_order_they_were_written(collection: A
         published.append(event)
 
     relay = OutboxRelay([collection], publish, poll_seconds=60)
-    store = AggregateStore(collection, relay.wake)
+    store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)
     statuses = ["IN_PROGRESS", "PARTIALLY_FULFILLED", "FULFILLED"]
     for status in statuses:
 
@@ -62,7 +63,7 @@ async def test_a_failed_publish_keeps_the_event_for_the_next_pass(collection: As
             raise ConnectionError("broker away")
 
     relay = OutboxRelay([collection], flaky_publish, poll_seconds=60, retry_seconds=0)
-    store = AggregateStore(collection, relay.wake)
+    store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)
     event = status_event("o-2", "FULFILLED")
     await store.apply("o-2", lambda _: Change({"s": 1}, [event]))
     assert await relay.relay_once() == 0
@@ -86,7 +87,7 @@ async def test_one_aggregate_whose_events_cannot_go_out_does_not_stop_the_others
         published.append(event.subject)
 
     relay = OutboxRelay([collection], publish, poll_seconds=60, retry_seconds=30)
-    store = AggregateStore(collection, relay.wake)
+    store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)
     await store.apply("wedged", lambda _: Change({"s": 1}, [status_event("wedged", "FULFILLED")]))
     for i in range(5):
 
@@ -112,7 +113,7 @@ async def test_two_relays_racing_publish_each_event_once(collection: AsyncCollec
 
     first = OutboxRelay([collection], publish, poll_seconds=60)
     second = OutboxRelay([collection], publish, poll_seconds=60)
-    store = AggregateStore(collection, first.wake)
+    store = AggregateStore(collection, first.wake, mapping=AS_DOCUMENT)
     written = []
     for i in range(30):
         event = status_event(f"o-{i}", "FULFILLED")
@@ -135,7 +136,7 @@ async def test_a_writer_racing_the_relay_cannot_restore_its_lease(collection: As
         published.append(event)
 
     relay = OutboxRelay([collection], publish, poll_seconds=60)
-    store = AggregateStore(collection, relay.wake)
+    store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)
     await store.apply("o-3", lambda _: Change({"s": 1}, [status_event("o-3", "IN_PROGRESS")]))
     claimed = relay._leased[collection.name].pop("o-3", None)  # the write took the lease: the relay has it
     assert claimed is not None
@@ -162,7 +163,7 @@ async def test_events_written_while_the_relay_publishes_stay_pending_for_the_nex
         published.append(event.data["fulfillment_status"])
 
     relay = OutboxRelay([collection], publish, poll_seconds=60)
-    store = AggregateStore(collection, relay.wake)
+    store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)
     await store.apply("o-4", lambda _: Change({"s": 1}, [status_event("o-4", "IN_PROGRESS")]))
     claimed = relay._leased[collection.name].pop("o-4", None)  # the write took the lease: the relay has it
     assert claimed is not None
@@ -190,7 +191,7 @@ async def test_aggregates_waiting_out_a_retry_do_not_hide_the_ones_after_them(
 
     relay = OutboxRelay([collection], publish, poll_seconds=60, retry_seconds=60)
     relay.BATCH = 3
-    store = AggregateStore(collection, relay.wake)
+    store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)
     for name in ("a-1", "a-2", "a-3", "b-1"):
 
         def fulfilled(_: Document | None, n: str = name) -> Change:
@@ -217,7 +218,7 @@ async def test_an_aggregate_with_more_events_than_the_store_unsets_at_once_is_em
         published.append(event.id)
 
     relay = OutboxRelay([collection], publish, poll_seconds=60)
-    store = AggregateStore(collection, relay.wake)
+    store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)
     events = [status_event("o-many", "IN_PROGRESS") for _ in range(150)]
     await store.apply("o-many", lambda _: Change({"s": 1}, events))
     assert await relay.relay_once() == 150
@@ -237,11 +238,11 @@ async def test_a_pass_woken_by_a_write_claims_what_was_written_without_looking_f
         published.append(event.subject)
 
     relay = OutboxRelay([collection], publish, poll_seconds=60)
-    left_behind = AggregateStore(collection, lambda *_: None)  # as a crashed replica's write
+    left_behind = AggregateStore(collection, lambda *_: None, mapping=AS_DOCUMENT)  # as a crashed replica's write
     await left_behind.apply("o-old", lambda _: Change({"s": 1}, [status_event("o-old", "FULFILLED")]))
     # Its write took the relay's lease, and the replica died: the lease runs out (LEASE_SECONDS).
     await collection.update_one({"_id": "o-old"}, {"$set": {"relay_lease_epoch": 0}})
-    store = AggregateStore(collection, relay.wake)
+    store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)
     await store.apply("o-new", lambda _: Change({"s": 1}, [status_event("o-new", "FULFILLED")]))
     assert await relay.relay_once({collection.name: {"o-new"}}) == 1
     assert published == ["o-new"]
@@ -268,7 +269,7 @@ async def test_the_write_that_leaves_events_takes_the_lease_so_the_relay_claims_
         published.append(event.data["fulfillment_status"])
 
     relay = OutboxRelay([collection], publish, poll_seconds=60)
-    store = AggregateStore(collection, relay.wake)
+    store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)
     for oid in ("o-7", "o-8"):
         await store.apply(oid, lambda _, o=oid: Change({"s": 1}, [status_event(o, "IN_PROGRESS")]))
     setattr(collection, "find_one_and_update", counted)  # noqa: B010 - count the claims from here

@@ -10,7 +10,13 @@ from prometheus_client import CollectorRegistry
 
 from services.fulfillment.domain.routing import LineNeed, RoutingLocation, route
 from shared.business_metrics import BusinessMetrics, routing_of
-from shared.catalog import FulfillmentOrderChanged, InventoryReservationFailed, NotificationOutcome, OrderCancelled
+from shared.catalog import (
+    FulfillmentOrderChanged,
+    FulfillmentOrderSnapshot,
+    InventoryReservationFailed,
+    NotificationOutcome,
+    OrderCancelled,
+)
 from shared.events import CloudEvent, new_event
 
 NOW = "2026-05-01T09:30:00.000000+00:00"
@@ -82,9 +88,13 @@ def test_routing_kinds_follow_the_routing_reasons() -> None:
     locations = [RoutingLocation("wh1", "North", 1)]
     single = route([LineNeed("l1", "MUG", 1)], locations, {("wh1", "MUG"): 1}).allocations[0].reason
     partial_plan = route([LineNeed("l1", "MUG", 1), LineNeed("l2", "CUP", 1)], locations, {("wh1", "MUG"): 1})
-    assert routing_of(fulfillment_order(routing_reason=single)) == "single"
-    assert routing_of(fulfillment_order(routing_reason=partial_plan.allocations[0].reason)) == "partial"
-    assert routing_of(fulfillment_order(location_id=None)) == "digital"
+
+    def snapshot(**fields: Any) -> FulfillmentOrderSnapshot:
+        return FulfillmentOrderSnapshot.model_validate(fulfillment_order(**fields))
+
+    assert routing_of(snapshot(routing_reason=single)) == "single"
+    assert routing_of(snapshot(routing_reason=partial_plan.allocations[0].reason)) == "partial"
+    assert routing_of(snapshot(location_id=None)) == "digital"
 
 
 def test_reservations_failed_and_emails_by_type_are_counted() -> None:
