@@ -58,7 +58,7 @@ class Readiness(BaseModel):
     checks: dict[str, str] = {}
 
 
-READINESS: dict[int | str, dict[str, Any]] = {
+READINESS: dict[int | str, dict[str, object]] = {
     200: {"model": Readiness, "description": "The store and the broker answer."},
     503: {"model": ErrorResponse, "description": "Not ready: details says which dependency does not answer."},
 }
