@@ -22,8 +22,7 @@ from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.aggregates import A, StoreMapping
-from shared.asyncapi import Document as AsyncAPIDocument
-from shared.asyncapi import asyncapi_html, platform_yaml, service_document
+from shared.asyncapi import AsyncAPIDocument, asyncapi_html, platform_yaml, service_document
 from shared.auth import PUBLIC, Authenticator, install
 from shared.body_limit import BodySizeLimit
 from shared.business_metrics import BusinessMetrics
