@@ -18,23 +18,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import yaml
 from faststream.specification.asyncapi.site import get_asyncapi_html
+from pydantic import JsonValue
 from pydantic.json_schema import models_json_schema
 
-from shared.asyncapi_examples import example_event, example_headers, key_of
+from shared.asyncapi_examples import example_event, example_headers, example_key, key_of
 from shared.catalog import CATALOG, EventSpec
 from shared.events import ANSWER_PROOF, CloudEvent, dataschema_of
 from shared.messaging import CLOUDEVENTS_CONTENT_TYPE
-from shared.schemas import Schema, data_schema
+from shared.schemas import Schema, data_schema, subschema, text_of
 from shared.topics import FULFILLMENT_REQUESTS, FULFILLMENT_RESPONSES, TOPICS, Topic
 
 if TYPE_CHECKING:
     from faststream.specification import Specification
 
-Document = dict[str, Any]
+AsyncAPIDocument = dict[str, JsonValue]
+"""An AsyncAPI document, or a part of one (a channel, an operation, a message): a JSON object."""
 
 ASYNCAPI = "3.0.0"
 KAFKA_BINDING = "0.5.0"
@@ -55,7 +57,7 @@ def types_on(topic: Topic) -> list[str]:
     return sorted(event_type for event_type, spec in CATALOG.items() if spec.topic == topic)
 
 
-def platform_document(version: str = PLATFORM_VERSION) -> Document:
+def platform_document(version: str = PLATFORM_VERSION) -> AsyncAPIDocument:
     """The whole platform as subscribers see it: every topic its services publish, the answers it
     reads from third-party fulfillment services, and the dead-letter topics."""
     sends = [topic for topic in TOPICS if topic is not FULFILLMENT_RESPONSES]
@@ -70,7 +72,7 @@ def platform_document(version: str = PLATFORM_VERSION) -> Document:
     return _Builder().document("Fulfillment platform", version, description, sends, receives, PLATFORM_CONSUMES)
 
 
-def service_document(service: str, description: str, version: str, handled: Iterable[str]) -> Document:
+def service_document(service: str, description: str, version: str, handled: Iterable[str]) -> AsyncAPIDocument:
     """One service's document: the topics it owns (it sends every type on them), the types it
     handles by topic, and the dead-letter topics of what it reads."""
     receives: dict[Topic, list[str]] = {}
@@ -81,7 +83,7 @@ def service_document(service: str, description: str, version: str, handled: Iter
     return _Builder(group=service).document(f"{service} service", version, description, sends, receives, read)
 
 
-def to_yaml(document: Document) -> str:
+def to_yaml(document: AsyncAPIDocument) -> str:
     text: str = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
     return text
 
@@ -95,15 +97,15 @@ def platform_yaml() -> str:
 class _Rendered:
     """What FastStream's AsyncAPI page takes from a specification: its title and its JSON."""
 
-    def __init__(self, document: Document) -> None:
+    def __init__(self, document: AsyncAPIDocument) -> None:
         self.document = document
-        self.title = document["info"]["title"]
+        self.title = text_of(subschema(document["info"]), "title")
 
     def to_json(self) -> str:
         return json.dumps(self.document).replace("</", "<\\/")  # it is written into a <script>
 
 
-def asyncapi_html(document: Document) -> str:
+def asyncapi_html(document: AsyncAPIDocument) -> str:
     """A page that renders the document (AsyncAPI's React component, as FastStream serves it)."""
     return get_asyncapi_html(cast("Specification", _Rendered(document)), try_it_out_path=None)
 
@@ -111,8 +113,8 @@ def asyncapi_html(document: Document) -> str:
 class _Builder:
     def __init__(self, group: str | None = None) -> None:
         self.group = group
-        self.messages: dict[str, Any] = {}
-        self.schemas: dict[str, Any] = {}
+        self.messages: dict[str, JsonValue] = {}
+        self.schemas: dict[str, JsonValue] = {}
 
     def document(
         self,
@@ -122,9 +124,9 @@ class _Builder:
         sends: list[Topic],
         receives: Mapping[Topic, list[str]],
         dead_letters: Iterable[Topic],
-    ) -> Document:
-        channels: dict[str, Any] = {}
-        operations: dict[str, Any] = {}
+    ) -> AsyncAPIDocument:
+        channels: dict[str, JsonValue] = {}
+        operations: dict[str, JsonValue] = {}
         for topic in TOPICS:
             types = sorted(set(types_on(topic) if topic in sends else []) | set(receives.get(topic, [])))
             if not types:
@@ -161,7 +163,7 @@ class _Builder:
             },
         }
 
-    def channel(self, topic: Topic, types: list[str]) -> dict[str, Any]:
+    def channel(self, topic: Topic, types: list[str]) -> AsyncAPIDocument:
         others: dict[str, list[str]] = {}
         for event_type in types:
             if key_of(CATALOG[event_type]) != topic.key:
@@ -181,8 +183,8 @@ class _Builder:
             },
         }
 
-    def operation(self, action: str, topic: Topic, types: list[str]) -> dict[str, Any]:
-        operation: dict[str, Any] = {
+    def operation(self, action: str, topic: Topic, types: list[str]) -> AsyncAPIDocument:
+        operation: AsyncAPIDocument = {
             "action": action,
             "channel": {"$ref": f"#/channels/{topic.name}"},
             "messages": [{"$ref": f"#/channels/{topic.name}/messages/{event_type}"} for event_type in types],
@@ -197,22 +199,21 @@ class _Builder:
                     "bound to the message; one without a valid proof is dead-lettered and nothing is applied."
                 )
         if self.group is not None and action == "receive":
-            group = {"type": "string", "enum": [self.group]}
+            group: AsyncAPIDocument = {"type": "string", "enum": [self.group]}
             operation["bindings"] = {"kafka": {"groupId": group, "bindingVersion": KAFKA_BINDING}}
         return operation
 
-    def message(self, event_type: str) -> dict[str, str]:
+    def message(self, event_type: str) -> AsyncAPIDocument:
         if event_type not in self.messages:
             spec = CATALOG[event_type]
             answer = spec.topic is FULFILLMENT_RESPONSES
             headers = "AnswerHeaders" if answer else "EventHeaders"
             self.schemas[event_type] = envelope(spec)
             key = key_of(spec)
-            example = example_event(spec)
             self.messages[event_type] = {
                 "name": event_type,
                 "title": event_type,
-                "summary": data_schema(event_type)["description"].split("\n")[0],
+                "summary": text_of(data_schema(event_type), "description").split("\n")[0],
                 "headers": {"$ref": f"#/components/schemas/{headers}"},
                 "payload": {"$ref": f"#/components/schemas/{event_type}"},
                 "correlationId": {"$ref": "#/components/correlationIds/journey"},
@@ -225,15 +226,15 @@ class _Builder:
                 "examples": [
                     {
                         "name": event_type.replace(".", "_"),
-                        "summary": f"{event_type}, keyed by {key} {example['subject']!r}",
+                        "summary": f"{event_type}, keyed by {key} {example_key(spec)!r}",
                         "headers": example_headers(answer),
-                        "payload": example,
+                        "payload": example_event(spec),
                     }
                 ],
             }
         return {"$ref": f"#/components/messages/{event_type}"}
 
-    def dead_letter_channel(self, topic: Topic) -> dict[str, Any]:
+    def dead_letter_channel(self, topic: Topic) -> AsyncAPIDocument:
         self.messages.setdefault("dead_letter", DEAD_LETTER_MESSAGE)
         return {
             "address": topic.dlq,
@@ -244,11 +245,11 @@ class _Builder:
             "bindings": {"kafka": {"topic": topic.dlq, "partitions": 1, "bindingVersion": KAFKA_BINDING}},
         }
 
-    def component_schemas(self) -> dict[str, Any]:
+    def component_schemas(self) -> AsyncAPIDocument:
         models = sorted({CATALOG[t].model for t in self.schemas if t in CATALOG}, key=lambda m: m.__name__)
         _, defs = models_json_schema([(model, "validation") for model in models], ref_template=REF)
         data = defs.get("$defs", {})
-        fixed: dict[str, Any] = {"CloudEvent": envelope_base(), **HEADER_SCHEMAS}
+        fixed: dict[str, JsonValue] = {"CloudEvent": envelope_base(), **HEADER_SCHEMAS}
         if "dead_letter" in self.messages:
             fixed.update(DEAD_LETTER_SCHEMAS)
         clash = (set(data) | set(self.schemas)) & set(fixed) or set(data) & set(self.schemas)
@@ -282,12 +283,12 @@ def envelope_base() -> Schema:
 
 def envelope(spec: EventSpec) -> Schema:
     """One type's event: the envelope with `type` fixed, `dataschema` its URN and `data` its model."""
-    properties: dict[str, Any] = {
+    properties: dict[str, JsonValue] = {
         "type": {"const": spec.event_type},
         "dataschema": {"const": dataschema_of(spec.event_type)},
         "data": {"$ref": REF.format(model=spec.model.__name__)},
     }
-    required = ["type", "data"]
+    required: list[JsonValue] = ["type", "data"]
     if spec.topic is FULFILLMENT_RESPONSES:
         properties[ANSWER_PROOF] = {
             "type": "string",
@@ -360,7 +361,7 @@ DEAD_LETTER_SCHEMAS: dict[str, Schema] = {
     },
 }
 
-DEAD_LETTER_MESSAGE: dict[str, Any] = {
+DEAD_LETTER_MESSAGE: AsyncAPIDocument = {
     "name": "dead_letter",
     "title": "dead letter",
     "summary": "A message a consumer could not process, as it came, with the reason in x-dlq-* headers.",

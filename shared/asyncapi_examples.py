@@ -5,12 +5,13 @@ subscriber reading the documents sees a real-looking event of every type."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+
+from pydantic import JsonValue
 
 from shared.catalog import EventSpec
 from shared.events import ANSWER_PROOF, dataschema_of, source_of
 from shared.messaging import CLOUDEVENTS_CONTENT_TYPE
-from shared.schemas import Schema, data_schema
+from shared.schemas import Schema, data_schema, subschema, subschemas, text_of
 from shared.topics import FULFILLMENT_RESPONSES
 
 _KEYS = {"inventory.level_changed": "sku", "location.updated": "location id"}
@@ -39,27 +40,32 @@ def key_of(spec: EventSpec) -> str:
     return spec.topic.key
 
 
+def example_key(spec: EventSpec) -> str:
+    """The example event's key (its `subject`)."""
+    return _EXAMPLE_KEYS.get(key_of(spec), "key-1")
+
+
 # --- examples ------------------------------------------------------------------------------------
 
 
-def example_headers(answer: bool) -> dict[str, str]:
+def example_headers(answer: bool) -> dict[str, JsonValue]:
     if answer:
         return {"content-type": CLOUDEVENTS_CONTENT_TYPE}
     return {"content-type": CLOUDEVENTS_CONTENT_TYPE, "correlation_id": EXAMPLE_TRACE}
 
 
-def example_event(spec: EventSpec) -> dict[str, Any]:
+def example_event(spec: EventSpec) -> dict[str, JsonValue]:
     """An event of this type as it travels, its data made from the type's schema (so that a type
     added to the catalog has one too; the tests check each against the catalog model)."""
     schema = data_schema(spec.event_type)
     answer = spec.topic is FULFILLMENT_RESPONSES
-    event: dict[str, Any] = {
+    event: dict[str, JsonValue] = {
         "specversion": "1.0",
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, dataschema_of(spec.event_type))),
         "source": f"urn:example:{THIRD_PARTY}" if answer else source_of(spec.topic.owner),
         "type": spec.event_type,
         "time": EXAMPLE_TIME,
-        "subject": _EXAMPLE_KEYS.get(key_of(spec), "key-1"),
+        "subject": example_key(spec),
         "datacontenttype": "application/json",
         "dataschema": dataschema_of(spec.event_type),
         "data": _Example(schema).value(schema, "location" if key_of(spec) == "location id" else "data", None),
@@ -86,7 +92,7 @@ _ID_EXAMPLES = {
     "notification": "ntf-1",
     "bulk_job": "bulk-job-1",
 }
-_TEXT_EXAMPLES: dict[str, Any] = {
+_TEXT_EXAMPLES: dict[str, JsonValue] = {
     "sku": "MUG-1",
     "email": "buyer@example.com",
     "to": "buyer@example.com",
@@ -113,16 +119,19 @@ class _Example:
     value of its type."""
 
     def __init__(self, root: Schema) -> None:
-        self.root = root
+        self.definitions = subschema(root.get("$defs", {}))
 
-    def value(self, schema: Schema, name: str, parent: str | None) -> Any:
+    def value(self, schema: Schema, name: str, parent: str | None) -> JsonValue:
         while "$ref" in schema:
             schema = {
-                **self.root["$defs"][schema["$ref"].rsplit("/", 1)[1]],
+                **subschema(self.definitions[text_of(schema, "$ref").rsplit("/", 1)[1]]),
                 **{k: v for k, v in schema.items() if k != "$ref"},
             }
         if "enum" in schema:
-            return schema["enum"][0]
+            enum = schema["enum"]
+            if not isinstance(enum, list):
+                raise TypeError(f"enum of a JSON Schema is a list, not {enum!r}")
+            return enum[0]
         if "const" in schema:
             return schema["const"]
         if name in _TEXT_EXAMPLES and name != "reason":
@@ -130,15 +139,16 @@ class _Example:
         if "default" in schema and not isinstance(schema["default"], dict | list):
             return schema["default"]
         if "anyOf" in schema:
-            branches = [b for b in schema["anyOf"] if b.get("type") != "null"]
+            branches = [b for b in subschemas(schema["anyOf"]) if b.get("type") != "null"]
             return self.value(branches[0], name, parent)
         kind = schema.get("type")
         if kind == "object":
             if "properties" not in schema:
                 return {}
-            return {field: self.value(sub, field, name) for field, sub in schema["properties"].items()}
+            fields = subschema(schema["properties"])
+            return {field: self.value(subschema(sub), field, name) for field, sub in fields.items()}
         if kind == "array":
-            return [self.value(schema["items"], name.removesuffix("s"), parent)]
+            return [self.value(subschema(schema["items"]), name.removesuffix("s"), parent)]
         if kind == "integer":
             return _NUMBER_EXAMPLES.get(name, 1)
         if kind == "number":

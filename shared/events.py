@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, WithJsonSchema
 
 from shared import clock
 from shared.catalog import CATALOG, Contract, EventSpec
@@ -163,7 +163,10 @@ class CloudEvent(BaseModel):
     subject: str = Field(min_length=1)
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str | None = Field(None, min_length=1, exclude_if=lambda v: v is None)
-    data: dict[str, Any]
+    data: Annotated[
+        dict[str, JsonValue], WithJsonSchema({"additionalProperties": True, "title": "Data", "type": "object"})
+    ]
+    """The type's payload (a JSON object; `payload()` reads it as the catalog model of its type)."""
     # CloudEvents extension attribute: who caused this event (a token's `sub`); left out when
     # the platform did it on its own (a sweep, a timer).
     actor: str | None = Field(

@@ -6,13 +6,13 @@ and the reason in `details`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypedDict
 
 from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.rules import RuleViolation
@@ -92,7 +92,19 @@ class InvalidRequestResponse(BaseModel):
     error: InvalidRequestInfo
 
 
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+class ErrorFields(TypedDict):
+    code: str
+    message: str
+    details: JsonValue
+
+
+class ErrorBody(TypedDict):
+    """An ErrorResponse as JSON, for the answers written without FastAPI (middleware, handlers)."""
+
+    error: ErrorFields
+
+
+def error_body(code: str, message: str, details: Any = None) -> ErrorBody:
     return {"error": {"code": code, "message": message, "details": details}}
 
 

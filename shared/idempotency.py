@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from pydantic import JsonValue
 from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
@@ -205,7 +206,7 @@ async def _answer(
     await send({"type": "http.response.body", "body": payload})
 
 
-HEADER_PARAMETER: dict[str, Any] = {
+HEADER_PARAMETER: dict[str, JsonValue] = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
@@ -223,7 +224,7 @@ HEADER_PARAMETER: dict[str, Any] = {
 }
 """The `Idempotency-Key` request header as OpenAPI documents it on every POST (shared/openapi.py)."""
 
-REPLAYED_HEADER: dict[str, Any] = {
+REPLAYED_HEADER: dict[str, JsonValue] = {
     "description": "`true` when this is the stored answer to an earlier request with the same Idempotency-Key",
     "schema": {"type": "string", "enum": ["true"]},
 }

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from prometheus_client import CollectorRegistry, Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,7 +35,19 @@ FIELDS = ("topic", "partition", "offset", "group_id", "message_id", "event_id", 
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 """Probed every few seconds by Kubernetes and Prometheus: their access lines are debug lines."""
 
-_HANDLING: ContextVar[dict[str, Any] | None] = ContextVar("handling", default=None)
+
+class Handling(TypedDict, total=False):
+    """Which message is being handled (and which event, once read): on every log line meanwhile."""
+
+    topic: str
+    partition: int
+    offset: int
+    event_id: str
+    event_type: str
+    subject: str
+
+
+_HANDLING: ContextVar[Handling | None] = ContextVar("handling", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,7 +59,7 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
+        entry: dict[str, object] = {  # any value: written with default=str
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "service": self.service,
             "level": record.levelname,
@@ -87,9 +99,9 @@ def configure_logging(service: str, level: str) -> None:
 @contextmanager
 def handling(record: Any, event: CloudEvent | None = None) -> Iterator[None]:
     """Log lines written inside say which message is being handled (and which event, once read)."""
-    fields: dict[str, Any] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    fields: Handling = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
     if event is not None:
-        fields["event_id"], fields["event_type"], fields["subject"] = event.id, event.type, event.subject
+        fields.update({"event_id": event.id, "event_type": event.type, "subject": event.subject})
     token = _HANDLING.set(fields)
     try:
         yield

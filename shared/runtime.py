@@ -21,8 +21,7 @@ from pydantic import BaseModel
 from pymongo import IndexModel
 
 from shared.aggregates import A, StoreMapping
-from shared.asyncapi import Document as AsyncAPIDocument
-from shared.asyncapi import asyncapi_html, platform_yaml, service_document
+from shared.asyncapi import AsyncAPIDocument, asyncapi_html, platform_yaml, service_document
 from shared.auth import PUBLIC, Authenticator, install
 from shared.body_limit import BodySizeLimit
 from shared.business_metrics import BusinessMetrics
@@ -57,7 +56,7 @@ class Readiness(BaseModel):
     checks: dict[str, str] = {}
 
 
-READINESS: dict[int | str, dict[str, Any]] = {
+READINESS: dict[int | str, dict[str, object]] = {
     200: {"model": Readiness, "description": "The store and the broker answer."},
     503: {"model": ErrorResponse, "description": "Not ready: details says which dependency does not answer."},
 }

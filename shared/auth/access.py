@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import JsonValue
 from starlette.routing import BaseRoute, Match
 
 from shared.auth.errors import (
@@ -220,7 +221,7 @@ def install(app: FastAPI, authenticator: Authenticator) -> None:
 
     generate = app.openapi
 
-    def openapi() -> dict[str, Any]:
+    def openapi() -> dict[str, JsonValue]:
         """FastAPI documents each operation's scopes; add the fulfillment-service alternative
         (a second security requirement means "or") and mark public operations as open."""
         if app.openapi_schema:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from pydantic import JsonValue
 
 SigningKey = Ed25519PrivateKey | EllipticCurvePrivateKey | RSAPrivateKey
 
@@ -34,12 +34,12 @@ def mint_token(
     subject: str,
     scopes: Iterable[str],
     ttl_seconds: float,
-    claims: dict[str, Any] | None = None,
+    claims: Mapping[str, JsonValue] | None = None,
     typ: str = "JWT",
 ) -> str:
     """A signed JWT (what an identity provider issues); `scopes` go in the `scope` claim."""
     now = int(time.time())
-    payload = {
+    payload: dict[str, JsonValue] = {
         "iss": issuer,
         "aud": audience,
         "sub": subject,

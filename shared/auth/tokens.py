@@ -12,11 +12,12 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jwt
 from jwt import PyJWK, PyJWKClient
 from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWKError, PyJWKSetError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictStr, ValidationError
 
 from shared.auth.answers import ANSWER_MAX_LIFETIME_SECONDS, ANSWER_PROOF_TYPE, answer_claims
 from shared.auth.errors import AuthConfigError, AuthUnavailable, Unauthenticated, UnprovenAnswer
@@ -29,6 +30,55 @@ log = logging.getLogger(__name__)
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
 """Asymmetric only: `none` and HS* (a shared secret any verifier could sign with) are refused."""
 MAX_SUBJECT_LENGTH = 256
+
+
+def _number_or_none(value: object) -> object:
+    """A time claim that is not a JSON number reads as absent (an answer's proof needs both)."""
+    return value if isinstance(value, int | float) else None
+
+
+_REFUSED_CLAIM = {
+    "sub": f"the token's sub must be a string of 1-{MAX_SUBJECT_LENGTH} characters",
+    "scope": "the token's scope claim must be a space-separated string",
+}
+"""Why a token is refused when a claim Claims reads is not what it says, the first that applies."""
+
+TimeClaim = Annotated[int | float | None, BeforeValidator(_number_or_none)]
+
+
+class Claims(BaseModel):
+    """The claims the platform reads from a token PyJWT has verified (signature, `iss`, `aud`,
+    `exp`, `nbf`), validated once; any other claim is ignored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sub: StrictStr = Field(min_length=1, max_length=MAX_SUBJECT_LENGTH)
+    scope: StrictStr = ""
+    """Space-separated scopes."""
+    iat: TimeClaim = None
+    exp: TimeClaim = None
+    # An answer's proof: what binds it to one message (shared.auth.answers.answer_claims), as sent.
+    event_id: JsonValue = None
+    event_type: JsonValue = None
+    event_subject: JsonValue = None
+    data_sha256: JsonValue = None
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scope.split())
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(subject=self.sub, scopes=self.scopes)
+
+    def binding(self) -> dict[str, JsonValue]:
+        """The message an answer's proof was made for, to compare with `answer_claims` of the answer."""
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "event_subject": self.event_subject,
+            "data_sha256": self.data_sha256,
+        }
 
 
 class _JwksFile(PyJWKClient):
@@ -74,9 +124,9 @@ class Authenticator:
     async def principal(self, token: str) -> Principal:
         """The verified caller of a bearer token; raises Unauthenticated with the reason."""
         claims = await self.claims(token)
-        return _principal(claims)
+        return claims.principal
 
-    async def claims(self, token: str, *, answer_proof: bool = False) -> dict[str, Any]:
+    async def claims(self, token: str, *, answer_proof: bool = False) -> Claims:
         """The verified claims of an access token, or (`answer_proof`) of a fulfillment service's
         proof of an answer, which is judged by when it was made, not by its expiry."""
         try:
@@ -94,7 +144,7 @@ class Authenticator:
             raise Unauthenticated("the token does not name its signing key (kid)")
         key = await self._key(kid)
         try:
-            claims: dict[str, Any] = jwt.decode(
+            decoded = jwt.decode(
                 token,
                 key,
                 algorithms=list(ALGORITHMS),
@@ -115,12 +165,13 @@ class Authenticator:
             raise Unauthenticated("the token is not valid yet") from None
         except jwt.InvalidTokenError:
             raise Unauthenticated("the token's signature or claims are not valid") from None
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
-            raise Unauthenticated(f"the token's sub must be a string of 1-{MAX_SUBJECT_LENGTH} characters")
-        if not isinstance(claims.get("scope", ""), str):
-            raise Unauthenticated("the token's scope claim must be a space-separated string")
-        _check_key_binding(kid, _scopes(claims), subject)
+        try:
+            claims = Claims.model_validate(decoded)
+        except ValidationError as invalid:
+            refused = {str(error["loc"][0]) for error in invalid.errors() if error["loc"]}
+            reason = next((_REFUSED_CLAIM[name] for name in _REFUSED_CLAIM if name in refused), None)
+            raise Unauthenticated(reason or "the token's signature or claims are not valid") from None
+        _check_key_binding(kid, claims.scopes, claims.sub)
         return claims
 
     async def _key(self, kid: str) -> PyJWK:
@@ -171,8 +222,8 @@ class Authenticator:
             raise UnprovenAnswer(f"its {ANSWER_PROOF} is not valid: {refused.reason}") from None
         except AuthUnavailable as unavailable:
             raise ConnectionError(unavailable.message) from None  # ours, not the message's: redelivered
-        issued, expires = claims.get("iat"), claims.get("exp")
-        if not isinstance(issued, int | float) or not isinstance(expires, int | float):
+        issued, expires = claims.iat, claims.exp
+        if issued is None or expires is None:
             raise UnprovenAnswer(f"its {ANSWER_PROOF} needs numeric iat and exp claims")
         if issued > time.time() + self.leeway:
             raise UnprovenAnswer(f"its {ANSWER_PROOF} was issued in the future")
@@ -181,25 +232,18 @@ class Authenticator:
             raise UnprovenAnswer(f"its {ANSWER_PROOF} is older than {self.answer_max_age:.0f} s")
         if not 0 < expires - issued <= ANSWER_MAX_LIFETIME_SECONDS:
             raise UnprovenAnswer(f"its {ANSWER_PROOF} must live at most {ANSWER_MAX_LIFETIME_SECONDS} s (exp - iat)")
-        principal = _principal(claims)
+        principal = claims.principal
         if not principal.may(SERVICE_SCOPE_PREFIX + fulfillment_service):
             raise UnprovenAnswer(
                 f"its {ANSWER_PROOF} does not speak for fulfillment service {fulfillment_service!r} "
                 f"(it needs scope {SERVICE_SCOPE_PREFIX}{fulfillment_service}; a merchant's scopes do not answer "
                 "for a fulfillment service)"
             )
+        proven = claims.binding()
         for name, value in answer_claims(event).items():
-            if claims.get(name) != value:
+            if proven.get(name) != value:
                 raise UnprovenAnswer(f"its {ANSWER_PROOF} was made for another message ({name} differs)")
         return principal
-
-
-def _scopes(claims: dict[str, Any]) -> frozenset[str]:
-    return frozenset(str(claims.get("scope", "")).split())
-
-
-def _principal(claims: dict[str, Any]) -> Principal:
-    return Principal(subject=str(claims["sub"]), scopes=_scopes(claims))
 
 
 def _check_key_binding(kid: str, scopes: frozenset[str], subject: str) -> None:

@@ -35,6 +35,7 @@ from shared.catalog import (
 from shared.events import CloudEvent, new_event
 from shared.store import now_iso
 from tests.conftest import TEST_ENV, eventually
+from tests.event_data import data_of
 from tests.kafka_tools import TopicReader, produce_raw
 
 pytestmark = pytest.mark.e2e
@@ -209,7 +210,7 @@ async def test_a_tracking_change_sends_a_shipping_update_with_the_new_number(
     order = await place_order(stack, http, address)
     created = fulfillment_event(order)
     await publish(stack, created)
-    fulfillment_id = created.data["fulfillment"]["id"]
+    fulfillment_id = data_of(created)["fulfillment"]["id"]
     new_tracking = Tracking(numbers=["9400111899223100000000"], company="USPS")
     await publish(stack, fulfillment_event(order, "fulfillment.tracking_updated", tracking=new_tracking,
                                            fulfillment_id=fulfillment_id))  # fmt: skip
@@ -277,7 +278,9 @@ async def test_the_same_fulfillment_event_delivered_three_times_sends_one_email(
     for _ in range(3):
         await publish(stack, event)
     # A later event on the same key (so the same partition, consumed after the three) marks the end.
-    marker = fulfillment_event(order, "fulfillment.tracking_updated", fulfillment_id=event.data["fulfillment"]["id"])
+    marker = fulfillment_event(
+        order, "fulfillment.tracking_updated", fulfillment_id=data_of(event)["fulfillment"]["id"]
+    )
     await publish(stack, marker)
 
     def subjects() -> list[str]:

@@ -18,6 +18,7 @@ from shared.events import CloudEvent, new_event
 from shared.outbox import OutboxRelay
 from shared.store import AggregateStore, Change, Document
 from tests.documents import AS_DOCUMENT
+from tests.event_data import data_of
 
 
 @pytest.fixture
@@ -160,7 +161,7 @@ async def test_events_written_while_the_relay_publishes_stay_pending_for_the_nex
     published: list[str] = []
 
     async def publish(event: CloudEvent) -> None:
-        published.append(event.data["fulfillment_status"])
+        published.append(data_of(event)["fulfillment_status"])
 
     relay = OutboxRelay([collection], publish, poll_seconds=60)
     store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)
@@ -266,7 +267,7 @@ async def test_the_write_that_leaves_events_takes_the_lease_so_the_relay_claims_
     published: list[str] = []
 
     async def publish(event: CloudEvent) -> None:
-        published.append(event.data["fulfillment_status"])
+        published.append(data_of(event)["fulfillment_status"])
 
     relay = OutboxRelay([collection], publish, poll_seconds=60)
     store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)

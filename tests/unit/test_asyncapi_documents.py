@@ -22,6 +22,7 @@ from shared.topics import FULFILLMENT_RESPONSES, ORDERS_EVENTS
 from tests.asyncapi_tools import Messages, errors, official_parser_diagnostics
 
 Document = dict[str, Any]
+"""An AsyncAPI document as these tests walk it: JSON read without narrowing each step."""
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_a_message_that_breaks_its_schema_is_refused(platform: Document, name: s
 def test_a_type_added_to_the_catalog_is_documented_by_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     """Other work adds types (order.edited): no list to keep in step."""
     monkeypatch.setitem(CATALOG, "order.edited", EventSpec("order.edited", ORDERS_EVENTS, OrderPaid))
-    document = platform_document()
+    document: Document = platform_document()
     assert "order.edited" in document["channels"]["orders.events.v1"]["messages"]
     assert "order.edited" in messages_of(document, "send")
     orders = service_document("orders", "orders", "1", handled=["fulfillment.created"])
@@ -151,7 +152,7 @@ def test_a_type_added_to_the_catalog_is_documented_by_itself(monkeypatch: pytest
 
 def test_a_service_document_describes_what_it_receives(platform: Document) -> None:
     handled = ["order.paid", "inventory.reserved", "fulfillment_service.shipped"]
-    document = service_document("fulfillment", "Fulfillment", "1.0.0", handled)
+    document: Document = service_document("fulfillment", "Fulfillment", "1.0.0", handled)
     assert set(messages_of(document, "receive")) == set(handled)
     assert {op["bindings"]["kafka"]["groupId"]["enum"][0] for op in document["operations"].values()
             if op["action"] == "receive"} == {"fulfillment"}  # fmt: skip

@@ -280,6 +280,32 @@ async def test_an_answer_proof_must_be_short_lived_and_not_from_the_future(local
     assert "the token is not valid yet" in await unproven(auth, future)
 
 
+NOW = int(time.time())
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"iat": str(NOW), "exp": NOW + 60},
+        {"iat": NOW, "exp": str(NOW + 60)},
+        {"exp": NOW + 60},
+        {"iat": True, "exp": "x"},
+    ],
+)
+async def test_an_answer_proof_whose_iat_or_exp_is_not_a_number_is_refused(
+    local: LocalAuth, times: dict[str, Any]
+) -> None:
+    """The claims are read into a typed model (Claims): a time claim written as a string is not
+    taken for the number it spells, nor is a missing one taken for zero."""
+    key, kid = local.service_key("acme-3pl")
+    event = answer()
+    claims = {"iss": local.issuer, "aud": local.audience, "sub": "acme-3pl", "scope": "fulfillment_service:acme-3pl",
+              **times, **answer_claims(event)}  # fmt: skip
+    proof = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, "typ": ANSWER_PROOF_TYPE})
+    refused = CloudEvent.model_validate({**event.model_dump(mode="json"), ANSWER_PROOF: proof})
+    assert "needs numeric iat and exp claims" in await unproven(authenticator(local), refused)
+
+
 async def test_an_answer_read_after_its_proof_expired_is_still_applied(local: LocalAuth) -> None:
     """Judged as of when it was made: a consumer that catches up after an outage does not
     dead-letter the service's genuine answers."""

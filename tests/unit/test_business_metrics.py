@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from pydantic import JsonValue
 
 from services.fulfillment.domain.routing import LineNeed, RoutingLocation, route
 from shared.business_metrics import BusinessMetrics, routing_of
@@ -20,7 +21,7 @@ from shared.catalog import (
 from shared.events import CloudEvent, new_event
 
 NOW = "2026-05-01T09:30:00.000000+00:00"
-ORDER = {
+ORDER: dict[str, JsonValue] = {
     "id": "o1", "customer": {"email": "a@example.com", "name": "A"}, "currency": "SEK", "financial_status": "paid",
     "line_items": [{"id": "l1", "sku": "MUG", "title": "Mug", "quantity": 1, "unit_price": "5"}], "created_at": NOW,
 }  # fmt: skip
@@ -60,7 +61,7 @@ def test_orders_paid_cancelled_and_fulfilled_are_counted_by_the_orders_service()
     )
     metrics.observe(new_event("orders", "order.cancelled", "o1", cancelled))
     for status in ("PARTIALLY_FULFILLED", "FULFILLED"):
-        data = {"order_id": "o1", "fulfillment_status": status}
+        data: dict[str, JsonValue] = {"order_id": "o1", "fulfillment_status": status}
         metrics.observe(CloudEvent(source="orders", type="order.fulfillment_status_changed", subject="o1", data=data))
     assert value(registry, "orders_paid_total") == 1
     assert value(registry, "orders_cancelled_total", refund="now") == 1

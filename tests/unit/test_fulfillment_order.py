@@ -19,6 +19,7 @@ from services.fulfillment.store import FULFILLMENT_ORDERS as mapping
 from shared.catalog import HoldReason, LabelStatus, OrderSnapshot, Tracking
 from shared.store import Change, Document
 from tests import fulfillment_documents as fo_rules
+from tests.event_data import data_of
 
 T0 = "2030-01-01T10:00:00.000000+00:00"
 T1 = "2030-01-01T10:05:00.000000+00:00"
@@ -89,8 +90,8 @@ def test_created_open_at_the_location_waiting_for_the_reservation() -> None:
     assert types(change) == ["fulfillment_order.created"]
     event = change.events[0]
     assert event.subject == "order-1"
-    assert "highest-priority active location" in event.data["reason"]
-    assert event.data["fulfillment_order"]["line_items"][0]["fulfilled_quantity"] == 0
+    assert "highest-priority active location" in data_of(event)["reason"]
+    assert data_of(event)["fulfillment_order"]["line_items"][0]["fulfilled_quantity"] == 0
     assert fo["sort_fulfill_by"] == fo_rules.NO_DEADLINE
 
 
@@ -99,10 +100,10 @@ def test_digital_lines_are_fulfilled_as_soon_as_created() -> None:
     fo = change.document
     assert types(change) == ["fulfillment_order.created", "fulfillment.created", "fulfillment_order.closed"]
     assert fo["status"] == "CLOSED" and fo["location_id"] is None
-    fulfillment = change.events[1].data["fulfillment"]
+    fulfillment = data_of(change.events[1])["fulfillment"]
     assert fulfillment["line_items"][0]["digital_asset_url"] == "https://files.example/EBOOK"
     assert fulfillment["notify_customer"] is True
-    assert change.events[1].data["fulfillment_order"]["line_items"][0]["fulfilled_quantity"] == 1
+    assert data_of(change.events[1])["fulfillment_order"]["line_items"][0]["fulfilled_quantity"] == 1
 
 
 def test_out_of_stock_lines_are_created_on_hold_without_a_location() -> None:
@@ -112,7 +113,7 @@ def test_out_of_stock_lines_are_created_on_hold_without_a_location() -> None:
     assert [hold["reason"] for hold in fo["holds"]] == ["INVENTORY_OUT_OF_STOCK"]
     assert fo["out_of_stock"] is True
     assert fo_rules.is_out_of_stock_hold(fo)
-    assert "no active location has stock for 2 x MUG" in change.events[0].data["reason"]
+    assert "no active location has stock for 2 x MUG" in data_of(change.events[0])["reason"]
 
 
 def test_post_purchase_orders_are_created_on_hold_and_digital_lines_wait_too() -> None:
@@ -172,7 +173,7 @@ def test_reservation_failed_gives_way_to_a_reroute() -> None:
     assert after["status"] == "CANCELLED" and after["reroute_pending"] is True
     assert after["excluded_locations"] == ["wh-1"]
     assert types(change) == ["fulfillment_order.cancelled"]
-    assert change is not None and "reservation at Warehouse failed" in change.events[0].data["reason"]
+    assert change is not None and "reservation at Warehouse failed" in data_of(change.events[0])["reason"]
     assert fo_rules.reservation_failed(after, "wh-1", "", T1) is None  # redelivered
     reserved = apply(fo_rules.reservation_confirmed(fo, "wh-1", T1))
     assert fo_rules.reservation_failed(reserved, "wh-1", "", T1) is None  # stale
@@ -197,7 +198,7 @@ def test_fulfil_everything_closes_the_fulfillment_order() -> None:
     fo = change.document
     assert types(change) == ["fulfillment.created", "fulfillment_order.closed"]
     assert fo["status"] == "CLOSED" and fo["line_items"][0]["fulfilled_quantity"] == 3
-    fulfillment = change.events[0].data["fulfillment"]
+    fulfillment = data_of(change.events[0])["fulfillment"]
     assert fulfillment["tracking"]["numbers"] == ["TRK1"] and fulfillment["location_id"] == "wh-1"
     assert fulfillment["notify_customer"] is True
 
@@ -210,7 +211,7 @@ def test_partial_fulfilment_leaves_the_rest_open_in_progress() -> None:
     assert [line["fulfilled_quantity"] for line in after["line_items"]] == [2, 0]
     second = ship(after, tracking=Tracking(numbers=["A", "B"]))
     assert second.document["status"] == "CLOSED"
-    assert [line["quantity"] for line in second.events[0].data["fulfillment"]["line_items"]] == [1, 1]
+    assert [line["quantity"] for line in data_of(second.events[0])["fulfillment"]["line_items"]] == [1, 1]
     assert len(second.document["fulfillments"]) == 2
 
 
@@ -257,7 +258,7 @@ def test_tracking_is_added_or_changed_after_the_fact() -> None:
     tracking = Tracking(numbers=["NEW1", "NEW2"], company="DHL", urls=["https://dhl.example/NEW1"])
     change = fo_rules.update_tracking(fo, fulfillment_id, tracking, True, T1)
     assert types(change) == ["fulfillment.tracking_updated"]
-    data = change.events[0].data["fulfillment"]
+    data = data_of(change.events[0])["fulfillment"]
     assert data["tracking"] == {"numbers": ["NEW1", "NEW2"], "company": "DHL", "urls": ["https://dhl.example/NEW1"]}
     assert data["notify_customer"] is True
 
@@ -414,7 +415,7 @@ def test_move_to_another_location_with_stock() -> None:
     assert types(change) == ["fulfillment_order.moved"]
     assert change.events[0].data["previous_location_id"] == "wh-1"
     assert (fo["location_id"], fo["reservation_status"]) == ("store-2", "PENDING")
-    assert "moved by the merchant from wh-1 to Store (priority 2)" in change.events[0].data["reason"]
+    assert "moved by the merchant from wh-1 to Store (priority 2)" in data_of(change.events[0])["reason"]
 
 
 def test_move_refusals() -> None:

@@ -27,6 +27,7 @@ from shared.catalog import (
 from shared.events import spec_for
 from shared.store import Change, Document
 from tests import fulfillment_documents as fo_rules
+from tests.event_data import data_of
 from tests.unit.test_fulfillment_order import STORE, T1, THIRD_PARTY, apply, open_fo, ship, types
 
 SERVICE = "shipco"  # THIRD_PARTY's fulfillment service
@@ -74,7 +75,7 @@ def test_accepted_request_puts_the_fulfillment_order_in_progress_at_the_service(
     assert (fo["status"], fo["request_status"]) == ("IN_PROGRESS", "ACCEPTED")
     assert types(change) == ["fulfillment_request.accepted"]
     assert change is not None
-    data = change.events[0].data
+    data = data_of(change.events[0])
     assert data["fulfillment_service"] == SERVICE and data["message"] == "on it"
     assert data["fulfillment_order"]["request_status"] == "ACCEPTED"
     assert change.events[0].subject == "order-1"
@@ -140,7 +141,7 @@ def test_merchant_requests_cancellation_of_an_accepted_request() -> None:
     assert to_service.subject == SERVICE  # keyed by the fulfillment service on fulfillment.requests.v1
     assert to_service.spec.topic.name == "fulfillment.requests.v1"
     assert to_service.data["message"] == "buyer changed their mind"
-    assert to_service.data["fulfillment_order"]["request_status"] == "CANCELLATION_REQUESTED"
+    assert data_of(to_service)["fulfillment_order"]["request_status"] == "CANCELLATION_REQUESTED"
     with pytest.raises(TransitionRefused, match="is CANCELLATION_REQUESTED, not SUBMITTED or ACCEPTED"):
         fo_rules.request_cancellation(fo, "again", T1)
 
@@ -205,7 +206,7 @@ def test_shipped_everything_creates_a_fulfillment_and_closes_fulfillment_order_a
     fo = change.document
     assert (fo["status"], fo["request_status"]) == ("CLOSED", "CLOSED")
     assert types(change) == ["fulfillment.created", "fulfillment_order.closed"]
-    fulfillment = change.events[0].data["fulfillment"]
+    fulfillment = data_of(change.events[0])["fulfillment"]
     assert fulfillment["notify_customer"] is True  # the buyer is emailed
     assert fulfillment["tracking"] == {
         "numbers": ["ACME1"], "company": "Acme Freight", "urls": ["https://track.example/ACME1"],

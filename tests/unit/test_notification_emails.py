@@ -60,6 +60,7 @@ def test_the_shipping_update_shows_the_new_tracking() -> None:
 def test_the_download_email_has_one_link_per_digital_item() -> None:
     [draft] = drafts_for(lines=[BOOK, BOOK.model_copy(update={"line_item_id": "line-2"})])
     email_ = rendered(draft)
+    assert draft.context["kind"] == "download_links"
     urls = [d["url"] for d in draft.context["downloads"]]
     assert len(set(urls)) == 2
     for url in urls:

@@ -88,7 +88,7 @@ def drafts_for(*args: Any, **kwargs: Any) -> list[emails.EmailDraft]:
 
 def test_a_shipment_with_notify_customer_asks_for_a_shipping_confirmation() -> None:
     [draft] = drafts_for()
-    assert draft.kind == EmailKind.SHIPPING_CONFIRMATION
+    assert draft.kind == EmailKind.SHIPPING_CONFIRMATION and draft.context["kind"] == "shipping_confirmation"
     assert draft.to == "buyer@example.com"
     assert draft.context["customer_name"] == "Ada Buyer"  # one line, one space: it goes into a header
     assert draft.context["items"] == [{"title": "Mug", "quantity": 2, "sku": "MUG-1"}]
@@ -104,7 +104,7 @@ def test_a_shipment_without_notify_customer_sends_nothing() -> None:
 
 def test_digital_lines_always_get_their_download_links() -> None:
     [draft] = drafts_for(lines=[BOOK], notify=False)
-    assert draft.kind == EmailKind.DOWNLOAD_LINKS
+    assert draft.kind == EmailKind.DOWNLOAD_LINKS and draft.context["kind"] == "download_links"
     [download] = draft.context["downloads"]
     assert download["title"] == "E-book"
     token = download["url"].removeprefix("https://shop.example/downloads/")
@@ -117,6 +117,7 @@ def test_digital_lines_always_get_their_download_links() -> None:
 
 def test_a_mixed_fulfillment_asks_for_both_emails_with_only_their_own_lines() -> None:
     confirmation, downloads = drafts_for(lines=[MUG, BOOK])
+    assert confirmation.context["kind"] == "shipping_confirmation" and downloads.context["kind"] == "download_links"
     assert [i["sku"] for i in confirmation.context["items"]] == ["MUG-1"]
     assert [d["sku"] for d in downloads.context["downloads"]] == ["EBOOK-1"]
     assert confirmation.notification_id != downloads.notification_id
@@ -129,7 +130,7 @@ def test_a_digital_only_fulfillment_sends_no_shipping_confirmation() -> None:
 def test_tracking_updated_with_notify_customer_asks_for_a_shipping_update() -> None:
     tracking = Tracking(numbers=["A1", "A2"], company="Bring", urls=["https://track.example/A1"])
     [draft] = drafts_for("fulfillment.tracking_updated", lines=[MUG, BOOK], tracking=tracking)
-    assert draft.kind == EmailKind.SHIPPING_UPDATE
+    assert draft.kind == EmailKind.SHIPPING_UPDATE and draft.context["kind"] == "shipping_update"
     # the merchant's link where given; an unknown carrier has no public tracking page to guess
     assert draft.context["tracking"] == [
         {"number": "A1", "url": "https://track.example/A1"},

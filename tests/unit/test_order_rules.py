@@ -22,6 +22,7 @@ from shared.catalog import (
     OrderFulfillmentStatusChanged,
 )
 from shared.events import CloudEvent, acting_as, new_event
+from tests.event_data import data_of
 
 NOW = "2025-05-01T10:00:00.000000+00:00"
 LATER = "2025-05-01T11:00:00.000000+00:00"
@@ -118,13 +119,13 @@ def test_a_pending_order_is_announced_as_created() -> None:
 def test_an_order_placed_paid_is_announced_created_then_paid() -> None:
     change = announced(order_request(financial_status="paid"), NOW)
     assert [e.type for e in change.events] == ["order.created", "order.paid"]
-    assert change.events[1].data["order"]["financial_status"] == "paid"
+    assert data_of(change.events[1])["order"]["financial_status"] == "paid"
     assert change.document.paid_at == NOW
 
 
 def test_events_carry_the_full_order_snapshot() -> None:
     event = announced(order_request(), NOW).events[0]
-    order = event.data["order"]
+    order = data_of(event)["order"]
     assert order["customer"]["email"] == "buyer@example.com"
     assert order["line_items"][0]["unit_price"] == "99.50"
     assert order["shipping_address"]["city"] == "Stockholm"
@@ -169,7 +170,7 @@ def test_paying_a_pending_order_emits_order_paid_with_the_snapshot() -> None:
     change = domain.pay(placed(), LATER)
     assert change is not None
     assert [e.type for e in change.events] == ["order.paid"]
-    assert change.events[0].data["order"]["financial_status"] == "paid"
+    assert data_of(change.events[0])["order"]["financial_status"] == "paid"
     assert change.document.paid_at == LATER
     assert change.document.timeline[-1].type == "order.paid"
 
@@ -258,7 +259,7 @@ def test_completing_the_post_purchase_window_clears_it_and_says_so() -> None:
     change = domain.complete_post_purchase(placed(post_purchase_pending=True), LATER)
     assert change.document.post_purchase_pending is False
     assert [e.type for e in change.events] == ["order.post_purchase_completed"]
-    assert change.events[0].data["order"]["post_purchase_pending"] is False
+    assert data_of(change.events[0])["order"]["post_purchase_pending"] is False
 
 
 def test_completing_post_purchase_when_none_is_pending_is_a_conflict() -> None:

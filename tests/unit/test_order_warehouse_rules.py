@@ -11,6 +11,7 @@ import pytest
 from services.orders import custom_statuses, domain, listing, search
 from services.orders.domain import Comment, InvalidOrder, NewLine, Order, OrderEdit, OrderRuleViolation
 from shared.catalog import FulfillmentOrderSnapshot, WarehouseStatus
+from tests.event_data import data_of
 from tests.unit.test_order_rules import LATER, NOW, order_request, placed
 
 
@@ -43,7 +44,7 @@ def test_numbering_announces_the_order_once_and_never_renumbers() -> None:
     assert order.number is None and order.timeline == ()
     change = domain.number(order, 1001, NOW)
     assert change is not None and [e.type for e in change.events] == ["order.created", "order.paid"]
-    assert all(e.data["order"]["number"] == 1001 for e in change.events)
+    assert all(data_of(e)["order"]["number"] == 1001 for e in change.events)
     assert domain.number(change.document, 1002, NOW) is None
 
 
@@ -61,7 +62,7 @@ def test_the_warehouse_status_follows_the_fulfillment_orders() -> None:
 def test_waiting_is_announced_when_it_changes_only() -> None:
     change = domain.set_waiting(placed(), True, LATER)
     assert change is not None and [e.type for e in change.events] == ["order.waiting_changed"]
-    assert change.events[0].data["order"]["waiting"] is True
+    assert data_of(change.events[0])["order"]["waiting"] is True
     assert domain.set_waiting(change.document, True, LATER) is None
     assert change.document.timeline[-1].message == "Marked waiting: kept out of the pack run"
 

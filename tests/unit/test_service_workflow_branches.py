@@ -19,6 +19,7 @@ from services.fulfillment.domain.fulfillment_orders.model import (
 from services.fulfillment.domain.routing import RoutingLocation
 from services.fulfillment.store import FULFILLMENT_ORDERS as mapping
 from shared.catalog import FulfillmentRequestRejection, FulfillmentServiceResponse, ServiceWorkflow
+from tests.event_data import data_of
 from tests.unit.test_fulfillment_order import STORE, T1, THIRD_PARTY, open_fo
 
 SERVICE = "shipco"
@@ -65,7 +66,7 @@ def test_request_declined_sticks_no_more_after_a_move_to_the_merchants_own_locat
     rejected = done(service_requests.answered("request_rejected", submitted(), rejection, T1))
     moved = lifecycle.move(rejected, STORE, {"MUG": 9}, T1)
     assert (moved.fo.status, moved.fo.request_status, moved.fo.fulfillment_service) == ("OPEN", "UNSUBMITTED", None)
-    assert moved.events[0].data["fulfillment_order"]["request_status"] == "UNSUBMITTED"
+    assert data_of(moved.events[0])["fulfillment_order"]["request_status"] == "UNSUBMITTED"
     assert done(shipping.fulfil(replace(moved.fo, reservation_status=Reservation.RESERVED), FulfillmentRequest(), T1))
 
 
@@ -105,7 +106,7 @@ def test_reset_to_unfulfilled_once_a_cancellation_was_requested_warns_the_servic
     reset = service_requests.reset_to_unfulfilled(cancellation_requested(), "they closed down", T1)
     assert (reset.fo.status, reset.fo.request_status) == ("OPEN", "UNSUBMITTED")
     assert types(reset) == ["fulfillment_order.reset_to_unfulfilled"]
-    data = reset.events[0].data
+    data = data_of(reset.events[0])
     assert "may still ship" in data["warning"] and "they closed down" in data["reason"]
     assert done(lifecycle.move(reset.fo, STORE, {"MUG": 9}, T1)).location_id == STORE.id
 

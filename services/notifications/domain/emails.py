@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Literal, TypedDict
 from urllib.parse import quote
 
 from services.notifications.tokens import DownloadClaims, DownloadTokens, asset_digest, token_id
@@ -43,8 +43,66 @@ class EmailKind(StrEnum):
     ORDER_CANCELLED = "order_cancelled"
 
 
-Context = dict[str, Any]
-"""What an email's templates are rendered with: Jinja's input, untyped by nature."""
+# --- what each email's templates are rendered with (templates/<kind>.*) ---------------------
+
+
+class Item(TypedDict):
+    title: str
+    quantity: int
+    sku: str
+
+
+class Download(Item):
+    url: str
+
+
+class TrackingLink(TypedDict):
+    number: str | None
+    url: str | None
+
+
+class Refund(TypedDict):
+    when: Literal["now", "later", "none"]
+    """now: refunded with the cancellation; later: the shop refunds separately; none: no refund
+    (nothing was charged, or the shop keeps the payment)."""
+    refunded: bool
+    charged: bool
+    amount: str
+
+
+class OrderContext(TypedDict):
+    """What every email shows of its order."""
+
+    customer_name: str
+    order_id: str
+    order_ref: str
+
+
+class ShippingContext(OrderContext):
+    kind: Literal["shipping_confirmation", "shipping_update"]
+    fulfillment_id: str
+    items: list[Item]
+    carrier: str | None
+    tracking: list[TrackingLink]
+    shipping_address: list[str]
+
+
+class DownloadContext(OrderContext):
+    kind: Literal["download_links"]
+    downloads: list[Download]
+    expires_at: str
+    max_downloads: int | None
+
+
+class CancellationContext(OrderContext):
+    kind: Literal["order_cancelled"]
+    reason: str
+    items: list[Item]
+    refund: Refund
+
+
+Context = ShippingContext | DownloadContext | CancellationContext
+"""What an email's templates are rendered with, told apart by `kind`."""
 
 
 def notification_id(trigger_event_id: str, kind: EmailKind) -> str:
@@ -126,13 +184,12 @@ def email_for_cancellation(event: CloudEvent, cancelled: OrderCancelled) -> Emai
     order = cancelled.order
     charged = order.financial_status in CHARGED
     total = sum((line.unit_price * line.quantity for line in order.line_items), Decimal(0))
-    context = {
+    context: CancellationContext = {
         **_order_context(order),
+        "kind": "order_cancelled",
         "reason": cancelled.reason,
         "items": [_item(line, line.quantity) for line in order.line_items],
         "refund": {
-            # "now": refunded with the cancellation; "later": the shop refunds separately;
-            # "none": no refund (nothing was charged, or the shop keeps the payment).
             "when": cancelled.refund if charged else "none",
             "refunded": cancelled.refunded,
             "charged": charged,
@@ -143,11 +200,15 @@ def email_for_cancellation(event: CloudEvent, cancelled: OrderCancelled) -> Emai
 
 
 def _shipping_email(
-    kind: EmailKind, event: CloudEvent, changed: FulfillmentChanged, shipped: list[FulfillmentLine]
+    kind: Literal[EmailKind.SHIPPING_CONFIRMATION, EmailKind.SHIPPING_UPDATE],
+    event: CloudEvent,
+    changed: FulfillmentChanged,
+    shipped: list[FulfillmentLine],
 ) -> EmailDraft:
     order = changed.order
-    context = {
+    context: ShippingContext = {
         **_order_context(order),
+        "kind": "shipping_confirmation" if kind is EmailKind.SHIPPING_CONFIRMATION else "shipping_update",
         "fulfillment_id": changed.fulfillment.id,
         "items": [_item(_order_line(order, line), line.quantity, line.sku) for line in shipped],
         "carrier": changed.fulfillment.tracking.company,
@@ -163,7 +224,8 @@ def _download_email(
     order = changed.order
     notification = notification_id(event.id, EmailKind.DOWNLOAD_LINKS)
     expires = now + links.lifetime
-    grants, downloads = [], []
+    grants: list[DownloadGrant] = []
+    downloads: list[Download] = []
     for line in digital:
         asset_url = str(line.digital_asset_url)
         claims = DownloadClaims(
@@ -179,8 +241,9 @@ def _download_email(
         )
         item = _item(_order_line(order, line), line.quantity, line.sku)
         downloads.append({**item, "url": links.url(links.tokens.sign(claims))})
-    context = {
+    context: DownloadContext = {
         **_order_context(order),
+        "kind": "download_links",
         "downloads": downloads,
         "expires_at": expires.strftime("%d %B %Y, %H:%M UTC"),
         "max_downloads": links.max_downloads,
@@ -202,7 +265,7 @@ def _draft(
         to=order.customer.email.strip(),
         trigger_event_id=event.id,
         trigger_event_type=event.type,
-        context={**context, "kind": kind.value},
+        context=context,
         grants=grants or [],
     )
 
@@ -215,7 +278,7 @@ def order_reference(order_id: str, number: int | None = None) -> str:
     return "#" + order_id.replace("-", "")[:8].upper()
 
 
-def _order_context(order: OrderSnapshot) -> Context:
+def _order_context(order: OrderSnapshot) -> OrderContext:
     return {
         "customer_name": one_line(order.customer.name),
         "order_id": order.id,
@@ -227,7 +290,7 @@ def _order_line(order: OrderSnapshot, line: FulfillmentLine) -> LineItem | None:
     return next((item for item in order.line_items if item.id == line.line_item_id), None)
 
 
-def _item(line: LineItem | None, quantity: int, sku: str = "") -> Context:
+def _item(line: LineItem | None, quantity: int, sku: str = "") -> Item:
     title = line.title if line else sku
     return {"title": one_line(title), "quantity": quantity, "sku": line.sku if line else sku}
 
@@ -250,13 +313,13 @@ CARRIER_TRACKING_URLS = {
 }
 
 
-def tracking_links(tracking: Tracking) -> list[dict[str, str | None]]:
+def tracking_links(tracking: Tracking) -> list[TrackingLink]:
     """Each tracking number with its link: the one the merchant gave, else the carrier's
     public tracking page when the carrier is known, else none. A given URL that is not one a
     buyer may be sent to (shared/urls.py) never reaches an email, whatever let it in."""
     template = CARRIER_TRACKING_URLS.get((tracking.company or "").strip().lower())
     given = [_safe_tracking_url(url) for url in tracking.urls]
-    links: list[dict[str, str | None]] = []
+    links: list[TrackingLink] = []
     for index, number in enumerate(tracking.numbers):
         url = given[index] if index < len(given) else None
         if url is None and template:
