@@ -32,6 +32,7 @@ from services.notifications.mailer import Mailer, SmtpConfig, build_message
 from services.notifications.templates import EmailTemplates
 from services.notifications.tokens import DownloadTokens
 from shared.catalog import (
+    Address,
     Customer,
     FinancialStatus,
     FulfillmentChanged,
@@ -55,7 +56,7 @@ def shipment_event(n: int) -> CloudEvent:
     order = OrderSnapshot(
         id=order_id, customer=Customer(email=f"bench{n}@example.com", name=f"Buyer {n}"), currency="SEK",
         financial_status=FinancialStatus.PAID, created_at=now,
-        shipping_address={"name": f"Buyer {n}", "address1": "Storgatan 1", "city": "Stockholm", "zip": "11122"},
+        shipping_address=Address(name=f"Buyer {n}", address1="Storgatan 1", city="Stockholm", zip="11122"),
         line_items=[LineItem(id=f"{order_id}-1", sku="MUG-1", title="Mug", quantity=2, unit_price=Decimal("99.50"))],
     )  # fmt: skip
     fulfillment = FulfillmentSnapshot(

@@ -79,13 +79,7 @@ def bootstrap(
     stores: Stores, settings: FulfillmentSettings, registry: CollectorRegistry | None = None
 ) -> FulfillmentApp:
     """The application objects over these stores, configured by `settings`."""
-    defaults = ShopSettings(
-        auto_fulfill=settings.auto_fulfill,
-        sweep_interval_seconds=settings.sweep_interval_seconds,
-        post_purchase_hold_seconds=settings.post_purchase_hold_seconds,
-        pack_run_interval_seconds=settings.pack_run_interval_seconds,
-        max_parcels_per_shipment=settings.max_parcels_per_shipment,
-    )
+    defaults = ShopSettings.model_validate(settings, from_attributes=True)  # the shop's settings of the same names
     fulfillment = Fulfillment(
         fulfillment_orders=stores.store("fulfillment_orders", mapping=FULFILLMENT_ORDERS),
         routings=stores.store("routings", mapping=ROUTING_RECORDS),

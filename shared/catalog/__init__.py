@@ -44,6 +44,7 @@ from shared.catalog.inventory import (
 )
 from shared.catalog.notifications import NotificationOutcome, NotificationRecord
 from shared.catalog.orders import (
+    Address,
     Customer,
     DisplayFulfillmentStatus,
     FinancialStatus,
@@ -63,6 +64,7 @@ from shared.catalog.registry import CATALOG, EventSpec
 __all__ = [
     "CATALOG",
     "WITH_SERVICE",
+    "Address",
     "BulkJobChanged",
     "BulkJobFailure",
     "BulkJobSnapshot",

@@ -9,6 +9,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+from pydantic import ConfigDict
+from pydantic.config import JsonDict
+
 from shared.catalog.contract import Contract
 from shared.urls import StoredAssetUrl
 
@@ -56,10 +59,36 @@ class LineItem(Contract):
     digital_asset_url: StoredAssetUrl | None = None
 
 
+_TEXT_OR_NULL: JsonDict = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+
+
+class Address(Contract):
+    """Where an order ships, as the merchant gave it. Every part is optional here (the orders
+    service requires address1, city and country_code once a line ships); v1 published the address
+    as an object of text parts, so any other part a consumer meets is text or null too."""
+
+    model_config = ConfigDict(frozen=True, json_schema_extra={"additionalProperties": _TEXT_OR_NULL})
+
+    name: str | None = None
+    address1: str | None = None
+    address2: str | None = None
+    city: str | None = None
+    province: str | None = None
+    zip: str | None = None
+    country_code: str | None = None
+    phone: str | None = None
+
+    def lines(self) -> tuple[str, ...]:
+        """The address as a parcel (the packing slip) or an email writes it, without the phone."""
+        city = " ".join(part for part in (self.zip, self.city) if part)
+        parts = (self.name, self.address1, self.address2, city, self.province, self.country_code)
+        return tuple(part for part in parts if part)
+
+
 class OrderSnapshot(Contract):
     id: str
     customer: Customer
-    shipping_address: dict[str, str | None] | None = None
+    shipping_address: Address | None = None
     currency: str
     financial_status: FinancialStatus
     fulfillment_status: DisplayFulfillmentStatus = DisplayFulfillmentStatus.UNFULFILLED

@@ -8,28 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.catalog.bulk_jobs import BulkJobChanged
+from shared.catalog import bulk_jobs, fulfillment, inventory, notifications, orders
 from shared.catalog.contract import Contract
-from shared.catalog.fulfillment import (
-    FulfillmentChanged,
-    FulfillmentOrderChanged,
-    FulfillmentRequestChanged,
-    FulfillmentRequestRejection,
-    FulfillmentServiceRequest,
-    FulfillmentServiceResponse,
-    FulfillmentServiceShipment,
-)
-from shared.catalog.inventory import InventoryLevel, InventoryReservation, InventoryReservationFailed, Location
-from shared.catalog.notifications import NotificationOutcome
-from shared.catalog.orders import (
-    OrderCancelled,
-    OrderCreated,
-    OrderEdited,
-    OrderFulfillmentStatusChanged,
-    OrderPaid,
-    OrderPostPurchaseCompleted,
-    OrderWaitingChanged,
-)
 from shared.topics import (
     FULFILLMENT_EVENTS,
     FULFILLMENT_REQUESTS,
@@ -54,53 +34,62 @@ _FULFILLMENT_ORDER_TYPES = (
 )  # fmt: skip
 
 _SPECS: list[EventSpec] = [
-    EventSpec("order.created", ORDERS_EVENTS, OrderCreated),
-    EventSpec("order.paid", ORDERS_EVENTS, OrderPaid),
-    EventSpec("order.cancelled", ORDERS_EVENTS, OrderCancelled),
-    EventSpec("order.post_purchase_completed", ORDERS_EVENTS, OrderPostPurchaseCompleted),
-    EventSpec("order.fulfillment_status_changed", ORDERS_EVENTS, OrderFulfillmentStatusChanged),
-    EventSpec("order.edited", ORDERS_EVENTS, OrderEdited),
-    EventSpec("order.waiting_changed", ORDERS_EVENTS, OrderWaitingChanged),
+    EventSpec("order.created", ORDERS_EVENTS, orders.OrderCreated),
+    EventSpec("order.paid", ORDERS_EVENTS, orders.OrderPaid),
+    EventSpec("order.cancelled", ORDERS_EVENTS, orders.OrderCancelled),
+    EventSpec("order.post_purchase_completed", ORDERS_EVENTS, orders.OrderPostPurchaseCompleted),
+    EventSpec("order.fulfillment_status_changed", ORDERS_EVENTS, orders.OrderFulfillmentStatusChanged),
+    EventSpec("order.edited", ORDERS_EVENTS, orders.OrderEdited),
+    EventSpec("order.waiting_changed", ORDERS_EVENTS, orders.OrderWaitingChanged),
     *(
-        EventSpec(f"fulfillment_order.{name}", FULFILLMENT_EVENTS, FulfillmentOrderChanged)
+        EventSpec(f"fulfillment_order.{name}", FULFILLMENT_EVENTS, fulfillment.FulfillmentOrderChanged)
         for name in _FULFILLMENT_ORDER_TYPES
     ),
-    EventSpec("fulfillment.created", FULFILLMENT_EVENTS, FulfillmentChanged),
-    EventSpec("fulfillment.tracking_updated", FULFILLMENT_EVENTS, FulfillmentChanged),
-    EventSpec("fulfillment.cancelled", FULFILLMENT_EVENTS, FulfillmentChanged),
-    EventSpec("fulfillment.label_voided", FULFILLMENT_EVENTS, FulfillmentChanged),
+    EventSpec("fulfillment.created", FULFILLMENT_EVENTS, fulfillment.FulfillmentChanged),
+    EventSpec("fulfillment.tracking_updated", FULFILLMENT_EVENTS, fulfillment.FulfillmentChanged),
+    EventSpec("fulfillment.cancelled", FULFILLMENT_EVENTS, fulfillment.FulfillmentChanged),
+    EventSpec("fulfillment.label_voided", FULFILLMENT_EVENTS, fulfillment.FulfillmentChanged),
     *(
-        EventSpec(f"fulfillment_request.{name}", FULFILLMENT_EVENTS, FulfillmentRequestChanged)
+        EventSpec(f"fulfillment_request.{name}", FULFILLMENT_EVENTS, fulfillment.FulfillmentRequestChanged)
         for name in ("submitted", "accepted", "rejected", "withdrawn", "progress_reported")
     ),
     *(
-        EventSpec(f"cancellation_request.{name}", FULFILLMENT_EVENTS, FulfillmentRequestChanged)
+        EventSpec(f"cancellation_request.{name}", FULFILLMENT_EVENTS, fulfillment.FulfillmentRequestChanged)
         for name in ("submitted", "accepted", "rejected")
     ),
-    EventSpec("fulfillment_service.fulfillment_requested", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
-    EventSpec("fulfillment_service.cancellation_requested", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
-    EventSpec("fulfillment_service.fulfillment_order_cancelled", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
-    EventSpec("fulfillment_service.request_withdrawn", FULFILLMENT_REQUESTS, FulfillmentServiceRequest),
-    EventSpec("fulfillment_service.request_accepted", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
-    EventSpec("fulfillment_service.request_rejected", FULFILLMENT_RESPONSES, FulfillmentRequestRejection),
-    EventSpec("fulfillment_service.cancellation_accepted", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
-    EventSpec("fulfillment_service.cancellation_rejected", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
-    EventSpec("fulfillment_service.shipped", FULFILLMENT_RESPONSES, FulfillmentServiceShipment),
-    EventSpec("fulfillment_service.cannot_complete", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
-    EventSpec("fulfillment_service.progress_reported", FULFILLMENT_RESPONSES, FulfillmentServiceResponse),
-    EventSpec("inventory.reserved", INVENTORY_EVENTS, InventoryReservation),
-    EventSpec("inventory.reservation_failed", INVENTORY_EVENTS, InventoryReservationFailed),
-    EventSpec("inventory.released", INVENTORY_EVENTS, InventoryReservation),
-    EventSpec("inventory.committed", INVENTORY_EVENTS, InventoryReservation),
-    EventSpec("inventory.restocked", INVENTORY_EVENTS, InventoryReservation),
-    EventSpec("inventory.level_changed", INVENTORY_EVENTS, InventoryLevel),
-    EventSpec("location.updated", INVENTORY_EVENTS, Location),
-    EventSpec("notification.sent", NOTIFICATIONS_EVENTS, NotificationOutcome),
-    EventSpec("notification.failed", NOTIFICATIONS_EVENTS, NotificationOutcome),
-    EventSpec("bulk_job.progress", FULFILLMENT_EVENTS, BulkJobChanged),
-    EventSpec("bulk_job.completed", FULFILLMENT_EVENTS, BulkJobChanged),
-    EventSpec("order_bulk_job.progress", ORDERS_EVENTS, BulkJobChanged),
-    EventSpec("order_bulk_job.completed", ORDERS_EVENTS, BulkJobChanged),
+    *(
+        EventSpec(f"fulfillment_service.{name}", FULFILLMENT_REQUESTS, fulfillment.FulfillmentServiceRequest)
+        for name in (
+            "fulfillment_requested",
+            "cancellation_requested",
+            "fulfillment_order_cancelled",
+            "request_withdrawn",
+        )
+    ),
+    EventSpec("fulfillment_service.request_accepted", FULFILLMENT_RESPONSES, fulfillment.FulfillmentServiceResponse),
+    EventSpec("fulfillment_service.request_rejected", FULFILLMENT_RESPONSES, fulfillment.FulfillmentRequestRejection),
+    EventSpec(
+        "fulfillment_service.cancellation_accepted", FULFILLMENT_RESPONSES, fulfillment.FulfillmentServiceResponse
+    ),
+    EventSpec(
+        "fulfillment_service.cancellation_rejected", FULFILLMENT_RESPONSES, fulfillment.FulfillmentServiceResponse
+    ),
+    EventSpec("fulfillment_service.shipped", FULFILLMENT_RESPONSES, fulfillment.FulfillmentServiceShipment),
+    EventSpec("fulfillment_service.cannot_complete", FULFILLMENT_RESPONSES, fulfillment.FulfillmentServiceResponse),
+    EventSpec("fulfillment_service.progress_reported", FULFILLMENT_RESPONSES, fulfillment.FulfillmentServiceResponse),
+    EventSpec("inventory.reserved", INVENTORY_EVENTS, inventory.InventoryReservation),
+    EventSpec("inventory.reservation_failed", INVENTORY_EVENTS, inventory.InventoryReservationFailed),
+    EventSpec("inventory.released", INVENTORY_EVENTS, inventory.InventoryReservation),
+    EventSpec("inventory.committed", INVENTORY_EVENTS, inventory.InventoryReservation),
+    EventSpec("inventory.restocked", INVENTORY_EVENTS, inventory.InventoryReservation),
+    EventSpec("inventory.level_changed", INVENTORY_EVENTS, inventory.InventoryLevel),
+    EventSpec("location.updated", INVENTORY_EVENTS, inventory.Location),
+    EventSpec("notification.sent", NOTIFICATIONS_EVENTS, notifications.NotificationOutcome),
+    EventSpec("notification.failed", NOTIFICATIONS_EVENTS, notifications.NotificationOutcome),
+    EventSpec("bulk_job.progress", FULFILLMENT_EVENTS, bulk_jobs.BulkJobChanged),
+    EventSpec("bulk_job.completed", FULFILLMENT_EVENTS, bulk_jobs.BulkJobChanged),
+    EventSpec("order_bulk_job.progress", ORDERS_EVENTS, bulk_jobs.BulkJobChanged),
+    EventSpec("order_bulk_job.completed", ORDERS_EVENTS, bulk_jobs.BulkJobChanged),
 ]
 
 CATALOG: dict[str, EventSpec] = {spec.event_type: spec for spec in _SPECS}

@@ -14,6 +14,7 @@ from services.notifications.domain.notification import Notification, RetryPolicy
 from services.notifications.tokens import DownloadTokens
 from shared import clock
 from shared.catalog import (
+    Address,
     Customer,
     FinancialStatus,
     FulfillmentChanged,
@@ -40,7 +41,7 @@ def order(financial_status: str = "paid") -> OrderSnapshot:
     return OrderSnapshot(
         id="5e2f0c1a-0000-4000-8000-000000000001",
         customer=Customer(email="buyer@example.com", name="Ada   Buyer"),
-        shipping_address={"name": "Ada Buyer", "address1": "Storgatan 1", "city": "Stockholm", "zip": "11122"},
+        shipping_address=Address(name="Ada Buyer", address1="Storgatan 1", city="Stockholm", zip="11122"),
         currency="SEK",
         financial_status=FinancialStatus(financial_status),
         created_at="2026-03-01T10:00:00+00:00",

@@ -19,7 +19,7 @@ from services.fulfillment.domain.fulfillment_orders.model import (
 )
 from services.fulfillment.domain.order_routing import RoutingContext
 from services.fulfillment.domain.pack_run import OrderView, Outcome
-from shared.catalog import Customer, Hold, HoldReason, Tracking
+from shared.catalog import Address, Customer, Hold, HoldReason, Tracking
 from tests.unit.test_routing_record import T0, T1, A, doc, order
 
 
@@ -103,6 +103,6 @@ def test_an_edit_keeps_what_did_not_change_and_carries_the_merchants_hold_to_wha
     (entry,) = edited.live_entries
     assert (entry.location_id, [(line.sku, line.quantity) for line in entry.lines]) == ("A", [("MUG", 1)])
     assert [hold.reason for hold in entry.holds] == [HoldReason.OTHER]
-    address_only = paid.model_copy(update={"shipping_address": {"city": "Lund"}})
+    address_only = paid.model_copy(update={"shipping_address": Address(city="Lund")})
     kept = doc(order_routing.edit(routing, address_only, {fo.id: fo}, context, T1))
-    assert kept.entries == routing.entries and kept.order.shipping_address == {"city": "Lund"}
+    assert kept.entries == routing.entries and kept.order.shipping_address == Address(city="Lund")

@@ -34,7 +34,7 @@ from services.fulfillment.domain.pick_lists import (
 from services.fulfillment.printing import html, pdf
 from services.inventory.domain import stock
 from services.inventory.domain.stock import StockLevel
-from shared.catalog import Customer, FinancialStatus, LineItem, OrderSnapshot
+from shared.catalog import Address, Customer, FinancialStatus, LineItem, OrderSnapshot
 
 NOW = "2026-03-02T08:15:00.000000+00:00"
 EARLIER = "2026-03-01T16:40:00.000000+00:00"
@@ -43,8 +43,8 @@ EARLIER = "2026-03-01T16:40:00.000000+00:00"
 def order(order_id: str, number: int | None, *lines: tuple[str, str, int]) -> OrderSnapshot:
     return OrderSnapshot(
         id=order_id, customer=Customer(email="ada@example.com", name=f"Buyer <{order_id}>"),
-        shipping_address={"name": "Ada Lund", "address1": "Storgatan 1", "city": "Malmö", "zip": "21122",
-                          "country_code": "SE"},
+        shipping_address=Address(name="Ada Lund", address1="Storgatan 1", city="Malmö", zip="21122",
+                                 country_code="SE"),
         currency="SEK", financial_status=FinancialStatus.PAID, created_at=EARLIER, number=number,
         line_items=[LineItem(id=f"{order_id}-{sku}", sku=sku, title=title, quantity=qty, unit_price=Decimal("10"))
                     for sku, title, qty in lines],

@@ -35,15 +35,7 @@ from services.fulfillment.domain.order_routing import RoutingContext, RoutingRec
 from services.fulfillment.domain.routing import LineNeed, route
 from services.fulfillment.lookups import LocationDirectory, OutOfStockHolds, SettingsStore, ShopSettings, StockView
 from services.fulfillment.store import LEGACY_FULFILLMENTS, OUT_OF_STOCK_HOLDS, materialised_update
-from shared.catalog import (
-    FulfillmentServiceResponse,
-    FulfillmentServiceShipment,
-    InventoryLevel,
-    InventoryReservation,
-    InventoryReservationFailed,
-    Location,
-    OrderSnapshot,
-)
+from shared.catalog import FulfillmentServiceResponse, FulfillmentServiceShipment, OrderSnapshot, inventory
 from shared.clock import now_iso
 from shared.store import AggregateStore
 
@@ -207,7 +199,7 @@ class Fulfillment:
 
     # --- inventory ----------------------------------------------------------------------
 
-    async def reservation_confirmed(self, reserved: InventoryReservation, event_id: str) -> None:
+    async def reservation_confirmed(self, reserved: inventory.InventoryReservation, event_id: str) -> None:
         now = now_iso()
         await self.apply(
             reserved.fulfillment_order_id,
@@ -215,7 +207,7 @@ class Fulfillment:
             event_id=event_id,
         )
 
-    async def reservation_failed(self, failed: InventoryReservationFailed, event_id: str, as_of: str) -> None:
+    async def reservation_failed(self, failed: inventory.InventoryReservationFailed, event_id: str, as_of: str) -> None:
         for shortage in failed.shortages:
             await self.stock.record_shortage(failed.location_id, shortage.sku, shortage.available, as_of, shortage.seq)
         short = ", ".join(f"{s.sku}: {s.requested} requested, {s.available} available" for s in failed.shortages)
@@ -230,11 +222,11 @@ class Fulfillment:
         if fo is not None and fo.reroute_pending:
             await self.finish_reroute(fo)
 
-    async def stock_level_changed(self, level: InventoryLevel, as_of: str) -> None:
+    async def stock_level_changed(self, level: inventory.InventoryLevel, as_of: str) -> None:
         if await self.stock.record(level, as_of):
             await self.retry_out_of_stock([level.sku])
 
-    async def location_updated(self, location: Location, as_of: str) -> None:
+    async def location_updated(self, location: inventory.Location, as_of: str) -> None:
         if await self.locations.record(location, as_of):
             await self.retry_out_of_stock()
 

@@ -11,10 +11,8 @@ list shows which were printed before. Pure functions, no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-
-from pydantic import BaseModel, ConfigDict
 
 from services.fulfillment.domain.fulfillment_orders.model import (
     TERMINAL,
@@ -24,7 +22,7 @@ from services.fulfillment.domain.fulfillment_orders.model import (
     Transition,
     TransitionRefused,
 )
-from shared.catalog import OrderSnapshot
+from shared.catalog import Address, OrderSnapshot
 
 PICKABLE = (Status.OPEN, Status.IN_PROGRESS)
 """Statuses a chosen fulfillment order may be picked in (a hold, a schedule or the end stop it)."""
@@ -172,26 +170,6 @@ def record_pick_list_printed(fo: FulfillmentOrder, now: str) -> Transition:
 # --- packing slips ----------------------------------------------------------------------------
 
 
-class ShipTo(BaseModel):
-    """The order's shipping address as the slip prints it (the snapshot carries it untyped)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    name: str | None = None
-    address1: str | None = None
-    address2: str | None = None
-    city: str | None = None
-    province: str | None = None
-    zip: str | None = None
-    country_code: str | None = None
-    phone: str | None = None
-
-    def lines(self) -> tuple[str, ...]:
-        city = " ".join(part for part in (self.zip, self.city) if part)
-        parts: Iterable[str | None] = (self.name, self.address1, self.address2, city, self.province, self.country_code)
-        return tuple(part for part in parts if part)
-
-
 @dataclass(frozen=True)
 class SlipLine:
     sku: str
@@ -230,7 +208,7 @@ def packing_slip(fo: FulfillmentOrder, bins: Mapping[str, str], now: str) -> Pac
         SlipLine(line.sku, title_of.get(line.line_item_id, ""), line.quantity, bins.get(line.sku))
         for line in fo.remaining_lines()
     )
-    address = ShipTo.model_validate(fo.order.shipping_address or {})
+    address = fo.order.shipping_address or Address()
     return PackingSlip(
         fo.id, fo.order_id, order_reference(fo.order), fo.order.created_at, fo.order.customer.name,
         fo.order.customer.email, address.lines(), fo.where, lines, now,

@@ -93,16 +93,17 @@ def _table(head: Sequence[str], rows: list[list[Paragraph]], widths: Sequence[fl
     return table
 
 
+def _head(title: str, meta: str) -> list[Flowable]:
+    """How every document opens: its title, one line of what it is, a gap."""
+    return [_text(title, TITLE), _text(meta, META), Spacer(1, 4 * mm)]
+
+
 def _pick_list(doc: PickList) -> list[Flowable]:
-    story: list[Flowable] = [
-        _text(f"Pick list: {doc.location_name}", TITLE),
-        _text(
-            f"Location {doc.location_id} · {len(doc.fulfillment_orders)} fulfillment orders · {doc.units} units · "
-            f"generated {when(doc.generated_at)}",
-            META,
-        ),
-        Spacer(1, 4 * mm),
-    ]
+    story = _head(
+        f"Pick list: {doc.location_name}",
+        f"Location {doc.location_id} · {len(doc.fulfillment_orders)} fulfillment orders · {doc.units} units · "
+        f"generated {when(doc.generated_at)}",
+    )
     if doc.more:
         story.append(_text("More fulfillment orders are in packing than one list takes: print the next list "
                            "once these are packed.", NOTE))  # fmt: skip
@@ -142,14 +143,13 @@ def _packing_slip(doc: PackingSlip) -> list[Flowable]:
         [_text(line.sku), _text(line.title), _text(line.bin or "—"), _text(line.quantity, CELL_BOLD)]
         for line in doc.lines
     ]
+    head = _head(
+        f"Packing slip: order {doc.order_ref}",
+        f"Ordered {when(doc.ordered_at)} · ships from {doc.location_name} · "
+        f"fulfillment order {doc.fulfillment_order_id}",
+    )
     return [
-        _text(f"Packing slip: order {doc.order_ref}", TITLE),
-        _text(
-            f"Ordered {when(doc.ordered_at)} · ships from {doc.location_name} · "
-            f"fulfillment order {doc.fulfillment_order_id}",
-            META,
-        ),
-        Spacer(1, 4 * mm),
+        *head,
         address,
         Spacer(1, 4 * mm),
         _table(["SKU", "Item", "Bin", "Qty"], rows, (0.22, 0.5, 0.16, 0.12)),

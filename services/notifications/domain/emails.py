@@ -296,11 +296,8 @@ def _item(line: LineItem | None, quantity: int, sku: str = "") -> Item:
 
 
 def _address_lines(order: OrderSnapshot) -> list[str]:
-    address = order.shipping_address or {}
-    city = " ".join(part for part in (address.get("zip"), address.get("city")) if part)
-    parts = [address.get("name"), address.get("address1"), address.get("address2"), city,
-             address.get("province"), address.get("country_code")]  # fmt: skip
-    return [one_line(part) for part in parts if part]
+    address = order.shipping_address
+    return [one_line(part) for part in address.lines()] if address is not None else []
 
 
 CARRIER_TRACKING_URLS = {

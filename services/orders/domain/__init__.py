@@ -24,7 +24,6 @@ from services.orders.domain.fulfillment import (
 )
 from services.orders.domain.lifecycle import cancel, complete_post_purchase, pay
 from services.orders.domain.model import (
-    Address,
     Cancellation,
     CancelReason,
     Comment,
@@ -52,6 +51,7 @@ from services.orders.domain.warehouse import (
     shipped_quantities,
     warehouse_status,
 )
+from shared.catalog import Address
 
 __all__ = [
     "CURRENCIES", "FIRST_NUMBER", "MAX_ORDER_BYTES", "Address", "CancelReason", "Cancellation", "Comment",

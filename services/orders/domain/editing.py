@@ -11,21 +11,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from services.orders.domain.model import (
-    Address,
-    InvalidOrder,
-    NewLine,
-    NewOrder,
-    Order,
-    OrderRuleViolation,
-    Problem,
-    snapshot,
-)
+from services.orders.domain.model import InvalidOrder, NewLine, NewOrder, Order, OrderRuleViolation, Problem, snapshot
 from services.orders.domain.placing import MAX_ORDER_BYTES, check_new_order
 from services.orders.domain.timeline import emit
 from services.orders.domain.warehouse import shipped_quantities, warehouse_status
 from shared.aggregates import Change
-from shared.catalog import LineItem, OrderEdited, WarehouseStatus
+from shared.catalog import Address, LineItem, OrderEdited, WarehouseStatus
 
 EDITABLE = frozenset({WarehouseStatus.ORDER, WarehouseStatus.PACKING})
 

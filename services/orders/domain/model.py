@@ -13,12 +13,13 @@ names and types mypy checks) in a `Change`, with the events that announce it. Ho
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.catalog import (
+    Address,
     Customer,
     DisplayFulfillmentStatus,
     FinancialStatus,
@@ -63,20 +64,6 @@ class CancelReason(StrEnum):
     INVENTORY = "inventory"
     DECLINED = "declined"
     OTHER = "other"
-
-
-@dataclass(frozen=True)
-class Address:
-    """Where the order ships, as the merchant gave it (every part optional until a line ships)."""
-
-    name: str | None = None
-    address1: str | None = None
-    address2: str | None = None
-    city: str | None = None
-    province: str | None = None
-    zip: str | None = None
-    country_code: str | None = None
-    phone: str | None = None
 
 
 class NewLine(LineItem):
@@ -189,9 +176,8 @@ def is_draft(order: Order) -> bool:
 
 def snapshot(order: Order) -> OrderSnapshot:
     """The order as its events carry it."""
-    address = asdict(order.shipping_address) if order.shipping_address is not None else None
     return OrderSnapshot(
-        id=order.id, customer=order.customer, shipping_address=address, currency=order.currency,
+        id=order.id, customer=order.customer, shipping_address=order.shipping_address, currency=order.currency,
         financial_status=order.financial_status, fulfillment_status=order.fulfillment_status,
         line_items=list(order.line_items), post_purchase_pending=order.post_purchase_pending,
         created_at=order.created_at, cancelled_at=order.cancelled_at,

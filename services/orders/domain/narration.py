@@ -26,16 +26,10 @@ from shared.catalog import (
     InventoryReservation,
     InventoryReservationFailed,
     NotificationOutcome,
-    OrderCancelled,
-    OrderCreated,
-    OrderEdited,
-    OrderFulfillmentStatusChanged,
-    OrderPaid,
-    OrderPostPurchaseCompleted,
-    OrderWaitingChanged,
     RejectionReason,
     StockLine,
     Tracking,
+    orders,
 )
 from shared.events import CloudEvent, EnvelopeError
 from shared.text import one_line
@@ -64,15 +58,15 @@ def narrate(event: CloudEvent, data: Contract | None = None) -> Narration:
             return Narration(humanised(event.type))
     kind = event.type
     match data:
-        case OrderCreated() | OrderPaid() | OrderPostPurchaseCompleted():
+        case orders.OrderCreated() | orders.OrderPaid() | orders.OrderPostPurchaseCompleted():
             told = _order_announced(kind, data)
-        case OrderCancelled():
+        case orders.OrderCancelled():
             told = _order_cancelled(data)
-        case OrderFulfillmentStatusChanged():
+        case orders.OrderFulfillmentStatusChanged():
             told = _status_changed(data)
-        case OrderEdited():
+        case orders.OrderEdited():
             told = Narration("Order edited: " + "; ".join(data.changes), {"changes": list(data.changes)})
-        case OrderWaitingChanged():
+        case orders.OrderWaitingChanged():
             told = Narration("Marked waiting: kept out of the pack run" if data.order.waiting else "No longer waiting")
         case FulfillmentOrderChanged():
             told = _fulfillment_order(kind, data)
@@ -103,7 +97,9 @@ def humanised(event_type: str) -> str:
 # --- the orders service's own events ---------------------------------------------------------
 
 
-def _order_announced(event_type: str, data: OrderCreated | OrderPaid | OrderPostPurchaseCompleted) -> Narration:
+def _order_announced(
+    event_type: str, data: orders.OrderCreated | orders.OrderPaid | orders.OrderPostPurchaseCompleted
+) -> Narration:
     order = data.order
     message = {
         "order.created": f"Order placed ({_words(order.financial_status)})",
@@ -116,7 +112,7 @@ def _order_announced(event_type: str, data: OrderCreated | OrderPaid | OrderPost
     return Narration(message, details)
 
 
-def _order_cancelled(data: OrderCancelled) -> Narration:
+def _order_cancelled(data: orders.OrderCancelled) -> Narration:
     order = data.order
     total = sum((line.unit_price * line.quantity for line in order.line_items), Decimal(0))
     amount = f"{total.quantize(Decimal('0.01'))} {order.currency}"
@@ -144,7 +140,7 @@ def _money_after_cancelling(status: FinancialStatus, refund: str, refunded: bool
     return "not refunded"
 
 
-def _status_changed(data: OrderFulfillmentStatusChanged) -> Narration:
+def _status_changed(data: orders.OrderFulfillmentStatusChanged) -> Narration:
     status = data.fulfillment_status
     return Narration(f"Fulfillment status is now {_words(status)}", {"fulfillment_status": status.value})
 

@@ -78,16 +78,10 @@ def submit_request(fo: FulfillmentOrder, now: str, message: str = "") -> Transit
 def submitted(fo: FulfillmentOrder, message: str, now: str) -> Transition:
     """The request goes to the fulfillment service (by the merchant, or automatic fulfillment);
     one on the legacy workflow has it at once (no accept step)."""
-    fo = fo.with_message("merchant", "fulfillment_request.submitted", message, now)
+    step = ("fulfillment_request.submitted", "fulfillment_service.fulfillment_requested")
     if fo.legacy:
-        fo = replace(fo, request_status=RequestStatus.ACCEPTED, status=Status.IN_PROGRESS, updated_at=now)
-    else:
-        fo = replace(fo, request_status=RequestStatus.SUBMITTED, updated_at=now)
-    events = (
-        request_event("fulfillment_request.submitted", fo, message),
-        to_service("fulfillment_service.fulfillment_requested", fo, message),
-    )
-    return Transition(fo, events)
+        return _merchant_step(fo, step, message, now, RequestStatus.ACCEPTED, Status.IN_PROGRESS)
+    return _merchant_step(fo, step, message, now, RequestStatus.SUBMITTED, fo.status)
 
 
 def withdraw_request(fo: FulfillmentOrder, message: str, now: str) -> Transition:
@@ -99,13 +93,8 @@ def withdraw_request(fo: FulfillmentOrder, message: str, now: str) -> Transition
             "request a cancellation (with a note) instead"
         )
     _refuse_unless_request(fo, (RequestStatus.SUBMITTED,), "withdrawn")
-    fo = fo.with_message("merchant", "fulfillment_request.withdrawn", message, now)
-    fo = replace(fo, request_status=RequestStatus.UNSUBMITTED, status=fo.working_status(now), updated_at=now)
-    events = (
-        request_event("fulfillment_request.withdrawn", fo, message),
-        to_service("fulfillment_service.request_withdrawn", fo, message),
-    )
-    return Transition(fo, events)
+    step = ("fulfillment_request.withdrawn", "fulfillment_service.request_withdrawn")
+    return _merchant_step(fo, step, message, now, RequestStatus.UNSUBMITTED, fo.working_status(now))
 
 
 def request_cancellation(fo: FulfillmentOrder, message: str, now: str) -> Transition:
@@ -115,13 +104,20 @@ def request_cancellation(fo: FulfillmentOrder, message: str, now: str) -> Transi
     _refuse_unless_request(
         fo, (RequestStatus.SUBMITTED, RequestStatus.ACCEPTED, RequestStatus.CANCELLATION_REJECTED), "asked to cancel"
     )
-    fo = fo.with_message("merchant", "cancellation_request.submitted", message, now)
-    fo = replace(fo, request_status=RequestStatus.CANCELLATION_REQUESTED, updated_at=now)
-    events = (
-        request_event("cancellation_request.submitted", fo, message),
-        to_service("fulfillment_service.cancellation_requested", fo, message),
-    )
-    return Transition(fo, events)
+    step = ("cancellation_request.submitted", "fulfillment_service.cancellation_requested")
+    return _merchant_step(fo, step, message, now, RequestStatus.CANCELLATION_REQUESTED, fo.status)
+
+
+def _merchant_step(
+    fo: FulfillmentOrder, step: tuple[str, str], message: str, now: str, request_status: RequestStatus, status: Status
+) -> Transition:
+    """A step the merchant takes with the fulfillment service (`step`: the event for the order's
+    timeline, the one to the service): the note kept with the request, the statuses as the step
+    leaves them, and both told with the note."""
+    announced, to_the_service = step
+    fo = fo.with_message("merchant", announced, message, now)
+    fo = replace(fo, request_status=request_status, status=status, updated_at=now)
+    return Transition(fo, (request_event(announced, fo, message), to_service(to_the_service, fo, message)))
 
 
 def reset_to_unfulfilled(fo: FulfillmentOrder, note: str, now: str) -> Transition:
