@@ -28,12 +28,12 @@ from typing import Any
 
 from pydantic import JsonValue
 from pymongo import IndexModel
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from shared import clock
 from shared.events import current_actor
 from shared.http import error_body
+from shared.mongo import Collection
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,7 +77,7 @@ class IdempotencyMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        collection: AsyncCollection[dict[str, Any]],
+        collection: Collection,
         in_flight_seconds: float = 10.0,
         keep_seconds: float = 86_400.0,
     ) -> None:
@@ -173,7 +173,7 @@ class IdempotencyMiddleware:
 EXPIRY_INDEX = IndexModel([("expires_epoch", 1)])
 
 
-async def forget_expired(collection: AsyncCollection[dict[str, Any]]) -> int:
+async def forget_expired(collection: Collection) -> int:
     """Delete the keys past their keeping time; returns how many."""
     now = clock.epoch_now()
     return (await collection.delete_many({"expires_epoch": {"$lt": now}})).deleted_count
