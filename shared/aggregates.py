@@ -23,7 +23,7 @@ from shared.text import FROM_THE_STORE
 Document = dict[str, Any]
 """An aggregate as the store holds it (without the store's bookkeeping), `id` as its key."""
 
-A = TypeVar("A", default=Document)
+A = TypeVar("A")
 
 
 @dataclass

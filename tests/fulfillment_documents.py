@@ -34,10 +34,10 @@ _PLAN_ENTRY = TypeAdapter(PlanEntry)
 
 
 @overload
-def stored(transition: Transition) -> Change: ...
+def stored(transition: Transition) -> Change[Document]: ...
 @overload
-def stored(transition: Transition | None) -> Change | None: ...
-def stored(transition: Transition | None) -> Change | None:
+def stored(transition: Transition | None) -> Change[Document] | None: ...
+def stored(transition: Transition | None) -> Change[Document] | None:
     """A rule's decision as the store writes it."""
     return None if transition is None else Change(FULFILLMENT_ORDERS.dump(transition.fo), list(transition.events))
 
@@ -45,15 +45,15 @@ def stored(transition: Transition | None) -> Change | None:
 @overload
 def on_document(
     rule: Callable[Concatenate[FulfillmentOrder, P], Transition],
-) -> Callable[Concatenate[Document, P], Change]: ...
+) -> Callable[Concatenate[Document, P], Change[Document]]: ...
 @overload
 def on_document(
     rule: Callable[Concatenate[FulfillmentOrder, P], Transition | None],
-) -> Callable[Concatenate[Document, P], Change | None]: ...
+) -> Callable[Concatenate[Document, P], Change[Document] | None]: ...
 def on_document(
     rule: Callable[Concatenate[FulfillmentOrder, P], Transition | None],
-) -> Callable[Concatenate[Document, P], Change | None]:
-    def applied(fo: Document, /, *args: P.args, **kwargs: P.kwargs) -> Change | None:
+) -> Callable[Concatenate[Document, P], Change[Document] | None]:
+    def applied(fo: Document, /, *args: P.args, **kwargs: P.kwargs) -> Change[Document] | None:
         return stored(rule(FULFILLMENT_ORDERS.load(fo), *args, **kwargs))
 
     return applied
@@ -64,11 +64,11 @@ def plan_entry(entry: PlanEntry | Mapping[str, Any]) -> PlanEntry:
     return entry if isinstance(entry, PlanEntry) else _PLAN_ENTRY.validate_python(entry)
 
 
-def create(entry: PlanEntry | Mapping[str, Any], order: OrderSnapshot, now: str) -> Change:
+def create(entry: PlanEntry | Mapping[str, Any], order: OrderSnapshot, now: str) -> Change[Document]:
     return stored(lifecycle.create(plan_entry(entry), order, now))
 
 
-def tombstone(entry: PlanEntry | Mapping[str, Any], order: OrderSnapshot, reason: str, now: str) -> Change:
+def tombstone(entry: PlanEntry | Mapping[str, Any], order: OrderSnapshot, reason: str, now: str) -> Change[Document]:
     return stored(lifecycle.tombstone(plan_entry(entry), order, reason, now))
 
 

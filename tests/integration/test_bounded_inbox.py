@@ -14,7 +14,7 @@ async def test_inbox_entries_older_than_the_retention_are_dropped_at_the_next_wr
     store = AggregateStore(db["things"], lambda *_: None, inbox_retention=timedelta(days=7), mapping=AS_DOCUMENT)
     for n in range(3):
 
-        def count(doc: Document | None, n: int = n) -> Change:
+        def count(doc: Document | None, n: int = n) -> Change[Document]:
             return Change({**(doc or {}), "n": n})
 
         await store.apply("t-1", count, event_id=f"event-{n}")

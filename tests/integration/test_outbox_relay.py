@@ -44,7 +44,7 @@ async def test_events_are_published_in_the_order_they_were_written(collection: A
     statuses = ["IN_PROGRESS", "PARTIALLY_FULFILLED", "FULFILLED"]
     for status in statuses:
 
-        def set_status(doc: Document | None, s: str = status) -> Change:
+        def set_status(doc: Document | None, s: str = status) -> Change[Document]:
             return Change({**(doc or {}), "s": s}, [status_event("o-1", s)])
 
         await store.apply("o-1", set_status)
@@ -92,7 +92,7 @@ async def test_one_aggregate_whose_events_cannot_go_out_does_not_stop_the_others
     await store.apply("wedged", lambda _: Change({"s": 1}, [status_event("wedged", "FULFILLED")]))
     for i in range(5):
 
-        def later(_: Document | None, i: int = i) -> Change:
+        def later(_: Document | None, i: int = i) -> Change[Document]:
             return Change({"s": 1}, [status_event(f"later-{i}", "FULFILLED")])
 
         await store.apply(f"later-{i}", later)
@@ -120,7 +120,7 @@ async def test_two_relays_racing_publish_each_event_once(collection: AsyncCollec
         event = status_event(f"o-{i}", "FULFILLED")
         written.append(event.id)
 
-        def emit(_: Document | None, e: CloudEvent = event) -> Change:
+        def emit(_: Document | None, e: CloudEvent = event) -> Change[Document]:
             return Change({"s": 1}, [e])
 
         await store.apply(f"o-{i}", emit)
@@ -195,7 +195,7 @@ async def test_aggregates_waiting_out_a_retry_do_not_hide_the_ones_after_them(
     store = AggregateStore(collection, relay.wake, mapping=AS_DOCUMENT)
     for name in ("a-1", "a-2", "a-3", "b-1"):
 
-        def fulfilled(_: Document | None, n: str = name) -> Change:
+        def fulfilled(_: Document | None, n: str = name) -> Change[Document]:
             return Change({"s": 1}, [status_event(n, "FULFILLED")])
 
         await store.apply(name, fulfilled)

@@ -47,7 +47,7 @@ def created(
     stock: int = 100,
     auto: bool = False,
     post_purchase_pending: bool = False,
-) -> Change:
+) -> Change[Document]:
     """The first fulfillment order routing creates for an order with these lines."""
     snapshot = order(*lines, post_purchase_pending=post_purchase_pending)
     locations = [location] if location else []
@@ -66,17 +66,17 @@ def open_fo(*lines: tuple[str, int, bool], location: RoutingLocation = WAREHOUSE
     return fo
 
 
-def apply(change: Change | None) -> Document:
+def apply(change: Change[Document] | None) -> Document:
     assert change is not None
     return change.document
 
 
-def types(change: Change | None) -> list[str]:
+def types(change: Change[Document] | None) -> list[str]:
     assert change is not None
     return [event.type for event in change.events]
 
 
-def ship(fo: Document, lines: list[LineQuantity] | None = None, **kwargs: Any) -> Change:
+def ship(fo: Document, lines: list[LineQuantity] | None = None, **kwargs: Any) -> Change[Document]:
     return fo_rules.fulfil(fo, FulfillmentRequest(lines=lines, **kwargs), T1)
 
 

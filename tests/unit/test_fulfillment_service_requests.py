@@ -319,7 +319,7 @@ def in_request_status(status: str) -> Document:
     return fo_rules.shipped_by_service(accepted(), shipment(), T1).document
 
 
-REQUEST_ACTIONS: dict[str, Callable[[Document], Change | None]] = {
+REQUEST_ACTIONS: dict[str, Callable[[Document], Change[Document] | None]] = {
     "accept": lambda fo: fo_rules.accept_request(fo, answer(), T1),
     "reject": lambda fo: fo_rules.reject_request(fo, rejection(), T1),
     "request_cancellation": lambda fo: fo_rules.request_cancellation(fo, "", T1),

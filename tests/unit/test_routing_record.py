@@ -12,7 +12,7 @@ from services.fulfillment.domain.order_routing import RoutingContext, RoutingRec
 from services.fulfillment.domain.routing import RoutingLocation
 from services.fulfillment.store import FULFILLMENT_ORDERS, ROUTING_RECORDS
 from shared.catalog import HoldReason, OrderSnapshot
-from shared.store import Change
+from shared.store import Change, Document
 from tests import fulfillment_documents as fo_rules
 
 load = FULFILLMENT_ORDERS.load
@@ -41,7 +41,7 @@ def doc(change: Change[RoutingRecord] | None) -> RoutingRecord:
     return change.document
 
 
-def doc_of(change: Change | None) -> dict[str, Any]:
+def doc_of(change: Change[Document] | None) -> dict[str, Any]:
     """A stored fulfillment order a rule decided."""
     assert change is not None
     return change.document
