@@ -147,7 +147,8 @@ def main() -> None:
         finally:
             stack.stop()
     before: dict[str, float] = json.loads(args.compare.read_text()) if args.compare else {}
-    print(f"\np50 in ms ({args.samples} requests each, one at a time)" + (", and as a ratio to before" if before else ""))
+    compared = ", and as a ratio to before" if before else ""
+    print(f"\np50 in ms ({args.samples} requests each, one at a time){compared}")
     for name, value in figures.items():
         ratio = f"   {value / before[name]:5.2f}x of {before[name]:.1f} ms" if name in before else ""
         print(f"  {name:<40} {value:8.1f}{ratio}")

@@ -11,7 +11,8 @@ add around every route it cannot see, so it is written here, from what each rout
 - the `Idempotency-Key` header on every POST (shared/idempotency.py);
 - an example of each request body: the first of its model's `examples`.
 
-Routes document their answers' types with `shows(Model)`.
+Routes say what they answer by their return type (`-> FulfillmentOrderView`): FastAPI checks and
+serialises the answer by that model, and documents it.
 
 Operation ids are the route functions' names (`pay_order`), unique per service (checked here).
 """
@@ -42,18 +43,6 @@ ERRORS: dict[str, str] = {
     "422": "The request is not one this operation takes: details names each field and the reason. Also an "
     "Idempotency-Key used before for a different request.",
 }
-
-
-def shows(
-    model: type[BaseModel], status: int = 200, description: str = "Successful Response", also: tuple[int, ...] = ()
-) -> dict[str, Any]:
-    """Route arguments documenting that the route answers `model` (with `status`): the view
-    functions build the JSON as before, and the model is its documented type, which the
-    schemathesis test holds the real answers to (tests/e2e/test_openapi_conformance.py). Not a
-    `response_model`, so the answers are not validated and re-serialised once more on the way
-    out (a page of 250 fulfillment orders), and not changed. `also`: other 2xx it answers the same."""
-    answer = {"model": model, "description": description}
-    return {"status_code": status, "response_model": None, "responses": dict.fromkeys((status, *also), answer)}
 
 
 def operation_id(route: APIRoute) -> str:

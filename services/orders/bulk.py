@@ -27,10 +27,9 @@ from shared import bulk_jobs as rules
 from shared.auth import requires
 from shared.bulk_jobs import MAX_TARGETS, BulkJobMapping, InvalidBulkRequest, JobKind, Outcome
 from shared.bulk_jobs import BulkJob as SharedBulkJob
-from shared.bulk_jobs_api import JOB_ID, BulkJobView, add_bulk_job_reads
+from shared.bulk_jobs_api import JOB_ID, BulkJobRequest, BulkJobView, add_bulk_job_reads, bulk_job_view
 from shared.bulk_worker import BulkJobRunner
-from shared.http import ApiError, RequestBody
-from shared.openapi import shows
+from shared.http import ApiError
 from shared.store import AggregateStore
 
 
@@ -91,7 +90,7 @@ class OrderBulkJobs(BulkJobRunner[OrderBulkAction, CancelParameters]):
 # --- HTTP ----------------------------------------------------------------------------------------
 
 
-class OrderBulkJobIn(RequestBody):
+class OrderBulkJobIn(BulkJobRequest):
     """cancel_orders on up to 250 orders, with the parameters of `POST /orders/{id}/cancel`."""
 
     model_config = ConfigDict(
@@ -117,20 +116,12 @@ class OrderBulkJobIn(RequestBody):
     notify_customer: StrictBool | None = None
     reason: CancelReason | None = None
 
-    def parameters(self) -> dict[str, Any]:
-        """The parameters the request gave (null counts as not given)."""
-        return {
-            name: getattr(self, name)
-            for name in ("refund", "restock", "notify_customer", "reason")
-            if name in self.model_fields_set and getattr(self, name) is not None
-        }
-
 
 def build_bulk_router(jobs: OrderBulkJobs) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/bulk-jobs", **shows(BulkJobView, 202), dependencies=[requires("orders:write")], tags=["bulk jobs"])
-    async def start_bulk_job(body: OrderBulkJobIn) -> dict[str, Any]:
+    @router.post("/bulk-jobs", status_code=202, dependencies=[requires("orders:write")], tags=["bulk jobs"])
+    async def start_bulk_job(body: OrderBulkJobIn) -> BulkJobView:
         """Cancel up to 250 orders in the background; follow it with GET /bulk-jobs/{id} (or
         order_bulk_job.progress / completed on orders.events.v1). Fulfillment's bulk actions are
         `POST /bulk-jobs` on the fulfillment service."""
@@ -139,7 +130,7 @@ def build_bulk_router(jobs: OrderBulkJobs) -> APIRouter:
         except InvalidBulkRequest as invalid:
             detail = {"field": invalid.field, "reason": invalid.reason}
             raise ApiError(422, "invalid_request", f"invalid request: {invalid.field}", [detail]) from None
-        return BULK_JOBS.view(job)
+        return bulk_job_view(BULK_JOBS, job)
 
     add_bulk_job_reads(router, jobs, BULK_JOBS, requires("orders:read"), "bulk jobs")
     return router
