@@ -9,7 +9,7 @@ add around every route it cannot see, so it is written here, from what each rout
   still being processed), 413 where it takes a body (shared/body_limit.py), and 422 with the
   real `{"error": {..., "details": [{field, reason}]}}` instead of FastAPI's `{"detail": [...]}`;
 - the `Idempotency-Key` header on every POST (shared/idempotency.py);
-- an example of each request body: the first of its model's `examples`.
+- an example of each request body: the first of its model's `examples` (`model_config = example({...})`).
 
 Routes say what they answer by their return type (`-> FulfillmentOrderView`): FastAPI checks and
 serialises the answer by that model, and documents it.
@@ -24,7 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from shared.auth import access_of, api_routes
 from shared.http import ErrorResponse, InvalidRequestResponse
@@ -43,6 +43,11 @@ ERRORS: dict[str, str] = {
     "422": "The request is not one this operation takes: details names each field and the reason. Also an "
     "Idempotency-Key used before for a different request.",
 }
+
+
+def example(body: dict[str, JsonValue]) -> ConfigDict:
+    """A request body model's config with `body` as its example: the one its operation shows."""
+    return ConfigDict(json_schema_extra={"examples": [body]})
 
 
 def operation_id(route: APIRoute) -> str:

@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 
 from fastapi import APIRouter
-from prometheus_client import CollectorRegistry
-from pydantic import ConfigDict, Field, StrictBool
+from pydantic import Field, StrictBool
 
 from services.orders.application import Orders, UnknownOrder
 from services.orders.domain import CancelReason, OrderRuleViolation, Refund
@@ -28,8 +27,9 @@ from shared.auth import requires
 from shared.bulk_jobs import MAX_TARGETS, BulkJobMapping, InvalidBulkRequest, JobKind, Outcome
 from shared.bulk_jobs import BulkJob as SharedBulkJob
 from shared.bulk_jobs_api import JOB_ID, BulkJobRequest, BulkJobView, add_bulk_job_reads, bulk_job_view
-from shared.bulk_worker import BulkJobRunner
+from shared.bulk_worker import BulkJobRunner, RunnerOptions
 from shared.http import ApiError
+from shared.openapi import example
 from shared.store import AggregateStore
 
 
@@ -54,16 +54,8 @@ BULK_JOBS: BulkJobMapping[BulkJob] = BulkJobMapping(BulkJob, KIND)
 
 
 class OrderBulkJobs(BulkJobRunner[OrderBulkAction, CancelParameters]):
-    def __init__(
-        self,
-        jobs: AggregateStore[BulkJob],
-        orders: Orders,
-        registry: CollectorRegistry | None = None,
-        *,
-        lease_seconds: float = 30.0,
-        owner: str | None = None,
-    ) -> None:
-        super().__init__(jobs, KIND, registry, service="orders", lease_seconds=lease_seconds, owner=owner)
+    def __init__(self, jobs: AggregateStore[BulkJob], orders: Orders, **options: Unpack[RunnerOptions]) -> None:
+        super().__init__(jobs, KIND, service="orders", **options)
         self.orders = orders
 
     async def start(self, action: OrderBulkAction, ids: Sequence[str], parameters: Mapping[str, Any]) -> BulkJob:
@@ -93,19 +85,10 @@ class OrderBulkJobs(BulkJobRunner[OrderBulkAction, CancelParameters]):
 class OrderBulkJobIn(BulkJobRequest):
     """cancel_orders on up to 250 orders, with the parameters of `POST /orders/{id}/cancel`."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "action": "cancel_orders",
-                    "order_ids": ["0b7e2c8a-3f1d-4c52-9a7e-5d6f8e9a1b2c"],
-                    "refund": "now",
-                    "restock": True,
-                    "reason": "inventory",
-                }
-            ]
-        }
-    )
+    model_config = example(
+        {"action": "cancel_orders", "order_ids": ["0b7e2c8a-3f1d-4c52-9a7e-5d6f8e9a1b2c"], "refund": "now",
+         "restock": True, "reason": "inventory"}
+    )  # fmt: skip
 
     action: OrderBulkAction
     order_ids: Annotated[

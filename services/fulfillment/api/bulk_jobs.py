@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import ConfigDict, Field, StrictBool
+from pydantic import Field, StrictBool
 
 from services.fulfillment.bulk import BulkJobs
 from services.fulfillment.domain import bulk_job as bulk_rules
@@ -16,6 +16,7 @@ from services.fulfillment.store import BULK_JOBS
 from shared.bulk_jobs import MAX_TARGETS
 from shared.bulk_jobs_api import BulkJobRequest, BulkJobView, add_bulk_job_reads, bulk_job_view
 from shared.catalog import HoldReason
+from shared.openapi import example
 
 from .common import READ, SAFE_ID, WRITE, invalid_field
 
@@ -29,18 +30,10 @@ class BulkJobIn(BulkJobRequest):
     mark_unfulfilled, request_fulfillment (notify_customer when shipped, message to the
     service), cancel_fulfillment_requests (message to the service)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "action": "hold",
-                    "fulfillment_order_ids": ["5f9c1d2e-7a3b-4c8d-9e0f-1a2b3c4d5e6f"],
-                    "reason": "OTHER",
-                    "note": "Stock count",
-                }
-            ]
-        }
-    )
+    model_config = example(
+        {"action": "hold", "fulfillment_order_ids": ["5f9c1d2e-7a3b-4c8d-9e0f-1a2b3c4d5e6f"], "reason": "OTHER",
+         "note": "Stock count"}
+    )  # fmt: skip
 
     multi_line_fields = frozenset({"message"})
 

@@ -132,9 +132,8 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         return shipment_view(fo, _newest_fulfillment(before, fo))
 
     async def shown(action: Awaitable[FulfillmentOrder]) -> FulfillmentOrderView:
-        """The fulfillment order an action leaves, as the API shows it (a refusal as the HTTP error saying why)."""
-        with refusals():
-            return fulfillment_order_view(await action)
+        """The fulfillment order an action leaves, as the API shows it."""
+        return fulfillment_order_view(await acted(action))
 
     @router.post(FO + "/hold", dependencies=[WRITE], tags=TAGS)
     async def hold(fulfillment_order_id: str, body: HoldIn) -> FulfillmentOrderView:
@@ -202,28 +201,28 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
     async def update_tracking(fulfillment_id: str, body: TrackingUpdateIn) -> FulfillmentSnapshot:
         """Add or change the shipment's tracking; it replaces what was there."""
         fo = await holding(fulfillment_id)
-        with refusals():
-            saved = await actions.update_tracking(
-                fulfillment, fo.id, fulfillment_id, body.tracking(), body.notify_customer
-            )
-        return saved.fulfillment(fulfillment_id)
+        change = actions.update_tracking(fulfillment, fo.id, fulfillment_id, body.tracking(), body.notify_customer)
+        return (await acted(change)).fulfillment(fulfillment_id)
 
     @router.post("/fulfillments/{fulfillment_id}/void-label", dependencies=[WRITE], tags=["fulfillments"])
     async def void_label(fulfillment_id: str) -> FulfillmentSnapshot:
         fo = await holding(fulfillment_id)
-        with refusals():
-            saved = await actions.void_label(fulfillment, fo.id, fulfillment_id)
-        return saved.fulfillment(fulfillment_id)
+        return (await acted(actions.void_label(fulfillment, fo.id, fulfillment_id))).fulfillment(fulfillment_id)
 
     @router.post("/fulfillments/{fulfillment_id}/cancel", dependencies=[WRITE], tags=["fulfillments"])
     async def cancel_fulfillment(fulfillment_id: str) -> ShipmentView:
         """Undo a shipment: its lines go back to unfulfilled and their stock back to reserved."""
         fo = await holding(fulfillment_id)
-        with refusals():
-            saved = await actions.cancel_fulfillment(fulfillment, fo.id, fulfillment_id)
+        saved = await acted(actions.cancel_fulfillment(fulfillment, fo.id, fulfillment_id))
         return shipment_view(saved, fulfillment_id)
 
     return router
+
+
+async def acted(action: Awaitable[FulfillmentOrder]) -> FulfillmentOrder:
+    """The fulfillment order an action leaves; a rule's refusal as the HTTP error that says why."""
+    with refusals():
+        return await action
 
 
 def known_fo(fulfillment_order_id: str) -> str:

@@ -9,36 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import ConfigDict, Field
 
 from services.fulfillment.application import Fulfillment, actions
 from services.fulfillment.domain.fulfillment_orders.service_requests import AnswerKind
 from shared.auth import SERVICE_SCOPE, Caller, Forbidden, Principal
 from shared.catalog import FulfillmentRequestRejection, FulfillmentServiceResponse, RejectionReason
-from shared.http import NotFound, RequestBody
+from shared.http import NotFound
+from shared.openapi import example
 
+from .bodies import MessageIn
 from .common import SERVICES_ONLY, FulfillmentOrderView, fulfillment_order_view, known_id, refusals
 
 TAGS: list[str | Enum] = ["fulfillment services"]
 FO = "/fulfillment-orders/{fulfillment_order_id}"
 
 
-class MessageIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "Picked; ships tomorrow."}]})
-    multi_line_fields = frozenset({"message"})
-
-    message: Annotated[str, Field(max_length=1000)] = ""
-
-
 class RejectIn(MessageIn):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"reason": "INVENTORY_OUT_OF_STOCK", "message": "Out of stock until next week."}]
-        }
-    )
+    model_config = example({"reason": "INVENTORY_OUT_OF_STOCK", "message": "Out of stock until next week."})
     reason: RejectionReason = RejectionReason.OTHER
 
 
