@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -131,7 +130,7 @@ _SHOWN = [name for name in FulfillmentOrderView.model_fields if name != "fulfill
 def fulfillment_order_view(fo: FulfillmentOrder) -> FulfillmentOrderView:
     """A fulfillment order as the API shows it: its fulfillments as a list, oldest first. Built
     from the typed fulfillment order, whose values were checked on the way in (FROM_THE_STORE)."""
-    fields: dict[str, Any] = {name: getattr(fo, name) for name in _SHOWN}
+    fields = {name: getattr(fo, name) for name in _SHOWN}
     fields["fulfillments"] = sorted(fo.fulfillments.values(), key=lambda f: (f.created_at, f.id))
     return FulfillmentOrderView.model_validate(fields, context=FROM_THE_STORE)
 
