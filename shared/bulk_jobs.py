@@ -265,14 +265,3 @@ class BulkJobMapping(ModelMapping[J]):
         ]
         document["parameters"] = {name: value for name, value in document["parameters"].items() if value is not None}
         return document
-
-    def view(self, job: J) -> dict[str, Any]:
-        """What GET /bulk-jobs/{id} shows: the counts, the parameters, and a result per target
-        that has one, in the order they were asked for."""
-        stored = self.dump(job)
-        return {
-            **snapshot(job).model_dump(mode="json"),
-            "parameters": stored["parameters"],
-            "started_by": job.started_by,
-            "results": [item for item in stored["items"] if item["status"] != ItemStatus.PENDING],
-        }

@@ -23,7 +23,7 @@ import socket
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Generic
+from typing import Generic, TypedDict
 
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import IndexModel
@@ -47,6 +47,16 @@ MAX_RUNNING = 100
 INDEXES = [IndexModel([("status", 1), ("created_at", 1)]), IndexModel([("created_at", 1)]), OUTBOX_PENDING_INDEX]
 """A service's bulk_jobs collection: running jobs (the probe that resumes a crashed replica's),
 the most recent first (GET /bulk-jobs), and the probe of the jobs' own outbox relay."""
+
+
+class RunnerOptions(TypedDict, total=False):
+    """How a service's runner works its jobs (BulkJobRunner's keyword arguments), passed through
+    by each service's subclass unchanged."""
+
+    registry: CollectorRegistry | None
+    lease_seconds: float
+    probe_seconds: float | None
+    owner: str | None
 
 
 class BulkJobRunner(ABC, Generic[ActionT, ParametersT]):

@@ -9,9 +9,10 @@ add around every route it cannot see, so it is written here, from what each rout
   still being processed), 413 where it takes a body (shared/body_limit.py), and 422 with the
   real `{"error": {..., "details": [{field, reason}]}}` instead of FastAPI's `{"detail": [...]}`;
 - the `Idempotency-Key` header on every POST (shared/idempotency.py);
-- an example of each request body: the first of its model's `examples`.
+- an example of each request body: the first of its model's `examples` (`model_config = example({...})`).
 
-Routes document their answers' types with `shows(Model)`.
+Routes say what they answer by their return type (`-> FulfillmentOrderView`): FastAPI checks and
+serialises the answer by that model, and documents it.
 
 Operation ids are the route functions' names (`pay_order`), unique per service (checked here).
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from shared.auth import access_of, api_routes
 from shared.http import ErrorResponse, InvalidRequestResponse
@@ -44,16 +45,9 @@ ERRORS: dict[str, str] = {
 }
 
 
-def shows(
-    model: type[BaseModel], status: int = 200, description: str = "Successful Response", also: tuple[int, ...] = ()
-) -> dict[str, Any]:
-    """Route arguments documenting that the route answers `model` (with `status`): the view
-    functions build the JSON as before, and the model is its documented type, which the
-    schemathesis test holds the real answers to (tests/e2e/test_openapi_conformance.py). Not a
-    `response_model`, so the answers are not validated and re-serialised once more on the way
-    out (a page of 250 fulfillment orders), and not changed. `also`: other 2xx it answers the same."""
-    answer = {"model": model, "description": description}
-    return {"status_code": status, "response_model": None, "responses": dict.fromkeys((status, *also), answer)}
+def example(body: dict[str, JsonValue]) -> ConfigDict:
+    """A request body model's config with `body` as its example: the one its operation shows."""
+    return ConfigDict(json_schema_extra={"examples": [body]})
 
 
 def operation_id(route: APIRoute) -> str:

@@ -92,7 +92,7 @@ def bootstrap(
     bulk_jobs = BulkJobs(
         stores.store("bulk_jobs", mapping=BULK_JOBS),
         fulfillment,
-        registry,
+        registry=registry,
         lease_seconds=settings.bulk_job_lease_seconds,
     )
     pack_runs = PackRuns(fulfillment, stores.store(PACK_ORDERS, mapping=ORDER_VIEWS))

@@ -7,35 +7,21 @@ fulfillment orders (application.actions) or on the fulfillment orders of orders
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-from prometheus_client import CollectorRegistry
+from typing import Any, Unpack
 
 from services.fulfillment.application import Fulfillment, actions, order_actions
 from services.fulfillment.domain import bulk_job as rules
 from services.fulfillment.domain.bulk_job import KIND, BulkAction, BulkJob, Outcome, Parameters
 from services.fulfillment.domain.fulfillment_orders.model import FulfillmentRequest, InvalidRequest, TransitionRefused
-from shared.bulk_worker import BulkJobRunner
+from shared.bulk_worker import BulkJobRunner, RunnerOptions
 from shared.catalog import Tracking
 from shared.store import AggregateStore
 
 
 class BulkJobs(BulkJobRunner[BulkAction, Parameters]):
-    def __init__(
-        self,
-        jobs: AggregateStore[BulkJob],
-        fulfillment: Fulfillment,
-        registry: CollectorRegistry | None = None,
-        *,
-        lease_seconds: float = 30.0,
-        probe_seconds: float | None = None,
-        owner: str | None = None,
-    ) -> None:
-        super().__init__(
-            jobs, KIND, registry, service="fulfillment", lease_seconds=lease_seconds, probe_seconds=probe_seconds,
-            owner=owner,
-        )  # fmt: skip
-        self.fulfillment = fulfillment
+    def __init__(self, jobs: AggregateStore[BulkJob], app: Fulfillment, **options: Unpack[RunnerOptions]) -> None:
+        super().__init__(jobs, KIND, service="fulfillment", **options)
+        self.fulfillment = app
 
     async def start(self, action: BulkAction, ids: Sequence[str], parameters: Mapping[str, Any]) -> BulkJob:
         """Store the job (RUNNING, nothing done) and wake the worker; raises InvalidRequest."""

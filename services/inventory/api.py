@@ -6,7 +6,9 @@ valid but breaks a stock or location rule is refused with 409 and the reason.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from dataclasses import asdict
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
@@ -22,11 +24,10 @@ from services.inventory.domain.reservations import (
     ReservationRecord,
 )
 from services.inventory.domain.stock import StockLevel
-from services.inventory.mapping import RECORDS
 from shared.auth import requires
 from shared.catalog import Location, ServiceWorkflow, Shortage
 from shared.http import ApiError, Conflict, Identifier, IdentifierPath, NotFound, RequestBody
-from shared.openapi import shows
+from shared.text import FROM_THE_STORE
 
 MAX_UNITS = 1_000_000_000
 
@@ -105,11 +106,15 @@ class LocationList(BaseModel):
 
 
 class LevelAtLocation(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     location_id: str
     on_hand: int
     reserved: int
     available: int = Field(description="on_hand - reserved")
-    bin: str | None = Field(None, description="where the sku is kept there; absent until set")
+    bin: str | None = Field(
+        None, description="where the sku is kept there; absent until set", exclude_if=lambda bin: bin is None
+    )
 
 
 class StockLevelView(LevelAtLocation):
@@ -141,25 +146,33 @@ class ReservationList(BaseModel):
     items: list[ReservationView]
 
 
-def level_view(level: StockLevel) -> dict[str, Any]:
-    return {
-        "location_id": level.location_id,
-        "sku": level.sku,
-        "on_hand": level.on_hand,
-        "reserved": level.reserved,
-        "available": level.available,
-        **({"bin": level.bin} if level.bin else {}),  # shown once set
-    }
+READ = requires("inventory:read")
+WRITE = requires("inventory:write")
+
+
+def level_view(level: StockLevel) -> StockLevelView:
+    return StockLevelView.model_validate(level)
+
+
+async def shown_level(location_id: str, change: Awaitable[StockLevel], field: str | None = None) -> StockLevelView:
+    """The stock level a change leaves: 404 for an unknown location; with `field`, a refused
+    change is 409 naming it."""
+    try:
+        return level_view(await change)
+    except UnknownLocation:
+        raise NotFound("location", location_id) from None
+    except InventoryRuleViolation as exc:
+        if field is None:
+            raise
+        raise Conflict(str(exc), {"field": field}) from None
 
 
 def build_router(inventory: Inventory) -> APIRouter:
     router = APIRouter()
 
     # Declared before PUT /locations/{location_id}, so "priorities" is not a location id.
-    @router.put(
-        "/locations/priorities", **shows(LocationList), dependencies=[requires("inventory:write")], tags=["locations"]
-    )
-    async def reorder_locations(body: PrioritiesIn) -> dict[str, Any]:
+    @router.put("/locations/priorities", dependencies=[WRITE], tags=["locations"])
+    async def reorder_locations(body: PrioritiesIn) -> LocationList:
         """Re-order locations in one request."""
         try:
             ordered = await inventory.locations.reorder(body.location_ids)
@@ -168,15 +181,15 @@ def build_router(inventory: Inventory) -> APIRouter:
                 422, "invalid_request", f"invalid request: location_ids: {exc}",
                 [{"field": "location_ids", "reason": f"unknown location {i!r}"} for i in exc.location_ids],
             ) from None  # fmt: skip
-        return {"items": [location.model_dump(mode="json") for location in ordered]}
+        return LocationList(items=list(ordered))
 
     @router.put(
         "/locations/{location_id}",
-        **shows(Location, also=(201,)),
-        dependencies=[requires("inventory:write")],
+        responses={201: {"model": Location, "description": "Successful Response"}},
+        dependencies=[WRITE],
         tags=["locations"],
     )
-    async def put_location(location_id: LocationIdPath, body: LocationIn, response: Response) -> dict[str, Any]:
+    async def put_location(location_id: LocationIdPath, body: LocationIn, response: Response) -> Location:
         """Create or update a location (201 when created)."""
         try:
             location, created = await inventory.locations.put(
@@ -187,90 +200,53 @@ def build_router(inventory: Inventory) -> APIRouter:
                 str(exc), {"field": "priority", "priority": exc.priority, "location_id": exc.holder}
             ) from None
         response.status_code = 201 if created else 200
-        return location.model_dump(mode="json")
+        return location
 
-    @router.get("/locations", **shows(LocationList), dependencies=[requires("inventory:read")], tags=["locations"])
-    async def list_locations() -> dict[str, Any]:
+    @router.get("/locations", dependencies=[READ], tags=["locations"])
+    async def list_locations() -> LocationList:
         """Every location, by priority (1 first)."""
-        return {"items": [location.model_dump(mode="json") for location in await inventory.locations.all()]}
+        return LocationList(items=list(await inventory.locations.all()))
 
-    @router.get(
-        "/locations/{location_id}", **shows(Location), dependencies=[requires("inventory:read")], tags=["locations"]
-    )
-    async def get_location(location_id: LocationIdPath) -> dict[str, Any]:
+    @router.get("/locations/{location_id}", dependencies=[READ], tags=["locations"])
+    async def get_location(location_id: LocationIdPath) -> Location:
         location = await inventory.locations.get(location_id)
         if location is None:
             raise NotFound("location", location_id)
-        return location.model_dump(mode="json")
+        return location
 
-    @router.put(
-        "/stock/{location_id}/{sku}",
-        **shows(StockLevelView),
-        dependencies=[requires("inventory:write")],
-        tags=["stock"],
-    )
-    async def set_stock(location_id: LocationIdPath, sku: SkuPath, body: StockIn) -> dict[str, Any]:
+    @router.put("/stock/{location_id}/{sku}", dependencies=[WRITE], tags=["stock"])
+    async def set_stock(location_id: LocationIdPath, sku: SkuPath, body: StockIn) -> StockLevelView:
         """Set on_hand (a count). Refused below what is reserved."""
-        try:
-            return level_view(await inventory.set_on_hand(location_id, sku, body.on_hand))
-        except UnknownLocation:
-            raise NotFound("location", location_id) from None
-        except InventoryRuleViolation as exc:
-            raise Conflict(str(exc), {"field": "on_hand"}) from None
+        return await shown_level(location_id, inventory.set_on_hand(location_id, sku, body.on_hand), "on_hand")
 
-    @router.put(
-        "/stock/{location_id}/{sku}/bin",
-        **shows(StockLevelView),
-        dependencies=[requires("inventory:write")],
-        tags=["stock"],
-    )
-    async def set_bin(location_id: LocationIdPath, sku: SkuPath, body: BinIn) -> dict[str, Any]:
+    @router.put("/stock/{location_id}/{sku}/bin", dependencies=[WRITE], tags=["stock"])
+    async def set_bin(location_id: LocationIdPath, sku: SkuPath, body: BinIn) -> StockLevelView:
         """Set where the sku is kept at the location (null clears it); fulfillment's pick lists
         go through the bins in order."""
-        try:
-            return level_view(await inventory.set_bin(location_id, sku, body.bin))
-        except UnknownLocation:
-            raise NotFound("location", location_id) from None
+        return await shown_level(location_id, inventory.set_bin(location_id, sku, body.bin))
 
-    @router.post(
-        "/stock/{location_id}/{sku}/adjustments",
-        **shows(StockLevelView),
-        dependencies=[requires("inventory:write")],
-        tags=["stock"],
-    )
-    async def adjust_stock(location_id: LocationIdPath, sku: SkuPath, body: AdjustmentIn) -> dict[str, Any]:
+    @router.post("/stock/{location_id}/{sku}/adjustments", dependencies=[WRITE], tags=["stock"])
+    async def adjust_stock(location_id: LocationIdPath, sku: SkuPath, body: AdjustmentIn) -> StockLevelView:
         """Move on_hand by delta (received, damaged, corrected). Refused if it would take reserved units."""
-        try:
-            return level_view(await inventory.adjust(location_id, sku, body.delta, body.reason))
-        except UnknownLocation:
-            raise NotFound("location", location_id) from None
-        except InventoryRuleViolation as exc:
-            raise Conflict(str(exc), {"field": "delta"}) from None
+        return await shown_level(location_id, inventory.adjust(location_id, sku, body.delta, body.reason), "delta")
 
-    @router.get("/stock/{sku}", **shows(SkuStock), dependencies=[requires("inventory:read")], tags=["stock"])
-    async def get_stock(sku: SkuPath) -> dict[str, Any]:
+    @router.get("/stock/{sku}", dependencies=[READ], tags=["stock"])
+    async def get_stock(sku: SkuPath) -> SkuStock:
         """A sku's on_hand, reserved and available per location, by location priority."""
         levels = await inventory.stock_of(sku)
-        return {"sku": sku, "locations": [{k: v for k, v in level_view(lv).items() if k != "sku"} for lv in levels]}
+        return SkuStock(sku=sku, locations=[LevelAtLocation.model_validate(level) for level in levels])
 
-    @router.get(
-        "/reservations", **shows(ReservationList), dependencies=[requires("inventory:read")], tags=["reservations"]
-    )
+    @router.get("/reservations", dependencies=[READ], tags=["reservations"])
     async def list_reservations(
         order_id: Annotated[str, Query(min_length=1, max_length=128)],
-    ) -> dict[str, Any]:
+    ) -> ReservationList:
         """The reservation record of each fulfillment order of an order."""
-        return {"items": [_record_view(r) for r in await inventory.reservations_of(order_id)]}
+        return ReservationList(items=[_record_view(r) for r in await inventory.reservations_of(order_id)])
 
-    @router.get(
-        "/reservations/{fulfillment_order_id}",
-        **shows(ReservationView),
-        dependencies=[requires("inventory:read")],
-        tags=["reservations"],
-    )
+    @router.get("/reservations/{fulfillment_order_id}", dependencies=[READ], tags=["reservations"])
     async def get_reservation(
         fulfillment_order_id: Annotated[str, Path(min_length=1, max_length=128)],
-    ) -> dict[str, Any]:
+    ) -> ReservationView:
         record = await inventory.reservation(fulfillment_order_id)
         if record is None:
             raise NotFound("reservation of fulfillment order", fulfillment_order_id)
@@ -279,5 +255,5 @@ def build_router(inventory: Inventory) -> APIRouter:
     return router
 
 
-def _record_view(record: ReservationRecord) -> dict[str, Any]:
-    return {"id": record.fulfillment_order_id, **RECORDS.dump(record)}
+def _record_view(record: ReservationRecord) -> ReservationView:
+    return ReservationView.model_validate({"id": record.fulfillment_order_id, **asdict(record)}, context=FROM_THE_STORE)

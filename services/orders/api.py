@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 from services.orders import domain, listing
 from services.orders.application import Orders, UnknownOrder
@@ -32,7 +32,7 @@ from shared.catalog import (
 from shared.clock import iso
 from shared.http import ApiError, Identifier, NotFound, RequestBody
 from shared.idempotency import derived_id
-from shared.openapi import shows
+from shared.text import FROM_THE_STORE
 from shared.urls import AssetUrl
 
 MAX_LINES = 250
@@ -125,10 +125,6 @@ class CancelIn(RequestBody):
     reason: domain.CancelReason
 
 
-JsonBody = dict[str, Any]
-"""A response body: the order as the API shows it (order_view), or a page of them."""
-
-
 class CustomStatusView(BaseModel):
     code: str
     name: str = Field(description="its name now (renaming a status renames it on every order)")
@@ -181,35 +177,40 @@ class OrderPage(BaseModel):
     next_cursor: str | None = Field(description="pass as `after` for the next page; null on the last")
 
 
-def order_view(order: Order, names: Mapping[str, str] | None = None) -> JsonBody:
+_SHOWN_APART = {"warehouse_status", "custom_status", "timeline", "fulfillment_orders"}
+_AS_STORED = [name for name in OrderView.model_fields if name not in _SHOWN_APART]
+"""The order's own fields its view shows as they are."""
+
+
+def order_view(order: Order, names: Mapping[str, str] | None = None) -> OrderView:
     """The order as the API shows it: timeline newest first (notes included), its fulfillment
     orders as a list, its warehouse status, its custom status with the name it has now (`names`,
-    by code), no internal bookkeeping."""
-    view: JsonBody = _ORDER.dump_python(order, mode="json", exclude=_SHOWN_APART)
-    view["warehouse_status"] = domain.warehouse_status(order).value
+    by code), no internal bookkeeping. Built from the typed order, whose values were checked on
+    the way in (FROM_THE_STORE)."""
     code = order.custom_status
-    view["custom_status"] = None if code is None else {"code": code, "name": (names or {}).get(code, code)}
-    view["timeline"] = [_entry_view(entry) for entry in reversed(domain.timeline(order))]
-    view["fulfillment_orders"] = [fo.model_dump(mode="json") for fo in order.fulfillment_orders.values()]
-    return view
+    shown = {name: getattr(order, name) for name in _AS_STORED}
+    return OrderView.model_validate(
+        {
+            **shown,
+            "warehouse_status": domain.warehouse_status(order),
+            "custom_status": None if code is None else CustomStatusView(code=code, name=(names or {}).get(code, code)),
+            "timeline": [_entry_view(entry) for entry in reversed(domain.timeline(order))],
+            "fulfillment_orders": list(order.fulfillment_orders.values()),
+        },
+        context=FROM_THE_STORE,
+    )
 
 
-def _entry_view(entry: domain.TimelineEntry) -> JsonBody:
+def _entry_view(entry: domain.TimelineEntry) -> TimelineEntryView:
     """A timeline entry as the API shows it: one stored before entries had a message reads as its type."""
-    view = asdict(entry)
-    view["message"] = entry.message or domain.humanised(entry.type)
-    return view
-
-
-_ORDER = TypeAdapter(Order)
-_SHOWN_APART = {"timeline", "timeline_notes", "fulfillment_orders"}
+    return TimelineEntryView.model_validate({**asdict(entry), "message": entry.message or domain.humanised(entry.type)})
 
 
 def build_router(orders: Orders) -> APIRouter:
     router = APIRouter(tags=["orders"])
 
-    @router.post("/orders", **shows(OrderView, 201), dependencies=[requires("orders:write")])
-    async def create_order(body: OrderIn) -> JsonBody:
+    @router.post("/orders", status_code=201, dependencies=[requires("orders:write")])
+    async def create_order(body: OrderIn) -> OrderView:
         """Place an order; it gets the shop's next number (`number`, shown as #1001)."""
         try:
             placed = await orders.place(
@@ -219,11 +220,11 @@ def build_router(orders: Orders) -> APIRouter:
             raise invalid(exc.problems) from None
         return order_view(placed)
 
-    @router.get("/orders/{order_id}", **shows(OrderView), dependencies=[requires("orders:read")])
-    async def get_order(order_id: str) -> JsonBody:
+    @router.get("/orders/{order_id}", dependencies=[requires("orders:read")])
+    async def get_order(order_id: str) -> OrderView:
         return await shown(orders, orders.get(known_id(order_id)))
 
-    @router.get("/orders", **shows(OrderPage), dependencies=[requires("orders:read")])
+    @router.get("/orders", dependencies=[requires("orders:read")])
     async def list_orders(
         financial_status: FinancialStatus | None = None,
         fulfillment_status: DisplayFulfillmentStatus | None = None,
@@ -254,7 +255,7 @@ def build_router(orders: Orders) -> APIRouter:
                 "starts after its last order, however many orders come and go meanwhile. Not with offset.",
             ),
         ] = None,
-    ) -> JsonBody:
+    ) -> OrderPage:
         """Orders by earliest fulfill-by deadline (those without one last), or by creation time.
 
         Pages with limit/offset, or with the cursor each page returns (`next_cursor`, null on the
@@ -286,36 +287,31 @@ def build_router(orders: Orders) -> APIRouter:
             raise ApiError(422, "invalid_request", f"invalid request: {exc.field}",
                            [{"field": exc.field, "reason": str(exc)}]) from None  # fmt: skip
         names = await orders.statuses.names() if any(o.custom_status for o in page.items) else {}
-        return {
-            "items": [order_view(o, names) for o in page.items],
-            "total": page.total,
-            "limit": limit,
-            "offset": offset,
-            "next_cursor": page.next_cursor,
-        }
+        return OrderPage(
+            items=[order_view(o, names) for o in page.items],
+            total=page.total, limit=limit, offset=offset, next_cursor=page.next_cursor,
+        )  # fmt: skip
 
-    @router.post("/orders/{order_id}/pay", **shows(OrderView), dependencies=[requires("orders:write")])
-    async def pay_order(order_id: str) -> JsonBody:
+    @router.post("/orders/{order_id}/pay", dependencies=[requires("orders:write")])
+    async def pay_order(order_id: str) -> OrderView:
         """Paying a paid order again changes nothing and emits nothing."""
         return await shown(orders, orders.pay(known_id(order_id)))
 
-    @router.post("/orders/{order_id}/cancel", **shows(OrderView), dependencies=[requires("orders:write")])
-    async def cancel_order(order_id: str, body: CancelIn) -> JsonBody:
+    @router.post("/orders/{order_id}/cancel", dependencies=[requires("orders:write")])
+    async def cancel_order(order_id: str, body: CancelIn) -> OrderView:
         """Cancel; a refund is only issued for a paid order. A fully fulfilled order is 409."""
         return await shown(orders, orders.cancel(known_id(order_id), refund=body.refund, restock=body.restock,
                                                  notify_customer=body.notify_customer, reason=body.reason))  # fmt: skip
 
-    @router.post(
-        "/orders/{order_id}/post-purchase/complete", **shows(OrderView), dependencies=[requires("orders:write")]
-    )
-    async def complete_post_purchase(order_id: str) -> JsonBody:
+    @router.post("/orders/{order_id}/post-purchase/complete", dependencies=[requires("orders:write")])
+    async def complete_post_purchase(order_id: str) -> OrderView:
         """The post-purchase upsell window closed: announce it so fulfillment can proceed."""
         return await shown(orders, orders.complete_post_purchase(known_id(order_id)))
 
     return router
 
 
-async def shown(orders: Orders, action: Awaitable[Order]) -> JsonBody:
+async def shown(orders: Orders, action: Awaitable[Order]) -> OrderView:
     """The order an action leaves, as the API shows it; an unknown order is 404 (a rule's refusal
     is a 409, by shared.http)."""
     try:

@@ -13,7 +13,6 @@ from services.orders.api import (
     MAX_LINES,
     AddressIn,
     CustomStatusView,
-    JsonBody,
     LineItemIn,
     OrderView,
     invalid,
@@ -26,7 +25,6 @@ from services.orders.domain import Address, NewLine, OrderEdit
 from shared.auth import requires
 from shared.events import current_actor
 from shared.http import ApiError, NotFound, RequestBody
-from shared.openapi import shows
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 StatusCode = Annotated[
@@ -81,33 +79,35 @@ class CustomStatusList(BaseModel):
     items: list[CustomStatusView]
 
 
-def statuses_view(statuses: CustomStatuses) -> JsonBody:
-    return {"items": [{"code": code, "name": name} for code, name in sorted(statuses.names.items())]}
+def statuses_view(statuses: CustomStatuses) -> CustomStatusList:
+    return CustomStatusList(
+        items=[CustomStatusView(code=code, name=name) for code, name in sorted(statuses.names.items())]
+    )
 
 
 def build_warehouse_router(orders: Orders) -> APIRouter:
     router = APIRouter(tags=["orders"])
 
-    @router.put("/orders/{order_id}/waiting", **shows(OrderView), dependencies=[requires("orders:write")])
-    async def set_waiting(order_id: str, body: WaitingIn) -> JsonBody:
+    @router.put("/orders/{order_id}/waiting", dependencies=[requires("orders:write")])
+    async def set_waiting(order_id: str, body: WaitingIn) -> OrderView:
         """Keep the order out of the pack run until cleared (not a hold: nothing is wrong);
         emits order.waiting_changed when it changes."""
         return await shown(orders, orders.set_waiting(known_id(order_id), body.waiting))
 
-    @router.post("/orders/{order_id}/comments", **shows(OrderView, 201), dependencies=[requires("orders:write")])
-    async def add_comment(order_id: str, body: CommentIn) -> JsonBody:
+    @router.post("/orders/{order_id}/comments", status_code=201, dependencies=[requires("orders:write")])
+    async def add_comment(order_id: str, body: CommentIn) -> OrderView:
         """A merchant's note on the order; its words are found by GET /orders?q=."""
         return await shown(orders, orders.comment(known_id(order_id), body.text, current_actor()))
 
-    @router.put("/orders/{order_id}/custom-status", **shows(OrderView), dependencies=[requires("orders:write")])
-    async def set_custom_status(order_id: str, body: OrderCustomStatusIn) -> JsonBody:
+    @router.put("/orders/{order_id}/custom-status", dependencies=[requires("orders:write")])
+    async def set_custom_status(order_id: str, body: OrderCustomStatusIn) -> OrderView:
         try:
             return await shown(orders, orders.set_custom_status(known_id(order_id), body.code))
         except UnknownStatus as exc:
             raise _unknown_status(exc) from None
 
-    @router.patch("/orders/{order_id}", **shows(OrderView), dependencies=[requires("orders:write")])
-    async def edit_order(order_id: str, body: OrderEditIn) -> JsonBody:
+    @router.patch("/orders/{order_id}", dependencies=[requires("orders:write")])
+    async def edit_order(order_id: str, body: OrderEditIn) -> OrderView:
         """Edit an order placed or in packing: the full new `line_items` (a line with an existing
         line's `id`, or else its sku, is that line) and/or the `shipping_address`. Emits
         order.edited with the whole new order; 409 once the order shipped, or when the edit would
@@ -128,17 +128,17 @@ def build_warehouse_router(orders: Orders) -> APIRouter:
         except domain.InvalidOrder as exc:
             raise invalid(exc.problems) from None
 
-    @router.get("/custom-statuses", **shows(CustomStatusList), dependencies=[requires("orders:read")])
-    async def list_statuses() -> JsonBody:
+    @router.get("/custom-statuses", dependencies=[requires("orders:read")])
+    async def list_statuses() -> CustomStatusList:
         return statuses_view(await orders.statuses.all())
 
-    @router.post("/custom-statuses", **shows(CustomStatusList, 201), dependencies=[requires("orders:write")])
-    async def define_status(body: CustomStatusIn) -> JsonBody:
+    @router.post("/custom-statuses", status_code=201, dependencies=[requires("orders:write")])
+    async def define_status(body: CustomStatusIn) -> CustomStatusList:
         """A status of the merchant's own; a code taken already is 409."""
         return statuses_view(await orders.statuses.define(body.code, body.name))
 
-    @router.put("/custom-statuses/{code}", **shows(CustomStatusList), dependencies=[requires("orders:write")])
-    async def rename_status(code: str, body: CustomStatusIn) -> JsonBody:
+    @router.put("/custom-statuses/{code}", dependencies=[requires("orders:write")])
+    async def rename_status(code: str, body: CustomStatusIn) -> CustomStatusList:
         """Rename a status: every order with it shows the new name, past ones included."""
         try:
             return statuses_view(await orders.statuses.rename(code, body.code, body.name))

@@ -60,7 +60,7 @@ def bulk_jobs(
 ) -> OrderBulkJobs:
     """Bulk cancellations, stored in `bulk_jobs` (its indexes are in store.INDEXES)."""
     jobs = runtime.store("bulk_jobs", mapping=BULK_JOBS)
-    return OrderBulkJobs(jobs, orders, registry, lease_seconds=lease_seconds)
+    return OrderBulkJobs(jobs, orders, registry=registry, lease_seconds=lease_seconds)
 
 
 def build(settings: OrdersSettings | None = None) -> tuple[ServiceRuntime, FastAPI]:

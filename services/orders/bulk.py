@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 
 from fastapi import APIRouter
-from prometheus_client import CollectorRegistry
-from pydantic import ConfigDict, Field, StrictBool
+from pydantic import Field, StrictBool
 
 from services.orders.application import Orders, UnknownOrder
 from services.orders.domain import CancelReason, OrderRuleViolation, Refund
@@ -27,10 +26,10 @@ from shared import bulk_jobs as rules
 from shared.auth import requires
 from shared.bulk_jobs import MAX_TARGETS, BulkJobMapping, InvalidBulkRequest, JobKind, Outcome
 from shared.bulk_jobs import BulkJob as SharedBulkJob
-from shared.bulk_jobs_api import JOB_ID, BulkJobView, add_bulk_job_reads
-from shared.bulk_worker import BulkJobRunner
-from shared.http import ApiError, RequestBody
-from shared.openapi import shows
+from shared.bulk_jobs_api import JOB_ID, BulkJobRequest, BulkJobView, add_bulk_job_reads, bulk_job_view
+from shared.bulk_worker import BulkJobRunner, RunnerOptions
+from shared.http import ApiError
+from shared.openapi import example
 from shared.store import AggregateStore
 
 
@@ -55,16 +54,8 @@ BULK_JOBS: BulkJobMapping[BulkJob] = BulkJobMapping(BulkJob, KIND)
 
 
 class OrderBulkJobs(BulkJobRunner[OrderBulkAction, CancelParameters]):
-    def __init__(
-        self,
-        jobs: AggregateStore[BulkJob],
-        orders: Orders,
-        registry: CollectorRegistry | None = None,
-        *,
-        lease_seconds: float = 30.0,
-        owner: str | None = None,
-    ) -> None:
-        super().__init__(jobs, KIND, registry, service="orders", lease_seconds=lease_seconds, owner=owner)
+    def __init__(self, jobs: AggregateStore[BulkJob], orders: Orders, **options: Unpack[RunnerOptions]) -> None:
+        super().__init__(jobs, KIND, service="orders", **options)
         self.orders = orders
 
     async def start(self, action: OrderBulkAction, ids: Sequence[str], parameters: Mapping[str, Any]) -> BulkJob:
@@ -91,22 +82,13 @@ class OrderBulkJobs(BulkJobRunner[OrderBulkAction, CancelParameters]):
 # --- HTTP ----------------------------------------------------------------------------------------
 
 
-class OrderBulkJobIn(RequestBody):
+class OrderBulkJobIn(BulkJobRequest):
     """cancel_orders on up to 250 orders, with the parameters of `POST /orders/{id}/cancel`."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "action": "cancel_orders",
-                    "order_ids": ["0b7e2c8a-3f1d-4c52-9a7e-5d6f8e9a1b2c"],
-                    "refund": "now",
-                    "restock": True,
-                    "reason": "inventory",
-                }
-            ]
-        }
-    )
+    model_config = example(
+        {"action": "cancel_orders", "order_ids": ["0b7e2c8a-3f1d-4c52-9a7e-5d6f8e9a1b2c"], "refund": "now",
+         "restock": True, "reason": "inventory"}
+    )  # fmt: skip
 
     action: OrderBulkAction
     order_ids: Annotated[
@@ -117,20 +99,12 @@ class OrderBulkJobIn(RequestBody):
     notify_customer: StrictBool | None = None
     reason: CancelReason | None = None
 
-    def parameters(self) -> dict[str, Any]:
-        """The parameters the request gave (null counts as not given)."""
-        return {
-            name: getattr(self, name)
-            for name in ("refund", "restock", "notify_customer", "reason")
-            if name in self.model_fields_set and getattr(self, name) is not None
-        }
-
 
 def build_bulk_router(jobs: OrderBulkJobs) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/bulk-jobs", **shows(BulkJobView, 202), dependencies=[requires("orders:write")], tags=["bulk jobs"])
-    async def start_bulk_job(body: OrderBulkJobIn) -> dict[str, Any]:
+    @router.post("/bulk-jobs", status_code=202, dependencies=[requires("orders:write")], tags=["bulk jobs"])
+    async def start_bulk_job(body: OrderBulkJobIn) -> BulkJobView:
         """Cancel up to 250 orders in the background; follow it with GET /bulk-jobs/{id} (or
         order_bulk_job.progress / completed on orders.events.v1). Fulfillment's bulk actions are
         `POST /bulk-jobs` on the fulfillment service."""
@@ -139,7 +113,7 @@ def build_bulk_router(jobs: OrderBulkJobs) -> APIRouter:
         except InvalidBulkRequest as invalid:
             detail = {"field": invalid.field, "reason": invalid.reason}
             raise ApiError(422, "invalid_request", f"invalid request: {invalid.field}", [detail]) from None
-        return BULK_JOBS.view(job)
+        return bulk_job_view(BULK_JOBS, job)
 
     add_bulk_job_reads(router, jobs, BULK_JOBS, requires("orders:read"), "bulk jobs")
     return router

@@ -9,11 +9,11 @@ import pytest
 from pydantic import ValidationError
 
 from services.fulfillment.api import BulkJobIn
-from services.fulfillment.api.bulk_jobs import view
 from services.fulfillment.domain import bulk_job as rules
 from services.fulfillment.domain.bulk_job import BulkAction, BulkJob, LeaseLost, Outcome
 from services.fulfillment.domain.fulfillment_orders.model import InvalidRequest
 from services.fulfillment.store import BULK_JOBS
+from shared.bulk_jobs_api import bulk_job_view
 from shared.catalog import BulkJobChanged
 from shared.store import Change
 
@@ -32,6 +32,11 @@ def refused(action: BulkAction, fo_ids: list[str], parameters: dict[str, Any]) -
     with pytest.raises(InvalidRequest) as caught:
         rules.check_request(action, fo_ids, parameters)
     return caught.value
+
+
+def view(job: BulkJob) -> dict[str, Any]:
+    """The job as GET /bulk-jobs/{id} answers it (JSON)."""
+    return bulk_job_view(BULK_JOBS, job).model_dump(mode="json")
 
 
 def new_job(count: int = 3, action: BulkAction = BulkAction.FULFILL, **parameters: Any) -> BulkJob:

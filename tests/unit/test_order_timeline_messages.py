@@ -323,7 +323,7 @@ def test_an_entry_stored_before_messages_loads_and_shows_its_type_in_words() -> 
                              "event_id": "e-1"}]  # fmt: skip
     loaded = store.MAPPING.load(document)
     assert loaded.timeline[0].message == "" and loaded.timeline[0].details == {}
-    [shown] = order_view(loaded)["timeline"]
+    [shown] = order_view(loaded).model_dump(mode="json")["timeline"]
     assert shown["message"] == "Fulfillment order placed on hold" and shown["details"] == {}
 
 

@@ -17,6 +17,7 @@ from shared.catalog import (
     Tracking,
 )
 from shared.http import RequestBody
+from shared.openapi import example
 from shared.urls import TrackingUrl
 
 from .common import invalid_field
@@ -138,18 +139,20 @@ class ScheduleIn(RequestBody):
     fulfill_at: AwareDatetime
 
 
-class SubmitIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "Please ship with the gift note."}]})
+class MessageIn(RequestBody):
+    # A message to or from the fulfillment service: line breaks allowed.
+    model_config = example({"message": "Picked; ships tomorrow."})
     multi_line_fields = frozenset({"message"})
 
     message: Annotated[str, Field(max_length=1000)] = ""
 
 
-class CancellationRequestIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "The customer cancelled."}]})
-    multi_line_fields = frozenset({"message"})
+class SubmitIn(MessageIn):
+    model_config = example({"message": "Please ship with the gift note."})
 
-    message: Annotated[str, Field(max_length=1000)] = ""
+
+class CancellationRequestIn(MessageIn):
+    model_config = example({"message": "The customer cancelled."})
 
 
 class ResetIn(RequestBody):

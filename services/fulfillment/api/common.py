@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.fulfillment.domain.fulfillment_orders.model import (
     FulfillmentOrder,
@@ -24,7 +23,6 @@ from services.fulfillment.domain.fulfillment_orders.model import (
     Reservation,
     TransitionRefused,
 )
-from services.fulfillment.store import FULFILLMENT_ORDERS
 from shared.auth import SERVICE_SCOPE, Forbidden, requires
 from shared.catalog import (
     FulfillmentOrderStatus,
@@ -35,6 +33,7 @@ from shared.catalog import (
     WarehouseStatus,
 )
 from shared.http import ApiError, Conflict, NotFound
+from shared.text import FROM_THE_STORE
 
 READ = requires("fulfillment:read")
 WRITE = requires("fulfillment:write")
@@ -44,8 +43,14 @@ SERVICES_ONLY = requires(fulfillment_service=True)
 """The fulfillment service's own answers: its token (`fulfillment_service:<id>`), not the merchant's."""
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-HIDDEN_FIELDS = {"version", "order", "reroute_pending"}
-"""Stored fields of a fulfillment order that its view leaves out (besides the index fields)."""
+
+
+class HoldView(Hold):
+    """A hold as shown: `release_at` only on one the platform releases by itself (as stored)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    release_at: str | None = Field(None, exclude_if=lambda at: at is None)
 
 
 class FulfillmentOrderView(BaseModel):
@@ -64,7 +69,7 @@ class FulfillmentOrderView(BaseModel):
     messages: list[RequestMessage]
     fulfill_at: str | None
     fulfill_by: str | None
-    holds: list[Hold]
+    holds: list[HoldView]
     line_items: list[Line]
     routing_reason: str
     reservation_status: Reservation
@@ -118,15 +123,21 @@ def refusals() -> Iterator[None]:
         raise invalid_field(invalid.field, invalid.reason) from None
 
 
-def fulfillment_order_view(fo: FulfillmentOrder) -> dict[str, Any]:
-    """A fulfillment order as the API shows it: its fulfillments as a list, oldest first."""
-    fields = FULFILLMENT_ORDERS.fields(fo)
-    view = {name: value for name, value in fields.items() if name not in HIDDEN_FIELDS}
-    view["fulfillments"] = sorted(fields["fulfillments"].values(), key=lambda f: (f["created_at"], f["id"]))
-    view["warehouse_status"] = fo.warehouse_status
-    return view
+_SHOWN = [name for name in FulfillmentOrderView.model_fields if name != "fulfillments"]
+"""The fulfillment order's fields its view shows as they are (not its order snapshot nor its bookkeeping)."""
 
 
-def fulfillment_view(fo: FulfillmentOrder, fulfillment_id: str) -> dict[str, Any]:
-    view: dict[str, Any] = fo.fulfillment(fulfillment_id).model_dump(mode="json")
-    return view
+def fulfillment_order_view(fo: FulfillmentOrder) -> FulfillmentOrderView:
+    """A fulfillment order as the API shows it: its fulfillments as a list, oldest first. Built
+    from the typed fulfillment order, whose values were checked on the way in (FROM_THE_STORE)."""
+    fields = {name: getattr(fo, name) for name in _SHOWN}
+    fields["fulfillments"] = sorted(fo.fulfillments.values(), key=lambda f: (f.created_at, f.id))
+    return FulfillmentOrderView.model_validate(fields, context=FROM_THE_STORE)
+
+
+def shipment_view(fo: FulfillmentOrder, fulfillment_id: str) -> ShipmentView:
+    """A fulfillment with the fulfillment order as it left it."""
+    shipment = fo.fulfillment(fulfillment_id)
+    return ShipmentView.model_validate(
+        {**dict(shipment), "fulfillment_order": fulfillment_order_view(fo)}, context=FROM_THE_STORE
+    )

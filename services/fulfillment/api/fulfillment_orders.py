@@ -3,7 +3,9 @@ into one call of application.actions and answers with the fulfillment order as i
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from enum import Enum
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -11,14 +13,9 @@ from services.fulfillment import listing
 from services.fulfillment.application import Fulfillment, actions
 from services.fulfillment.domain.fulfillment_orders.model import FulfillmentOrder
 from shared.auth import SERVICE_SCOPE, Caller, reach_of
-from shared.catalog import (
-    FulfillmentOrderStatus,
-    FulfillmentSnapshot,
-    WarehouseStatus,
-)
+from shared.catalog import FulfillmentOrderStatus, FulfillmentSnapshot, WarehouseStatus
 from shared.clock import iso
 from shared.http import NotFound
-from shared.openapi import shows
 
 from .bodies import (
     CancellationRequestIn,
@@ -41,11 +38,14 @@ from .common import (
     FulfillmentOrderView,
     ShipmentView,
     fulfillment_order_view,
-    fulfillment_view,
     invalid_field,
     known_id,
     refusals,
+    shipment_view,
 )
+
+FO = "/fulfillment-orders/{fulfillment_order_id}"
+TAGS: list[str | Enum] = ["fulfillment orders"]
 
 
 def build_router(fulfillment: Fulfillment) -> APIRouter:
@@ -66,12 +66,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
 
     # --- fulfillment orders -------------------------------------------------------------
 
-    @router.get(
-        "/fulfillment-orders",
-        **shows(FulfillmentOrderPage),
-        dependencies=[SEEN_BY_SERVICES],
-        tags=["fulfillment orders"],
-    )
+    @router.get("/fulfillment-orders", dependencies=[SEEN_BY_SERVICES], tags=TAGS)
     async def list_fulfillment_orders(
         who: Caller,
         order_id: str | None = None,
@@ -90,7 +85,7 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
             str | None,
             Query(max_length=400, description="the `next_cursor` of the previous page: the page after it"),
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> FulfillmentOrderPage:
         """Sorted by fulfill-by deadline, soonest first; those without one come last. A fulfillment
         service's token lists only the fulfillment orders at the locations it runs (so does
         `assigned=true`, for a token that is also a merchant's).
@@ -115,26 +110,16 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
         found, next_cursor = await listing.page(
             fulfillment.fulfillment_orders, filters, after=resume, offset=offset, limit=limit
         )
-        return {"items": [fulfillment_order_view(fo) for fo in found], "next_cursor": next_cursor}
+        return FulfillmentOrderPage(items=[fulfillment_order_view(fo) for fo in found], next_cursor=next_cursor)
 
-    @router.get(
-        "/fulfillment-orders/{fulfillment_order_id}",
-        **shows(FulfillmentOrderView),
-        dependencies=[SEEN_BY_SERVICES],
-        tags=["fulfillment orders"],
-    )
-    async def get_fulfillment_order(fulfillment_order_id: str, who: Caller) -> dict[str, Any]:
+    @router.get(FO, dependencies=[SEEN_BY_SERVICES], tags=TAGS)
+    async def get_fulfillment_order(fulfillment_order_id: str, who: Caller) -> FulfillmentOrderView:
         fo = await load(fulfillment_order_id)
         reach_of(who, "fulfillment:read", fo.fulfillment_service)
         return fulfillment_order_view(fo)
 
-    @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/fulfillments",
-        **shows(ShipmentView, 201),
-        dependencies=[SHIPPED_BY_SERVICES],
-        tags=["fulfillments"],
-    )
-    async def create_fulfillment(fulfillment_order_id: str, body: FulfillmentIn, who: Caller) -> dict[str, Any]:
+    @router.post(FO + "/fulfillments", status_code=201, dependencies=[SHIPPED_BY_SERVICES], tags=["fulfillments"])
+    async def create_fulfillment(fulfillment_order_id: str, body: FulfillmentIn, who: Caller) -> ShipmentView:
         """Ship all remaining lines, or some (a partial shipment), with tracking if known. The
         location's fulfillment service may too (with its token), for what it was asked to ship."""
         before = await load(fulfillment_order_id)
@@ -144,186 +129,107 @@ def build_router(fulfillment: Fulfillment) -> APIRouter:
                 fo = await actions.fulfil(fulfillment, fulfillment_order_id, body.request())
             else:  # the location's fulfillment service: the same rule as its `shipped` answer on Kafka
                 fo = await actions.shipped_by_service(fulfillment, body.shipment(before))
-        return {**_newest_fulfillment(before, fo), "fulfillment_order": fulfillment_order_view(fo)}
+        return shipment_view(fo, _newest_fulfillment(before, fo))
 
-    @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/hold",
-        **shows(FulfillmentOrderView),
-        dependencies=[WRITE],
-        tags=["fulfillment orders"],
-    )
-    async def hold(fulfillment_order_id: str, body: HoldIn) -> dict[str, Any]:
-        with refusals():
-            fo = await actions.place_hold(fulfillment, known_fo(fulfillment_order_id), body.reason, body.note)
-        return fulfillment_order_view(fo)
+    async def shown(action: Awaitable[FulfillmentOrder]) -> FulfillmentOrderView:
+        """The fulfillment order an action leaves, as the API shows it."""
+        return fulfillment_order_view(await acted(action))
 
-    @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/release-hold",
-        **shows(FulfillmentOrderView),
-        dependencies=[WRITE],
-        tags=["fulfillment orders"],
-    )
-    async def release_hold(fulfillment_order_id: str, body: ReleaseIn | None = None) -> dict[str, Any]:
-        with refusals():
-            fo = await actions.release_hold(fulfillment, known_fo(fulfillment_order_id), body.reason if body else None)
-        return fulfillment_order_view(fo)
+    @router.post(FO + "/hold", dependencies=[WRITE], tags=TAGS)
+    async def hold(fulfillment_order_id: str, body: HoldIn) -> FulfillmentOrderView:
+        return await shown(actions.place_hold(fulfillment, known_fo(fulfillment_order_id), body.reason, body.note))
 
-    @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/move",
-        **shows(FulfillmentOrderView),
-        dependencies=[WRITE],
-        tags=["fulfillment orders"],
-    )
-    async def move(fulfillment_order_id: str, body: MoveIn) -> dict[str, Any]:
+    @router.post(FO + "/release-hold", dependencies=[WRITE], tags=TAGS)
+    async def release_hold(fulfillment_order_id: str, body: ReleaseIn | None = None) -> FulfillmentOrderView:
+        reason = body.reason if body else None
+        return await shown(actions.release_hold(fulfillment, known_fo(fulfillment_order_id), reason))
+
+    @router.post(FO + "/move", dependencies=[WRITE], tags=TAGS)
+    async def move(fulfillment_order_id: str, body: MoveIn) -> FulfillmentOrderView:
         """Ship from another location: inventory reserves there and releases here."""
-        with refusals():
-            fo = await actions.move(fulfillment, known_fo(fulfillment_order_id), body.location_id)
-        return fulfillment_order_view(fo)
+        return await shown(actions.move(fulfillment, known_fo(fulfillment_order_id), body.location_id))
 
-    @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/fulfill-by",
-        **shows(FulfillmentOrderView),
-        dependencies=[WRITE],
-        tags=["fulfillment orders"],
-    )
-    async def fulfill_by(fulfillment_order_id: str, body: FulfillByIn) -> dict[str, Any]:
+    @router.post(FO + "/fulfill-by", dependencies=[WRITE], tags=TAGS)
+    async def fulfill_by(fulfillment_order_id: str, body: FulfillByIn) -> FulfillmentOrderView:
         deadline = iso(body.fulfill_by) if body.fulfill_by else None
-        with refusals():
-            fo = await actions.set_fulfill_by(fulfillment, known_fo(fulfillment_order_id), deadline)
-        return fulfillment_order_view(fo)
+        return await shown(actions.set_fulfill_by(fulfillment, known_fo(fulfillment_order_id), deadline))
 
-    @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/schedule",
-        **shows(FulfillmentOrderView),
-        dependencies=[WRITE],
-        tags=["fulfillment orders"],
-    )
-    async def schedule(fulfillment_order_id: str, body: ScheduleIn) -> dict[str, Any]:
+    @router.post(FO + "/schedule", dependencies=[WRITE], tags=TAGS)
+    async def schedule(fulfillment_order_id: str, body: ScheduleIn) -> FulfillmentOrderView:
         """Open only at fulfill_at (the sweep opens it then)."""
-        with refusals():
-            fo = await actions.schedule(fulfillment, known_fo(fulfillment_order_id), iso(body.fulfill_at))
-        return fulfillment_order_view(fo)
+        return await shown(actions.schedule(fulfillment, known_fo(fulfillment_order_id), iso(body.fulfill_at)))
 
-    @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/open",
-        **shows(FulfillmentOrderView),
-        dependencies=[WRITE],
-        tags=["fulfillment orders"],
-    )
-    async def open_now(fulfillment_order_id: str) -> dict[str, Any]:
+    @router.post(FO + "/open", dependencies=[WRITE], tags=TAGS)
+    async def open_now(fulfillment_order_id: str) -> FulfillmentOrderView:
         """Open a scheduled fulfillment order before its time."""
-        with refusals():
-            fo = await actions.open_now(fulfillment, known_fo(fulfillment_order_id))
-        return fulfillment_order_view(fo)
+        return await shown(actions.open_now(fulfillment, known_fo(fulfillment_order_id)))
 
-    @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/submit-request",
-        **shows(FulfillmentOrderView),
-        dependencies=[WRITE],
-        tags=["fulfillment orders"],
-    )
-    async def submit_request(fulfillment_order_id: str, body: SubmitIn | None = None) -> dict[str, Any]:
+    @router.post(FO + "/submit-request", dependencies=[WRITE], tags=TAGS)
+    async def submit_request(fulfillment_order_id: str, body: SubmitIn | None = None) -> FulfillmentOrderView:
         """Ask the location's fulfillment service to ship it."""
-        with refusals():
-            fo = await actions.submit_request(fulfillment, known_fo(fulfillment_order_id), body.message if body else "")
-        return fulfillment_order_view(fo)
+        message = body.message if body else ""
+        return await shown(actions.submit_request(fulfillment, known_fo(fulfillment_order_id), message))
 
-    @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/request-cancellation",
-        **shows(FulfillmentOrderView),
-        dependencies=[WRITE],
-        tags=["fulfillment orders"],
-    )
+    @router.post(FO + "/request-cancellation", dependencies=[WRITE], tags=TAGS)
     async def request_cancellation(
         fulfillment_order_id: str, body: CancellationRequestIn | None = None
-    ) -> dict[str, Any]:
+    ) -> FulfillmentOrderView:
         """Ask the fulfillment service to cancel what it was asked to ship; it accepts or rejects."""
         message = body.message if body else ""
-        with refusals():
-            fo = await actions.request_cancellation(fulfillment, known_fo(fulfillment_order_id), message)
-        return fulfillment_order_view(fo)
+        return await shown(actions.request_cancellation(fulfillment, known_fo(fulfillment_order_id), message))
 
-    @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/withdraw-request",
-        **shows(FulfillmentOrderView),
-        dependencies=[WRITE],
-        tags=["fulfillment orders"],
-    )
-    async def withdraw_request(fulfillment_order_id: str, body: SubmitIn | None = None) -> dict[str, Any]:
+    @router.post(FO + "/withdraw-request", dependencies=[WRITE], tags=TAGS)
+    async def withdraw_request(fulfillment_order_id: str, body: SubmitIn | None = None) -> FulfillmentOrderView:
         """Take back a request the fulfillment service has not accepted yet (it is told): back to OPEN."""
         message = body.message if body else ""
-        with refusals():
-            fo = await actions.withdraw_request(fulfillment, known_fo(fulfillment_order_id), message)
-        return fulfillment_order_view(fo)
+        return await shown(actions.withdraw_request(fulfillment, known_fo(fulfillment_order_id), message))
 
-    @router.post(
-        "/fulfillment-orders/{fulfillment_order_id}/reset-to-unfulfilled",
-        **shows(FulfillmentOrderView),
-        dependencies=[WRITE],
-        tags=["fulfillment orders"],
-    )
-    async def reset_to_unfulfilled(fulfillment_order_id: str, body: ResetIn | None = None) -> dict[str, Any]:
+    @router.post(FO + "/reset-to-unfulfilled", dependencies=[WRITE], tags=TAGS)
+    async def reset_to_unfulfilled(fulfillment_order_id: str, body: ResetIn | None = None) -> FulfillmentOrderView:
         """After a cancellation request the service never answered: the lines back to OPEN (the
         timeline warns that the service may still ship them)."""
         note = body.note if body else ""
-        with refusals():
-            fo = await actions.reset_to_unfulfilled(fulfillment, known_fo(fulfillment_order_id), note)
-        return fulfillment_order_view(fo)
+        return await shown(actions.reset_to_unfulfilled(fulfillment, known_fo(fulfillment_order_id), note))
 
     # --- fulfillments -------------------------------------------------------------------
 
-    @router.get(
-        "/fulfillments/{fulfillment_id}", **shows(FulfillmentSnapshot), dependencies=[READ], tags=["fulfillments"]
-    )
-    async def get_fulfillment(fulfillment_id: str) -> dict[str, Any]:
-        return fulfillment_view(await holding(fulfillment_id), fulfillment_id)
+    @router.get("/fulfillments/{fulfillment_id}", dependencies=[READ], tags=["fulfillments"])
+    async def get_fulfillment(fulfillment_id: str) -> FulfillmentSnapshot:
+        return (await holding(fulfillment_id)).fulfillment(fulfillment_id)
 
-    @router.post(
-        "/fulfillments/{fulfillment_id}/tracking",
-        **shows(FulfillmentSnapshot),
-        dependencies=[WRITE],
-        tags=["fulfillments"],
-    )
-    async def update_tracking(fulfillment_id: str, body: TrackingUpdateIn) -> dict[str, Any]:
+    @router.post("/fulfillments/{fulfillment_id}/tracking", dependencies=[WRITE], tags=["fulfillments"])
+    async def update_tracking(fulfillment_id: str, body: TrackingUpdateIn) -> FulfillmentSnapshot:
         """Add or change the shipment's tracking; it replaces what was there."""
         fo = await holding(fulfillment_id)
-        with refusals():
-            saved = await actions.update_tracking(
-                fulfillment, fo.id, fulfillment_id, body.tracking(), body.notify_customer
-            )
-        return fulfillment_view(saved, fulfillment_id)
+        change = actions.update_tracking(fulfillment, fo.id, fulfillment_id, body.tracking(), body.notify_customer)
+        return (await acted(change)).fulfillment(fulfillment_id)
 
-    @router.post(
-        "/fulfillments/{fulfillment_id}/void-label",
-        **shows(FulfillmentSnapshot),
-        dependencies=[WRITE],
-        tags=["fulfillments"],
-    )
-    async def void_label(fulfillment_id: str) -> dict[str, Any]:
+    @router.post("/fulfillments/{fulfillment_id}/void-label", dependencies=[WRITE], tags=["fulfillments"])
+    async def void_label(fulfillment_id: str) -> FulfillmentSnapshot:
         fo = await holding(fulfillment_id)
-        with refusals():
-            saved = await actions.void_label(fulfillment, fo.id, fulfillment_id)
-        return fulfillment_view(saved, fulfillment_id)
+        return (await acted(actions.void_label(fulfillment, fo.id, fulfillment_id))).fulfillment(fulfillment_id)
 
-    @router.post(
-        "/fulfillments/{fulfillment_id}/cancel", **shows(ShipmentView), dependencies=[WRITE], tags=["fulfillments"]
-    )
-    async def cancel_fulfillment(fulfillment_id: str) -> dict[str, Any]:
+    @router.post("/fulfillments/{fulfillment_id}/cancel", dependencies=[WRITE], tags=["fulfillments"])
+    async def cancel_fulfillment(fulfillment_id: str) -> ShipmentView:
         """Undo a shipment: its lines go back to unfulfilled and their stock back to reserved."""
         fo = await holding(fulfillment_id)
-        with refusals():
-            saved = await actions.cancel_fulfillment(fulfillment, fo.id, fulfillment_id)
-        return {**fulfillment_view(saved, fulfillment_id), "fulfillment_order": fulfillment_order_view(saved)}
+        saved = await acted(actions.cancel_fulfillment(fulfillment, fo.id, fulfillment_id))
+        return shipment_view(saved, fulfillment_id)
 
     return router
+
+
+async def acted(action: Awaitable[FulfillmentOrder]) -> FulfillmentOrder:
+    """The fulfillment order an action leaves; a rule's refusal as the HTTP error that says why."""
+    with refusals():
+        return await action
 
 
 def known_fo(fulfillment_order_id: str) -> str:
     return known_id("fulfillment order", fulfillment_order_id)
 
 
-def _newest_fulfillment(before: FulfillmentOrder, after: FulfillmentOrder) -> dict[str, Any]:
-    """The fulfillment a shipment made (the latest one, when the request was a repeat)."""
+def _newest_fulfillment(before: FulfillmentOrder, after: FulfillmentOrder) -> str:
+    """The id of the fulfillment a shipment made (the latest one, when the request was a repeat)."""
     new_ids = [fid for fid in after.fulfillments if fid not in before.fulfillments]
-    newest = new_ids[-1] if new_ids else max(after.fulfillments.values(), key=lambda f: f.created_at).id
-    return fulfillment_view(after, newest)
+    return new_ids[-1] if new_ids else max(after.fulfillments.values(), key=lambda f: f.created_at).id

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.fulfillment.application.packing import PackRunReport
 from services.fulfillment.domain.pack_run import Outcome, PackDecision
 from services.fulfillment.packer import Packer
-from shared.openapi import shows
 
 from .common import WRITE
 
 
 class PackCheck(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     check: str
     ok: bool
     message: str
@@ -48,8 +47,8 @@ class PackRunView(BaseModel):
 def build_pack_run_router(packer: Packer) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/pack-runs", **shows(PackRunView, 201), dependencies=[WRITE], tags=["pack runs"])
-    async def run_pack_run() -> dict[str, Any]:
+    @router.post("/pack-runs", status_code=201, dependencies=[WRITE], tags=["pack runs"])
+    async def run_pack_run() -> PackRunView:
         """Run the pack run now (as the periodic one does): every order that is paid, not a draft,
         not waiting, not held, with every shipping line in stock and reserved at its location
         moves to packing. The report says, per order, `moved` or where the checks stopped and why
@@ -62,27 +61,18 @@ def build_pack_run_router(packer: Packer) -> APIRouter:
     return router
 
 
-def report_view(report: PackRunReport) -> dict[str, Any]:
-    return {
-        "id": report.id,
-        "trigger": report.trigger,
-        "started_at": report.started_at,
-        "finished_at": report.finished_at,
-        "seconds": round(report.seconds, 3),
-        "orders_examined": len(report.decisions),
-        "orders_moved": report.moved_orders,
-        "fulfillment_orders_moved": report.moved_fulfillment_orders,
-        "orders": [decision_view(decision) for decision in report.decisions],
-    }
+def report_view(report: PackRunReport) -> PackRunView:
+    return PackRunView(
+        id=report.id, trigger=report.trigger, started_at=report.started_at, finished_at=report.finished_at,
+        seconds=round(report.seconds, 3), orders_examined=len(report.decisions), orders_moved=report.moved_orders,
+        fulfillment_orders_moved=report.moved_fulfillment_orders,
+        orders=[decision_view(decision) for decision in report.decisions],
+    )  # fmt: skip
 
 
-def decision_view(decision: PackDecision) -> dict[str, Any]:
-    return {
-        "order_id": decision.order_id,
-        "number": decision.number,
-        "moved": decision.outcome == Outcome.MOVED,
-        "outcome": decision.outcome.value,
-        "message": decision.message,
-        "fulfillment_order_ids": list(decision.to_pack),
-        "steps": [{"check": step.check, "ok": step.ok, "message": step.message} for step in decision.steps],
-    }
+def decision_view(decision: PackDecision) -> PackDecisionView:
+    return PackDecisionView(
+        order_id=decision.order_id, number=decision.number, moved=decision.outcome == Outcome.MOVED,
+        outcome=decision.outcome, message=decision.message, fulfillment_order_ids=list(decision.to_pack),
+        steps=[PackCheck.model_validate(step) for step in decision.steps],
+    )  # fmt: skip

@@ -7,49 +7,61 @@ Idempotency-Key is honoured as on every POST. Shipments go through `POST .../ful
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from enum import Enum
 
 from fastapi import APIRouter
-from pydantic import ConfigDict, Field
 
 from services.fulfillment.application import Fulfillment, actions
 from services.fulfillment.domain.fulfillment_orders.service_requests import AnswerKind
 from shared.auth import SERVICE_SCOPE, Caller, Forbidden, Principal
 from shared.catalog import FulfillmentRequestRejection, FulfillmentServiceResponse, RejectionReason
-from shared.http import NotFound, RequestBody
-from shared.openapi import shows
+from shared.http import NotFound
+from shared.openapi import example
 
+from .bodies import MessageIn
 from .common import SERVICES_ONLY, FulfillmentOrderView, fulfillment_order_view, known_id, refusals
 
-TAGS: list[str | Any] = ["fulfillment services"]
+TAGS: list[str | Enum] = ["fulfillment services"]
 FO = "/fulfillment-orders/{fulfillment_order_id}"
 
 
-class MessageIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"message": "Picked; ships tomorrow."}]})
-    multi_line_fields = frozenset({"message"})
-
-    message: Annotated[str, Field(max_length=1000)] = ""
-
-
 class RejectIn(MessageIn):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"reason": "INVENTORY_OUT_OF_STOCK", "message": "Out of stock until next week."}]
-        }
-    )
+    model_config = example({"reason": "INVENTORY_OUT_OF_STOCK", "message": "Out of stock until next week."})
     reason: RejectionReason = RejectionReason.OTHER
 
 
-Answering = Callable[[str], FulfillmentServiceResponse]
-"""The answer, given the id of the fulfillment service that runs the fulfillment order's location."""
+PLAIN_ANSWERS: dict[str, tuple[str, AnswerKind, str]] = {
+    "accept_request": (
+        "/fulfillment-request/accept", "request_accepted",
+        "Take the request: the fulfillment order is IN_PROGRESS at the service (new workflow).",
+    ),
+    "accept_cancellation": (
+        "/cancellation-request/accept", "cancellation_accepted",
+        "Agree to cancel: the lines are back with the merchant, OPEN.",
+    ),
+    "reject_cancellation": (
+        "/cancellation-request/reject", "cancellation_rejected",
+        "Refuse to cancel (it is shipping): it stays IN_PROGRESS at the service.",
+    ),
+    "progress": (
+        "/progress", "progress_reported",
+        "How the work is going (legacy workflow): the message is kept on the fulfillment order.",
+    ),
+    "incomplete": (
+        "/incomplete", "cannot_complete",
+        "Give up what remains: INCOMPLETE, back to the merchant to move, request again or fulfil.",
+    ),
+}  # fmt: skip
+"""The answers that take a message only, by route name: path under the fulfillment order, the answer, what it does."""
 
 
 def build_service_router(fulfillment: Fulfillment) -> APIRouter:
     router = APIRouter()
 
-    async def answered(fulfillment_order_id: str, who: Principal, kind: AnswerKind, answer: Answering) -> Any:
+    async def answered(
+        fulfillment_order_id: str, who: Principal, kind: AnswerKind, body: MessageIn | None
+    ) -> FulfillmentOrderView:
         """Apply the caller's answer of `kind`, if it speaks for the fulfillment order's service."""
         fo = await fulfillment.fulfillment_orders.get(known_id("fulfillment order", fulfillment_order_id))
         if fo is None:
@@ -61,59 +73,35 @@ def build_service_router(fulfillment: Fulfillment) -> APIRouter:
                 [SERVICE_SCOPE],
             )
         with refusals():
-            saved = await actions.service_answered(fulfillment, kind, answer(fo.service))
+            service, message = fo.service, body.message if body else ""
+            answer = FulfillmentServiceResponse(
+                fulfillment_order_id=fo.id, fulfillment_service=service, message=message
+            )
+            if kind == "request_rejected":
+                reason = body.reason if isinstance(body, RejectIn) else RejectionReason.OTHER
+                answer = FulfillmentRequestRejection(
+                    fulfillment_order_id=fo.id, fulfillment_service=service, message=message, reason=reason
+                )
+            saved = await actions.service_answered(fulfillment, kind, answer)
         return fulfillment_order_view(saved)
 
-    def plain(fulfillment_order_id: str, body: MessageIn | None) -> Answering:
-        message = body.message if body else ""
-        return lambda service: FulfillmentServiceResponse(
-            fulfillment_order_id=fulfillment_order_id, fulfillment_service=service, message=message
-        )
+    def plain(kind: AnswerKind) -> Callable[..., Awaitable[FulfillmentOrderView]]:
+        async def answer(fulfillment_order_id: str, who: Caller, body: MessageIn | None = None) -> FulfillmentOrderView:
+            return await answered(fulfillment_order_id, who, kind, body)
 
-    @router.post(
-        FO + "/fulfillment-request/accept", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS
-    )
-    async def accept_request(fulfillment_order_id: str, who: Caller, body: MessageIn | None = None) -> Any:
-        """Take the request: the fulfillment order is IN_PROGRESS at the service (new workflow)."""
-        return await answered(fulfillment_order_id, who, "request_accepted", plain(fulfillment_order_id, body))
+        return answer
 
-    @router.post(
-        FO + "/fulfillment-request/reject", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS
-    )
-    async def reject_request(fulfillment_order_id: str, who: Caller, body: RejectIn | None = None) -> Any:
+    for name, (path, kind, description) in PLAIN_ANSWERS.items():
+        router.add_api_route(
+            FO + path, plain(kind), methods=["POST"], name=name, description=description,
+            dependencies=[SERVICES_ONLY], tags=TAGS,
+        )  # fmt: skip
+
+    @router.post(FO + "/fulfillment-request/reject", dependencies=[SERVICES_ONLY], tags=TAGS)
+    async def reject_request(
+        fulfillment_order_id: str, who: Caller, body: RejectIn | None = None
+    ) -> FulfillmentOrderView:
         """Decline the request, with a reason and a message: back to the merchant (REQUEST_DECLINED)."""
-        reason, message = (body.reason, body.message) if body else (RejectionReason.OTHER, "")
-        return await answered(
-            fulfillment_order_id,
-            who,
-            "request_rejected",
-            lambda service: FulfillmentRequestRejection(
-                fulfillment_order_id=fulfillment_order_id, fulfillment_service=service, reason=reason, message=message
-            ),
-        )
-
-    @router.post(
-        FO + "/cancellation-request/accept", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS
-    )
-    async def accept_cancellation(fulfillment_order_id: str, who: Caller, body: MessageIn | None = None) -> Any:
-        """Agree to cancel: the lines are back with the merchant, OPEN."""
-        return await answered(fulfillment_order_id, who, "cancellation_accepted", plain(fulfillment_order_id, body))
-
-    @router.post(
-        FO + "/cancellation-request/reject", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS
-    )
-    async def reject_cancellation(fulfillment_order_id: str, who: Caller, body: MessageIn | None = None) -> Any:
-        """Refuse to cancel (it is shipping): it stays IN_PROGRESS at the service."""
-        return await answered(fulfillment_order_id, who, "cancellation_rejected", plain(fulfillment_order_id, body))
-
-    @router.post(FO + "/progress", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS)
-    async def progress(fulfillment_order_id: str, who: Caller, body: MessageIn | None = None) -> Any:
-        """How the work is going (legacy workflow): the message is kept on the fulfillment order."""
-        return await answered(fulfillment_order_id, who, "progress_reported", plain(fulfillment_order_id, body))
-
-    @router.post(FO + "/incomplete", **shows(FulfillmentOrderView), dependencies=[SERVICES_ONLY], tags=TAGS)
-    async def incomplete(fulfillment_order_id: str, who: Caller, body: MessageIn | None = None) -> Any:
-        """Give up what remains: INCOMPLETE, back to the merchant to move, request again or fulfil."""
-        return await answered(fulfillment_order_id, who, "cannot_complete", plain(fulfillment_order_id, body))
+        return await answered(fulfillment_order_id, who, "request_rejected", body)
 
     return router

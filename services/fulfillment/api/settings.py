@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -11,7 +9,6 @@ from services.fulfillment.application import Fulfillment
 from services.fulfillment.lookups import MaxParcels, PackRunInterval, PostPurchaseHold, ShopSettings, SweepInterval
 from shared.auth import requires
 from shared.http import RequestBody
-from shared.openapi import shows
 
 from .common import READ
 
@@ -49,20 +46,22 @@ def build_settings_router(fulfillment: Fulfillment) -> APIRouter:
 
     # --- what routing sees ---------------------------------------------------------------
 
-    @router.get("/routing/stock/{sku}", **shows(RoutingStock), dependencies=[READ], tags=["routing"])
-    async def routing_view(sku: str) -> dict[str, Any]:
+    @router.get("/routing/stock/{sku}", dependencies=[READ], tags=["routing"])
+    async def routing_view(sku: str) -> RoutingStock:
         """The locations and the sku's available stock as routing sees them (its copy of
         inventory's events): why an order went where it went."""
         locations = sorted(await fulfillment.locations.all(), key=lambda loc: loc.rank)
         available = await fulfillment.stock.available([sku], [loc.id for loc in locations])
-        return {
-            "sku": sku,
-            "locations": [
-                {"location_id": loc.id, "name": loc.name, "priority": loc.priority, "active": loc.active,
-                 "fulfillment_service": loc.fulfillment_service, "available": available.get((loc.id, sku), 0)}
+        return RoutingStock(
+            sku=sku,
+            locations=[
+                RoutingLocationView(
+                    location_id=loc.id, name=loc.name, priority=loc.priority, active=loc.active,
+                    fulfillment_service=loc.fulfillment_service, available=available.get((loc.id, sku), 0),
+                )
                 for loc in locations
             ],
-        }  # fmt: skip
+        )  # fmt: skip
 
     # --- settings -----------------------------------------------------------------------
 
