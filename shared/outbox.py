@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pymongo import IndexModel, ReturnDocument
@@ -28,12 +29,30 @@ log = logging.getLogger(__name__)
 Publish = Callable[[CloudEvent], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Outboxed:
+    """What the relay reads of an aggregate's document: its key and version, the events its
+    outbox holds, in the order they were written (event id, the event as stored), and the relay
+    lease it was written or claimed under (epoch seconds; None: unleased)."""
+
+    id: Any
+    version: int | None
+    events: tuple[tuple[str, Mapping[str, object]], ...]
+    lease_epoch: float | None = None
+
+    @classmethod
+    def of(cls, document: Document) -> Outboxed:
+        entries = sorted(document.get("outbox", {}).items(), key=lambda item: item[1]["seq"])
+        events = tuple((event_id, entry["event"]) for event_id, entry in entries)
+        return cls(document["_id"], document.get("version"), events, document.get("relay_lease_epoch"))
+
+
 class WakeRelay(Protocol):
     """Told (collection, aggregate id) after a write that left events in the outbox; with the
     document as written when that write also took the relay's lease (no claim needed then)."""
 
     def __call__(
-        self, collection: str, aggregate_id: Any, written: Document | None = None, took_lease: bool = False, /
+        self, collection: str, aggregate_id: Any, written: Outboxed | None = None, took_lease: bool = False, /
     ) -> None: ...
 
 
@@ -72,7 +91,7 @@ class OutboxRelay:
         self.failed = 0
         self._skip: dict[str, int] = {}
         self._dirty: dict[str, set[Any] | None] = {}  # written since the last pass; None: probe it
-        self._leased: dict[str, dict[Any, Document]] = {}  # written with the lease taken: no claim
+        self._leased: dict[str, dict[Any, Outboxed]] = {}  # written with the lease taken: no claim
         self._everything = True
 
     def watch(self, collection: Collection) -> None:
@@ -83,7 +102,7 @@ class OutboxRelay:
         self,
         collection: str | None = None,
         aggregate_id: Any = None,
-        written: Document | None = None,
+        written: Outboxed | None = None,
         took_lease: bool = False,
     ) -> None:
         """Events were written to `aggregate_id` in `collection` (somewhere, without them): relay
@@ -93,9 +112,7 @@ class OutboxRelay:
         replaces it. Should this process die first, the lease runs out and a poll relays it."""
         if collection is not None and aggregate_id is not None and written is not None:
             held = self._leased.setdefault(collection, {})
-            ours = aggregate_id in held and held[aggregate_id].get("relay_lease_epoch") == written.get(
-                "relay_lease_epoch"
-            )
+            ours = aggregate_id in held and held[aggregate_id].lease_epoch == written.lease_epoch
             if took_lease or ours:
                 held[aggregate_id] = written
                 self._wake.set()
@@ -184,7 +201,7 @@ class OutboxRelay:
             self.wake(collection.name)
         return sent
 
-    async def _relay_leased(self, collection: Collection, doc: Document) -> int | None:
+    async def _relay_leased(self, collection: Collection, doc: Outboxed) -> int | None:
         """Publish the events of an aggregate this relay holds the lease of (how many; None when
         they could not go out: the aggregate waits out `retry_seconds`, its lease, while the
         others go on)."""
@@ -194,11 +211,11 @@ class OutboxRelay:
             self.failed += 1
             log.exception(
                 "relaying %s/%s failed; retrying it in %ss, the others go on",
-                collection.name, doc.get("_id"), self.retry_seconds,
+                collection.name, doc.id, self.retry_seconds,
             )  # fmt: skip
             return None
 
-    async def _claim(self, collection: Collection, aggregate_id: Any) -> Document | None:
+    async def _claim(self, collection: Collection, aggregate_id: Any) -> Outboxed | None:
         """Lease the aggregate for LEASE_SECONDS: the unleased one, else one whose lease ran out.
         Two plain conditions rather than one `$or`, and the lease as a number: the embedded
         store answers an `$or` or a time-string range in a find-and-modify by reading every
@@ -212,16 +229,15 @@ class OutboxRelay:
                 return_document=ReturnDocument.AFTER,
             )
             if claimed is not None:
-                return claimed
+                return Outboxed.of(claimed)
         return None
 
-    async def _relay_document(self, collection: Collection, doc: Document) -> int:
-        entries = sorted(doc.get("outbox", {}).items(), key=lambda item: item[1]["seq"])
+    async def _relay_document(self, collection: Collection, doc: Outboxed) -> int:
         published: list[str] = []
         failed = True
         try:
-            for event_id, entry in entries:
-                await self.publish(CloudEvent.model_validate(entry["event"]))
+            for event_id, event in doc.events:
+                await self.publish(CloudEvent.model_validate(event))
                 published.append(event_id)
             failed = False
         finally:
@@ -229,7 +245,7 @@ class OutboxRelay:
             await self._release(collection, doc, published, failed)
         return len(published)
 
-    async def _release(self, collection: Collection, doc: Document, published: list[str], failed: bool) -> None:
+    async def _release(self, collection: Collection, doc: Outboxed, published: list[str], failed: bool) -> None:
         """One write clears what went out and hands the aggregate back (after a failure, not before
         `retry_seconds`). When nothing was written since the claim, the same write marks the
         aggregate as having nothing pending; otherwise a writer added events meanwhile and it stays
@@ -240,8 +256,8 @@ class OutboxRelay:
         paths = [f"outbox.{e}" for e in published]
         chunks = [paths[i : i + UNSET_CHUNK] for i in range(0, len(paths), UNSET_CHUNK)] or [[]]
         retry = failed and self.retry_seconds > 0
-        version: int = doc.get("version", 0)
-        conditional = not failed and "version" in doc
+        version = doc.version or 0
+        conditional = not failed and doc.version is not None
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             unset = dict.fromkeys(chunk, "")
@@ -254,10 +270,10 @@ class OutboxRelay:
                 update["$set"] = {"relay_lease_epoch": epoch_now() + self.retry_seconds}
             if conditional:
                 marked = {**update, "$set": {"outbox_pending": False}} if last else update
-                done = await collection.update_one({"_id": doc["_id"], "version": {"$eq": version}}, marked)
+                done = await collection.update_one({"_id": doc.id, "version": {"$eq": version}}, marked)
                 if done.modified_count == 1:
                     version += 1
                     continue
                 conditional = False  # a writer came in between: it keeps the aggregate pending,
-                self.wake(collection.name, doc["_id"])  # and its events go out at the next pass
-            await collection.update_one({"_id": doc["_id"]}, update)
+                self.wake(collection.name, doc.id)  # and its events go out at the next pass
+            await collection.update_one({"_id": doc.id}, update)

@@ -40,6 +40,7 @@ from shared.mongo import Filter as Filter
 # The relay lives in shared.outbox; re-exported for callers that import it from here.
 from shared.outbox import OUTBOX_PENDING_INDEX as OUTBOX_PENDING_INDEX
 from shared.outbox import UNSET_CHUNK as UNSET_CHUNK
+from shared.outbox import Outboxed as Outboxed
 from shared.outbox import OutboxRelay as OutboxRelay
 from shared.outbox import Publish as Publish
 from shared.outbox import WakeRelay as WakeRelay
@@ -278,7 +279,7 @@ class AggregateStore(Generic[A]):
             return None
         doc, lease_taken = written
         if change.events:
-            self._wake_relay(self.collection.name, aggregate_id, doc, lease_taken)
+            self._wake_relay(self.collection.name, aggregate_id, Outboxed.of(doc), lease_taken)
         return doc
 
     async def _write(
