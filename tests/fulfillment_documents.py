@@ -20,7 +20,7 @@ from services.fulfillment.domain.fulfillment_orders.model import (
     Transition,
 )
 from services.fulfillment.domain.fulfillment_orders.shipping import fulfillment_order_of
-from services.fulfillment.store import FULFILLMENT_ORDERS, sort_key
+from services.fulfillment.store import FULFILLMENT_ORDERS, index_fields, sort_key
 from shared.aggregates import Change, Document
 from shared.catalog import OrderSnapshot
 from shared.clock import NO_DEADLINE
@@ -106,5 +106,6 @@ def remaining_lines(fo: Document) -> list[dict[str, Any]]:
     return [asdict(line) for line in FULFILLMENT_ORDERS.load(fo).remaining_lines()]
 
 
-def derived_fields(fo: Document) -> Document:
-    return FULFILLMENT_ORDERS.index_fields_of(fo)
+def derived_fields(fo: Document) -> dict[str, object]:
+    """The index fields of a stored fulfillment order (its shipments count for none of them)."""
+    return index_fields(FULFILLMENT_ORDERS.load({**fo, "fulfillments": {}}))

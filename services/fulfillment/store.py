@@ -71,16 +71,6 @@ class FulfillmentOrderMapping(ModelMapping[FulfillmentOrder]):
         ]
         return document
 
-    def fields(self, fo: FulfillmentOrder) -> Document:
-        """The fulfillment order's own fields, as stored (and shown), without the index fields."""
-        return self.stored(fo)
-
-    def index_fields_of(self, document: Document) -> dict[str, object]:
-        """The index fields of a stored fulfillment order. Its shipments count for none of them,
-        so they are not read: the upgrade computes these for documents of earlier versions, whose
-        shipments this version need not be able to load."""
-        return index_fields(self.load({**document, "fulfillments": {}}))
-
 
 def index_fields(fo: FulfillmentOrder) -> dict[str, object]:
     """The fields the queries filter and sort by, kept in step with the fulfillment order on every

@@ -156,6 +156,6 @@ def test_messages_travel_with_the_request_and_are_kept_on_the_fulfillment_order(
         ("merchant", "cancellation_request.submitted", "buyer called"),
         ("fulfillment_service", "fulfillment_service.cancellation_rejected", "already packed"),
     ]
-    stored = mapping.fields(fo)["messages"]
+    stored = mapping.stored(fo)["messages"]
     assert stored[0] == {"by": "merchant", "event": "fulfillment_request.submitted", "message": "fragile", "at": T1}
     assert mapping.load(mapping.dump(fo)) == fo
