@@ -4,6 +4,7 @@ settings, and which out-of-stock holds wait for which sku. Their indexes are in 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -100,6 +101,9 @@ class SettingsStore:
         self.defaults = defaults
         self.cache_seconds = cache_seconds
         self._cached: tuple[float, ShopSettings] | None = None
+        self.changed = asyncio.Event()
+        """Set when this replica changes the settings: a periodic task waiting on an interval
+        wakes to read the new one at once (the other replicas read it within their wait)."""
 
     async def get(self) -> ShopSettings:
         """The stored settings over the defaults, from memory for `cache_seconds` (see CACHE_SECONDS)."""
@@ -116,6 +120,7 @@ class SettingsStore:
         if saved is None:  # the same keyed request again: what is stored
             saved = await self.store.get(self.SHOP)
         self._remember(saved)
+        self.changed.set()
         return await self.get()
 
     def _remember(self, found: StoredShopSettings | None) -> None:

@@ -6,6 +6,7 @@ overlap (a run by hand, a lease run out mid-run) harmless."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 
@@ -19,7 +20,8 @@ TICK_SECONDS = 1.0
 """The shortest wait between two asks for a turn."""
 MAX_WAIT_SECONDS = 30.0
 """The longest: a replica sleeps until the turn is due (as the lease says), at most this long, so
-a shortened interval applies within it; idle, asking costs a couple of store commands a minute."""
+a shortened interval applies within it (at once on the replica that took the change); idle,
+asking costs a couple of store commands a minute."""
 
 
 class Packer:
@@ -34,8 +36,10 @@ class Packer:
         self.duration = Histogram("fulfillment_pack_run_seconds", "How long a pack run takes.", registry=registry)
 
     async def run(self) -> None:
+        settings = self.pack_runs.app.settings
         while True:
             wait = TICK_SECONDS
+            settings.changed.clear()  # a change from here on is read at the next turn
             try:
                 interval = (await self.pack_runs.app.shop_settings()).pack_run_interval_seconds
                 if await self.pack_runs.take_turn(interval, self.holder):
@@ -48,7 +52,8 @@ class Packer:
             except Exception:
                 self.runs.labels("schedule", "failed").inc()
                 log.exception("pack run failed; the next turn retries")
-            await asyncio.sleep(min(max(wait, TICK_SECONDS), MAX_WAIT_SECONDS))
+            with contextlib.suppress(TimeoutError):  # woken early by a change of the interval here
+                await asyncio.wait_for(settings.changed.wait(), min(max(wait, TICK_SECONDS), MAX_WAIT_SECONDS))
 
     def record(self, report: PackRunReport) -> None:
         """Count a run (by hand or scheduled) in the metrics and the log."""

@@ -9,16 +9,21 @@ inventory.reserved event would; events stay in the documents' outboxes, where th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from services.fulfillment.app import FulfillmentApp, FulfillmentSettings, bootstrap
 from services.fulfillment.application import actions
 from services.fulfillment.application.editing import order_edited
 from services.fulfillment.domain.fulfillment_orders.model import FulfillmentOrder, FulfillmentRequest, LineQuantity
 from services.fulfillment.domain.pack_run import Outcome, PackDecision
+from services.fulfillment.packer import Packer
 from shared.catalog import HoldReason, InventoryLevel, InventoryReservation, OrderSnapshot, StockLine, Tracking
 from shared.clock import now_iso
+from tests.conftest import eventually
 from tests.integration.test_fulfillment_sweep import T0, DatabaseStores, outbox_types, stocked
 
 
@@ -202,3 +207,23 @@ async def test_the_listing_filters_by_warehouse_status_through_its_index(db: Any
     )
     assert [fo.order_id for fo in found] == [packed.id]
     assert T0  # the sweep tests' epoch, shared
+
+
+async def test_a_shortened_pack_run_interval_applies_at_once_on_the_replica_that_took_it(db: Any) -> None:
+    """A flaky e2e run (test_the_periodic_pack_run_moves_the_short_order_on_once_stock_arrives): after
+    `PUT /settings {"pack_run_interval_seconds": 1}` the periodic run still slept out up to
+    MAX_WAIT_SECONDS (30 s) of the 15-minute interval before it read the new one. The replica that
+    takes the change wakes its periodic run at once (the others within MAX_WAIT_SECONDS)."""
+    app = service(db)
+    packer = Packer(app.pack_runs, CollectorRegistry())
+    runs = packer.runs.labels("schedule", "ok")
+    task = asyncio.create_task(packer.run())
+    try:
+        await eventually(lambda: runs._value.get() == 1, timeout=10)  # the first turn: nobody held it
+        await db["pack_run_leases"].update_one({"_id": "pack-run"}, {"$set": {"taken_epoch": 0}})  # long ago
+        await app.fulfillment.settings.update({"pack_run_interval_seconds": 1})
+        await eventually(lambda: runs._value.get() >= 2, timeout=5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
