@@ -20,7 +20,6 @@ Operation ids are the route functions' names (`pay_order`), unique per service (
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -29,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from shared.auth import access_of, api_routes
 from shared.http import ErrorResponse, InvalidRequestResponse
 from shared.idempotency import HEADER_PARAMETER, REPLAYED_HEADER
+from shared.schemas import Schema, subschema, subschemas
 
 REF = "#/components/schemas/{model}"
 WRITES = {"post", "put", "patch", "delete"}
@@ -65,18 +65,20 @@ def document(app: FastAPI) -> None:
         raise ValueError(f"operation ids must be unique in a service; repeated: {', '.join(sorted(repeated))}")
     generate = app.openapi
 
-    def openapi() -> dict[str, Any]:
+    def openapi() -> Schema:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = generate()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        schema: Schema = generate()
+        components = _member(_member(schema, "components"), "schemas")
         error = _component(components, ErrorResponse)
         invalid = _component(components, InvalidRequestResponse)
+        paths = _get(schema, "paths")
         for route in routes:
             for method in route.methods or ():
-                operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
+                path = paths.get(route.path_format)
+                operation = subschema(path).get(method.lower()) if path is not None else None
                 if operation is not None:
-                    _complete(operation, route, method.lower(), error, invalid, components)
+                    _complete(subschema(operation), route, method.lower(), error, invalid, components)
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)
         return schema
@@ -84,22 +86,27 @@ def document(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _component(components: dict[str, Any], model: type[BaseModel]) -> dict[str, str]:
-    found = model.model_json_schema(ref_template=REF, mode="serialization")
-    components.update(found.pop("$defs", {}))
+def _member(parent: Schema, key: str) -> Schema:
+    """The object under `key` (an empty one put there when there is none)."""
+    return subschema(parent.setdefault(key, {}))
+
+
+def _get(parent: Schema, key: str) -> Schema:
+    """The object under `key`, or an empty one (not put there)."""
+    return subschema(parent.get(key, {}))
+
+
+def _component(components: Schema, model: type[BaseModel]) -> Schema:
+    found: Schema = model.model_json_schema(ref_template=REF, mode="serialization")
+    components.update(subschema(found.pop("$defs", {})))
     components[model.__name__] = found
     return {"$ref": REF.format(model=model.__name__)}
 
 
 def _complete(
-    operation: dict[str, Any],
-    route: APIRoute,
-    method: str,
-    error: dict[str, str],
-    invalid: dict[str, str],
-    components: dict[str, Any],
+    operation: Schema, route: APIRoute, method: str, error: Schema, invalid: Schema, components: Schema
 ) -> None:
-    responses: dict[str, Any] = operation.setdefault("responses", {})
+    responses = _member(operation, "responses")
     answers: set[str] = set()
     if access_of(route) is not None:
         answers |= {"401", "403"}
@@ -110,32 +117,38 @@ def _complete(
     body = operation.get("requestBody")
     if body is not None:
         answers.add("413")
-        _example(body, components)
+        _example(subschema(body), components)
     if method == "post":
         parameters = operation.setdefault("parameters", [])
-        if not any(p.get("name") == HEADER_PARAMETER["name"] for p in parameters):
+        if not isinstance(parameters, list):
+            raise TypeError(f"an operation's parameters are a list, not {parameters!r}")
+        if not any(subschema(p).get("name") == HEADER_PARAMETER["name"] for p in parameters):
             parameters.append(HEADER_PARAMETER)
         for status, response in responses.items():
             if status.startswith("2"):
-                response.setdefault("headers", {})["Idempotent-Replayed"] = REPLAYED_HEADER
+                _member(subschema(response), "headers")["Idempotent-Replayed"] = REPLAYED_HEADER
     if operation.get("parameters") or body is not None:
         answers.add("422")
     answers |= {status for status in responses if status.startswith("4")}
     for status in sorted(answers):
-        response = responses.setdefault(status, {"description": ERRORS.get(status, "Refused.")})
+        response = subschema(responses.setdefault(status, {"description": ERRORS.get(status, "Refused.")}))
         if status in ERRORS and response.get("description") in (None, "", "Validation Error"):
             response["description"] = ERRORS[status]
         response["content"] = {"application/json": {"schema": invalid if status == "422" else error}}
     operation["responses"] = dict(sorted(responses.items()))
 
 
-def _example(body: dict[str, Any], components: dict[str, Any]) -> None:
+def _example(body: Schema, components: Schema) -> None:
     """The request body's example: the first of its model's `examples` (json_schema_extra)."""
-    for media in body.get("content", {}).values():
-        schema = media.get("schema", {})
-        refs = [schema.get("$ref")] + [option.get("$ref") for option in schema.get("anyOf", [])]
-        for ref in filter(None, refs):
-            examples = components.get(ref.rsplit("/", 1)[-1], {}).get("examples")
-            if examples:
+    for content in _get(body, "content").values():
+        media = subschema(content)
+        schema = _get(media, "schema")
+        refs = [schema.get("$ref")] + [subschema(option).get("$ref") for option in subschemas(schema.get("anyOf", []))]
+        for ref in refs:
+            if not isinstance(ref, str):
+                continue
+            component = components.get(ref.rsplit("/", 1)[-1])
+            examples = subschema(component).get("examples") if component is not None else None
+            if isinstance(examples, list) and examples:
                 media.setdefault("example", examples[0])
                 break
