@@ -116,7 +116,7 @@ class AggregateStore(Generic[A]):
 
     async def get(self, aggregate_id: str) -> A | None:
         doc = await self.collection.find_one({"_id": aggregate_id})
-        return self.mapping.load(_public(doc)) if doc else None
+        return self.stored(doc).aggregate if doc else None
 
     async def find(
         self,
@@ -132,7 +132,7 @@ class AggregateStore(Generic[A]):
             cursor = cursor.skip(skip)
         if limit:
             cursor = cursor.limit(limit)
-        return [self.mapping.load(_public(doc)) async for doc in cursor]
+        return [self.stored(doc).aggregate async for doc in cursor]
 
     @overload
     async def apply(
@@ -171,11 +171,12 @@ class AggregateStore(Generic[A]):
         if event_id is None:
             event_id = request_effect_id(f"{self.collection.name}/{aggregate_id}")
         for _ in range(self.MAX_CONFLICT_RETRIES):
-            current = await self.collection.find_one({"_id": aggregate_id})
-            if current is not None and event_id is not None and event_id in current.get("inbox", {}):
+            found = await self.collection.find_one({"_id": aggregate_id})
+            if found is not None and event_id is not None and event_id in found.get("inbox", {}):
                 return None
+            current = self.stored(found) if found is not None else None
             if current is not None:
-                change = rule(self.mapping.load(_public(current)))
+                change = rule(current.aggregate)
             elif missing == "create":
                 change = rule(None)
             elif missing == "skip":
@@ -188,7 +189,7 @@ class AggregateStore(Generic[A]):
                 return None
             saved = await self._save(aggregate_id, current, change, event_id)
             if saved is not None:
-                return self.mapping.load(_public(saved))
+                return saved.aggregate
         raise ConcurrencyConflict(f"{self.collection.name}/{aggregate_id} kept changing")
 
     async def save(
@@ -197,10 +198,8 @@ class AggregateStore(Generic[A]):
         """Write `change` over `current` (the aggregate as read, None if there was none) only if
         nobody wrote the aggregate since; None when somebody did. For a caller whose decision
         rests on more than this aggregate: on None it re-reads and decides all over."""
-        saved = await self._save(aggregate_id, current.document if current else None, change, event_id)
-        if saved is None:
-            return None
-        return self.mapping.load(_public(saved))
+        saved = await self._save(aggregate_id, current, change, event_id)
+        return None if saved is None else saved.aggregate
 
     async def create(self, aggregate_id: str, change: Change[A], *, event_id: str | None = None) -> A | None:
         """Store a new aggregate in one round trip (an insert, no read first), for a caller that
@@ -214,13 +213,13 @@ class AggregateStore(Generic[A]):
         with `apply_to` (no read in between)."""
         if event_id is None:
             event_id = request_effect_id(f"{self.collection.name}/{aggregate_id}")
-        saved = await self._save(aggregate_id, None, change, event_id)
-        return None if saved is None else self.stored(saved)
+        return await self._save(aggregate_id, None, change, event_id)
 
     def stored(self, document: Document) -> Stored[A]:
         """The aggregate of a document as the collection holds it (as a find or a conditional
         `find_one_and_update` returned it), with that document for `apply_to`."""
-        return Stored(self.mapping.load(_public(document)), document)
+        public = {name: value for name, value in document.items() if name not in _BOOKKEEPING}
+        return Stored(self.mapping.load({"id": document["_id"], **public}), document)
 
     async def find_stored(self, query: Mapping[str, object], limit: int = 0) -> list[Stored[A]]:
         """`find`, each aggregate with its document, for changing them with `apply_to`."""
@@ -235,11 +234,11 @@ class AggregateStore(Generic[A]):
             return None
         aggregate_id = stored.document["_id"]
         saved = await self._save(
-            aggregate_id, stored.document, change, request_effect_id(f"{self.collection.name}/{aggregate_id}")
+            aggregate_id, stored, change, request_effect_id(f"{self.collection.name}/{aggregate_id}")
         )
         if saved is None:
             return await self.apply(aggregate_id, rule)
-        return self.mapping.load(_public(saved))
+        return saved.aggregate
 
     async def set_fields(
         self,
@@ -270,17 +269,17 @@ class AggregateStore(Generic[A]):
         return False if exists is not None else None
 
     async def _save(
-        self, aggregate_id: str, current: Document | None, change: Change[A], event_id: str | None
-    ) -> Document | None:
+        self, aggregate_id: str, current: Stored[A] | None, change: Change[A], event_id: str | None
+    ) -> Stored[A] | None:
         """Write the aggregate and its inbox and outbox in one write; tells the relay (after a write
         that left events) itself. None when someone else wrote it first."""
-        written = await self._write(aggregate_id, current, change, event_id)
+        written = await self._write(aggregate_id, current.document if current else None, change, event_id)
         if written is None:
             return None
         doc, lease_taken = written
         if change.events:
             self._wake_relay(self.collection.name, aggregate_id, Outboxed.of(doc), lease_taken)
-        return doc
+        return self.stored(doc)
 
     async def _write(
         self, aggregate_id: str, current: Document | None, change: Change[A], event_id: str | None
@@ -328,12 +327,6 @@ def _recent(inbox: dict[str, str], retention: timedelta) -> dict[str, str]:
 
 
 _BOOKKEEPING = ("_id", "inbox", "outbox", "outbox_pending", "relay_lease_epoch", "relay_lease_until")
-
-
-def _public(doc: Document) -> Document:
-    """The aggregate without its delivery bookkeeping, with `id` instead of `_id`."""
-    out = {k: v for k, v in doc.items() if k not in _BOOKKEEPING}
-    return {"id": doc["_id"], **out}
 
 
 async def missing_first(collection: Collection, query: Mapping[str, object], field: str, limit: int) -> list[Document]:

@@ -147,7 +147,7 @@ async def test_a_writer_racing_the_relay_cannot_restore_its_lease(collection: As
 
     # The racing writer's copy is stale: its write is refused and it re-reads.
     change = Change({"s": 2}, [status_event("o-3", "FULFILLED")])
-    assert await store._save("o-3", read_during_relay, change, None) is None
+    assert await store._save("o-3", store.stored(read_during_relay), change, None) is None
     await store.apply("o-3", lambda doc: Change({**(doc or {}), "s": 2}, [status_event("o-3", "FULFILLED")]))
     assert await relay.relay_once() == 1, "the next event goes out at once, not after a lease runs out"
     assert [e.data["fulfillment_status"] for e in published] == ["IN_PROGRESS", "FULFILLED"]
