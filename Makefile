@@ -29,6 +29,7 @@ bench: $(INSTALLED)
 	$(PY) -m bench.growth
 	$(PY) -m bench.ceilings
 	$(PY) -m bench.bulk
+	$(PY) -m bench.api_views
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
