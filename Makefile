@@ -18,18 +18,9 @@ test: $(INSTALLED)
 	$(PY) -m pytest
 
 bench: $(INSTALLED)
-	$(PY) -m bench.flow
-	$(PY) -m bench.routing
-	$(PY) -m bench.reservations
-	$(PY) -m bench.pack_run
-	$(PY) -m bench.hot_sku
-	$(PY) -m bench.emails
-	$(PY) -m bench.auth
-	$(PY) -m bench.costs
-	$(PY) -m bench.growth
-	$(PY) -m bench.ceilings
-	$(PY) -m bench.bulk
-	$(PY) -m bench.api_views
+	set -e; for name in flow routing reservations pack_run hot_sku emails auth costs growth ceilings bulk api_views; do \
+		$(PY) -m bench.$$name; \
+	done
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
