@@ -125,9 +125,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Iter
 
 
 @pytest.fixture(scope="session")
-def mongo_uri(stack: LocalStack) -> str:
-    """The session's embedded store, for tests of one service's persistence."""
-    return stack.mongodb_uri
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The embedded store alone, for tests of one service's persistence: they boot neither the
+    broker nor the services (a module may start a store of its own, for counts of its own)."""
+    with store_server(tmp_path_factory.mktemp("store")) as uri:
+        yield uri
 
 
 @pytest.fixture

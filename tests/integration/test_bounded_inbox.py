@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from shared.store import AggregateStore, Change, Document
 from tests.documents import AS_DOCUMENT
 
@@ -26,3 +28,9 @@ async def test_inbox_entries_older_than_the_retention_are_dropped_at_the_next_wr
     assert sorted(stored["inbox"]) == ["event-2", "event-3"]
     # A recent event is still recognised and skipped.
     assert await store.apply("t-1", lambda doc: Change({**(doc or {}), "n": 99}), event_id="event-3") is None
+
+
+def test_a_store_test_boots_the_store_alone(db: Any, request: pytest.FixtureRequest) -> None:
+    """Issue 10: "Tests that only need the store boot the whole system (`db` depends on `stack`)".
+    `db` stands on the embedded store alone: no broker, no services."""
+    assert "stack" not in request.fixturenames

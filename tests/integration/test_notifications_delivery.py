@@ -35,19 +35,13 @@ from shared.catalog import NotificationOutcome
 from shared.clock import now as utcnow
 from shared.http import install_error_handlers
 from shared.store import AggregateStore, Document
-from tests.conftest import eventually, store_server
+from tests.conftest import eventually
 from tests.integration.test_orders_at_scale import Commands, create_indexes, merchant_app
 from tests.unit.test_notification_rules import BOOK, LINK_SECRET, LINKS, MUG, NOW, fulfillment_event
 
 POLICY = RetryPolicy(max_attempts=4, backoff=timedelta(seconds=0.2), max_backoff=timedelta(seconds=0.5),
                      claim=timedelta(seconds=1))  # fmt: skip
 """What settings_for sets: four attempts, quick backoff, a one-second claim."""
-
-
-@pytest.fixture(scope="module")
-def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with store_server(tmp_path_factory.mktemp("nx")) as uri:
-        yield uri
 
 
 @pytest.fixture

@@ -78,6 +78,7 @@ class Service:
 
 @pytest.fixture(scope="module")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A store of this module's own: the thousands of orders it seeds do not weigh on the others."""
     with store_server(tmp_path_factory.mktemp("nx")) as uri:
         yield uri
 

@@ -7,7 +7,7 @@ Also: one `apply(..., missing=...)` says what happens when the aggregate does no
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -18,7 +18,6 @@ from shared.aggregates import Change, Document, StoreMapping
 from shared.catalog import InventoryLevel
 from shared.events import new_event
 from shared.store import AggregateMissing, AggregateStore
-from tests.conftest import store_server
 
 
 class Shelf(BaseModel):
@@ -52,12 +51,6 @@ def receive(count: int) -> Callable[[Shelf], Change[Shelf]]:
         return Change(shelf.model_copy(update={"on_hand": shelf.on_hand + count}), [event])
 
     return rule
-
-
-@pytest.fixture(scope="module")
-def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with store_server(tmp_path_factory.mktemp("nx")) as uri:
-        yield uri
 
 
 @pytest.fixture
