@@ -53,10 +53,10 @@ async def _fulfillment_orders(database: Database) -> int:
     async for doc in _every(collection, {"inbox": 0, "outbox": 0}):
         try:  # its shipments count for no index field: not read (this version need not know them)
             fo = FULFILLMENT_ORDERS.load({**doc, "id": doc["_id"], "fulfillments": {}})
+            derived = index_fields(fo)
         except (KeyError, TypeError, ValueError):
             log.warning("fulfillment order %s is not one this version knows: left as it is", doc["_id"])
             continue
-        derived = index_fields(fo)
         if any(doc.get(name) != value for name, value in derived.items()):
             result = await collection.update_one(
                 {"_id": doc["_id"], "version": {"$eq": doc.get("version")}},

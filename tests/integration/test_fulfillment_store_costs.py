@@ -381,3 +381,24 @@ async def test_the_upgrade_makes_what_an_earlier_version_stored_findable_once(db
     listed = await db["fulfillment_orders"].find({"sort_key": {"$gt": ""}}).to_list()
     assert {fo["_id"] for fo in listed} >= set(ids.values())
     assert all(fo["sort_key"] == derived_fields({**fo, "id": fo["_id"]})["sort_key"] for fo in listed)
+
+
+async def test_the_upgrade_leaves_a_document_it_cannot_index_and_upgrades_the_others(db: Any) -> None:
+    """Review finding: a stored fulfillment order that loads but whose time cannot be read (a
+    SCHEDULED one with `fulfill_at: "2024-13-01"`) made the upgrade raise on every retry, so the
+    documents after it never got their fields and the marker was never written."""
+    service = replica(db)
+    await service.location_updated(Location(id="wh", name="wh", priority=1), T0)
+    await service.stock_level_changed(level("MUG", 5, 0, seq=1), now_iso())
+    broken, fine = paid("MUG"), paid("MUG")
+    for order in (broken, fine):
+        await service.route_paid_order(order, f"paid-{order.id}")
+    (bad,) = await service.fulfillment_orders.find({"order_id": {"$eq": broken.id}})
+    await db["fulfillment_orders"].update_many({}, {"$unset": {"sort_key": ""}})
+    await db["fulfillment_orders"].update_one(
+        {"_id": bad.id}, {"$set": {"status": "SCHEDULED", "fulfill_at": "2024-13-01"}}
+    )
+    assert await upgrade.upgrade(db) >= 1
+    left = await db["fulfillment_orders"].find({"sort_key": {"$exists": False}}, {"_id": 1}).to_list()
+    assert [doc["_id"] for doc in left] == [bad.id]
+    assert await db["migrations"].find_one({"_id": upgrade.MARKER}) is not None
