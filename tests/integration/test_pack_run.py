@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from services.fulfillment.app import FulfillmentApp, FulfillmentSettings, bootstrap
 from services.fulfillment.application import actions
 from services.fulfillment.application.editing import order_edited
+from services.fulfillment.domain.fulfillment_orders import lifecycle
 from services.fulfillment.domain.fulfillment_orders.model import FulfillmentOrder, FulfillmentRequest, LineQuantity
 from services.fulfillment.domain.pack_run import Outcome, PackDecision
 from services.fulfillment.packer import Packer
@@ -227,3 +229,29 @@ async def test_a_shortened_pack_run_interval_applies_at_once_on_the_replica_that
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_pack_run_in_the_middle_of_a_re_route_does_not_settle_the_order(db: Any) -> None:
+    """The flaky e2e run (test_the_periodic_pack_run_moves_the_short_order_on_once_stock_arrives):
+    stock arriving for an out-of-stock hold cancels the hold's fulfillment order first
+    (`reroute_pending`) and plans its replacements after; a pack run in between saw no fulfillment
+    order to pack, settled the order as "nothing to pack", and never looked at it again."""
+    app = service(db)
+    await stocked(app.fulfillment, "wh", "MUG", 0)
+    short = an_order(("MUG", 2))
+    (held,) = await placed(app, short)
+    assert held.is_out_of_stock_hold
+    giving_way = await app.fulfillment.apply(held.id, partial(lifecycle.replace_out_of_stock, now=now_iso()))
+    assert giving_way is not None and giving_way.reroute_pending  # the re-route is not planned yet
+
+    decision = by_order((await app.pack_runs.run()).decisions)[short.id]
+    assert decision.outcome == Outcome.NOT_ROUTED, decision.message
+
+    await app.fulfillment.finish_reroute(giving_way)
+    await app.fulfillment.stock_level_changed(
+        InventoryLevel(sku="MUG", location_id="wh", on_hand=5, reserved=0, available=5, seq=2), now_iso()
+    )
+    for fo in await fos_of(app, short):
+        if fo.status == "OPEN":
+            await reserved(app, fo)
+    assert by_order((await app.pack_runs.run()).decisions)[short.id].outcome == Outcome.MOVED

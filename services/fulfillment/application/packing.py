@@ -202,10 +202,12 @@ def _live_by_order(
     routings: dict[str, RoutingRecord], fos: dict[str, FulfillmentOrder]
 ) -> dict[str, list[FulfillmentOrder]]:
     """Each routed order's live fulfillment orders (those its plan has not replaced); an order
-    whose plan is not all created yet is left out (not routed yet, as far as packing goes)."""
+    whose plan is not all created yet, or is being re-routed (a fulfillment order gave way and its
+    replacements are not planned yet: `reroute_pending`), is left out: not routed yet, as far as
+    packing goes, rather than settled as having nothing to pack."""
     live: dict[str, list[FulfillmentOrder]] = {}
     for order_id, routing in routings.items():
         ids = [entry.fulfillment_order_id for entry in routing.live_entries]
-        if all(fo_id in fos for fo_id in ids):
+        if all(fo_id in fos for fo_id in ids) and not any(fos[fo_id].reroute_pending for fo_id in ids):
             live[order_id] = [fos[fo_id] for fo_id in ids]
     return live
