@@ -18,7 +18,6 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +30,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
+from bench.harness import embedded_stack  # noqa: E402
 from deploy.local_stack import LocalStack  # noqa: E402
 from services.fulfillment.domain.fulfillment_orders.model import (  # noqa: E402
     FulfillmentOrder,
@@ -53,7 +53,6 @@ from shared.catalog import (  # noqa: E402
     Tracking,
 )
 
-ENV = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500", "LOG_LEVEL": "WARNING"}
 STORED = 300
 LOCATIONS = 20
 AT = "2026-03-01T16:40:00.000000+00:00"
@@ -133,19 +132,8 @@ def main() -> None:
     parser.add_argument("--save", type=Path)
     parser.add_argument("--compare", type=Path)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-api-views-") as data_dir:
-        stack = LocalStack(
-            data_dir=Path(data_dir), kafka_port=0, mongo_port=0, smtp_port=0,
-            service_ports={"fulfillment": 0, "inventory": 0}, persistent_store=False, use_environment=False,
-            extra_env=ENV,
-        )  # fmt: skip
-        try:
-            stack.start_infrastructure()
-            stack.start_services()
-            stack.wait_until_ready(120)
-            figures = asyncio.run(measure(stack, args.samples))
-        finally:
-            stack.stop()
+    with embedded_stack("api-views", ["fulfillment", "inventory"]) as stack:
+        figures = asyncio.run(measure(stack, args.samples))
     before: dict[str, float] = json.loads(args.compare.read_text()) if args.compare else {}
     compared = ", and as a ratio to before" if before else ""
     print(f"\np50 in ms ({args.samples} requests each, one at a time){compared}")

@@ -20,7 +20,6 @@ import email.parser
 import email.policy
 import re
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -32,11 +31,9 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from bench.harness import SERVICES, embedded_stack  # noqa: E402
 from deploy.local_stack import LocalStack  # noqa: E402
 
-SERVICES = ("orders", "inventory", "fulfillment", "notifications")
-ENV = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500", "LOG_LEVEL": "WARNING",
-       "DOWNLOAD_LINK_SECRET": "bench-secret-of-at-least-16-bytes"}  # fmt: skip
 COMMAND = re.compile(r'^store_commands_total\{collection="([^"]*)",command="([^"]*)"\} (\S+)$', re.M)
 PUBLISHED = re.compile(r"^faststream_published_messages_total\{[^}]*\} (\S+)$", re.M)
 
@@ -136,18 +133,8 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=100)
     parser.add_argument("--in-flight", type=int, default=8)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-costs-") as data_dir:
-        stack = LocalStack(
-            data_dir=Path(data_dir), kafka_port=0, mongo_port=0, smtp_port=0,
-            service_ports=dict.fromkeys(SERVICES, 0), persistent_store=False, use_environment=False, extra_env=ENV,
-        )  # fmt: skip
-        try:
-            stack.start_infrastructure()
-            stack.start_services()
-            stack.wait_until_ready(120)
-            asyncio.run(measure(stack, args.orders, args.in_flight))
-        finally:
-            stack.stop()
+    with embedded_stack("costs") as stack:
+        asyncio.run(measure(stack, args.orders, args.in_flight))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -43,12 +43,13 @@ ADDRESS = {"address1": "Storgatan 1", "city": "Stockholm", "zip": "11122", "coun
 
 
 @contextlib.contextmanager
-def embedded_stack(name: str) -> Iterator[LocalStack]:
-    """Broker, store, SMTP sink and the four services on free ports, data in memory, stopped after."""
+def embedded_stack(name: str, services: Iterable[str] = SERVICES) -> Iterator[LocalStack]:
+    """Broker, store, SMTP sink and the services (all four unless told) on free ports, data in
+    memory, stopped after."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as data_dir:
         stack = LocalStack(
             data_dir=Path(data_dir), kafka_port=0, mongo_port=0, smtp_port=0,
-            service_ports=dict.fromkeys(SERVICES, 0), persistent_store=False, use_environment=False, extra_env=ENV,
+            service_ports=dict.fromkeys(services, 0), persistent_store=False, use_environment=False, extra_env=ENV,
         )  # fmt: skip
         try:
             started = time.perf_counter()

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -29,13 +28,13 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
+from bench.harness import embedded_stack  # noqa: E402
 from deploy.local_stack import LocalStack  # noqa: E402
 from services.orders import domain, store  # noqa: E402
 from shared.catalog import FulfillmentOrderChanged  # noqa: E402
 from shared.events import new_event  # noqa: E402
 from shared.store import Document  # noqa: E402
 
-ENV = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500", "LOG_LEVEL": "WARNING"}
 SHAPES: dict[str, dict[str, Any]] = {
     "limit=50": {"limit": 50},
     "financial_status=paid": {"limit": 50, "financial_status": "paid"},
@@ -135,18 +134,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=15)
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    with tempfile.TemporaryDirectory(prefix="bench-orders-list-") as data_dir:
-        stack = LocalStack(
-            data_dir=Path(data_dir), kafka_port=0, mongo_port=0, smtp_port=0, service_ports={"orders": 0},
-            persistent_store=False, use_environment=False, extra_env=ENV,
-        )  # fmt: skip
-        try:
-            stack.start_infrastructure()
-            stack.start_services()
-            stack.wait_until_ready(120)
-            asyncio.run(measure(stack, sizes, args.samples))
-        finally:
-            stack.stop()
+    with embedded_stack("orders-list", ["orders"]) as stack:
+        asyncio.run(measure(stack, sizes, args.samples))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
-from bench.orders_list import ENV, p50, stored_order  # noqa: E402
+from bench.harness import embedded_stack  # noqa: E402
+from bench.orders_list import p50, stored_order  # noqa: E402
 from deploy.local_stack import LocalStack  # noqa: E402
 from services.orders import search, store  # noqa: E402
 from services.orders.domain import Comment  # noqa: E402
@@ -93,18 +93,8 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=10_000)
     parser.add_argument("--samples", type=int, default=15)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-orders-search-") as data_dir:
-        stack = LocalStack(
-            data_dir=Path(data_dir), kafka_port=0, mongo_port=0, smtp_port=0, service_ports={"orders": 0},
-            persistent_store=False, use_environment=False, extra_env=ENV,
-        )  # fmt: skip
-        try:
-            stack.start_infrastructure()
-            stack.start_services()
-            stack.wait_until_ready(120)
-            asyncio.run(measure(stack, args.orders, args.samples))
-        finally:
-            stack.stop()
+    with embedded_stack("orders-search", ["orders"]) as stack:
+        asyncio.run(measure(stack, args.orders, args.samples))
 
 
 if __name__ == "__main__":
