@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from deploy.local_stack import LocalStack, free_port
 from tests.conftest import bearer, eventually, running_stack
 from tests.e2e.test_following_an_order import _paid_order
+from tests.e2e.test_walking_skeleton import stocked_sku
 from tests.kafka_tools import TopicReader
 
 pytestmark = pytest.mark.e2e
@@ -72,18 +73,19 @@ async def test_a_requests_trace_goes_on_through_kafka_into_the_services_that_han
 ) -> None:
     stack, collector = traced_stack
     async with httpx.AsyncClient(timeout=10, headers=bearer(stack)) as http:
-        tag = uuid.uuid4().hex[:8]
-        assert (await http.put(f"{stack.url('inventory')}/locations/wh-{tag}", json={"name": "W"})).status_code == 201
-        assert (await http.put(f"{stack.url('inventory')}/stock/wh-{tag}/MUG-{tag}", json={"on_hand": 3})).is_success
+        # Routing knows the stock before the order comes: else the order waits for it, and its
+        # reservation is made by the stock's arrival, in the trace of the request that stocked it.
+        sku = await stocked_sku(stack, http, on_hand=3)
         async with TopicReader(stack.kafka_bootstrap, "orders.events.v1", "inventory.events.v1") as kafka:
             trace_id = uuid.uuid4().hex
             caller = {"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"}
-            reply = await http.post(f"{stack.url('orders')}/orders", json=_paid_order(f"MUG-{tag}"), headers=caller)
+            reply = await http.post(f"{stack.url('orders')}/orders", json=_paid_order(sku), headers=caller)
             assert reply.status_code == 201, reply.text
             order_id = reply.json()["id"]
             await eventually(lambda: "inventory.reserved" in kafka.types(order_id), timeout=30)
             # The events carry the trace of the spans that made them: the request's trace.
-            assert {e["traceparent"].split("-")[1] for e in kafka.events(order_id)} == {trace_id}
+            traces = {(e["type"], e["traceparent"].split("-")[1]) for e in kafka.events(order_id)}
+            assert {trace for _, trace in traces} == {trace_id}, traces
 
     def services_in_the_trace() -> set[str]:
         return {service for service, trace, _ in collector.spans if trace == trace_id}

@@ -27,18 +27,22 @@ def new_order(paid: bool = False, sku: str = "MUG-1") -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def stocked_sku(stack: LocalStack, http: httpx.AsyncClient) -> str:
+async def stocked_sku(stack: LocalStack, http: httpx.AsyncClient, on_hand: int = 10) -> str:
     """A sku of this test's own, in stock at a location of its own, known to fulfillment's routing."""
     tag = uuid.uuid4().hex[:8]
     sku, location_id = f"MUG-{tag}", f"wh-{tag}"
     reply = await http.put(f"{stack.url('inventory')}/locations/{location_id}", json={"name": "Skeleton"})
     assert reply.status_code == 201, reply.text
-    reply = await http.put(f"{stack.url('inventory')}/stock/{location_id}/{sku}", json={"on_hand": 10})
+    reply = await http.put(f"{stack.url('inventory')}/stock/{location_id}/{sku}", json={"on_hand": on_hand})
     assert reply.status_code == 200, reply.text
 
     async def routing_sees_it() -> bool:
+        # The stock, not only the location: routing lists a location it knows with 0 available
+        # until inventory's level event reaches it, and an order placed meanwhile waits for it.
         view = (await http.get(f"{stack.url('fulfillment')}/routing/stock/{sku}")).json()
-        return any(level["location_id"] == location_id for level in view.get("locations", []))
+        return any(
+            level["location_id"] == location_id and level["available"] == on_hand for level in view.get("locations", [])
+        )
 
     await eventually(routing_sees_it, timeout=30)
     return sku
