@@ -8,6 +8,10 @@
 topic they came from; consumers that had already applied the event skip it by its id, the group
 that failed gets another go. Progress is kept in the consumer group `dlq-redrive.<group>`, so a
 dead letter is sent back once, however often the command runs.
+
+It reaches the cluster as the services do, from the same variables: KAFKA_BOOTSTRAP_SERVERS (or
+`--bootstrap`), KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD and
+KAFKA_SSL_CAFILE (on Kubernetes, those of the `dlq-tool` KafkaUser).
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from shared.kafka_connection import client_options
 from shared.messaging import CLOUDEVENTS_CONTENT_TYPE
+from shared.settings import KafkaSettings, load_settings
 from shared.topics import all_topic_partitions
 
 
@@ -57,13 +62,13 @@ class DeadLetter:
 
 
 async def read_dead_letters(
-    bootstrap: str, topic: str, group_id: str | None = None
+    kafka: KafkaSettings, topic: str, group_id: str | None = None
 ) -> tuple[list[DeadLetter], dict[TopicPartition, int]]:
     """Every dead letter of `topic` not yet consumed by `group_id` (all of them without one),
     and the offsets read up to."""
     dlq = f"{topic}.dlq"
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest"
+        **client_options(kafka), group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -85,10 +90,10 @@ async def read_dead_letters(
         await consumer.stop()
 
 
-async def redrive(bootstrap: str, topic: str, group: str, dry_run: bool = False) -> int:
+async def redrive(kafka: KafkaSettings, topic: str, group: str, dry_run: bool = False) -> int:
     """Send `group`'s dead letters of `topic` back to it; returns how many were sent."""
     redrive_group = f"dlq-redrive.{group}"
-    read, offsets = await read_dead_letters(bootstrap, topic, redrive_group)
+    read, offsets = await read_dead_letters(kafka, topic, redrive_group)
     letters = [letter for letter in read if letter.group == group and not letter.truncated]
     skipped = sum(1 for letter in read if letter.group == group and letter.truncated)
     if skipped:
@@ -97,7 +102,7 @@ async def redrive(bootstrap: str, topic: str, group: str, dry_run: bool = False)
         for letter in letters:
             print("would redrive", letter.describe())
         return len(letters)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(**client_options(kafka), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         for letter in letters:
@@ -108,7 +113,7 @@ async def redrive(bootstrap: str, topic: str, group: str, dry_run: bool = False)
             await producer.send_and_wait(topic, letter.record.value, key=letter.record.key, headers=headers)
     finally:
         await producer.stop()
-    await _commit(bootstrap, redrive_group, offsets)
+    await _commit(kafka, redrive_group, offsets)
     return len(letters)
 
 
@@ -136,9 +141,9 @@ def _is_cloudevent(value: bytes | None) -> bool:
     return isinstance(parsed, dict) and "specversion" in parsed
 
 
-async def _commit(bootstrap: str, group_id: str, offsets: dict[TopicPartition, int]) -> None:
+async def _commit(kafka: KafkaSettings, group_id: str, offsets: dict[TopicPartition, int]) -> None:
     """Remember, for the redrive group, what has been sent back (so it is not sent twice)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(kafka), group_id=group_id, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(list(offsets))
@@ -153,17 +158,20 @@ def main() -> None:
     parser.add_argument("topic", help="the topic whose dead letters to look at, e.g. orders.events.v1")
     parser.add_argument("--group", help="only the dead letters of this consumer group (required for redrive)")
     parser.add_argument("--dry-run", action="store_true")
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument("--bootstrap", help="the brokers (default: KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)")
     args = parser.parse_args()
+    kafka = load_settings(KafkaSettings)
+    if args.bootstrap:
+        kafka = kafka.model_copy(update={"kafka_bootstrap_servers": args.bootstrap})
     if args.command == "list":
-        letters, _ = asyncio.run(read_dead_letters(args.bootstrap, args.topic))
+        letters, _ = asyncio.run(read_dead_letters(kafka, args.topic))
         for letter in letters:
             if not args.group or letter.group == args.group:
                 print(letter.describe())
     else:
         if not args.group:
             parser.error("redrive needs --group: the consumer group that should get another go")
-        sent = asyncio.run(redrive(args.bootstrap, args.topic, args.group, args.dry_run))
+        sent = asyncio.run(redrive(kafka, args.topic, args.group, args.dry_run))
         print(f"{'would redrive' if args.dry_run else 'redrove'} {sent} dead letter(s) to {args.topic}")
 
 

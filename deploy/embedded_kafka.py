@@ -23,6 +23,7 @@ import ctypes
 import importlib.util
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -131,8 +132,17 @@ def parse_sync_group(frame: bytes) -> tuple[GroupGeneration, int] | None:
 class EmbeddedKafka:
     """The mock cluster plus its forwarder; the forwarder runs its own loop in a thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, topics: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        topics: dict[str, int] | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """`tls`: the forwarder speaks TLS with this server context (an SSL listener, for the tests
+        of the clients' TLS settings); the mock behind it is plaintext either way."""
         self.host, self.port = host, port
+        self.tls = tls
         self.topics = all_topic_partitions() if topics is None else dict(topics)
         self._rk: int | None = None
         self._mcluster: int | None = None
@@ -228,7 +238,7 @@ class EmbeddedKafka:
 
     async def _listen(self) -> None:
         self._synced = asyncio.Condition()
-        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self._server = await asyncio.start_server(self._accept, self.host, self.port, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _close(self) -> None:

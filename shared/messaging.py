@@ -27,12 +27,12 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import CollectorRegistry
 from pymongo.errors import ConnectionFailure
 
 from shared.catalog import Contract
 from shared.events import CloudEvent, EnvelopeError, acting_as, handling_trace, parse_message, spec_for, traced
+from shared.kafka_connection import build_security
 from shared.observability import ServiceMetrics, Telemetry, continuing, handling, span_traceparent
 from shared.offsets import OffsetCommits, OffsetResetGuard
 from shared.rules import RuleViolation
@@ -67,28 +67,6 @@ Handler = Callable[[CloudEvent, Any], Awaitable[None]]
 """`async def on_paid(event: CloudEvent, paid: OrderPaid) -> None`: the event and its data as the
 catalog model of its type (for a handler of several types, the union of their models)."""
 H = TypeVar("H", bound=Handler)
-
-
-def build_security(settings: ServiceSettings) -> BaseSecurity | None:
-    protocol = settings.kafka_security_protocol.upper()
-    if protocol == "PLAINTEXT":
-        return None
-    use_ssl = protocol in ("SSL", "SASL_SSL")
-    if protocol.startswith("SASL"):
-        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-        username = settings.kafka_sasl_username or ""
-        mechanism = (settings.kafka_sasl_mechanism or "PLAIN").upper()
-        sasl: dict[str, type[SASLPlaintext] | type[SASLScram256] | type[SASLScram512]] = {
-            "PLAIN": SASLPlaintext,
-            "SCRAM-SHA-256": SASLScram256,
-            "SCRAM-SHA-512": SASLScram512,
-        }
-        if mechanism not in sasl:
-            raise ValueError(f"KAFKA_SASL_MECHANISM {mechanism!r} is not one of {sorted(sasl)}")
-        return sasl[mechanism](username, password, use_ssl=use_ssl)
-    import ssl
-
-    return BaseSecurity(ssl_context=ssl.create_default_context(), use_ssl=use_ssl)
 
 
 def build_broker(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Subclasses that change a default repeat the type (`http_port: Port = 8003`), which keeps the bounds.
@@ -24,10 +24,29 @@ def seconds(low: float, high: float) -> Any:
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-class ServiceSettings(BaseSettings):
-    """What every service reads. Each service subclasses it to name itself and its port."""
+class KafkaSettings(BaseSettings):
+    """How to reach the Kafka cluster: what the services and the operators' tools (deploy.dlq) read."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    kafka_bootstrap_servers: Annotated[str, Field(min_length=1)] = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # With SSL / SASL_SSL: the CA certificates (PEM) the brokers' certificates are checked against,
+    # such as Strimzi's cluster CA; unset, the system's (which SSL_CERT_FILE may replace).
+    kafka_ssl_cafile: FilePath | None = None
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        """`sasl_ssl` and `scram-sha-512` mean what they say."""
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+class ServiceSettings(KafkaSettings):
+    """What every service reads. Each service subclasses it to name itself and its port."""
 
     service_name: str = "service"
     http_host: str = "0.0.0.0"
@@ -35,11 +54,6 @@ class ServiceSettings(BaseSettings):
     # The largest request body any route accepts (declared or streamed); larger is 413.
     max_request_bytes: Annotated[int, Field(ge=1_024, le=100_000_000)] = 1_000_000
 
-    kafka_bootstrap_servers: Annotated[str, Field(min_length=1)] = "127.0.0.1:9092"
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
     # Short enough that a replaced replica's partitions move on quickly.
     kafka_session_timeout_ms: Annotated[int, Field(ge=1_000, le=3_600_000)] = 10_000
     kafka_heartbeat_interval_ms: Annotated[int, Field(ge=100, le=3_600_000)] = 1_000
@@ -72,10 +86,10 @@ class ServiceSettings(BaseSettings):
     # Tests only: write each distinct query shape sent to the store to a file in this directory.
     store_query_log: Path | None = None
 
-    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", "log_level", mode="before")
+    @field_validator("log_level", mode="before")
     @classmethod
-    def _upper(cls, value: object) -> object:
-        """`info` and `sasl_ssl` mean what they say."""
+    def _upper_level(cls, value: object) -> object:
+        """`info` means what it says."""
         return value.strip().upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")

@@ -5,6 +5,7 @@ what a platform team expects of each service."""
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
@@ -111,6 +112,21 @@ def test_no_secret_is_committed_and_each_service_reads_only_its_own(overlay: str
         assert secrets_read(deployment) == own | shared
     link_secret = of_kind(overlay, "ExternalSecret")["notifications-secrets"]["spec"]["data"]
     assert "DOWNLOAD_LINK_SECRET" in {item["secretKey"] for item in link_secret}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_reaches_kafka_over_tls_trusting_strimzis_cluster_ca(overlay: str) -> None:
+    """SASL_SSL, and KAFKA_SSL_CAFILE naming the CA certificate mounted from Strimzi's secret (the
+    TLS itself: tests/integration/test_kafka_tls.py)."""
+    assert of_kind(overlay, "ConfigMap")["fulfillment-platform"]["data"]["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    for name, deployment in of_kind(overlay, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        container = next(c for c in pod["containers"] if c["name"] == name)
+        cafile = PurePosixPath(next(e["value"] for e in container["env"] if e["name"] == "KAFKA_SSL_CAFILE"))
+        mounted = next(m["name"] for m in container["volumeMounts"] if m["mountPath"] == str(cafile.parent))
+        secret = next(v["secret"] for v in pod["volumes"] if v["name"] == mounted)
+        assert secret["secretName"] == "fulfillment-kafka-cluster-ca-cert", name
+        assert {"key": "ca.crt", "path": cafile.name} in secret["items"], name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -83,7 +83,8 @@ async def drive_a_day(stack: LocalStack, http: httpx.AsyncClient) -> None:
 
     async def routing_sees_it() -> bool:
         view = (await http.get(f"{stack.url('fulfillment')}/routing/stock/{sku}")).json()
-        return any(level["location_id"] == location for level in view.get("locations", []))
+        # The stock, not only the location (an order placed before it would wait for it).
+        return any(level["location_id"] == location and level["available"] == 5 for level in view.get("locations", []))
 
     await eventually(routing_sees_it, timeout=30)
     order = {

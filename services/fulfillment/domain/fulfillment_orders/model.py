@@ -123,17 +123,26 @@ class RequestMessage:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlanEntry:
-    """One fulfillment order as the order's routing plan has it (domain.order_routing): all that
-    creating it takes, and whether a re-route replaced it since."""
+class Placement:
+    """Where a fulfillment order is fulfilled, as routing saw it when it was planned (or the merchant
+    moved it): its kind, the location (None: no location, or none could take it yet), and the
+    fulfillment service that runs the location with that service's workflow (see ServiceWorkflow).
+    A plan entry and the fulfillment order made from it have the same."""
 
-    index: int = 0
-    fulfillment_order_id: str
     kind: Kind
     location_id: str | None
     location_name: str | None = None
     fulfillment_service: str | None = None
     workflow: ServiceWorkflow = ServiceWorkflow.NEW
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanEntry(Placement):
+    """One fulfillment order as the order's routing plan has it (domain.order_routing): all that
+    creating it takes, and whether a re-route replaced it since."""
+
+    index: int = 0
+    fulfillment_order_id: str
     lines: tuple[Line, ...]
     reason: str
     holds: tuple[Hold, ...] = ()
@@ -147,17 +156,12 @@ class PlanEntry:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FulfillmentOrder:
-    """One fulfillment order, whole: its lines, holds, schedule, request and fulfillments."""
+class FulfillmentOrder(Placement):
+    """One fulfillment order, whole: where it is placed, its lines, holds, schedule, request and
+    fulfillments."""
 
     id: str
     order_id: str
-    kind: Kind
-    location_id: str | None
-    location_name: str | None = None
-    fulfillment_service: str | None = None
-    workflow: ServiceWorkflow = ServiceWorkflow.NEW
-    """The workflow of the location's fulfillment service (see ServiceWorkflow)."""
     status: Status
     request_status: RequestStatus = RequestStatus.UNSUBMITTED
     notify_customer_when_shipped: bool = True
