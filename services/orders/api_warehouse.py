@@ -12,6 +12,7 @@ from services.orders import domain
 from services.orders.api import (
     MAX_LINES,
     AddressIn,
+    CustomerIn,
     CustomStatusView,
     LineItemIn,
     OrderView,
@@ -23,6 +24,7 @@ from services.orders.application import Orders
 from services.orders.custom_statuses import CustomStatuses, UnknownStatus
 from services.orders.domain import Address, NewLine, OrderEdit
 from shared.auth import requires
+from shared.catalog import Customer
 from shared.events import current_actor
 from shared.http import ApiError, NotFound, RequestBody
 
@@ -73,6 +75,9 @@ class OrderEditIn(RequestBody):
     )
     line_items: Annotated[list[EditedLineIn], Field(min_length=1, max_length=MAX_LINES)] | None = None
     shipping_address: AddressIn | None = None
+    customer: Annotated[
+        CustomerIn | None, Field(description="the buyer: a draft given one becomes an order; never removed")
+    ] = None
 
 
 class CustomStatusList(BaseModel):
@@ -108,21 +113,28 @@ def build_warehouse_router(orders: Orders) -> APIRouter:
 
     @router.patch("/orders/{order_id}", dependencies=[requires("orders:write")])
     async def edit_order(order_id: str, body: OrderEditIn) -> OrderView:
-        """Edit an order placed or in packing: the full new `line_items` (a line with an existing
-        line's `id`, or else its sku, is that line) and/or the `shipping_address`. Emits
+        """Edit a draft or an order placed or in packing: the full new `line_items` (a line with an
+        existing line's `id`, or else its sku, is that line), the `shipping_address` and/or the
+        `customer` (a draft given its customer becomes an order, which the pack run packs). Emits
         order.edited with the whole new order; 409 once the order shipped, or when the edit would
         touch something shipped."""
         fields = body.model_fields_set
-        if not fields & {"line_items", "shipping_address"}:
-            detail = {"field": "body", "reason": "give line_items and/or shipping_address"}
+        if not fields & {"line_items", "shipping_address", "customer"}:
+            detail = {"field": "body", "reason": "give line_items, shipping_address and/or customer"}
             raise ApiError(422, "invalid_request", "invalid request: body", [detail])
+        if "customer" in fields and body.customer is None:
+            detail = {"field": "customer", "reason": "a customer cannot be removed: an order does not become a draft"}
+            raise ApiError(422, "invalid_request", "invalid request: customer", [detail])
         lines = None
         if body.line_items is not None:
             lines = tuple(
                 NewLine.model_validate({**line.model_dump(), "id": line.id or ""}) for line in body.line_items
             )
         address = Address(**body.shipping_address.model_dump()) if body.shipping_address is not None else None
-        change = OrderEdit(line_items=lines, shipping_address=address, address_given="shipping_address" in fields)
+        customer = Customer(**body.customer.model_dump()) if body.customer is not None else None
+        change = OrderEdit(
+            line_items=lines, shipping_address=address, address_given="shipping_address" in fields, customer=customer
+        )
         try:
             return await shown(orders, orders.edit(known_id(order_id), change))
         except domain.InvalidOrder as exc:

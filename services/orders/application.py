@@ -218,12 +218,16 @@ class Orders:
         return await self._change(order_id, lambda order: domain.set_custom_status(order, code, now_iso()))
 
     async def edit(self, order_id: str, change: OrderEdit) -> Order:
-        """Edit lines and/or address; the skus it adds are searchable before it is written, those
-        it drops stop being so after."""
+        """Edit lines, address and/or customer; the skus and customer it adds are searchable before
+        it is written, what it drops stops being so after."""
         before = await self.get(order_id)
+        added = set[str]()
         if change.line_items is not None:
-            added = search.tokens(" ".join(line.sku for line in change.line_items))
-            await self.terms.add(order_id, before.created_at, added)
+            added |= set(search.tokens(" ".join(line.sku for line in change.line_items)))
+        if change.customer is not None:
+            added |= search.customer_terms(change.customer)
+        if added:
+            await self.terms.add(order_id, before.created_at, sorted(added))
         edited = await self._change(order_id, lambda order: domain.edit(order, change, now_iso()))
         await self.terms.remove(order_id, search.terms_of(before) - search.terms_of(edited))
         return edited

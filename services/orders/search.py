@@ -22,6 +22,7 @@ from pymongo import ReplaceOne
 
 from services.orders import store
 from services.orders.domain import Order
+from shared.catalog import Customer
 from shared.store import Collection, Filter
 
 MAX_TERMS = 400
@@ -42,14 +43,18 @@ def tokens(text: str) -> list[str]:
     return words
 
 
+def customer_terms(customer: Customer) -> set[str]:
+    """The terms the buyer is found by: the whole email address, the words of the name."""
+    email = [customer.email.lower()[:MAX_TERM_CHARS]] if customer.email else []
+    return {*email, *tokens(customer.name)}
+
+
 def terms_of(order: Order) -> set[str]:
     """Every term the order is found by."""
     found: list[str] = []
     if order.number is not None:
         found.append(str(order.number))
-    if order.customer.email:
-        found.append(order.customer.email.lower()[:MAX_TERM_CHARS])
-    found.extend(tokens(order.customer.name))
+    found.extend(sorted(customer_terms(order.customer)))
     found.extend(tokens(" ".join(line.sku for line in order.line_items)))
     for comment in order.comments:
         found.extend(tokens(comment.text))

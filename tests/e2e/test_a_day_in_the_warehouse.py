@@ -9,7 +9,8 @@ the pick list of the location (HTML and PDF, grouped by bin, with order numbers)
 up to 4 parcel ids (a fifth refused with 422), a partial delivery that stays in packing and the
 edits refused once something shipped; a custom status defined, set, renamed and found by search;
 an order edited in packing (quantity up: re-reserved; line removed: released); and stock
-arriving for the short order, which the periodic pack run then moves on. Each asserts what the
+arriving for the short order, which the periodic pack run then moves on; and the draft given its
+customer at last, which the pack run then packs. Each asserts what the
 merchant sees: the order's warehouse status, the fulfillment orders, the stock levels.
 """
 
@@ -435,3 +436,32 @@ async def test_stock_arrives_and_the_periodic_pack_run_moves_the_short_order_on(
         await day.warehouse_status("waiting", "packing")
     finally:
         assert (await day.shop.http.put(url, json=before)).status_code == 200
+
+
+async def test_a_draft_given_its_customer_becomes_an_order_that_the_pack_run_packs(morning: Day) -> None:
+    """Before, a draft could not be edited at all ("the order is draft: only an order placed or in
+    packing can be edited"): the morning's paid draft, routed and holding its tea, was never packed."""
+    day = morning
+    url = f"{day.orders_url}/orders/{day.id('draft')}"
+    removed = await day.shop.http.patch(url, json={"customer": None})
+    assert removed.status_code == 422, removed.text
+    assert removed.json()["error"]["details"][0]["field"] == "customer"
+
+    email = f"late-{day.shop.tag}@example.com"
+    given = await day.shop.http.patch(url, json={"customer": {"email": email, "name": "Late Buyer"}})
+    assert given.status_code == 200, given.text
+    order = given.json()
+    assert order["customer"] == {"email": email, "name": "Late Buyer"}
+    assert order["warehouse_status"] == "order"
+    assert order["timeline"][0]["details"]["changes"] == ["customer added: no longer a draft"]
+    found = await day.shop.http.get(f"{day.orders_url}/orders", params={"q": email})
+    assert [o["id"] for o in found.json()["items"]] == [day.id("draft")]
+
+    async def packed() -> bool:  # fulfillment hears of the customer through order.edited
+        entries = [e for e in (await day.pack_run())["orders"] if e["order_id"] == day.id("draft")]
+        return any(entry["moved"] for entry in entries) or (await day.order("draft"))["warehouse_status"] == "packing"
+
+    await eventually(packed, timeout=30, interval=0.5)
+    await day.warehouse_status("draft", "packing")
+    (fo,) = await day.shop.live(day.id("draft"))
+    assert fo["warehouse_status"] == "packing"

@@ -10,7 +10,7 @@ import pytest
 
 from services.orders import custom_statuses, domain, listing, search
 from services.orders.domain import Comment, InvalidOrder, NewLine, Order, OrderEdit, OrderRuleViolation
-from shared.catalog import FulfillmentOrderSnapshot, WarehouseStatus
+from shared.catalog import Customer, FulfillmentOrderSnapshot, WarehouseStatus
 from tests.event_data import data_of
 from tests.unit.test_order_rules import LATER, NOW, order_request, placed
 
@@ -119,6 +119,30 @@ def test_an_edit_is_refused_once_what_it_touches_shipped() -> None:
 def test_an_edit_keeps_the_placing_rules() -> None:
     with pytest.raises(InvalidOrder):
         domain.edit(two_lines(), OrderEdit(shipping_address=None, address_given=True), LATER)
+
+
+def test_a_draft_given_its_customer_becomes_an_order() -> None:
+    """Before: "the order is draft: only an order placed or in packing can be edited", so a draft
+    never got its customer and the warehouse never packed it."""
+    draft = domain.place(order_request(customer=None), NOW).document
+    buyer = Customer(email="late@example.com", name="Late Buyer")
+    change = domain.edit(draft, OrderEdit(customer=buyer), LATER)
+    assert change is not None and change.document.customer == buyer
+    assert domain.warehouse_status(change.document) == WarehouseStatus.ORDER
+    [event] = change.events
+    assert event.type == "order.edited" and event.data["changes"] == ["customer added: no longer a draft"]
+    assert event.data["order"]["customer"] == {"email": "late@example.com", "name": "Late Buyer"}
+    assert {"late@example.com", "late", "buyer"} <= search.terms_of(change.document)
+    assert domain.edit(change.document, OrderEdit(customer=buyer), LATER) is None, "the same customer: no change"
+
+
+def test_a_drafts_lines_are_edited_and_an_orders_customer_changed() -> None:
+    draft = domain.place(order_request(customer=None), NOW).document
+    more = domain.edit(draft, OrderEdit(line_items=[line("MUG-1", 2)]), LATER)
+    assert more is not None and domain.warehouse_status(more.document) == WarehouseStatus.DRAFT
+    order = placed()
+    changed = domain.edit(order, OrderEdit(customer=Customer(email="new@example.com", name="New")), LATER)
+    assert changed is not None and changed.events[0].data["changes"] == ["customer changed"]
 
 
 def test_a_search_matches_every_word_and_every_filter() -> None:

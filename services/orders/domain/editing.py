@@ -1,9 +1,12 @@
-"""Editing an order while it is placed or being packed: quantities, lines added or removed, the
-shipping address. The order changes here and says so (`order.edited`, with the whole new order and
-the changes in words); fulfillment re-routes and re-reserves what changed.
+"""Editing an order while it is a draft, placed or being packed: quantities, lines added or
+removed, the shipping address, the customer. The order changes here and says so (`order.edited`,
+with the whole new order and the changes in words); fulfillment re-routes and re-reserves what
+changed.
 
-Nothing that has shipped is touched: a line with units shipped cannot be changed or removed, and
-the address cannot change once anything shipped (it went to the old one)."""
+A draft becomes an order when it is given its customer (the warehouse packs it from then on); an
+order never goes back to being a draft. Nothing that has shipped is touched: a line with units
+shipped cannot be changed or removed, and the address cannot change once anything shipped (it
+went to the old one)."""
 
 from __future__ import annotations
 
@@ -11,24 +14,35 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from services.orders.domain.model import InvalidOrder, NewLine, NewOrder, Order, OrderRuleViolation, Problem, snapshot
+from services.orders.domain.model import (
+    InvalidOrder,
+    NewLine,
+    NewOrder,
+    Order,
+    OrderRuleViolation,
+    Problem,
+    is_draft,
+    snapshot,
+)
 from services.orders.domain.placing import MAX_ORDER_BYTES, check_new_order
 from services.orders.domain.timeline import emit
 from services.orders.domain.warehouse import shipped_quantities, warehouse_status
 from shared.aggregates import Change
-from shared.catalog import Address, LineItem, OrderEdited, WarehouseStatus
+from shared.catalog import Address, Customer, LineItem, OrderEdited, WarehouseStatus
 
-EDITABLE = frozenset({WarehouseStatus.ORDER, WarehouseStatus.PACKING})
+EDITABLE = frozenset({WarehouseStatus.DRAFT, WarehouseStatus.ORDER, WarehouseStatus.PACKING})
 
 
 @dataclass(frozen=True)
 class OrderEdit:
     """What the merchant sends: the full new lines (None: unchanged; a line with the `id` of an
-    existing line, or else its sku, is that line; other lines are new) and/or the new address."""
+    existing line, or else its sku, is that line; other lines are new), the new address and/or
+    the customer (None: unchanged)."""
 
     line_items: Sequence[NewLine] | None = None
     shipping_address: Address | None = None
     address_given: bool = False
+    customer: Customer | None = None
 
 
 def edit(order: Order, change: OrderEdit, now: str) -> Change[Order] | None:
@@ -37,7 +51,9 @@ def edit(order: Order, change: OrderEdit, now: str) -> Change[Order] | None:
         raise OrderRuleViolation("the order is cancelled and cannot be edited")
     status = warehouse_status(order)
     if status not in EDITABLE:
-        raise OrderRuleViolation(f"the order is {status.value}: only an order placed or in packing can be edited")
+        raise OrderRuleViolation(
+            f"the order is {status.value}: only a draft or an order placed or in packing can be edited"
+        )
     shipped = shipped_quantities(order)
     words: list[str] = []
     lines = order.line_items
@@ -49,10 +65,14 @@ def edit(order: Order, change: OrderEdit, now: str) -> Change[Order] | None:
             raise OrderRuleViolation("part of the order has shipped to the current address: it cannot change")
         address = change.shipping_address
         words.append("shipping address changed")
+    customer = order.customer
+    if change.customer is not None and change.customer != order.customer:
+        customer = change.customer
+        words.append("customer added: no longer a draft" if is_draft(order) else "customer changed")
     if not words:
         return None
-    _check(order, lines, address)
-    edited = replace(order, line_items=lines, shipping_address=address, updated_at=now)
+    _check(order, lines, address, customer)
+    edited = replace(order, line_items=lines, shipping_address=address, customer=customer, updated_at=now)
     return emit(edited, [("order.edited", OrderEdited(order=snapshot(edited), changes=words))], now)
 
 
@@ -112,11 +132,11 @@ def _differences(old: LineItem, new: LineItem) -> list[str]:
     return said
 
 
-def _check(order: Order, lines: tuple[LineItem, ...], address: Address | None) -> None:
+def _check(order: Order, lines: tuple[LineItem, ...], address: Address | None, customer: Customer) -> None:
     """The placing rules hold for the edited order too (digital lines, an address where a line
     ships), and it still fits in an event."""
     as_new = NewOrder(
-        customer=order.customer, shipping_address=address, currency=order.currency,
+        customer=customer, shipping_address=address, currency=order.currency,
         line_items=tuple(NewLine(**line.model_dump()) for line in lines),
     )  # fmt: skip
     problems = check_new_order(as_new)
@@ -124,6 +144,7 @@ def _check(order: Order, lines: tuple[LineItem, ...], address: Address | None) -
         problems.append(Problem("line_items", "an order keeps at least one line"))
     if problems:
         raise InvalidOrder(problems)
-    size = len(snapshot(replace(order, line_items=lines, shipping_address=address)).model_dump_json())
+    edited = replace(order, line_items=lines, shipping_address=address, customer=customer)
+    size = len(snapshot(edited).model_dump_json())
     if size > MAX_ORDER_BYTES:
         raise InvalidOrder([Problem("line_items", f"the order would be {size} bytes, over {MAX_ORDER_BYTES}")])
