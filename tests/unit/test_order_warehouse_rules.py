@@ -131,7 +131,7 @@ def test_a_draft_given_its_customer_becomes_an_order() -> None:
     assert domain.warehouse_status(change.document) == WarehouseStatus.ORDER
     [event] = change.events
     assert event.type == "order.edited" and event.data["changes"] == ["customer added: no longer a draft"]
-    assert event.data["order"]["customer"] == {"email": "late@example.com", "name": "Late Buyer"}
+    assert data_of(event)["order"]["customer"] == {"email": "late@example.com", "name": "Late Buyer"}
     assert {"late@example.com", "late", "buyer"} <= search.terms_of(change.document)
     assert domain.edit(change.document, OrderEdit(customer=buyer), LATER) is None, "the same customer: no change"
 
