@@ -44,6 +44,17 @@ class KafkaSettings(BaseSettings):
         """`sasl_ssl` and `scram-sha-512` mean what they say."""
         return value.strip().upper() if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _security_complete(self) -> Self:
+        """A CA file without TLS, or SASL without its credentials, is a mistake in the configuration:
+        said at start, not found out as a client that silently skips it or cannot log in."""
+        protocol = self.kafka_security_protocol
+        if self.kafka_ssl_cafile is not None and protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(f"KAFKA_SSL_CAFILE is used with SSL or SASL_SSL only, not {protocol}")
+        if protocol.startswith("SASL") and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"{protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        return self
+
 
 class ServiceSettings(KafkaSettings):
     """What every service reads. Each service subclasses it to name itself and its port."""

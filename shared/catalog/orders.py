@@ -101,6 +101,11 @@ class OrderSnapshot(Contract):
     waiting: bool = False
     custom_status: str | None = None
 
+    @property
+    def is_draft(self) -> bool:
+        """A checkout started with no customer details yet: never packed, nothing sent to anyone."""
+        return not self.customer.email.strip()
+
 
 class OrderCreated(Contract):
     order: OrderSnapshot

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import logging
 import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,7 +34,11 @@ from shared.topics import ORDERS_EVENTS
 
 
 def _certificate(
-    subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None, signer: ec.EllipticCurvePrivateKey
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name | None,
+    signer: ec.EllipticCurvePrivateKey,
+    address: str = "127.0.0.1",
 ) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
@@ -51,35 +57,63 @@ def _certificate(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
         )
         builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    else:  # the broker, at the address it advertises
-        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    else:  # a broker, at the address its certificate names
+        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))])
         builder = builder.add_extension(san, critical=False)
     return builder.sign(signer, hashes.SHA256())
 
 
+@dataclass(frozen=True)
+class ClusterCa:
+    """A cluster CA (as Strimzi makes one) in a PEM file, and brokers' TLS contexts it signed."""
+
+    cafile: Path
+    broker: ssl.SSLContext
+    """A broker's, for the address it is reached at (127.0.0.1)."""
+    misnamed: ssl.SSLContext
+    """A broker's whose certificate names another address."""
+
+
 @pytest.fixture(scope="module")
-def cluster_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]:
-    """A cluster CA (as Strimzi makes one) in a PEM file, and the broker's TLS context it signed."""
+def cluster_ca(tmp_path_factory: pytest.TempPathFactory) -> ClusterCa:
     folder = tmp_path_factory.mktemp("tls")
-    ca_key, broker_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _certificate("cluster-ca", ca_key, None, ca_key)
-    broker = _certificate("broker", broker_key, ca.subject, ca_key)
     (folder / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (folder / "broker.crt").write_bytes(broker.public_bytes(serialization.Encoding.PEM))
-    (folder / "broker.key").write_bytes(
-        broker_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+
+    def broker(name: str, address: str) -> ssl.SSLContext:
+        key = ec.generate_private_key(ec.SECP256R1())
+        (folder / f"{name}.crt").write_bytes(
+            _certificate(name, key, ca.subject, ca_key, address).public_bytes(serialization.Encoding.PEM)
         )
-    )
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(folder / "broker.crt", folder / "broker.key")
-    return folder / "ca.crt", server
+        (folder / f"{name}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(folder / f"{name}.crt", folder / f"{name}.key")
+        return server
+
+    return ClusterCa(folder / "ca.crt", broker("broker", "127.0.0.1"), broker("elsewhere", "10.9.8.7"))
 
 
 @pytest.fixture(scope="module")
-def tls_kafka(cluster_ca: tuple[Path, ssl.SSLContext]) -> Iterator[EmbeddedKafka]:
-    with EmbeddedKafka(port=0, tls=cluster_ca[1]) as kafka:
+def tls_kafka(cluster_ca: ClusterCa) -> Iterator[EmbeddedKafka]:
+    with EmbeddedKafka(port=0, tls=cluster_ca.broker) as kafka:
         yield kafka
+
+
+async def refused_because(settings: KafkaSettings, caplog: pytest.LogCaptureFixture) -> str:
+    """Why a client with these settings cannot connect, as aiokafka logs it (the test fails if it
+    can connect)."""
+    producer = AIOKafkaProducer(**client_options(settings), request_timeout_ms=5_000)
+    try:
+        with caplog.at_level(logging.ERROR, logger="aiokafka"), pytest.raises(KafkaConnectionError):
+            await producer.start()
+    finally:
+        await producer.stop()
+    return "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("aiokafka"))
 
 
 async def test_a_service_configured_for_sasl_ssl_as_the_kubernetes_kit_configures_it_can_build_its_kafka_clients() -> (
@@ -103,12 +137,12 @@ async def test_a_service_configured_for_sasl_ssl_as_the_kubernetes_kit_configure
 
 
 async def test_the_services_broker_and_the_dlq_tool_speak_tls_to_a_broker_that_kafka_ssl_cafile_vouches_for(
-    tls_kafka: EmbeddedKafka, cluster_ca: tuple[Path, ssl.SSLContext]
+    tls_kafka: EmbeddedKafka, cluster_ca: ClusterCa
 ) -> None:
     settings = ServiceSettings(
         kafka_bootstrap_servers=tls_kafka.bootstrap_servers,
         kafka_security_protocol="SSL",
-        kafka_ssl_cafile=cluster_ca[0],
+        kafka_ssl_cafile=cluster_ca.cafile,
     )
     broker = build_broker(settings, CollectorRegistry())
     await broker.start()
@@ -123,10 +157,22 @@ async def test_the_services_broker_and_the_dlq_tool_speak_tls_to_a_broker_that_k
     ]
 
 
-async def test_a_broker_whose_certificate_the_configured_cas_did_not_sign_is_refused(tls_kafka: EmbeddedKafka) -> None:
+async def test_a_broker_whose_certificate_the_configured_cas_did_not_sign_is_refused(
+    tls_kafka: EmbeddedKafka, caplog: pytest.LogCaptureFixture
+) -> None:
     """Without KAFKA_SSL_CAFILE the system's CAs are the judges, and they never signed this broker."""
     settings = KafkaSettings(kafka_bootstrap_servers=tls_kafka.bootstrap_servers, kafka_security_protocol="SSL")
-    producer = AIOKafkaProducer(**client_options(settings), request_timeout_ms=5_000)
-    with pytest.raises(KafkaConnectionError):
-        await producer.start()
-    await producer.stop()
+    assert "CERTIFICATE_VERIFY_FAILED" in await refused_because(settings, caplog)
+
+
+async def test_a_broker_whose_certificate_names_another_address_is_refused(
+    cluster_ca: ClusterCa, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The CA signed it, but for another broker: host names are checked too."""
+    with EmbeddedKafka(port=0, tls=cluster_ca.misnamed) as kafka:
+        settings = KafkaSettings(
+            kafka_bootstrap_servers=kafka.bootstrap_servers,
+            kafka_security_protocol="SSL",
+            kafka_ssl_cafile=cluster_ca.cafile,
+        )
+        assert "IP address mismatch" in await refused_because(settings, caplog)

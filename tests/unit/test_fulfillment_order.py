@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from services.fulfillment.domain import order_routing
-from services.fulfillment.domain.fulfillment_orders import shipping
+from services.fulfillment.domain.fulfillment_orders import packing, shipping
 from services.fulfillment.domain.fulfillment_orders.model import (
     FulfillmentRequest,
     InvalidRequest,
@@ -16,7 +16,7 @@ from services.fulfillment.domain.fulfillment_orders.model import (
 )
 from services.fulfillment.domain.routing import RoutingLocation
 from services.fulfillment.store import FULFILLMENT_ORDERS as mapping
-from shared.catalog import HoldReason, LabelStatus, OrderSnapshot, Tracking
+from shared.catalog import Customer, HoldReason, LabelStatus, OrderSnapshot, Tracking
 from shared.store import Change, Document
 from tests import fulfillment_documents as fo_rules
 from tests.event_data import data_of
@@ -104,6 +104,24 @@ def test_digital_lines_are_fulfilled_as_soon_as_created() -> None:
     assert fulfillment["line_items"][0]["digital_asset_url"] == "https://files.example/EBOOK"
     assert fulfillment["notify_customer"] is True
     assert data_of(change.events[1])["fulfillment_order"]["line_items"][0]["fulfilled_quantity"] == 1
+
+
+def test_a_drafts_digital_lines_wait_for_its_customer_and_ship_once_it_comes() -> None:
+    """Before, a paid draft's digital lines shipped at once and their download links were emailed
+    to nobody (no address: failed for good), never again once the draft got its customer."""
+    given = order(("EBOOK", 1, False))
+    draft = given.model_copy(update={"customer": Customer(email="", name="")})
+    routing = order_routing.route_paid_order(None, draft, order_routing.RoutingContext([], {}), T0)
+    assert routing is not None
+    change = fo_rules.create(routing.document.entries[0], draft, T0)
+    assert types(change) == ["fulfillment_order.created"] and change.document["status"] == "OPEN"
+
+    customer_given = fo_rules.on_document(packing.order_updated)(change.document, given, T1)
+    assert customer_given is not None
+    assert types(customer_given) == ["fulfillment.created", "fulfillment_order.closed"]
+    assert data_of(customer_given.events[0])["fulfillment"]["notify_customer"] is True
+    assert customer_given.document["order"]["customer"]["email"] == "b@example.com"
+    assert fo_rules.on_document(packing.order_updated)(apply(customer_given), given, LATER) is None
 
 
 def test_out_of_stock_lines_are_created_on_hold_without_a_location() -> None:

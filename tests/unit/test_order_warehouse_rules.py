@@ -136,6 +136,17 @@ def test_a_draft_given_its_customer_becomes_an_order() -> None:
     assert domain.edit(change.document, OrderEdit(customer=buyer), LATER) is None, "the same customer: no change"
 
 
+def test_a_shipped_draft_is_not_edited() -> None:
+    """A merchant may ship a draft's fulfillment order by hand: once everything shipped, a draft
+    is refused an edit like any shipped order (a review finding on letting drafts be edited)."""
+    draft = domain.place(order_request(customer=None), NOW).document
+    shipped = with_fo(draft, "CLOSED", {line.sku: line.quantity for line in draft.line_items})
+    assert domain.warehouse_status(shipped) == WarehouseStatus.DRAFT
+    as_they_are = [NewLine(**li.model_dump()) for li in shipped.line_items]
+    with pytest.raises(OrderRuleViolation, match="the order is shipped"):
+        domain.edit(shipped, OrderEdit(line_items=[*as_they_are, line("CUP", 3)]), LATER)
+
+
 def test_a_drafts_lines_are_edited_and_an_orders_customer_changed() -> None:
     draft = domain.place(order_request(customer=None), NOW).document
     more = domain.edit(draft, OrderEdit(line_items=[line("MUG-1", 2)]), LATER)

@@ -77,8 +77,27 @@ def test_a_heartbeat_longer_than_the_session_timeout_is_refused(monkeypatch: pyt
 def test_log_level_and_protocol_names_are_taken_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOG_LEVEL", "warning")
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "orders")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "not-a-real-password")
     settings = load_settings(OrdersSettings)
     assert (settings.log_level, settings.kafka_security_protocol) == ("WARNING", "SASL_SSL")
+
+
+@pytest.mark.parametrize(
+    ("variables", "said"),
+    [
+        ({"KAFKA_SSL_CAFILE": __file__}, "KAFKA_SSL_CAFILE is used with SSL or SASL_SSL only, not PLAINTEXT"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "orders"},
+         "SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "SASL_PLAINTEXT needs KAFKA_SASL_USERNAME and"),
+    ],
+)  # fmt: skip
+def test_kafka_security_without_what_it_needs_stops_the_service(
+    variables: dict[str, str], said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert said in refusal(OrdersSettings)
 
 
 @pytest.mark.parametrize(

@@ -64,11 +64,6 @@ def order_seen(
     return None if view == current else Change(view)
 
 
-def is_draft(order: OrderSnapshot) -> bool:
-    """A checkout started with no customer details yet: never packed."""
-    return not order.customer.email.strip()
-
-
 def display_number(order: OrderSnapshot) -> str:
     """How a person reads the order out: "#1001", or its id before it had a number."""
     return f"#{order.number}" if order.number is not None else order.id
@@ -136,7 +131,7 @@ def decide(
     def stop(outcome: Outcome, check: str, message: str) -> PackDecision:
         return PackDecision(order.id, display_number(order), outcome, (*steps, Step(check, False, message)))
 
-    if is_draft(order):
+    if order.is_draft:
         return stop(Outcome.DRAFT, "draft", "a draft (a checkout started, no customer details yet): never packed")
     steps.append(Step("draft", True, "not a draft"))
     if order.financial_status not in PAID:

@@ -26,11 +26,12 @@ from services.orders.domain.model import (
 )
 from services.orders.domain.placing import MAX_ORDER_BYTES, check_new_order
 from services.orders.domain.timeline import emit
-from services.orders.domain.warehouse import shipped_quantities, warehouse_status
+from services.orders.domain.warehouse import goods_status, shipped_quantities
 from shared.aggregates import Change
 from shared.catalog import Address, Customer, LineItem, OrderEdited, WarehouseStatus
 
-EDITABLE = frozenset({WarehouseStatus.DRAFT, WarehouseStatus.ORDER, WarehouseStatus.PACKING})
+EDITABLE = frozenset({WarehouseStatus.ORDER, WarehouseStatus.PACKING})
+"""Where an order's goods may stand for it to be edited, a draft's too."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def edit(order: Order, change: OrderEdit, now: str) -> Change[Order] | None:
     """The order as edited, with `order.edited`; None when the edit changes nothing."""
     if order.cancelled_at:
         raise OrderRuleViolation("the order is cancelled and cannot be edited")
-    status = warehouse_status(order)
+    status = goods_status(order)
     if status not in EDITABLE:
         raise OrderRuleViolation(
             f"the order is {status.value}: only a draft or an order placed or in packing can be edited"

@@ -69,6 +69,12 @@ def warehouse_status(order: Order) -> WarehouseStatus:
     packed (IN_PROGRESS at a merchant-managed location); otherwise a placed order."""
     if is_draft(order):
         return WarehouseStatus.DRAFT
+    return goods_status(order)
+
+
+def goods_status(order: Order) -> WarehouseStatus:
+    """Where the order's goods stand (order, packing or shipped), draft or not: a merchant may ship
+    a draft's fulfillment order by hand."""
     shipped = shipped_quantities(order)
     if order.line_items and all(shipped.get(line.id, 0) >= line.quantity for line in order.line_items):
         return WarehouseStatus.SHIPPED

@@ -241,8 +241,12 @@ def with_progress(fo: FulfillmentOrder, events: tuple[CloudEvent, ...], now: str
 
 def progressed(fo: FulfillmentOrder, now: str) -> Transition | None:
     """An open fulfillment order whose stock is secured ships at once when automatic (digital
-    lines always are): itself, or through its fulfillment service's request. None: it waits."""
+    lines always are): itself, or through its fulfillment service's request. None: it waits. A
+    draft's waits for the order's customer (see packing.order_updated): its download links and
+    shipping confirmation would go to nobody."""
     if not fo.auto_fulfill or fo.status != Status.OPEN or fo.reservation_status == Reservation.PENDING:
+        return None
+    if fo.order.is_draft:
         return None
     if fo.fulfillment_service:
         if fo.request_status == RequestStatus.UNSUBMITTED:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from shared.catalog import OrderSnapshot
 
 from .announcements import fo_event
+from .lifecycle import progressed
 from .model import TERMINAL, FulfillmentOrder, Reservation, Status, Transition
 
 
@@ -39,7 +40,9 @@ def start_packing(fo: FulfillmentOrder, now: str) -> Transition | None:
 
 def order_updated(fo: FulfillmentOrder, order: OrderSnapshot, now: str) -> Transition | None:
     """The order changed (an edit's new shipping address, say): the fulfillment order carries the
-    new snapshot (packing slips print it). Nothing to announce: order.edited did."""
+    new snapshot (packing slips print it). Nothing to announce: order.edited did. A draft given
+    its customer: what is automatic ships now (lifecycle.progressed)."""
     if fo.status in TERMINAL or fo.order == order:
         return None
-    return Transition(replace(fo, order=order, updated_at=now))
+    fo = replace(fo, order=order, updated_at=now)
+    return Transition(fo).then(progressed(fo, now))
