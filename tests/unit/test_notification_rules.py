@@ -103,6 +103,19 @@ def test_a_shipment_without_notify_customer_sends_nothing() -> None:
     assert drafts_for(notify=False) == []
 
 
+def test_a_drafts_shipment_and_cancellation_write_to_nobody() -> None:
+    """A draft has no customer yet: before, its emails were drafted to an empty address, each
+    failing for good and announced as failed."""
+    event, changed = fulfillment_event(lines=[MUG, BOOK])
+    draft = changed.model_copy(update={"order": order().model_copy(update={"customer": Customer(email="", name="")})})
+    assert emails.emails_for_fulfillment(event, draft, LINKS, NOW) == []
+    assert len(emails.emails_for_fulfillment(event, changed, LINKS, NOW)) == 2
+    cancelled = OrderCancelled(order=draft.order, refund="none", refunded=False, restock=True,
+                               notify_customer=True, reason="customer")  # fmt: skip
+    assert emails.email_for_cancellation(new_event("orders", "order.cancelled", draft.order.id, cancelled),
+                                         cancelled) is None  # fmt: skip
+
+
 def test_digital_lines_always_get_their_download_links() -> None:
     [draft] = drafts_for(lines=[BOOK], notify=False)
     assert draft.kind == EmailKind.DOWNLOAD_LINKS and draft.context["kind"] == "download_links"

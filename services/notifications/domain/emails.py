@@ -154,9 +154,10 @@ class EmailDraft:
 def emails_for_fulfillment(
     event: CloudEvent, changed: FulfillmentChanged, links: LinkPolicy, now: datetime
 ) -> list[EmailDraft]:
-    """The emails a fulfillment.created or fulfillment.tracking_updated event asks for."""
+    """The emails a fulfillment.created or fulfillment.tracking_updated event asks for (none for a
+    draft's, which a merchant shipped by hand: there is nobody to write to yet)."""
     fulfillment = changed.fulfillment
-    if fulfillment.status != "SUCCESS":
+    if fulfillment.status != "SUCCESS" or changed.order.is_draft:
         return []
     shipped = [line for line in fulfillment.line_items if not line.digital_asset_url]
     digital = [line for line in fulfillment.line_items if line.digital_asset_url]
@@ -178,8 +179,9 @@ email promises no refund, whatever refund the merchant asked for."""
 
 
 def email_for_cancellation(event: CloudEvent, cancelled: OrderCancelled) -> EmailDraft | None:
-    """A cancellation notice when the merchant asked to tell the buyer, saying what happens to the money."""
-    if not cancelled.notify_customer:
+    """A cancellation notice when the merchant asked to tell the buyer (a draft has none to tell),
+    saying what happens to the money."""
+    if not cancelled.notify_customer or cancelled.order.is_draft:
         return None
     order = cancelled.order
     charged = order.financial_status in CHARGED
