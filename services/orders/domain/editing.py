@@ -14,19 +14,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from services.orders.domain.model import (
-    InvalidOrder,
-    NewLine,
-    NewOrder,
-    Order,
-    OrderRuleViolation,
-    Problem,
-    is_draft,
-    snapshot,
-)
+from services.orders.domain.model import InvalidOrder, NewLine, NewOrder, Order, OrderRuleViolation, Problem, snapshot
 from services.orders.domain.placing import MAX_ORDER_BYTES, check_new_order
 from services.orders.domain.timeline import emit
-from services.orders.domain.warehouse import goods_status, shipped_quantities
+from services.orders.domain.warehouse import goods_status, shipped_quantities, warehouse_status
 from shared.aggregates import Change
 from shared.catalog import Address, Customer, LineItem, OrderEdited, WarehouseStatus
 
@@ -69,7 +60,8 @@ def edit(order: Order, change: OrderEdit, now: str) -> Change[Order] | None:
     customer = order.customer
     if change.customer is not None and change.customer != order.customer:
         customer = change.customer
-        words.append("customer added: no longer a draft" if is_draft(order) else "customer changed")
+        was_draft = warehouse_status(order) == WarehouseStatus.DRAFT
+        words.append("customer added: no longer a draft" if was_draft else "customer changed")
     if not words:
         return None
     _check(order, lines, address, customer)
