@@ -231,11 +231,16 @@ async def test_a_bulk_fulfil_survives_a_crash_of_fulfillment_and_ships_each_orde
             return any(e["type"] == "bulk_job.completed" for e in kafka.events(job_id, FULFILLMENT_TOPIC))
 
         await eventually(announced, timeout=30)
+
+        def shipped(fo: dict[str, Any]) -> set[str]:
+            events = kafka.events(fo["order_id"], FULFILLMENT_TOPIC)
+            return {e["id"] for e in events if e["type"] == "fulfillment.created"}
+
+        # Each fulfillment order's events are its own (relayed from its outbox, on its order's
+        # partition): the job's announcement does not say they were all read already.
+        await eventually(lambda: all(shipped(fo) for fo in fos), timeout=30)
         for fo in fos:
-            shipped = {
-                e["id"] for e in kafka.events(fo["order_id"], FULFILLMENT_TOPIC) if e["type"] == "fulfillment.created"
-            }
-            assert len(shipped) == 1, fo["id"]
+            assert len(shipped(fo)) == 1, fo["id"]
 
 
 # --- against the store: resuming and two replicas ----------------------------------------------

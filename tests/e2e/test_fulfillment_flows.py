@@ -113,6 +113,19 @@ class Shop:
 
         return list(await eventually(settled, timeout=timeout))
 
+    async def rerouted(self, order_id: str, held_id: str, timeout: float = 30) -> dict[str, Any]:
+        """Wait until the out-of-stock hold `held_id` gave way to one fulfillment order, settled.
+        Routing records the stock, then re-routes what waits for it: until then the hold stands,
+        settled, and `settle` returns it (a test that waited so failed 1 full run in 5)."""
+
+        async def replaced() -> dict[str, Any] | None:
+            live = await self.live(order_id)
+            if len(live) == 1 and live[0]["id"] != held_id and live[0]["reservation_status"] != "PENDING":
+                return live[0]
+            return None
+
+        return dict(await eventually(replaced, timeout=timeout))
+
     async def post(self, path: str, body: Any = None) -> httpx.Response:
         return await self.http.post(f"{self.stack.url('fulfillment')}{path}", json=body)
 
@@ -259,16 +272,7 @@ async def test_out_of_stock_hold_reroutes_and_opens_when_stock_arrives(shop: Sho
     assert refused.status_code == 409
 
     await shop.stock(warehouse, mug, 5)
-
-    async def replaced() -> dict[str, Any] | None:
-        # Routing records the stock, then re-routes what waits for it: until then the hold stands,
-        # settled, and is not what this waits for (it did, 1 CI run in 5).
-        live = await shop.live(order["id"])
-        if len(live) == 1 and live[0]["id"] != held["id"] and live[0]["reservation_status"] != "PENDING":
-            return live[0]
-        return None
-
-    opened = await eventually(replaced, timeout=30)
+    opened = await shop.rerouted(order["id"], held["id"])
     assert (opened["status"], opened["location_id"], opened["reservation_status"]) == ("OPEN", warehouse, "RESERVED")
     assert opened["line_items"][0]["quantity"] == 2
     old = (await shop.http.get(f"{shop.stack.url('fulfillment')}/fulfillment-orders/{held['id']}")).json()
@@ -380,7 +384,8 @@ async def test_scheduled_fulfillment_order_is_opened_by_the_sweep_when_its_time_
     (fo,) = await shop.settle(order["id"], 1)
     past = await shop.post(f"/fulfillment-orders/{fo['id']}/schedule", {"fulfill_at": "2001-01-01T00:00:00Z"})
     assert past.status_code == 422 and past.json()["error"]["details"][0]["field"] == "fulfill_at"
-    soon = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+    # Long enough for orders to show SCHEDULED before the sweep opens it, on a loaded machine too.
+    soon = (datetime.now(UTC) + timedelta(seconds=8)).isoformat()
     scheduled = await shop.post(f"/fulfillment-orders/{fo['id']}/schedule", {"fulfill_at": soon})
     assert scheduled.status_code == 200 and scheduled.json()["status"] == "SCHEDULED"
     refused = await shop.post(f"/fulfillment-orders/{fo['id']}/fulfillments", {})
@@ -498,8 +503,8 @@ async def test_automatic_shop_fulfils_at_once_or_submits_to_the_fulfillment_serv
         await shop.display_status(mine["id"], "FULFILLED")
 
         async def submitted() -> dict[str, Any] | None:
-            (fo,) = await shop.live(theirs["id"])
-            return fo if fo["request_status"] == "SUBMITTED" else None
+            live = await shop.live(theirs["id"])  # none until the order is routed
+            return live[0] if len(live) == 1 and live[0]["request_status"] == "SUBMITTED" else None
 
         fo = await eventually(submitted, timeout=30)
         assert fo["status"] == "OPEN" and fo["location_id"] == third_party

@@ -32,9 +32,10 @@ async def drive_fulfillment(shop: Shop, token: Callable[..., str]) -> None:
 
     # Out of stock everywhere: held; stock arrives at one location: re-routed there.
     waiting = await shop.paid_order(physical(mug, 2))
-    await eventually(lambda: _held(shop, waiting["id"]), timeout=30)
+    (held,) = await shop.settle(waiting["id"], 1)
+    assert held["status"] == "ON_HOLD"
     await shop.stock(here, mug, 5)
-    (fo,) = await shop.settle(waiting["id"], 1)
+    fo = await shop.rerouted(waiting["id"], held["id"])
     assert fo["location_id"] == here
 
     shipped = await shop.post(f"/fulfillment-orders/{fo['id']}/fulfillments", {"notify_customer": False})
@@ -78,10 +79,6 @@ async def drive_fulfillment(shop: Shop, token: Callable[..., str]) -> None:
         return bool(reply.json()["status"] == "COMPLETED")
 
     await eventually(finished, timeout=30)
-
-
-async def _held(shop: Shop, order_id: str) -> bool:
-    return any(fo["status"] == "ON_HOLD" for fo in await shop.fulfillment_orders(order_id))
 
 
 async def test_every_query_of_fulfillment_is_served_by_an_index(

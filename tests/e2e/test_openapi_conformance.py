@@ -128,7 +128,7 @@ async def test_real_resources_answer_as_documented(shop: Shop, stack: LocalStack
 
     async def job_done() -> httpx.Response | None:
         reply = await http.get(f"{fulfillment}/bulk-jobs/{job.json()['id']}")
-        return reply if reply.json()["status"] != "running" else None
+        return reply if reply.json()["status"] != "RUNNING" else None  # the finished job's answer
 
     conforms("fulfillment", "/bulk-jobs/{job_id}", "GET", await eventually(job_done, timeout=30))
     run = await http.post(f"{fulfillment}/pack-runs")
