@@ -9,7 +9,7 @@ TLS connection without a context, so there always is one.
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from typing import TypedDict, cast
 
 from faststream.kafka.security import parse_security
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -38,6 +38,20 @@ def build_security(settings: KafkaSettings) -> BaseSecurity | None:
     return sasl(settings.kafka_sasl_username or "", password, ssl_context=context, use_ssl=context is not None)
 
 
-def client_options(settings: KafkaSettings) -> dict[str, Any]:
+class ClientOptions(TypedDict, total=False):
     """The keyword arguments of an aiokafka client (consumer, producer, admin) for the cluster."""
-    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **parse_security(build_security(settings))}
+
+    bootstrap_servers: str
+    security_protocol: str
+    ssl_context: ssl.SSLContext | None
+    sasl_mechanism: str
+    sasl_plain_username: str
+    sasl_plain_password: str
+
+
+def client_options(settings: KafkaSettings) -> ClientOptions:
+    """What a client of the operators' tools takes: the brokers, and the security FastStream's
+    broker gets (its own translation of it, `parse_security`, for aiokafka)."""
+    options = cast(ClientOptions, parse_security(build_security(settings)))
+    options["bootstrap_servers"] = settings.kafka_bootstrap_servers
+    return options

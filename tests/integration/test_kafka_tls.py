@@ -133,7 +133,7 @@ async def test_a_service_configured_for_sasl_ssl_as_the_kubernetes_kit_configure
     assert options["security_protocol"] == "SASL_SSL" and options["sasl_mechanism"] == "SCRAM-SHA-512"
     assert options["sasl_plain_username"] == "orders"
     context = options["ssl_context"]
-    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context is not None and context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
 async def test_the_services_broker_and_the_dlq_tool_speak_tls_to_a_broker_that_kafka_ssl_cafile_vouches_for(
